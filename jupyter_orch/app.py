@@ -1,0 +1,131 @@
+"""The Jupyter Server extension: settings as traitlets, the service built at start, stopped at end."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from jupyter_core.paths import jupyter_data_dir
+from jupyter_server.extension.application import ExtensionApp
+from jupyter_server.utils import url_path_join
+from traitlets import Bool, Float, Int, Type, Unicode, default, validate
+
+from ._version import __version__
+from .archive import ArchiveLimits
+from .executors import Executor
+from .executors.local import LocalExecutor
+from .handlers import routes
+from .packaging import Packager
+from .service import OrchService, ServiceConfig
+from .store import Store
+
+
+class OrchApp(ExtensionApp):
+    """Workload automation for Jupyter: orchestrations, tasks and runs behind a REST API."""
+
+    name = "jupyter_orch"
+    version = __version__
+    description = __doc__
+    load_other_extensions = True
+
+    data_dir = Unicode(
+        help="Where the database, archives, environments and run logs live.",
+    ).tag(config=True)
+
+    @default("data_dir")
+    def _default_data_dir(self) -> str:
+        return os.path.join(jupyter_data_dir(), "orch")
+
+    max_upload_bytes = Int(
+        512 * 1024 * 1024,
+        help="Largest upload body accepted, in bytes (413 above it).",
+    ).tag(config=True)
+
+    max_archive_files = Int(
+        10_000, help="Most files an orchestration archive may hold."
+    ).tag(config=True)
+
+    max_archive_bytes = Int(
+        1024 * 1024 * 1024,
+        help="Most uncompressed bytes an orchestration archive may hold (zip bombs stop here).",
+    ).tag(config=True)
+
+    kill_grace_seconds = Float(
+        10.0,
+        help="Seconds between SIGTERM and SIGKILL when a run is killed or times out.",
+    ).tag(config=True)
+
+    max_log_line_bytes = Int(
+        16 * 1024,
+        help="Longest log line kept whole; longer output is split into partial (P) lines.",
+    ).tag(config=True)
+
+    allow_requirement_options = Bool(
+        False,
+        help="Allow requirements.txt lines that choose indexes, editable installs, nested "
+        "files or direct URLs (off: the server's own pip configuration decides).",
+    ).tag(config=True)
+
+    max_parallel_builds = Int(
+        2, help="How many environments may be built at the same time."
+    ).tag(config=True)
+
+    executor_class = Type(
+        default_value=LocalExecutor,
+        klass=Executor,
+        help="Where runs execute (the local machine by default).",
+    ).tag(config=True)
+
+    @validate("max_upload_bytes", "max_archive_files", "max_archive_bytes", "max_log_line_bytes")
+    def _positive(self, proposal: Any) -> int:
+        value: int = proposal["value"]
+        if value < 1:
+            raise ValueError(f"{proposal['trait'].name} must be at least 1, not {value}")
+        return value
+
+    service: OrchService | None = None
+
+    def initialize_settings(self) -> None:
+        """Build the service and open its database (quick; runs are re-attached at start)."""
+        data = Path(self.data_dir).expanduser().resolve()
+        config = ServiceConfig(
+            data_dir=data,
+            archive_limits=ArchiveLimits(self.max_archive_files, self.max_archive_bytes),
+            kill_grace=self.kill_grace_seconds,
+            max_line=self.max_log_line_bytes,
+            callback_url=url_path_join(self.serverapp.connection_url, "orch"),
+            allow_requirement_options=self.allow_requirement_options,
+        )
+        self.service = OrchService(
+            config,
+            Store(data / "orch.db"),
+            self.executor_class(),
+            Packager(data / "envs", self.max_parallel_builds),
+        )
+        self.service.open()
+        self.settings.update(
+            {
+                "jupyter_orch.service": self.service,
+                "jupyter_orch.max_upload_bytes": self.max_upload_bytes,
+            }
+        )
+        self.log.info("jupyter_orch %s: data in %s", __version__, data)
+
+    def initialize_handlers(self) -> None:
+        """Register the API routes."""
+        self.handlers.extend(routes())
+
+    async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
+        """Re-attach runs left by an earlier server and resume packaging."""
+        if self.service is not None:
+            await self.service.ensure_started()
+
+    async def stop_extension(self) -> None:
+        """Stop watching runs (they keep going) and close the database."""
+        if self.service is not None:
+            await self.service.stop()
+            self.service = None
+
+
+main = launch_new_instance = OrchApp.launch_instance

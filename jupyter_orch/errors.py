@@ -1,0 +1,54 @@
+"""Errors of the orchestration core; the HTTP layer maps each to a status code."""
+
+from __future__ import annotations
+
+
+class OrchError(Exception):
+    """Base of every error the core raises on purpose; `status` is the HTTP code it maps to."""
+
+    status = 400
+    reason = "Bad Request"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidRequest(OrchError):
+    """A request field is missing, of the wrong type, or out of range."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+
+
+class ArchiveError(OrchError):
+    """An uploaded archive breaks a rule (not a zip, no main.py, a path escaping ...)."""
+
+    reason = "Invalid Archive"
+
+
+class TooLarge(OrchError):
+    """A request body or archive is over a configured limit."""
+
+    status = 413
+    reason = "Payload Too Large"
+
+
+class NotFound(OrchError):
+    """An id names nothing that exists."""
+
+    status = 404
+    reason = "Not Found"
+
+    def __init__(self, kind: str, ident: object) -> None:
+        super().__init__(f"{kind} {ident} not found")
+        self.kind = kind
+        self.ident = ident
+
+
+class Conflict(OrchError):
+    """The object's current state forbids the request."""
+
+    status = 409
+    reason = "Conflict"

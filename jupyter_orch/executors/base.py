@@ -1,0 +1,72 @@
+"""The executor interface: start a run's supervisor, learn how the run ended, stop it."""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from ..models import RunStatus
+
+
+@dataclass
+class RunSpec:
+    """Everything a supervisor needs to run one task run."""
+
+    run_id: str
+    run_dir: Path
+    argv: list[str]
+    env: dict[str, str]
+    source: Path
+    cwd: str
+    timeout: float | None = None
+    grace: float = 10.0
+    max_line: int = 16384
+
+    def to_json(self) -> dict[str, object]:
+        """The `spec.json` the supervisor reads."""
+        return {
+            "argv": self.argv,
+            "env": self.env,
+            "source": str(self.source),
+            "cwd": self.cwd,
+            "timeout": self.timeout,
+            "grace": self.grace,
+            "max_line": self.max_line,
+        }
+
+
+@dataclass
+class ExitRecord:
+    """How a run ended: a failure is data, not an exception."""
+
+    status: RunStatus
+    exit_code: int | None
+    reason: str
+    ended_at: datetime
+    started_at: datetime | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+class Executor(ABC):
+    """Starts and stops runs; each launch returns a future resolved with the run's end."""
+
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Prepare to launch runs."""
+
+    async def stop(self) -> None:  # noqa: B027 - optional hook
+        """Stop watching runs (the runs themselves go on)."""
+
+    @abstractmethod
+    async def launch(self, spec: RunSpec) -> asyncio.Future[ExitRecord]:
+        """Start a run; the future resolves when it has ended."""
+
+    @abstractmethod
+    async def reattach(self, run_id: str, run_dir: Path) -> asyncio.Future[ExitRecord]:
+        """Follow a run started before this server did; resolves when it has ended."""
+
+    @abstractmethod
+    def kill(self, run_id: str) -> bool:
+        """Ask a run to stop (SIGTERM, grace, SIGKILL); False when it is not known here."""

@@ -1,0 +1,364 @@
+"""HTTP handlers of the orchestration API: request shapes in, answer shapes out, errors -> 4xx.
+
+Every route lives under `{base_url}orch/v1/api/`. Each POST endpoint is a small function that
+reads its fields and calls the service; one handler class serves them all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Awaitable, Callable
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from jupyter_core.utils import ensure_async
+from jupyter_server.auth.identity import User
+from jupyter_server.base.handlers import APIHandler
+from tornado import web
+
+from .errors import InvalidRequest, NotFound, OrchError, TooLarge
+from .fields import Fields, as_uuid, parse_json_object
+from .models import RunStatus
+from .service import OrchService
+from .upload import MultipartReceiver
+
+PREFIX = "/orch/v1/api"
+Answer = tuple[int, Any]
+Endpoint = Callable[["OrchHandler", Fields], Awaitable[Answer]]
+
+
+class OrchHandler(APIHandler):
+    """Base of our handlers: authentication (server identity or a run's token) and errors."""
+
+    auth_resource = "orch"
+    run_id: str | None = None
+
+    @property
+    def service(self) -> OrchService:
+        """The service the extension built at start."""
+        service: OrchService = self.settings["jupyter_orch.service"]
+        return service
+
+    @property
+    def owner(self) -> str:
+        """Who owns what this request creates: the server's user (token logins are anonymous)."""
+        return self.service.config.owner
+
+    def _bearer(self) -> str | None:
+        header = self.request.headers.get("Authorization", "")
+        kind, _, token = header.partition(" ")
+        if kind.lower() in ("token", "bearer") and token.strip():
+            return token.strip()
+        return None
+
+    async def prepare(self) -> None:  # type: ignore[override]
+        """Accept a run's own token for this API; otherwise the server's authentication."""
+        token = self._bearer()
+        run_id = self.service.run_for_token(token) if token else None
+        if run_id is not None:
+            if not self.check_host():
+                raise web.HTTPError(403)
+            self.run_id = run_id
+            self.current_user = self._jupyter_current_user = User(username=f"run:{run_id}")
+        else:
+            await super().prepare()
+            if not self.current_user:
+                raise web.HTTPError(403, "authentication required")
+            action = "read" if self.request.method in ("GET", "HEAD") else "write"
+            allowed = self.authorizer.is_authorized(self, self.current_user, action, "orch")
+            if not await ensure_async(allowed):
+                raise web.HTTPError(403, f"not authorized to {action} orchestrations")
+        await self.service.ensure_started()
+
+    def check_xsrf_cookie(self) -> None:
+        """A run's token is a token: no XSRF cookie needed."""
+        if self.run_id is not None:
+            return None
+        return super().check_xsrf_cookie()
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """Core errors become `{"message", "reason"}` with their own status code."""
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, OrchError):
+            self.set_status(exc.status, exc.reason)
+            self.finish(json.dumps({"message": exc.message, "reason": exc.reason}))
+            return
+        super().write_error(status_code, **kwargs)
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        """A core error is an answer, not a crash: one line in the log, no traceback."""
+        if isinstance(value, OrchError):
+            self.log.info("%s %s: %s", self.request.method, self.request.path, value.message)
+            return
+        super().log_exception(typ, value, tb)
+
+    def reply(self, status: int, data: Any) -> None:
+        """Send a JSON answer."""
+        self.set_status(status)
+        self.finish(json.dumps(data))
+
+
+class ActionHandler(OrchHandler):
+    """A POST endpoint taking a JSON body, served by one endpoint function."""
+
+    def initialize(self, endpoint: Endpoint) -> None:
+        """Bind the endpoint function of this route."""
+        self.endpoint = endpoint
+
+    async def post(self) -> None:
+        """Parse the body, call the endpoint, answer."""
+        fields = Fields(parse_json_object(self.request.body))
+        status, data = await self.endpoint(self, fields)
+        self.reply(status, data)
+
+
+@web.stream_request_body
+class UploadHandler(OrchHandler):
+    """`upload`: a multipart body streamed to disk, checked, then handed to the service."""
+
+    receiver: MultipartReceiver | None = None
+
+    @property
+    def max_upload(self) -> int:
+        """The upload size limit in bytes."""
+        limit: int = self.settings["jupyter_orch.max_upload_bytes"]
+        return limit
+
+    async def prepare(self) -> None:  # type: ignore[override]
+        """Authenticate, then refuse a declared body over the limit before reading it."""
+        await super().prepare()
+        declared = self.request.headers.get("Content-Length")
+        if declared and declared.isdigit() and int(declared) > self.max_upload:
+            raise TooLarge(f"upload of {declared} bytes is over the limit of {self.max_upload}")
+        # Our own count answers 413; Tornado's limit would only drop the connection.
+        self.request.connection.set_max_body_size(self.max_upload + (1 << 20))  # type: ignore[union-attr]
+        self.receiver = MultipartReceiver(
+            self.request.headers.get("Content-Type", ""),
+            self.service.tmp_dir(),
+            self.max_upload,
+        )
+
+    def data_received(self, chunk: bytes) -> None:
+        """Feed each piece of the body to the multipart parser as it arrives."""
+        if self.receiver is not None:
+            self.receiver.feed(chunk)
+
+    async def post(self) -> None:
+        """Check the parts and create the orchestration (202: packaging goes on)."""
+        receiver = self.receiver
+        assert receiver is not None
+        receiver.finish()
+        assert receiver.file_path is not None
+        if receiver.file_size == 0:
+            raise InvalidRequest("file", "the uploaded file is empty, not a zip archive")
+        meta = Fields(parse_json_object(bytes(receiver.metadata or b"{}"), "metadata"))
+        orch = await self.service.upload(
+            receiver.file_path,
+            file_name=receiver.file_name or "orchestration.zip",
+            sha=receiver.sha.hexdigest(),
+            size=receiver.file_size,
+            workspace_id=meta.req_int("workspace_id"),
+            name=meta.str("name", required=False),
+            owner=self.owner,
+        )
+        self.reply(202, {"id": orch.id})
+
+    def on_finish(self) -> None:
+        """The temporary upload goes, whatever happened."""
+        if self.receiver is not None:
+            self.receiver.cleanup()
+
+    def on_connection_close(self) -> None:
+        """A client that hangs up mid-upload leaves nothing behind."""
+        if self.receiver is not None:
+            self.receiver.cleanup()
+
+
+class DownloadHandler(OrchHandler):
+    """`download?id=`: the zip bytes exactly as uploaded, streamed."""
+
+    async def get(self) -> None:
+        """Stream the stored archive."""
+        orch_id = as_uuid("id", self.get_query_argument("id", "") or "")
+        orch, path = await self.service.archive_file(orch_id)
+        self.set_header("Content-Type", "application/octet-stream")
+        safe = orch.file_name.replace('"', "")
+        self.set_header("Content-Disposition", f'attachment; filename="{safe}"')
+        self.set_header("Content-Length", str(os.path.getsize(path)))
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 16):
+                self.write(chunk)
+                await self.flush()
+        self.finish(set_content_type="application/octet-stream")
+
+
+class OpenAPIHandler(OrchHandler):
+    """The OpenAPI 3 document of this API."""
+
+    async def get(self) -> None:
+        """Serve the document shipped in the package."""
+        document = files("jupyter_orch").joinpath("openapi.json").read_text(encoding="utf-8")
+        self.finish(document)
+
+
+class UnknownHandler(OrchHandler):
+    """Anything else under the API's prefix: a JSON 404 naming the path."""
+
+    async def prepare(self) -> None:  # type: ignore[override]
+        """Authenticate first, so unknown paths reveal nothing to strangers."""
+        await super().prepare()
+        raise NotFound("endpoint", self.request.path)
+
+
+# -- endpoint functions ----------------------------------------------------------------------
+
+
+async def workspace_create(h: OrchHandler, f: Fields) -> Answer:
+    """`workspaces/create {"name"}`."""
+    name = f.str("name")
+    assert name is not None
+    workspace = await h.service.create_workspace(name, h.owner)
+    return 201, {"workspace_id": workspace.id, **workspace.to_json()}
+
+
+async def workspace_list(h: OrchHandler, f: Fields) -> Answer:
+    """`workspaces/list`."""
+    return 200, {"workspaces": [w.to_json() for w in await h.service.list_workspaces()]}
+
+
+async def orch_list(h: OrchHandler, f: Fields) -> Answer:
+    """`orchestration/list {"workspace_id"}`."""
+    orchs = await h.service.list_orchestrations(f.req_int("workspace_id"))
+    return 200, [o.to_json() for o in orchs]
+
+
+async def orch_list_all(h: OrchHandler, f: Fields) -> Answer:
+    """`orchestration/list_all` with the contract's filters."""
+    statuses = [f.enum("task_run_status", RunStatus, s) for s in f.list("task_run_status", str)]
+    answer = await h.service.list_all(
+        f.list("workspace_ids", int), statuses, f.bool("killed"), f.time_range()
+    )
+    return 200, answer
+
+
+async def orch_get(h: OrchHandler, f: Fields) -> Answer:
+    """`orchestration/get_by_id {"id"}`."""
+    return 200, (await h.service.get_orchestration(f.uuid("id"))).to_json()
+
+
+async def orch_build_log(h: OrchHandler, f: Fields) -> Answer:
+    """`orchestration/get_build_log {"id"}` (ours): the environment build's output."""
+    return 200, {"log": await h.service.build_log(f.uuid("id"))}
+
+
+async def orch_delete(h: OrchHandler, f: Fields) -> Answer:
+    """`orchestration/delete_orchestrations {"orchestrations", "confirm_delete"}`."""
+    ids = [as_uuid("orchestrations", i) for i in f.list("orchestrations", str)]
+    if not ids:
+        raise InvalidRequest("orchestrations", "must list at least one orchestration id")
+    return 200, await h.service.delete_orchestrations(ids, bool(f.bool("confirm_delete")))
+
+
+async def task_run_once(h: OrchHandler, f: Fields) -> Answer:
+    """`task/run_once`: 201 `{"id"}` of the new task."""
+    f.bool("debug")
+    task = await h.service.run_once(
+        orch_id=f.uuid("orch_id"),
+        workspace_id=f.req_int("workspace_id"),
+        args=f.object("json", default={}),
+        name=f.str("name", required=False),
+        timeout=f.int("timeout", required=False, minimum=1),
+        owner=h.owner,
+    )
+    return 201, {"id": task.id}
+
+
+async def task_get(h: OrchHandler, f: Fields) -> Answer:
+    """`task/get_by_id {"id", "run_limit"?}`."""
+    limit = f.int("run_limit", required=False, minimum=0)
+    task = await h.service.get_task(f.uuid("id"), 5 if limit is None else limit)
+    return 200, task.to_json()
+
+
+async def task_list(h: OrchHandler, f: Fields) -> Answer:
+    """`task/list` with optional workspace, orchestration, sha and killed filters."""
+    limit = f.int("run_limit", required=False, minimum=0)
+    tasks = await h.service.list_tasks(
+        f.int("workspace_id", required=False),
+        f.opt_uuid("orch_id"),
+        f.str("orch_sha", required=False),
+        f.bool("killed"),
+        5 if limit is None else limit,
+    )
+    return 200, [t.to_json() for t in tasks]
+
+
+async def task_by_sha(h: OrchHandler, f: Fields) -> Answer:
+    """`task/get_tasks_by_orch_sha {"sha"}`."""
+    sha = f.str("sha")
+    assert sha is not None
+    return 200, {"ids": await h.service.task_ids_by_sha(sha)}
+
+
+async def task_kill(h: OrchHandler, f: Fields) -> Answer:
+    """`task/kill {"id"}`: 202 with the task (`pending_kill` while runs end)."""
+    return 202, (await h.service.kill_task(f.uuid("id"))).to_json()
+
+
+async def task_runs(h: OrchHandler, f: Fields) -> Answer:
+    """`task/list_task_runs {"task_id", "limit"?, "status"?, "time_range"?}`."""
+    word = f.str("status", required=False)
+    status = None if word in (None, "all") else f.enum("status", RunStatus, word)
+    runs = await h.service.list_task_runs(
+        f.uuid("task_id"), f.int("limit", required=False, minimum=1), status, f.time_range()
+    )
+    return 200, [r.to_json() for r in runs]
+
+
+async def task_run_details(h: OrchHandler, f: Fields) -> Answer:
+    """`task/get_run_details {"task", "pod_id"}`."""
+    return 200, (await h.service.get_run(f.uuid("task"), f.uuid("pod_id"))).to_json()
+
+
+async def task_logs(h: OrchHandler, f: Fields) -> Answer:
+    """`task/get_logs_for_run {"id", "lines"?}`."""
+    lines = f.int("lines", required=False, minimum=0)
+    return 200, {"logs": await h.service.run_logs(f.uuid("id"), lines)}
+
+
+ENDPOINTS: dict[str, Endpoint] = {
+    "workspaces/create": workspace_create,
+    "workspaces/list": workspace_list,
+    "orchestration/list": orch_list,
+    "orchestration/list_all": orch_list_all,
+    "orchestration/get_by_id": orch_get,
+    "orchestration/get_build_log": orch_build_log,
+    "orchestration/delete_orchestrations": orch_delete,
+    "task/run_once": task_run_once,
+    "task/get_by_id": task_get,
+    "task/list": task_list,
+    "task/get_tasks_by_orch_sha": task_by_sha,
+    "task/kill": task_kill,
+    "task/list_task_runs": task_runs,
+    "task/get_run_details": task_run_details,
+    "task/get_logs_for_run": task_logs,
+}
+
+
+def routes() -> list[tuple[str, type[web.RequestHandler], dict[str, Any]] | tuple[Any, ...]]:
+    """The URL table of the extension (Jupyter prefixes it with the server's base_url)."""
+    table: list[Any] = [
+        (f"{PREFIX}/orchestration/upload", UploadHandler),
+        (f"{PREFIX}/orchestration/download", DownloadHandler),
+        (f"{PREFIX}/openapi.json", OpenAPIHandler),
+    ]
+    table += [(f"{PREFIX}/{path}", ActionHandler, {"endpoint": fn}) for path, fn in ENDPOINTS.items()]
+    table.append((r"/orch/(.*)", UnknownHandler))
+    return table
+
+
+def openapi_path() -> Path:
+    """Where the shipped OpenAPI document lies."""
+    return Path(str(files("jupyter_orch").joinpath("openapi.json")))

@@ -1,0 +1,250 @@
+"""Records of the orchestration API: workspaces, orchestrations, tasks and task runs."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any
+
+
+def now() -> datetime:
+    """The current time, timezone-aware UTC (the one clock tests patch)."""
+    return datetime.now(timezone.utc)
+
+
+def new_id() -> str:
+    """A fresh UUID string for an orchestration, task or run."""
+    return str(uuid.uuid4())
+
+
+def iso(value: datetime | None) -> str | None:
+    """ISO 8601 with the timezone, as the wire contract writes times."""
+    return value.isoformat() if value is not None else None
+
+
+class OrchestrationStatus(str, Enum):
+    """Where an orchestration's packaging stands."""
+
+    PENDING_PACKAGING = "pending_packaging"
+    PACKAGING = "packaging"
+    READY = "ready"
+    ERROR = "error"
+
+
+class TaskStatus(str, Enum):
+    """A task's status word, as the contract spells it."""
+
+    PENDING = "pending"
+    STARTED = "started"
+    SUCCESS = "success"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    PENDING_KILL = "pending_kill"
+    KILLED = "killed"
+    PENDING_PAUSE = "pending_pause"
+    PAUSED = "paused"
+    PENDING_RESUME = "pending_resume"
+    CRASH_LOOP = "crash_loop"
+
+
+class RunStatus(str, Enum):
+    """A task run's status word."""
+
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILURE = "failure"
+    TIMED_OUT = "timed_out"
+    KILLED = "killed"
+    UNKNOWN = "unknown"
+
+
+class RunType(str, Enum):
+    """How a task makes runs; the values are the contract's `run_type` words."""
+
+    ONCE = "Oneshot"
+    SCHEDULED = "CronJob"
+    CONTINUOUS = "NetworkService"
+
+    @property
+    def flavor(self) -> str:
+        """The contract's `flavor` word for this kind of task."""
+        return {
+            RunType.ONCE: "exec_orch_oneshot",
+            RunType.SCHEDULED: "exec_orch_cron",
+            RunType.CONTINUOUS: "exec_orch_service",
+        }[self]
+
+
+#: How a finished run-once run maps onto its task's final status.
+TASK_STATUS_FOR_RUN = {
+    RunStatus.SUCCESS: TaskStatus.SUCCESS,
+    RunStatus.FAILURE: TaskStatus.FAILED,
+    RunStatus.TIMED_OUT: TaskStatus.TIMED_OUT,
+    RunStatus.KILLED: TaskStatus.KILLED,
+    RunStatus.UNKNOWN: TaskStatus.FAILED,
+}
+
+
+@dataclass
+class Workspace:
+    """A named group of orchestrations and tasks."""
+
+    id: int
+    name: str
+    created_at: datetime
+    created_by: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """The wire shape."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "created_at": iso(self.created_at),
+            "created_by": self.created_by,
+        }
+
+
+@dataclass
+class Orchestration:
+    """An uploaded archive of code, and the environment it runs in."""
+
+    id: str
+    name: str
+    file_name: str
+    file_size: int
+    sha: str
+    status: OrchestrationStatus
+    owner_id: str
+    workspace_id: int
+    entrypoint: str
+    requirements: str | None
+    created_at: datetime
+    updated_at: datetime
+    image_path: str = ""
+    error: str | None = None
+    env_key: str | None = None
+    build_seconds: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The wire shape; every field the contract calls required is present."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "file_name": self.file_name,
+            "file_size": self.file_size,
+            "sha": self.sha,
+            "status": self.status.value,
+            "owner_id": self.owner_id,
+            "workspace_id": self.workspace_id,
+            "image_path": self.image_path,
+            "task_id": None,
+            "entrypoint": self.entrypoint,
+            "requirements": self.requirements is not None,
+            "error": self.error,
+            "build_seconds": self.build_seconds,
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
+        }
+
+
+@dataclass
+class TaskRun:
+    """One execution of a task: its status, exit code and times."""
+
+    id: str
+    task_id: str
+    status: RunStatus
+    created_at: datetime
+    updated_at: datetime
+    trigger: str = "once"
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    exit_code: int | None = None
+    reason: str | None = None
+
+    @property
+    def active(self) -> bool:
+        """Whether the run has not ended yet."""
+        return self.status is RunStatus.RUNNING
+
+    def summary(self) -> dict[str, Any]:
+        """The short form carried in a task's `last_runs`."""
+        return {
+            "run_id": self.id,
+            "status": self.status.value,
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """The wire shape of a task run."""
+        return {
+            "task": self.task_id,
+            "run_id": self.id,
+            "pod_id": self.id,
+            "status": self.status.value,
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
+            "started_at": iso(self.started_at),
+            "ended_at": iso(self.ended_at),
+            "exit_code": self.exit_code,
+            "reason": self.reason,
+            "trigger": self.trigger,
+        }
+
+
+@dataclass
+class Task:
+    """An order to run an orchestration: once, on a schedule, or continuously."""
+
+    id: str
+    name: str | None
+    workspace_id: int
+    orch_id: str
+    orch_sha: str
+    owner_id: str
+    status: TaskStatus
+    run_type: RunType
+    input_data: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    killed: bool = False
+    timeout: int | None = None
+    schedule: str | None = None
+    timezone: str | None = None
+    last_runs: list[TaskRun] = field(default_factory=list)
+
+    def env_vars(self) -> dict[str, str]:
+        """The variables every run of this task sees (the contract's `extra_env_vars`)."""
+        return {
+            "ORCH_OWNER_ID": self.owner_id,
+            "ORCH_SHA": self.orch_sha,
+            "ORCH_ID": self.orch_id,
+            "TASK_ID": self.id,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """The wire shape of a task."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "workspace_id": self.workspace_id,
+            "orch_id": self.orch_id,
+            "orch_sha": self.orch_sha,
+            "owner_id": self.owner_id,
+            "status": self.status.value,
+            "killed": self.killed,
+            "input_data": self.input_data,
+            "run_type": self.run_type.value,
+            "flavor": self.run_type.flavor,
+            "schedule": self.schedule,
+            "timezone": self.timezone,
+            "timeout": self.timeout,
+            "reap_threshold_secs": self.timeout,
+            "extra_env_vars": self.env_vars(),
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
+            "last_runs": [run.summary() for run in self.last_runs],
+        }

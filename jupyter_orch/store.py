@@ -1,0 +1,531 @@
+"""SQLite storage of workspaces, orchestrations, tasks and runs.
+
+One connection, used from one dedicated thread: SQLite serialises writers anyway, and a single
+thread keeps every statement off the event loop without locks. The methods here are plain
+blocking functions; `Store.call` runs one of them on that thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .models import (
+    Orchestration,
+    OrchestrationStatus,
+    RunStatus,
+    RunType,
+    Task,
+    TaskRun,
+    TaskStatus,
+    Workspace,
+    now,
+)
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS workspaces (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    created_by TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS orchestrations (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    file_name TEXT NOT NULL,
+    file_size INTEGER NOT NULL,
+    sha TEXT NOT NULL,
+    status TEXT NOT NULL,
+    owner_id TEXT NOT NULL,
+    workspace_id INTEGER NOT NULL REFERENCES workspaces(id),
+    entrypoint TEXT NOT NULL,
+    requirements TEXT,
+    image_path TEXT NOT NULL DEFAULT '',
+    error TEXT,
+    env_key TEXT,
+    build_seconds REAL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS orchestrations_workspace ON orchestrations(workspace_id, created_at);
+CREATE INDEX IF NOT EXISTS orchestrations_sha ON orchestrations(sha);
+CREATE TABLE IF NOT EXISTS tasks (
+    id TEXT PRIMARY KEY,
+    name TEXT,
+    workspace_id INTEGER NOT NULL,
+    orch_id TEXT NOT NULL REFERENCES orchestrations(id),
+    orch_sha TEXT NOT NULL,
+    owner_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    run_type TEXT NOT NULL,
+    input_data TEXT NOT NULL,
+    killed INTEGER NOT NULL DEFAULT 0,
+    timeout INTEGER,
+    schedule TEXT,
+    timezone TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tasks_workspace ON tasks(workspace_id, created_at);
+CREATE INDEX IF NOT EXISTS tasks_orch ON tasks(orch_id);
+CREATE INDEX IF NOT EXISTS tasks_sha ON tasks(orch_sha);
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    task_id TEXT NOT NULL REFERENCES tasks(id),
+    status TEXT NOT NULL,
+    trigger TEXT NOT NULL,
+    exit_code INTEGER,
+    reason TEXT,
+    token_hash TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    started_at TEXT,
+    ended_at TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_task_updated ON runs(task_id, updated_at);
+CREATE INDEX IF NOT EXISTS runs_status ON runs(status);
+"""
+
+
+def _ts(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value is not None else None
+
+
+def _req_dt(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+def _workspace(row: sqlite3.Row) -> Workspace:
+    return Workspace(
+        id=row["id"],
+        name=row["name"],
+        created_by=row["created_by"],
+        created_at=_req_dt(row["created_at"]),
+    )
+
+
+def _orchestration(row: sqlite3.Row) -> Orchestration:
+    return Orchestration(
+        id=row["id"],
+        name=row["name"],
+        file_name=row["file_name"],
+        file_size=row["file_size"],
+        sha=row["sha"],
+        status=OrchestrationStatus(row["status"]),
+        owner_id=row["owner_id"],
+        workspace_id=row["workspace_id"],
+        entrypoint=row["entrypoint"],
+        requirements=row["requirements"],
+        image_path=row["image_path"],
+        error=row["error"],
+        env_key=row["env_key"],
+        build_seconds=row["build_seconds"],
+        created_at=_req_dt(row["created_at"]),
+        updated_at=_req_dt(row["updated_at"]),
+    )
+
+
+def _task(row: sqlite3.Row) -> Task:
+    return Task(
+        id=row["id"],
+        name=row["name"],
+        workspace_id=row["workspace_id"],
+        orch_id=row["orch_id"],
+        orch_sha=row["orch_sha"],
+        owner_id=row["owner_id"],
+        status=TaskStatus(row["status"]),
+        run_type=RunType(row["run_type"]),
+        input_data=json.loads(row["input_data"]),
+        killed=bool(row["killed"]),
+        timeout=row["timeout"],
+        schedule=row["schedule"],
+        timezone=row["timezone"],
+        created_at=_req_dt(row["created_at"]),
+        updated_at=_req_dt(row["updated_at"]),
+    )
+
+
+def _run(row: sqlite3.Row) -> TaskRun:
+    return TaskRun(
+        id=row["id"],
+        task_id=row["task_id"],
+        status=RunStatus(row["status"]),
+        trigger=row["trigger"],
+        exit_code=row["exit_code"],
+        reason=row["reason"],
+        created_at=_req_dt(row["created_at"]),
+        updated_at=_req_dt(row["updated_at"]),
+        started_at=_dt(row["started_at"]),
+        ended_at=_dt(row["ended_at"]),
+    )
+
+
+def _placeholders(values: Sequence[object]) -> str:
+    return ",".join("?" for _ in values)
+
+
+class Store:
+    """The SQLite database of one data directory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="orch-db")
+        self._db: sqlite3.Connection | None = None
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run one blocking store method on the database thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: fn(*args))
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """The open connection (opened by `open`)."""
+        if self._db is None:
+            raise RuntimeError("store is not open")
+        return self._db
+
+    def open(self) -> None:
+        """Open (and create or migrate) the database."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA foreign_keys=ON")
+        db.execute("PRAGMA busy_timeout=5000")
+        db.executescript(SCHEMA)
+        if db.execute("SELECT COUNT(*) FROM schema_version").fetchone()[0] == 0:
+            db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+        db.execute(
+            "INSERT OR IGNORE INTO workspaces (id, name, created_by, created_at) "
+            "VALUES (1, 'default', '', ?)",
+            (_ts(now()),),
+        )
+        self._db = db
+
+    def close(self) -> None:
+        """Close the connection and stop the database thread."""
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+        self._executor.shutdown(wait=True)
+
+    def _write(self, statements: Iterable[tuple[str, Sequence[object]]]) -> None:
+        """Run several statements in one transaction: all of them land, or none."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for sql, params in statements:
+                db.execute(sql, params)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    # -- workspaces -------------------------------------------------------------------------
+
+    def create_workspace(self, name: str, created_by: str) -> Workspace | None:
+        """Insert a workspace; None when the name is taken."""
+        try:
+            cur = self.db.execute(
+                "INSERT INTO workspaces (name, created_by, created_at) VALUES (?, ?, ?)",
+                (name, created_by, _ts(now())),
+            )
+        except sqlite3.IntegrityError:
+            return None
+        return self.get_workspace(int(cur.lastrowid or 0))
+
+    def get_workspace(self, workspace_id: int) -> Workspace | None:
+        """One workspace by id."""
+        row = self.db.execute("SELECT * FROM workspaces WHERE id = ?", (workspace_id,)).fetchone()
+        return _workspace(row) if row else None
+
+    def list_workspaces(self) -> list[Workspace]:
+        """Every workspace, oldest first."""
+        rows = self.db.execute("SELECT * FROM workspaces ORDER BY id").fetchall()
+        return [_workspace(row) for row in rows]
+
+    # -- orchestrations ---------------------------------------------------------------------
+
+    def insert_orchestration(self, orch: Orchestration) -> None:
+        """Record a new orchestration."""
+        self.db.execute(
+            "INSERT INTO orchestrations (id, name, file_name, file_size, sha, status, owner_id,"
+            " workspace_id, entrypoint, requirements, image_path, error, env_key, build_seconds,"
+            " created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                orch.id,
+                orch.name,
+                orch.file_name,
+                orch.file_size,
+                orch.sha,
+                orch.status.value,
+                orch.owner_id,
+                orch.workspace_id,
+                orch.entrypoint,
+                orch.requirements,
+                orch.image_path,
+                orch.error,
+                orch.env_key,
+                orch.build_seconds,
+                _ts(orch.created_at),
+                _ts(orch.updated_at),
+            ),
+        )
+
+    def update_orchestration(self, orch: Orchestration) -> None:
+        """Write an orchestration's packaging state."""
+        orch.updated_at = now()
+        self.db.execute(
+            "UPDATE orchestrations SET status=?, image_path=?, error=?, env_key=?,"
+            " build_seconds=?, updated_at=? WHERE id=?",
+            (
+                orch.status.value,
+                orch.image_path,
+                orch.error,
+                orch.env_key,
+                orch.build_seconds,
+                _ts(orch.updated_at),
+                orch.id,
+            ),
+        )
+
+    def get_orchestration(self, orch_id: str) -> Orchestration | None:
+        """One orchestration by id."""
+        row = self.db.execute("SELECT * FROM orchestrations WHERE id = ?", (orch_id,)).fetchone()
+        return _orchestration(row) if row else None
+
+    def list_orchestrations(
+        self, workspace_ids: Sequence[int] = (), status: OrchestrationStatus | None = None
+    ) -> list[Orchestration]:
+        """Orchestrations of some workspaces (all when empty), oldest first."""
+        sql, params = "SELECT * FROM orchestrations WHERE 1=1", []
+        if workspace_ids:
+            sql += f" AND workspace_id IN ({_placeholders(workspace_ids)})"
+            params.extend(workspace_ids)
+        if status is not None:
+            sql += " AND status = ?"
+            params.append(status.value)
+        rows = self.db.execute(sql + " ORDER BY created_at", params).fetchall()
+        return [_orchestration(row) for row in rows]
+
+    def delete_orchestrations(self, orch_ids: Sequence[str]) -> None:
+        """Remove orchestrations with their tasks and runs, in one transaction."""
+        marks = _placeholders(orch_ids)
+        task_q = f"SELECT id FROM tasks WHERE orch_id IN ({marks})"
+        self._write(
+            [
+                (f"DELETE FROM runs WHERE task_id IN ({task_q})", list(orch_ids)),
+                (f"DELETE FROM tasks WHERE orch_id IN ({marks})", list(orch_ids)),
+                (f"DELETE FROM orchestrations WHERE id IN ({marks})", list(orch_ids)),
+            ]
+        )
+
+    def count_sha_users(self, sha: str) -> int:
+        """How many orchestrations share one archive."""
+        row = self.db.execute("SELECT COUNT(*) FROM orchestrations WHERE sha = ?", (sha,))
+        return int(row.fetchone()[0])
+
+    # -- tasks ------------------------------------------------------------------------------
+
+    def _task_insert(self, task: Task) -> tuple[str, Sequence[object]]:
+        return (
+            "INSERT INTO tasks (id, name, workspace_id, orch_id, orch_sha, owner_id, status,"
+            " run_type, input_data, killed, timeout, schedule, timezone, created_at, updated_at)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                task.id,
+                task.name,
+                task.workspace_id,
+                task.orch_id,
+                task.orch_sha,
+                task.owner_id,
+                task.status.value,
+                task.run_type.value,
+                json.dumps(task.input_data),
+                int(task.killed),
+                task.timeout,
+                task.schedule,
+                task.timezone,
+                _ts(task.created_at),
+                _ts(task.updated_at),
+            ),
+        )
+
+    def _task_update(self, task: Task) -> tuple[str, Sequence[object]]:
+        task.updated_at = now()
+        return (
+            "UPDATE tasks SET status=?, killed=?, updated_at=? WHERE id=?",
+            (task.status.value, int(task.killed), _ts(task.updated_at), task.id),
+        )
+
+    def insert_task(self, task: Task) -> None:
+        """Record a new task."""
+        self._write([self._task_insert(task)])
+
+    def update_task(self, task: Task) -> None:
+        """Write a task's status and killed flag."""
+        self._write([self._task_update(task)])
+
+    def get_task(self, task_id: str, run_limit: int = 5) -> Task | None:
+        """One task by id, with its newest runs."""
+        row = self.db.execute("SELECT * FROM tasks WHERE id = ?", (task_id,)).fetchone()
+        if row is None:
+            return None
+        task = _task(row)
+        task.last_runs = self.list_runs(task.id, limit=run_limit)
+        return task
+
+    def list_tasks(
+        self,
+        workspace_ids: Sequence[int] = (),
+        orch_ids: Sequence[str] = (),
+        orch_sha: str | None = None,
+        killed: bool | None = None,
+        created_range: tuple[datetime, datetime] | None = None,
+        run_limit: int = 5,
+    ) -> list[Task]:
+        """Tasks matching every filter given, newest first."""
+        sql, params = "SELECT * FROM tasks WHERE 1=1", []
+        if workspace_ids:
+            sql += f" AND workspace_id IN ({_placeholders(workspace_ids)})"
+            params.extend(workspace_ids)
+        if orch_ids:
+            sql += f" AND orch_id IN ({_placeholders(orch_ids)})"
+            params.extend(orch_ids)
+        if orch_sha is not None:
+            sql += " AND orch_sha = ?"
+            params.append(orch_sha)
+        if killed is not None:
+            sql += " AND killed = ?"
+            params.append(int(killed))
+        if created_range is not None:
+            sql += " AND created_at >= ? AND created_at <= ?"
+            params.extend([_ts(created_range[0]), _ts(created_range[1])])
+        rows = self.db.execute(sql + " ORDER BY created_at DESC", params).fetchall()
+        tasks = [_task(row) for row in rows]
+        for task in tasks:
+            task.last_runs = self.list_runs(task.id, limit=run_limit)
+        return tasks
+
+    def task_ids_by_sha(self, sha: str) -> list[str]:
+        """Ids of the tasks made from orchestrations with this archive hash."""
+        rows = self.db.execute(
+            "SELECT id FROM tasks WHERE orch_sha = ? ORDER BY created_at", (sha,)
+        ).fetchall()
+        return [row["id"] for row in rows]
+
+    # -- runs -------------------------------------------------------------------------------
+
+    def start_run(self, task: Task, run: TaskRun, token_hash: str) -> None:
+        """Record a run and its task's new status together."""
+        self._write(
+            [
+                (
+                    "INSERT INTO runs (id, task_id, status, trigger, token_hash, created_at,"
+                    " updated_at, started_at) VALUES (?,?,?,?,?,?,?,?)",
+                    (
+                        run.id,
+                        run.task_id,
+                        run.status.value,
+                        run.trigger,
+                        token_hash,
+                        _ts(run.created_at),
+                        _ts(run.updated_at),
+                        _ts(run.started_at),
+                    ),
+                ),
+                self._task_update(task),
+            ]
+        )
+
+    def finish_run(self, run: TaskRun, task: Task | None) -> None:
+        """Record a run's end (and its task's status, when that changes) together."""
+        run.updated_at = now()
+        statements: list[tuple[str, Sequence[object]]] = [
+            (
+                "UPDATE runs SET status=?, exit_code=?, reason=?, updated_at=?, ended_at=?,"
+                " token_hash=NULL WHERE id=?",
+                (
+                    run.status.value,
+                    run.exit_code,
+                    run.reason,
+                    _ts(run.updated_at),
+                    _ts(run.ended_at),
+                    run.id,
+                ),
+            )
+        ]
+        if task is not None:
+            statements.append(self._task_update(task))
+        self._write(statements)
+
+    def get_run(self, run_id: str) -> TaskRun | None:
+        """One run by id."""
+        row = self.db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return _run(row) if row else None
+
+    def list_runs(
+        self,
+        task_id: str,
+        limit: int | None = None,
+        status: RunStatus | None = None,
+        created_range: tuple[datetime, datetime] | None = None,
+    ) -> list[TaskRun]:
+        """A task's runs, newest first (by `updated_at`, as the contract orders them)."""
+        sql, params = "SELECT * FROM runs WHERE task_id = ?", [task_id]
+        if status is not None:
+            sql += " AND status = ?"
+            params.append(status.value)
+        if created_range is not None:
+            sql += " AND created_at >= ? AND created_at <= ?"
+            params.extend([_ts(created_range[0]) or "", _ts(created_range[1]) or ""])
+        sql += " ORDER BY updated_at DESC, created_at DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(str(limit))
+        return [_run(row) for row in self.db.execute(sql, params).fetchall()]
+
+    def active_runs(self) -> list[tuple[TaskRun, str | None]]:
+        """Every run still marked running, with its token hash."""
+        rows = self.db.execute("SELECT * FROM runs WHERE status = ?", (RunStatus.RUNNING.value,))
+        return [(_run(row), row["token_hash"]) for row in rows.fetchall()]
+
+    def count_runs(self, task_ids: Sequence[str]) -> int:
+        """How many runs some tasks have."""
+        if not task_ids:
+            return 0
+        sql = f"SELECT COUNT(*) FROM runs WHERE task_id IN ({_placeholders(task_ids)})"
+        return int(self.db.execute(sql, list(task_ids)).fetchone()[0])
+
+    def run_ids(self, task_ids: Sequence[str]) -> list[str]:
+        """Ids of every run of some tasks."""
+        if not task_ids:
+            return []
+        sql = f"SELECT id FROM runs WHERE task_id IN ({_placeholders(task_ids)})"
+        return [row["id"] for row in self.db.execute(sql, list(task_ids)).fetchall()]
+
+    def tasks_waiting_for(self, orch_id: str) -> list[Task]:
+        """Tasks of one orchestration still pending (waiting for packaging)."""
+        rows = self.db.execute(
+            "SELECT * FROM tasks WHERE orch_id = ? AND status = ? AND killed = 0",
+            (orch_id, TaskStatus.PENDING.value),
+        ).fetchall()
+        return [_task(row) for row in rows]

@@ -1,0 +1,130 @@
+"""Receiving an upload: a multipart body streamed to disk as it arrives, never held whole.
+
+The `file` part goes to a temporary file (hashed on the way); the `metadata` part, small by
+nature, is kept in memory up to a bound. A part counts as `metadata` by its name whether or
+not it carries a file name (generated API clients send it as a plain field).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import IO
+
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from .errors import InvalidRequest, TooLarge
+
+MAX_METADATA = 64 * 1024
+
+
+class MultipartReceiver:
+    """Feeds a multipart/form-data body through a streaming parser."""
+
+    def __init__(self, content_type: str, tmp_dir: Path, max_bytes: int) -> None:
+        kind, options = parse_options_header(content_type)
+        boundary = options.get(b"boundary")
+        if kind != b"multipart/form-data" or not boundary:
+            raise InvalidRequest(
+                "Content-Type", "must be multipart/form-data with a boundary (parts file, metadata)"
+            )
+        self.max_bytes = max_bytes
+        self.received = 0
+        self.tmp_dir = tmp_dir
+        self.file_path: Path | None = None
+        self.file_name: str | None = None
+        self.file_size = 0
+        self.sha = hashlib.sha256()
+        self.metadata: bytearray | None = None
+        self._file: IO[bytes] | None = None
+        self._part: str | None = None
+        self._headers: dict[bytes, bytes] = {}
+        self._field = b""
+        self._value = b""
+        self._parser = MultipartParser(
+            boundary,
+            {
+                "on_part_begin": self._part_begin,
+                "on_header_field": self._header_field,
+                "on_header_value": self._header_value,
+                "on_header_end": self._header_end,
+                "on_headers_finished": self._headers_finished,
+                "on_part_data": self._part_data,
+                "on_part_end": self._part_end,
+            },
+        )
+
+    def feed(self, chunk: bytes) -> None:
+        """Take the next piece of the body."""
+        self.received += len(chunk)
+        if self.received > self.max_bytes:
+            raise TooLarge(f"upload is over the limit of {self.max_bytes} bytes")
+        self._parser.write(chunk)
+
+    def finish(self) -> None:
+        """The body is complete: check that a file part came."""
+        self._parser.finalize()
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if self.file_path is None:
+            raise InvalidRequest("file", "the multipart part 'file' (the zip archive) is missing")
+
+    def cleanup(self) -> None:
+        """Remove the temporary file, whatever happened."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if self.file_path is not None:
+            self.file_path.unlink(missing_ok=True)
+
+    # -- parser callbacks -------------------------------------------------------------------
+
+    def _part_begin(self) -> None:
+        self._headers = {}
+        self._part = None
+
+    def _header_field(self, data: bytes, start: int, end: int) -> None:
+        self._field += data[start:end]
+
+    def _header_value(self, data: bytes, start: int, end: int) -> None:
+        self._value += data[start:end]
+
+    def _header_end(self) -> None:
+        self._headers[self._field.lower()] = self._value
+        self._field = self._value = b""
+
+    def _headers_finished(self) -> None:
+        _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
+        name = options.get(b"name", b"").decode("utf-8", "replace")
+        if name == "file":
+            if self.file_path is not None:
+                raise InvalidRequest("file", "more than one 'file' part was sent")
+            self._part = "file"
+            raw = options.get(b"filename", b"").decode("utf-8", "replace")
+            self.file_name = os.path.basename(raw.replace("\\", "/")) or None
+            fd, path = tempfile.mkstemp(prefix="upload-", suffix=".zip", dir=self.tmp_dir)
+            self.file_path = Path(path)
+            self._file = os.fdopen(fd, "wb")
+        elif name == "metadata":
+            self._part = "metadata"
+            self.metadata = bytearray()
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        piece = data[start:end]
+        if self._part == "file" and self._file is not None:
+            self._file.write(piece)
+            self.sha.update(piece)
+            self.file_size += len(piece)
+        elif self._part == "metadata" and self.metadata is not None:
+            if len(self.metadata) + len(piece) > MAX_METADATA:
+                raise InvalidRequest("metadata", f"is larger than {MAX_METADATA} bytes")
+            self.metadata += piece
+
+    def _part_end(self) -> None:
+        if self._part == "file" and self._file is not None:
+            self._file.close()
+            self._file = None
+        self._part = None
