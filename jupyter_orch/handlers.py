@@ -132,8 +132,10 @@ class UploadHandler(OrchHandler):
         declared = self.request.headers.get("Content-Length")
         if declared and declared.isdigit() and int(declared) > self.max_upload:
             raise TooLarge(f"upload of {declared} bytes is over the limit of {self.max_upload}")
-        # Our own count answers 413; Tornado's limit would only drop the connection.
-        self.request.connection.set_max_body_size(self.max_upload + (1 << 20))  # type: ignore[union-attr]
+        # Our own count answers 413 for a chunked body somewhat over the limit; far past it,
+        # Tornado's limit drops the connection rather than read on.
+        slack = min(self.max_upload, 64 << 20)
+        self.request.connection.set_max_body_size(self.max_upload + slack)  # type: ignore[union-attr]
         self.receiver = MultipartReceiver(
             self.request.headers.get("Content-Type", ""),
             self.service.tmp_dir(),

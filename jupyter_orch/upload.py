@@ -57,14 +57,18 @@ class MultipartReceiver:
         )
 
     def feed(self, chunk: bytes) -> None:
-        """Take the next piece of the body."""
+        """Take the next piece of the body; past the limit, the rest is counted and dropped."""
         self.received += len(chunk)
         if self.received > self.max_bytes:
-            raise TooLarge(f"upload is over the limit of {self.max_bytes} bytes")
+            # Raising here would only drop the connection; the 413 is answered at the end.
+            self.cleanup()
+            return
         self._parser.write(chunk)
 
     def finish(self) -> None:
-        """The body is complete: check that a file part came."""
+        """The body is complete: check its size and that a file part came."""
+        if self.received > self.max_bytes:
+            raise TooLarge(f"upload of {self.received} bytes is over the limit of {self.max_bytes}")
         self._parser.finalize()
         if self._file is not None:
             self._file.close()
@@ -79,6 +83,7 @@ class MultipartReceiver:
             self._file = None
         if self.file_path is not None:
             self.file_path.unlink(missing_ok=True)
+            self.file_path = None
 
     # -- parser callbacks -------------------------------------------------------------------
 

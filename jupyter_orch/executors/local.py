@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 
 SUPERVISOR = str(Path(supervise.__file__).resolve())
 
+# Supervisors outlive a stopping server on purpose (a restarted one re-attaches to them);
+# their Popen objects are kept here so they are never collected as "still running".
+_DETACHED: list[subprocess.Popen[bytes]] = []
+
 
 @dataclass
 class _Watched:
@@ -35,6 +39,7 @@ class _Watched:
     future: asyncio.Future[ExitRecord]
     grace: float
     pidfd: int | None = None
+    proc: subprocess.Popen[bytes] | None = None  # when the supervisor is our own child
     kill_requested: bool = False
 
 
@@ -112,10 +117,10 @@ class LocalExecutor(Executor):
 
     async def launch(self, spec: RunSpec) -> asyncio.Future[ExitRecord]:
         """Write the run's spec and start its supervisor."""
-        pid = await asyncio.to_thread(self._spawn, spec)
-        return self._watch(spec.run_id, pid, spec.run_dir, spec.grace)
+        proc = await asyncio.to_thread(self._spawn, spec)
+        return self._watch(spec.run_id, proc.pid, spec.run_dir, spec.grace, proc)
 
-    def _spawn(self, spec: RunSpec) -> int:
+    def _spawn(self, spec: RunSpec) -> subprocess.Popen[bytes]:
         spec.run_dir.mkdir(parents=True, exist_ok=True)
         supervise.write_json(str(spec.run_dir / "spec.json"), spec.to_json())
         with open(spec.run_dir / "supervisor.err", "wb") as err:
@@ -127,7 +132,7 @@ class LocalExecutor(Executor):
                 start_new_session=True,
                 close_fds=True,
             )
-        return proc.pid
+        return proc
 
     async def reattach(self, run_id: str, run_dir: Path) -> asyncio.Future[ExitRecord]:
         """Follow a supervisor started by an earlier server, or record how its run ended."""
@@ -140,10 +145,15 @@ class LocalExecutor(Executor):
         return self._watch(run_id, pid, run_dir, grace=10.0)
 
     def _watch(
-        self, run_id: str, pid: int, run_dir: Path, grace: float
+        self,
+        run_id: str,
+        pid: int,
+        run_dir: Path,
+        grace: float,
+        proc: subprocess.Popen[bytes] | None = None,
     ) -> asyncio.Future[ExitRecord]:
         loop = asyncio.get_running_loop()
-        watched = _Watched(pid, run_dir, loop.create_future(), grace)
+        watched = _Watched(pid, run_dir, loop.create_future(), grace, proc=proc)
         self._runs[run_id] = watched
         try:
             pidfd = os.pidfd_open(pid)
@@ -161,10 +171,8 @@ class LocalExecutor(Executor):
             os.close(pidfd)
         if watched is None:
             return
-        try:
-            os.waitpid(watched.pid, os.WNOHANG)  # reap it when it is our child
-        except ChildProcessError:
-            pass
+        if watched.proc is not None:
+            watched.proc.poll()  # reap our own child
         task = asyncio.ensure_future(
             asyncio.to_thread(read_exit, watched.run_dir, watched.kill_requested)
         )
@@ -196,6 +204,8 @@ class LocalExecutor(Executor):
             if watched.pidfd is not None:
                 loop.remove_reader(watched.pidfd)
                 os.close(watched.pidfd)
+            if watched.proc is not None:
+                _DETACHED.append(watched.proc)
             watched.future.cancel()
         self._runs.clear()
 

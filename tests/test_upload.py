@@ -1,0 +1,203 @@
+"""Uploads over HTTP: Wallaroo's client shapes, hostile archives, limits, nothing half-written."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import stat
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tornado.httpclient import HTTPClientError
+
+from .conftest import API, Api, make_zip, multipart
+
+MAIN = "print('hi')\n"
+
+
+def zip_of(entries: list[tuple[zipfile.ZipInfo | str, bytes]]) -> bytes:
+    """A zip written entry by entry (ZipInfo lets a test set modes and odd names)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for info, data in entries:
+            zf.writestr(info, data)
+    return buf.getvalue()
+
+
+def symlink(name: str, target: str) -> tuple[zipfile.ZipInfo, bytes]:
+    """A zip entry that is a symbolic link."""
+    info = zipfile.ZipInfo(name)
+    info.external_attr = (stat.S_IFLNK | 0o777) << 16
+    return info, target.encode()
+
+
+def assert_nothing_written(data_dir: Path) -> None:
+    """No orchestration, archive, scratch folder or temporary upload is left behind."""
+    for sub in ("orchestrations", "archives", "tmp"):
+        assert list((data_dir / sub).iterdir()) == [], sub
+
+
+HOSTILE: list[tuple[str, bytes, str]] = [
+    ("not a zip", b"PK\x03\x04 definitely not a zip file", "not a zip archive"),
+    ("empty zip", make_zip({}), "empty"),
+    ("no main.py", make_zip({"app.py": MAIN}), "main.py"),
+    (
+        "two requirements",
+        make_zip({"main.py": MAIN, "requirements.txt": "", "sub/requirements.txt": ""}),
+        "requirements.txt",
+    ),
+    ("absolute path", zip_of([("main.py", b""), ("/etc/evil.py", b"")]), "/etc/evil.py"),
+    ("parent path", zip_of([("main.py", b""), ("../evil.py", b"")]), "../evil.py"),
+    ("link", zip_of([("main.py", b""), symlink("data", "/etc/passwd")]), "symbolic link"),
+    (
+        "requirement option",
+        make_zip({"main.py": MAIN, "requirements.txt": "--index-url http://x\nsix\n"}),
+        "--index-url",
+    ),
+    (
+        "requirement url",
+        make_zip({"main.py": MAIN, "requirements.txt": "pkg @ https://example.invalid/p.whl"}),
+        "direct reference",
+    ),
+]
+
+
+@pytest.mark.parametrize(("label", "archive", "message"), HOSTILE, ids=[h[0] for h in HOSTILE])
+async def test_hostile_or_broken_archives_are_rejected(
+    api: Api, data_dir: Path, label: str, archive: bytes, message: str
+) -> None:
+    response = await api.upload_raw(archive)
+    assert response.code == 400, response.body
+    assert message in json.loads(response.body)["message"]
+    assert_nothing_written(data_dir)
+    assert await api.ok("orchestration/list", {"workspace_id": 1}) == []
+
+
+async def test_empty_file_part_is_rejected(api: Api, data_dir: Path) -> None:
+    response = await api.upload_raw(b"")
+    assert response.code == 400
+    assert "empty" in json.loads(response.body)["message"]
+    assert_nothing_written(data_dir)
+
+
+@pytest.mark.parametrize("orch_config", [{"max_archive_files": 3, "max_archive_bytes": 1000}])
+async def test_archive_limits(api: Api, data_dir: Path) -> None:
+    many = make_zip({"main.py": MAIN, **{f"f{i}.txt": "x" for i in range(3)}})
+    response = await api.upload_raw(many)
+    assert response.code == 400 and "over the limit of 3" in json.loads(response.body)["message"]
+    big = make_zip({"main.py": MAIN, "data.bin": bytes(5000)})
+    response = await api.upload_raw(big)
+    assert response.code == 400 and "1000" in json.loads(response.body)["message"]
+    assert_nothing_written(data_dir)
+
+
+@pytest.mark.parametrize("orch_config", [{"max_upload_bytes": 20_000}])
+async def test_body_over_the_upload_limit_is_413(api: Api, data_dir: Path) -> None:
+    archive = zip_of([("main.py", MAIN.encode()), ("noise.bin", os.urandom(60_000))])
+    response = await api.upload_raw(archive)
+    assert response.code == 413
+    assert "20000" in json.loads(response.body)["message"]
+    assert_nothing_written(data_dir)
+
+
+@pytest.mark.parametrize("orch_config", [{"max_upload_bytes": 20_000}])
+async def test_chunked_body_over_the_limit_is_413(
+    jp_fetch: Callable[..., Any], data_dir: Path
+) -> None:
+    body, ctype = multipart([("file", "big.zip", b"x" * 30_000, "application/octet-stream")])
+
+    async def produce(write: Callable[[bytes], Any]) -> None:
+        for start in range(0, len(body), 4096):
+            await write(body[start : start + 4096])
+
+    with pytest.raises(HTTPClientError) as caught:
+        await jp_fetch(
+            API, "orchestration", "upload", method="POST", body_producer=produce,
+            headers={"Content-Type": ctype},
+        )
+    assert caught.value.code == 413
+    assert_nothing_written(data_dir)
+
+
+@pytest.mark.parametrize(
+    "server_config", [{"max_body_size": 256 * 1024, "max_buffer_size": 256 * 1024}]
+)
+async def test_uploads_are_streamed_not_buffered(api: Api) -> None:
+    # The server may buffer at most 256 KiB of a body; a 2 MiB upload still goes through.
+    payload = bytes(range(256)) * 8192
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("main.py", MAIN)
+        zf.writestr("blob.bin", payload)
+    archive = buf.getvalue()
+    assert len(archive) > 2 * 1024 * 1024
+    response = await api.upload_raw(archive)
+    assert response.code == 202, response.body
+    orch_id = json.loads(response.body)["id"]
+    downloaded = await api.fetch(API, "orchestration", "download", params={"id": orch_id})
+    assert downloaded.body == archive
+
+
+async def test_metadata_part_without_a_file_name(api: Api) -> None:
+    body, ctype = multipart(
+        [
+            ("metadata", None, b'{"workspace_id": 1, "name": "plain"}', "application/json"),
+            ("file", "hello.zip", make_zip({"main.py": MAIN}), "application/octet-stream"),
+        ]
+    )
+    response = await api.fetch(
+        API, "orchestration", "upload", method="POST", body=body, headers={"Content-Type": ctype}
+    )
+    assert response.code == 202
+    orch = await api.ok("orchestration/get_by_id", {"id": json.loads(response.body)["id"]})
+    assert orch["name"] == "plain" and orch["file_name"] == "hello.zip"
+
+
+@pytest.mark.parametrize(
+    ("metadata", "message"),
+    [
+        ("not json", "metadata: is not valid JSON"),
+        ("{}", "workspace_id: is required"),
+        ('{"workspace_id": "one"}', "workspace_id: must be an integer"),
+    ],
+)
+async def test_bad_metadata_is_400(api: Api, data_dir: Path, metadata: str, message: str) -> None:
+    response = await api.upload_raw(make_zip({"main.py": MAIN}), metadata)
+    assert response.code == 400
+    assert message in json.loads(response.body)["message"]
+    assert_nothing_written(data_dir)
+
+
+async def test_unknown_workspace_is_404(api: Api, data_dir: Path) -> None:
+    response = await api.upload_raw(make_zip({"main.py": MAIN}), '{"workspace_id": 42}')
+    assert response.code == 404
+    assert_nothing_written(data_dir)
+
+
+async def test_missing_file_part_and_wrong_content_type(api: Api) -> None:
+    body, ctype = multipart([("metadata", None, b'{"workspace_id": 1}', "application/json")])
+    response = await api.fetch(
+        API, "orchestration", "upload", method="POST", body=body,
+        headers={"Content-Type": ctype}, raise_error=False,
+    )
+    assert response.code == 400 and "'file'" in json.loads(response.body)["message"]
+    response = await api.fetch(
+        API, "orchestration", "upload", method="POST", body=b"{}",
+        headers={"Content-Type": "application/json"}, raise_error=False,
+    )
+    assert response.code == 400 and "multipart/form-data" in json.loads(response.body)["message"]
+
+
+async def test_same_archive_twice_shares_one_stored_file(api: Api, data_dir: Path) -> None:
+    archive = make_zip({"main.py": MAIN})
+    first = json.loads((await api.upload_raw(archive)).body)["id"]
+    second = json.loads((await api.upload_raw(archive)).body)["id"]
+    assert first != second
+    assert len(list((data_dir / "archives").iterdir())) == 1
+    one = await api.ok("orchestration/get_by_id", {"id": first})
+    two = await api.ok("orchestration/get_by_id", {"id": second})
+    assert one["sha"] == two["sha"]
