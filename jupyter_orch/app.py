@@ -1,4 +1,4 @@
-"""The Jupyter Server extension: settings as traitlets, the service built at start, stopped at end."""
+"""The Jupyter Server extension: settings as traitlets, a service built at start, stopped at end."""
 
 from __future__ import annotations
 
@@ -42,9 +42,9 @@ class OrchApp(ExtensionApp):
         help="Largest upload body accepted, in bytes (413 above it).",
     ).tag(config=True)
 
-    max_archive_files = Int(
-        10_000, help="Most files an orchestration archive may hold."
-    ).tag(config=True)
+    max_archive_files = Int(10_000, help="Most files an orchestration archive may hold.").tag(
+        config=True
+    )
 
     max_archive_bytes = Int(
         1024 * 1024 * 1024,
@@ -67,9 +67,9 @@ class OrchApp(ExtensionApp):
         "files or direct URLs (off: the server's own pip configuration decides).",
     ).tag(config=True)
 
-    max_parallel_builds = Int(
-        2, help="How many environments may be built at the same time."
-    ).tag(config=True)
+    max_parallel_builds = Int(2, help="How many environments may be built at the same time.").tag(
+        config=True
+    )
 
     executor_class = Type(
         default_value=LocalExecutor,
@@ -89,6 +89,7 @@ class OrchApp(ExtensionApp):
     def initialize_settings(self) -> None:
         """Build the service and open its database (quick; runs are re-attached at start)."""
         data = Path(self.data_dir).expanduser().resolve()
+        assert self.serverapp is not None
         config = ServiceConfig(
             data_dir=data,
             archive_limits=ArchiveLimits(self.max_archive_files, self.max_archive_bytes),
@@ -100,7 +101,7 @@ class OrchApp(ExtensionApp):
         self.service = OrchService(
             config,
             Store(data / "orch.db"),
-            self.executor_class(),
+            self.executor_class(),  # type: ignore[abstract]
             Packager(data / "envs", self.max_parallel_builds),
         )
         self.service.open()

@@ -41,7 +41,7 @@ class Fields:
             raise InvalidRequest(name, "must not be null")
         return value
 
-    def int(self, name: str, required: bool = True, minimum: int | None = None) -> int | None:
+    def integer(self, name: str, required: bool = True, minimum: int | None = None) -> int | None:
         """An integer field (booleans are not integers here)."""
         value = self._get(name, required)
         if value is None:
@@ -52,13 +52,13 @@ class Fields:
             raise InvalidRequest(name, f"must be at least {minimum}")
         return value
 
-    def req_int(self, name: str, minimum: int | None = None) -> int:
+    def req_integer(self, name: str, minimum: int | None = None) -> int:
         """A required integer field."""
-        value = self.int(name, True, minimum)
+        value = self.integer(name, True, minimum)
         assert value is not None
         return value
 
-    def str(self, name: str, required: bool = True) -> str | None:
+    def string(self, name: str, required: bool = True) -> str | None:
         """A string field."""
         value = self._get(name, required)
         if value is not None and not isinstance(value, str):
@@ -67,23 +67,23 @@ class Fields:
 
     def uuid(self, name: str) -> str:
         """A required UUID string field, returned in canonical form."""
-        value = self.str(name)
+        value = self.string(name)
         assert value is not None
         return as_uuid(name, value)
 
     def opt_uuid(self, name: str) -> str | None:
         """An optional UUID string field."""
-        value = self.str(name, required=False)
+        value = self.string(name, required=False)
         return as_uuid(name, value) if value is not None else None
 
-    def bool(self, name: str, required: bool = False) -> bool | None:
+    def boolean(self, name: str, required: bool = False) -> bool | None:
         """A boolean field."""
         value = self._get(name, required)
         if value is not None and not isinstance(value, bool):
             raise InvalidRequest(name, f"must be true or false, not {_kind(value)}")
         return value
 
-    def object(self, name: str, default: dict[str, Any] | None = None) -> dict[str, Any]:
+    def mapping(self, name: str, default: dict[str, Any] | None = None) -> dict[str, Any]:
         """A JSON object field (the task arguments)."""
         value = self._get(name, required=default is None)
         if value is None:
@@ -92,7 +92,7 @@ class Fields:
             raise InvalidRequest(name, f"must be a JSON object, not {_kind(value)}")
         return value
 
-    def list(self, name: str, item: type) -> list[Any]:
+    def items(self, name: str, item: type) -> list[Any]:
         """A list field whose items all have one type (absent or null: empty)."""
         value = self._get(name, required=False)
         if value is None:

@@ -6,6 +6,7 @@ reads its fields and calls the service; one handler class serves them all.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import Awaitable, Callable
@@ -161,8 +162,8 @@ class UploadHandler(OrchHandler):
             file_name=receiver.file_name or "orchestration.zip",
             sha=receiver.sha.hexdigest(),
             size=receiver.file_size,
-            workspace_id=meta.req_int("workspace_id"),
-            name=meta.str("name", required=False),
+            workspace_id=meta.req_integer("workspace_id"),
+            name=meta.string("name", required=False),
             owner=self.owner,
         )
         self.reply(202, {"id": orch.id})
@@ -188,11 +189,14 @@ class DownloadHandler(OrchHandler):
         self.set_header("Content-Type", "application/octet-stream")
         safe = orch.file_name.replace('"', "")
         self.set_header("Content-Disposition", f'attachment; filename="{safe}"')
-        self.set_header("Content-Length", str(os.path.getsize(path)))
-        with open(path, "rb") as fh:
-            while chunk := fh.read(1 << 16):
+        fh = await asyncio.to_thread(path.open, "rb")
+        try:
+            self.set_header("Content-Length", str(os.fstat(fh.fileno()).st_size))
+            while chunk := await asyncio.to_thread(fh.read, 1 << 16):
                 self.write(chunk)
                 await self.flush()
+        finally:
+            fh.close()
         self.finish(set_content_type="application/octet-stream")
 
 
@@ -219,7 +223,7 @@ class UnknownHandler(OrchHandler):
 
 async def workspace_create(h: OrchHandler, f: Fields) -> Answer:
     """`workspaces/create {"name"}`."""
-    name = f.str("name")
+    name = f.string("name")
     assert name is not None
     workspace = await h.service.create_workspace(name, h.owner)
     return 201, {"workspace_id": workspace.id, **workspace.to_json()}
@@ -232,15 +236,15 @@ async def workspace_list(h: OrchHandler, f: Fields) -> Answer:
 
 async def orch_list(h: OrchHandler, f: Fields) -> Answer:
     """`orchestration/list {"workspace_id"}`."""
-    orchs = await h.service.list_orchestrations(f.req_int("workspace_id"))
+    orchs = await h.service.list_orchestrations(f.req_integer("workspace_id"))
     return 200, [o.to_json() for o in orchs]
 
 
 async def orch_list_all(h: OrchHandler, f: Fields) -> Answer:
     """`orchestration/list_all` with the contract's filters."""
-    statuses = [f.enum("task_run_status", RunStatus, s) for s in f.list("task_run_status", str)]
+    statuses = [f.enum("task_run_status", RunStatus, s) for s in f.items("task_run_status", str)]
     answer = await h.service.list_all(
-        f.list("workspace_ids", int), statuses, f.bool("killed"), f.time_range()
+        f.items("workspace_ids", int), statuses, f.boolean("killed"), f.time_range()
     )
     return 200, answer
 
@@ -257,21 +261,21 @@ async def orch_build_log(h: OrchHandler, f: Fields) -> Answer:
 
 async def orch_delete(h: OrchHandler, f: Fields) -> Answer:
     """`orchestration/delete_orchestrations {"orchestrations", "confirm_delete"}`."""
-    ids = [as_uuid("orchestrations", i) for i in f.list("orchestrations", str)]
+    ids = [as_uuid("orchestrations", i) for i in f.items("orchestrations", str)]
     if not ids:
         raise InvalidRequest("orchestrations", "must list at least one orchestration id")
-    return 200, await h.service.delete_orchestrations(ids, bool(f.bool("confirm_delete")))
+    return 200, await h.service.delete_orchestrations(ids, bool(f.boolean("confirm_delete")))
 
 
 async def task_run_once(h: OrchHandler, f: Fields) -> Answer:
     """`task/run_once`: 201 `{"id"}` of the new task."""
-    f.bool("debug")
+    f.boolean("debug")
     task = await h.service.run_once(
         orch_id=f.uuid("orch_id"),
-        workspace_id=f.req_int("workspace_id"),
-        args=f.object("json", default={}),
-        name=f.str("name", required=False),
-        timeout=f.int("timeout", required=False, minimum=1),
+        workspace_id=f.req_integer("workspace_id"),
+        args=f.mapping("json", default={}),
+        name=f.string("name", required=False),
+        timeout=f.integer("timeout", required=False, minimum=1),
         owner=h.owner,
     )
     return 201, {"id": task.id}
@@ -279,19 +283,19 @@ async def task_run_once(h: OrchHandler, f: Fields) -> Answer:
 
 async def task_get(h: OrchHandler, f: Fields) -> Answer:
     """`task/get_by_id {"id", "run_limit"?}`."""
-    limit = f.int("run_limit", required=False, minimum=0)
+    limit = f.integer("run_limit", required=False, minimum=0)
     task = await h.service.get_task(f.uuid("id"), 5 if limit is None else limit)
     return 200, task.to_json()
 
 
 async def task_list(h: OrchHandler, f: Fields) -> Answer:
     """`task/list` with optional workspace, orchestration, sha and killed filters."""
-    limit = f.int("run_limit", required=False, minimum=0)
+    limit = f.integer("run_limit", required=False, minimum=0)
     tasks = await h.service.list_tasks(
-        f.int("workspace_id", required=False),
+        f.integer("workspace_id", required=False),
         f.opt_uuid("orch_id"),
-        f.str("orch_sha", required=False),
-        f.bool("killed"),
+        f.string("orch_sha", required=False),
+        f.boolean("killed"),
         5 if limit is None else limit,
     )
     return 200, [t.to_json() for t in tasks]
@@ -299,7 +303,7 @@ async def task_list(h: OrchHandler, f: Fields) -> Answer:
 
 async def task_by_sha(h: OrchHandler, f: Fields) -> Answer:
     """`task/get_tasks_by_orch_sha {"sha"}`."""
-    sha = f.str("sha")
+    sha = f.string("sha")
     assert sha is not None
     return 200, {"ids": await h.service.task_ids_by_sha(sha)}
 
@@ -311,10 +315,10 @@ async def task_kill(h: OrchHandler, f: Fields) -> Answer:
 
 async def task_runs(h: OrchHandler, f: Fields) -> Answer:
     """`task/list_task_runs {"task_id", "limit"?, "status"?, "time_range"?}`."""
-    word = f.str("status", required=False)
+    word = f.string("status", required=False)
     status = None if word in (None, "all") else f.enum("status", RunStatus, word)
     runs = await h.service.list_task_runs(
-        f.uuid("task_id"), f.int("limit", required=False, minimum=1), status, f.time_range()
+        f.uuid("task_id"), f.integer("limit", required=False, minimum=1), status, f.time_range()
     )
     return 200, [r.to_json() for r in runs]
 
@@ -326,7 +330,7 @@ async def task_run_details(h: OrchHandler, f: Fields) -> Answer:
 
 async def task_logs(h: OrchHandler, f: Fields) -> Answer:
     """`task/get_logs_for_run {"id", "lines"?}`."""
-    lines = f.int("lines", required=False, minimum=0)
+    lines = f.integer("lines", required=False, minimum=0)
     return 200, {"logs": await h.service.run_logs(f.uuid("id"), lines)}
 
 
@@ -356,7 +360,9 @@ def routes() -> list[tuple[str, type[web.RequestHandler], dict[str, Any]] | tupl
         (f"{PREFIX}/orchestration/download", DownloadHandler),
         (f"{PREFIX}/openapi.json", OpenAPIHandler),
     ]
-    table += [(f"{PREFIX}/{path}", ActionHandler, {"endpoint": fn}) for path, fn in ENDPOINTS.items()]
+    table += [
+        (f"{PREFIX}/{path}", ActionHandler, {"endpoint": fn}) for path, fn in ENDPOINTS.items()
+    ]
     table.append((r"/orch/(.*)", UnknownHandler))
     return table
 

@@ -121,8 +121,16 @@ class Packager:
             log: list[str] = []
             steps = [
                 [self.python, "-m", "venv", "--system-site-packages", str(env)],
-                [str(env_python(env)), "-m", "pip", "install", "--disable-pip-version-check",
-                 "--no-input", "-r", str(reqs)],
+                [
+                    str(env_python(env)),
+                    "-m",
+                    "pip",
+                    "install",
+                    "--disable-pip-version-check",
+                    "--no-input",
+                    "-r",
+                    str(reqs),
+                ],
             ]
             error = None
             for argv in steps:

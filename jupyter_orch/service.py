@@ -48,6 +48,11 @@ T = TypeVar("T")
 SECRET_VARS = ("JUPYTER_TOKEN", "JPY_API_TOKEN", "JUPYTERHUB_API_TOKEN", "JPY_COOKIE_SECRET")
 
 
+def default_owner() -> str:
+    """The server's user: the JupyterHub user name, or the account the server runs as."""
+    return os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
+
+
 @dataclass
 class ServiceConfig:
     """The settings the service needs (the app fills them from its traitlets)."""
@@ -58,12 +63,7 @@ class ServiceConfig:
     max_line: int = 16384
     callback_url: str = ""
     allow_requirement_options: bool = False
-    owner: str = field(default_factory=lambda: default_owner())
-
-
-def default_owner() -> str:
-    """The server's user: the JupyterHub user name, or the account the server runs as."""
-    return os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
+    owner: str = field(default_factory=default_owner)
 
 
 def hash_token(token: str) -> str:

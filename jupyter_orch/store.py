@@ -316,7 +316,8 @@ class Store:
         self, workspace_ids: Sequence[int] = (), status: OrchestrationStatus | None = None
     ) -> list[Orchestration]:
         """Orchestrations of some workspaces (all when empty), oldest first."""
-        sql, params = "SELECT * FROM orchestrations WHERE 1=1", []
+        sql = "SELECT * FROM orchestrations WHERE 1=1"
+        params: list[object] = []
         if workspace_ids:
             sql += f" AND workspace_id IN ({_placeholders(workspace_ids)})"
             params.extend(workspace_ids)
@@ -403,7 +404,8 @@ class Store:
         run_limit: int = 5,
     ) -> list[Task]:
         """Tasks matching every filter given, newest first."""
-        sql, params = "SELECT * FROM tasks WHERE 1=1", []
+        sql = "SELECT * FROM tasks WHERE 1=1"
+        params: list[object] = []
         if workspace_ids:
             sql += f" AND workspace_id IN ({_placeholders(workspace_ids)})"
             params.extend(workspace_ids)
@@ -490,17 +492,18 @@ class Store:
         created_range: tuple[datetime, datetime] | None = None,
     ) -> list[TaskRun]:
         """A task's runs, newest first (by `updated_at`, as the contract orders them)."""
-        sql, params = "SELECT * FROM runs WHERE task_id = ?", [task_id]
+        sql = "SELECT * FROM runs WHERE task_id = ?"
+        params: list[object] = [task_id]
         if status is not None:
             sql += " AND status = ?"
             params.append(status.value)
         if created_range is not None:
             sql += " AND created_at >= ? AND created_at <= ?"
-            params.extend([_ts(created_range[0]) or "", _ts(created_range[1]) or ""])
+            params.extend([_ts(created_range[0]), _ts(created_range[1])])
         sql += " ORDER BY updated_at DESC, created_at DESC"
         if limit is not None:
             sql += " LIMIT ?"
-            params.append(str(limit))
+            params.append(limit)
         return [_run(row) for row in self.db.execute(sql, params).fetchall()]
 
     def active_runs(self) -> list[tuple[TaskRun, str | None]]:

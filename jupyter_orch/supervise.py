@@ -15,6 +15,7 @@ SIGKILL after the grace period. The supervisor enforces the run's timeout the sa
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -144,6 +145,10 @@ class Supervisor:
     def start(self) -> None:
         """Start the run's process in a process group of its own."""
         cwd = self.prepare_workdir()
+        # A process group of its own, so kill and timeout reach whatever the run starts.
+        group: dict[str, Any] = (
+            {"process_group": 0} if sys.version_info >= (3, 11) else {"preexec_fn": os.setpgrp}
+        )
         self.child = subprocess.Popen(
             self.spec["argv"],
             cwd=cwd,
@@ -151,18 +156,15 @@ class Supervisor:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            preexec_fn=None if sys.version_info >= (3, 11) else os.setpgrp,
-            **({"process_group": 0} if sys.version_info >= (3, 11) else {}),
+            **group,
         )
         write_json(os.path.join(self.run_dir, "child.json"), {"pid": self.child.pid})
 
     def signal_group(self, signum: int) -> None:
         """Send a signal to every process of the run."""
         if self.child is not None:
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.child.pid, signum)
-            except (ProcessLookupError, PermissionError):
-                pass
 
     def begin_stop(self, reason: str, note: str) -> None:
         """Start ending the run: SIGTERM now, SIGKILL after the grace period."""
@@ -283,7 +285,7 @@ def run(run_dir: str) -> int:
             raise InterruptedError("killed before it started")
         sup.start()
     except InterruptedError as exc:
-        record = {"status": "killed", "exit_code": None, "reason": str(exc)}
+        record: dict[str, Any] = {"status": "killed", "exit_code": None, "reason": str(exc)}
     except OSError as exc:
         sup.log.note(f"jupyter_orch: could not start the run: {exc}")
         sup.log.flush()
@@ -291,7 +293,7 @@ def run(run_dir: str) -> int:
     else:
         sup.pump(wake_r)
         record = sup.outcome()
-    record.update(started_ns=started, ended_ns=time.time_ns())
+    record["started_ns"], record["ended_ns"] = started, time.time_ns()
     write_json(os.path.join(run_dir, "exit.json"), record)
     return 0
 

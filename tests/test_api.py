@@ -108,11 +108,7 @@ async def test_subdirectory_entrypoint_reads_artifact_by_relative_path(api: Api)
 
 
 async def test_each_run_gets_a_fresh_working_directory(api: Api) -> None:
-    code = (
-        "import os\n"
-        "print(os.path.exists('scratch.txt'))\n"
-        "open('scratch.txt', 'w').write('x')\n"
-    )
+    code = "import os\nprint(os.path.exists('scratch.txt'))\nopen('scratch.txt', 'w').write('x')\n"
     orch_id = await api.upload({"main.py": code})
     for _ in range(2):
         task = await api.wait_task(await api.run_once(orch_id), {"success", "failed"})
@@ -136,7 +132,8 @@ async def test_over_long_lines_are_split_into_partial_pieces(api: Api) -> None:
 
 
 async def test_run_limit_and_list_task_runs(api: Api) -> None:
-    orch_id = await api.upload({"main.py": "import sys; sys.exit(int(__import__('jupyter_orch').task_args()['code']))\n"})
+    code = "import sys, jupyter_orch\nsys.exit(jupyter_orch.task_args()['code'])\n"
+    orch_id = await api.upload({"main.py": code})
     ok = await api.wait_task(await api.run_once(orch_id, {"code": 0}), {"success"})
     bad = await api.wait_task(await api.run_once(orch_id, {"code": 3}), {"failed"})
     runs = await api.ok("task/list_task_runs", {"task_id": bad["id"], "status": "failure"})
@@ -280,7 +277,9 @@ async def test_authentication_is_required(api: Api, jp_fetch: Any, jp_serverapp:
     path = (API, "orchestration", "get_by_id")
     token = jp_serverapp.identity_provider.token
     for headers in ({"Authorization": ""}, {"Authorization": "token wrong"}):
-        response = await jp_fetch(*path, method="POST", body=body, headers=headers, raise_error=False)
+        response = await jp_fetch(
+            *path, method="POST", body=body, headers=headers, raise_error=False
+        )
         assert response.code == 403
     for scheme in ("token", "Bearer", "bearer"):
         headers = {"Authorization": f"{scheme} {token}"}

@@ -120,9 +120,7 @@ async def test_runs_never_stay_running_after_their_process_ends(api: Api) -> Non
     assert run["status"] == "failure" and run["reason"] == "ended by signal 9"
 
 
-async def test_a_vanished_supervisor_is_a_failure_with_a_reason(
-    api: Api, data_dir: Path
-) -> None:
+async def test_a_vanished_supervisor_is_a_failure_with_a_reason(api: Api, data_dir: Path) -> None:
     task_id, run_id, pgid, _ = await started_run(api, STUBBORN)
     info = json.loads((data_dir / "runs" / run_id / "supervisor.json").read_text())
     os.kill(info["pid"], 9)
@@ -135,7 +133,8 @@ async def test_a_vanished_supervisor_is_a_failure_with_a_reason(
 
 @pytest.mark.parametrize("count", [8])
 async def test_concurrent_runs_each_get_their_own_log(api: Api, count: int) -> None:
-    orch_id = await api.upload({"main.py": "import jupyter_orch\nprint(jupyter_orch.task_args()['n'])\n"})
+    code = "import jupyter_orch\nprint(jupyter_orch.task_args()['n'])\n"
+    orch_id = await api.upload({"main.py": code})
     tasks = await asyncio.gather(*(api.run_once(orch_id, {"n": n}) for n in range(count)))
     for n, task_id in enumerate(tasks):
         task = await api.wait_task(task_id, {"success", "failed"})

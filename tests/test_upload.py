@@ -116,7 +116,11 @@ async def test_chunked_body_over_the_limit_is_413(
 
     with pytest.raises(HTTPClientError) as caught:
         await jp_fetch(
-            API, "orchestration", "upload", method="POST", body_producer=produce,
+            API,
+            "orchestration",
+            "upload",
+            method="POST",
+            body_producer=produce,
             headers={"Content-Type": ctype},
         )
     assert caught.value.code == 413
@@ -181,13 +185,23 @@ async def test_unknown_workspace_is_404(api: Api, data_dir: Path) -> None:
 async def test_missing_file_part_and_wrong_content_type(api: Api) -> None:
     body, ctype = multipart([("metadata", None, b'{"workspace_id": 1}', "application/json")])
     response = await api.fetch(
-        API, "orchestration", "upload", method="POST", body=body,
-        headers={"Content-Type": ctype}, raise_error=False,
+        API,
+        "orchestration",
+        "upload",
+        method="POST",
+        body=body,
+        headers={"Content-Type": ctype},
+        raise_error=False,
     )
     assert response.code == 400 and "'file'" in json.loads(response.body)["message"]
     response = await api.fetch(
-        API, "orchestration", "upload", method="POST", body=b"{}",
-        headers={"Content-Type": "application/json"}, raise_error=False,
+        API,
+        "orchestration",
+        "upload",
+        method="POST",
+        body=b"{}",
+        headers={"Content-Type": "application/json"},
+        raise_error=False,
     )
     assert response.code == 400 and "multipart/form-data" in json.loads(response.body)["message"]
 

@@ -7,6 +7,7 @@ code follows a supervisor started by this server and one re-attached after a res
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -90,10 +91,8 @@ def _kill_orphans(run_dir: Path) -> None:
     """Kill the process group of a run whose supervisor is gone, so no process survives it."""
     child = _read_json(run_dir / "child.json")
     if child and isinstance(child.get("pid"), int):
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(child["pid"], signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
 
 
 def supervisor_alive(run_dir: Path) -> int | None:
@@ -101,7 +100,7 @@ def supervisor_alive(run_dir: Path) -> int | None:
     info = _read_json(run_dir / "supervisor.json")
     if not info or not isinstance(info.get("pid"), int):
         return None
-    pid = info["pid"]
+    pid: int = info["pid"]
     ticks = supervise.process_start_ticks(pid)
     if ticks is None or ticks != info.get("start"):
         return None
@@ -211,10 +210,8 @@ class LocalExecutor(Executor):
 
 
 def _signal(pid: int, signum: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signum)
-    except ProcessLookupError:
-        pass
 
 
 def _settle(future: asyncio.Future[ExitRecord], done: asyncio.Future[ExitRecord]) -> None:
