@@ -35,6 +35,13 @@ class TooLarge(OrchError):
     reason = "Payload Too Large"
 
 
+class Forbidden(OrchError):
+    """The request is not authenticated or not authorized."""
+
+    status = 403
+    reason = "Forbidden"
+
+
 class NotFound(OrchError):
     """An id names nothing that exists."""
 

@@ -16,8 +16,10 @@ _MISSING = object()
 
 def parse_json_object(raw: bytes, what: str = "body") -> dict[str, Any]:
     """A JSON object from raw bytes; InvalidRequest otherwise."""
+    if not raw.strip():
+        return {}  # an empty body is an empty request: every field takes its default
     try:
-        value = json.loads(raw or b"null")
+        value = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidRequest(what, f"is not valid JSON ({exc})") from None
     if not isinstance(value, dict):

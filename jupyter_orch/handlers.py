@@ -19,7 +19,7 @@ from jupyter_server.auth.identity import User
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
-from .errors import InvalidRequest, NotFound, OrchError, TooLarge
+from .errors import Forbidden, InvalidRequest, NotFound, OrchError, TooLarge
 from .fields import Fields, as_uuid, parse_json_object
 from .models import RunStatus
 from .service import OrchService
@@ -60,17 +60,17 @@ class OrchHandler(APIHandler):
         run_id = self.service.run_for_token(token) if token else None
         if run_id is not None:
             if not self.check_host():
-                raise web.HTTPError(403)
+                raise Forbidden(f"host {self.request.host!r} is not allowed")
             self.run_id = run_id
             self.current_user = self._jupyter_current_user = User(username=f"run:{run_id}")
         else:
             await super().prepare()
             if not self.current_user:
-                raise web.HTTPError(403, "authentication required")
+                raise Forbidden("authentication required: a Jupyter token or session")
             action = "read" if self.request.method in ("GET", "HEAD") else "write"
             allowed = self.authorizer.is_authorized(self, self.current_user, action, "orch")
             if not await ensure_async(allowed):
-                raise web.HTTPError(403, f"not authorized to {action} orchestrations")
+                raise Forbidden(f"not authorized to {action} orchestrations")
         await self.service.ensure_started()
 
     def check_xsrf_cookie(self) -> None:

@@ -15,7 +15,10 @@ def read_lines(path: Path, last: int | None = None) -> list[str]:
             data = fh.read() if last is None else _tail_bytes(fh.fileno(), last)
     except FileNotFoundError:
         return []
-    lines = data.decode("utf-8", "replace").splitlines()
+    # Split on "\n" only: a printed "\r" or U+2028 belongs to its line, not a new one.
+    lines = data.decode("utf-8", "replace").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
     return lines if last is None else lines[-last:] if last else []
 
 

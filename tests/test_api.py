@@ -124,11 +124,12 @@ async def test_log_lines_option_gives_the_last_lines(api: Api) -> None:
 
 
 async def test_over_long_lines_are_split_into_partial_pieces(api: Api) -> None:
-    task = await api.run_to_end({"main.py": "print('a' * 40000)\n"})
+    task = await api.run_to_end({"main.py": "print('a' * 40000)\nprint('x\\ry\\u2028z')\n"})
     lines = await api.logs(task["last_runs"][0]["run_id"])
     tags = [line.split(" ")[2] for line in lines]
-    assert tags == ["P", "P", "F"]
-    assert "".join(texts(lines)) == "a" * 40000
+    assert tags == ["P", "P", "F", "F"]
+    assert "".join(texts(lines)[:3]) == "a" * 40000
+    assert texts(lines)[3] == "x\ry\u2028z"  # only "\n" ends a line
 
 
 async def test_run_limit_and_list_task_runs(api: Api) -> None:
@@ -168,6 +169,8 @@ async def test_listings_download_and_sha_lookup(api: Api) -> None:
 
 
 async def test_workspaces(api: Api) -> None:
+    empty_body = await api.call("workspaces/list", b"")
+    assert empty_body.code == 200  # no body: every field takes its default
     listed = await api.ok("workspaces/list")
     assert [w["id"] for w in listed["workspaces"]] == [1]
     created = await api.ok("workspaces/create", {"name": "team"}, status=201)
