@@ -1,0 +1,1 @@
+"""Benchmarks of jupyter_orch against a real Jupyter server: `python benchmarks/run.py`."""
