@@ -19,6 +19,7 @@ from .handlers import routes
 from .packaging import Packager
 from .service import OrchService, ServiceConfig
 from .store import Store
+from .tasks import TaskSettings
 
 
 class OrchApp(ExtensionApp):
@@ -71,6 +72,39 @@ class OrchApp(ExtensionApp):
         config=True
     )
 
+    starting_deadline_seconds = Int(
+        600,
+        help="A scheduled instant missed while no server ran still runs at start-up if it is "
+        "at most this many seconds old (the latest one only; older ones are recorded as "
+        "missed). Tasks may set their own.",
+    ).tag(config=True)
+
+    crash_loop_seconds = Float(
+        10.0,
+        help="A continuous task's run that fails within this many seconds counts as a fast "
+        "failure: the next run waits (1 s, doubling to 60 s) and the task shows crash_loop.",
+    ).tag(config=True)
+
+    keep_runs = Int(
+        100, help="Runs (with their logs) kept per task, newest first; tasks may set their own."
+    ).tag(config=True)
+
+    keep_days = Float(
+        30.0,
+        help="Days a run (with its log) is kept; tasks may set their own. The latest failed "
+        "run of a task is always kept.",
+    ).tag(config=True)
+
+    retention_interval_seconds = Float(
+        3600.0, help="How often retention is applied to every task (it also runs after runs)."
+    ).tag(config=True)
+
+    stop_runs_on_shutdown = Bool(
+        False,
+        help="End active runs when the server shuts down cleanly (by default they keep going "
+        "and a restarted server follows them again).",
+    ).tag(config=True)
+
     executor_class = Type(
         default_value=LocalExecutor,
         klass=Executor,
@@ -97,6 +131,14 @@ class OrchApp(ExtensionApp):
             max_line=self.max_log_line_bytes,
             callback_url=url_path_join(self.serverapp.connection_url, "orch"),
             allow_requirement_options=self.allow_requirement_options,
+            task_settings=TaskSettings(
+                starting_deadline_seconds=self.starting_deadline_seconds,
+                crash_loop_seconds=self.crash_loop_seconds,
+            ),
+            keep_runs=self.keep_runs,
+            keep_days=self.keep_days,
+            retention_interval=self.retention_interval_seconds,
+            stop_runs_on_shutdown=self.stop_runs_on_shutdown,
         )
         self.service = OrchService(
             config,

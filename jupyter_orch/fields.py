@@ -54,6 +54,19 @@ class Fields:
             raise InvalidRequest(name, f"must be at least {minimum}")
         return value
 
+    def number(
+        self, name: str, required: bool = True, minimum: float | None = None
+    ) -> float | None:
+        """A number field (integer or not; booleans are not numbers here)."""
+        value = self._get(name, required)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InvalidRequest(name, f"must be a number, not {_kind(value)}")
+        if minimum is not None and value < minimum:
+            raise InvalidRequest(name, f"must be at least {minimum}")
+        return float(value)
+
     def req_integer(self, name: str, minimum: int | None = None) -> int:
         """A required integer field."""
         value = self.integer(name, True, minimum)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -18,11 +18,12 @@ from jupyter_core.utils import ensure_async
 from jupyter_server.auth.identity import User
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
+from tornado.iostream import StreamClosedError
 
 from .errors import Forbidden, InvalidRequest, NotFound, OrchError, TooLarge
 from .fields import Fields, as_uuid, parse_json_object
-from .models import RunStatus
-from .service import OrchService
+from .models import ConcurrencyPolicy, RunStatus, RunType
+from .service import OrchService, TaskRequest
 from .upload import MultipartReceiver
 
 PREFIX = "/orch/v1/api"
@@ -200,6 +201,59 @@ class DownloadHandler(OrchHandler):
         self.finish(set_content_type="application/octet-stream")
 
 
+class FollowLogsHandler(OrchHandler):
+    """`task/follow_logs?id=&from=`: log lines as they are written, as JSON lines, until the
+    run has ended; `{"heartbeat": true}` while nothing happens, `{"end": true, ...}` last."""
+
+    heartbeat = 15.0
+
+    async def get(self) -> None:
+        """Stream the run's lines from index `from`."""
+        run_id = as_uuid("id", self.get_query_argument("id", "") or "")
+        start = self.get_query_argument("from", "0") or "0"
+        if not start.isdigit():
+            raise InvalidRequest("from", f"{start!r} is not a line index (0 or more)")
+        lines = await self.service.follow_logs(run_id, int(start))
+        self.set_header("Content-Type", "application/x-ndjson")
+        self.set_header("Cache-Control", "no-cache")
+        queue: asyncio.Queue[tuple[int, str] | None] = asyncio.Queue(maxsize=1000)
+        pump = asyncio.ensure_future(_pump(lines, queue))
+        following = int(start)
+        try:
+            while (item := await self._next(queue)) is not None:
+                if isinstance(item, tuple):
+                    following = item[0] + 1
+                    self.write(json.dumps({"n": item[0], "line": item[1]}) + "\n")
+                else:
+                    self.write('{"heartbeat": true}\n')
+                if queue.empty():
+                    await self.flush()
+        except StreamClosedError:
+            return  # the client went away
+        finally:
+            pump.cancel()
+        status = await self.service.run_status(run_id)
+        end = {"end": True, "status": status.value, "next": following}
+        self.finish(json.dumps(end) + "\n", set_content_type="application/x-ndjson")
+
+    async def _next(self, queue: asyncio.Queue[tuple[int, str] | None]) -> Any:
+        try:
+            return await asyncio.wait_for(queue.get(), self.heartbeat)
+        except asyncio.TimeoutError:
+            return "heartbeat"
+
+
+async def _pump(
+    lines: AsyncIterator[tuple[int, str]], queue: asyncio.Queue[tuple[int, str] | None]
+) -> None:
+    """Move lines from the follower to the answer, so heartbeats never cancel the follower."""
+    try:
+        async for item in lines:
+            await queue.put(item)
+    finally:
+        await queue.put(None)
+
+
 class OpenAPIHandler(OrchHandler):
     """The OpenAPI 3 document of this API."""
 
@@ -267,18 +321,57 @@ async def orch_delete(h: OrchHandler, f: Fields) -> Answer:
     return 200, await h.service.delete_orchestrations(ids, bool(f.boolean("confirm_delete")))
 
 
-async def task_run_once(h: OrchHandler, f: Fields) -> Answer:
-    """`task/run_once`: 201 `{"id"}` of the new task."""
+def task_request(f: Fields, scheduled: bool = False) -> TaskRequest:
+    """The fields every kind of task takes (and, for scheduled tasks, the schedule's)."""
     f.boolean("debug")
-    task = await h.service.run_once(
+    request = TaskRequest(
         orch_id=f.uuid("orch_id"),
         workspace_id=f.req_integer("workspace_id"),
         args=f.mapping("json", default={}),
         name=f.string("name", required=False),
         timeout=f.integer("timeout", required=False, minimum=1),
-        owner=h.owner,
+        keep_runs=f.integer("keep_runs", required=False, minimum=1),
+        keep_days=f.number("keep_days", required=False, minimum=0),
     )
+    if scheduled:
+        request.schedule = f.string("schedule")
+        request.timezone = f.string("timezone", required=False)
+        policy = f.string("concurrency_policy", required=False) or "allow"
+        request.concurrency_policy = f.enum("concurrency_policy", ConcurrencyPolicy, policy)
+        request.starting_deadline_seconds = f.integer(
+            "starting_deadline_seconds", required=False, minimum=0
+        )
+    return request
+
+
+async def task_run_once(h: OrchHandler, f: Fields) -> Answer:
+    """`task/run_once`: 201 `{"id"}` of the new task."""
+    task = await h.service.create_task(RunType.ONCE, task_request(f), h.owner)
     return 201, {"id": task.id}
+
+
+async def task_run_scheduled(h: OrchHandler, f: Fields) -> Answer:
+    """`task/run_scheduled`: a run at every instant of a cron schedule."""
+    task = await h.service.create_task(RunType.SCHEDULED, task_request(f, True), h.owner)
+    return 201, {"id": task.id}
+
+
+async def task_run_continuously(h: OrchHandler, f: Fields) -> Answer:
+    """`task/run_continuously`: the next run as soon as the previous one ends."""
+    task = await h.service.create_task(RunType.CONTINUOUS, task_request(f), h.owner)
+    return 201, {"id": task.id}
+
+
+async def task_pause(h: OrchHandler, f: Fields) -> Answer:
+    """`task/pause {"id", "pause"}`: false resumes."""
+    pause = f.boolean("pause", required=True)
+    return 202, (await h.service.pause_task(f.uuid("id"), bool(pause))).to_json()
+
+
+async def task_run_now(h: OrchHandler, f: Fields) -> Answer:
+    """`task/run_now {"id"}` (ours): one immediate run of a scheduled task."""
+    run = await h.service.run_now(f.uuid("id"))
+    return 201, {"id": run.id, **run.to_json()}
 
 
 async def task_get(h: OrchHandler, f: Fields) -> Answer:
@@ -343,6 +436,10 @@ ENDPOINTS: dict[str, Endpoint] = {
     "orchestration/get_build_log": orch_build_log,
     "orchestration/delete_orchestrations": orch_delete,
     "task/run_once": task_run_once,
+    "task/run_scheduled": task_run_scheduled,
+    "task/run_continuously": task_run_continuously,
+    "task/pause": task_pause,
+    "task/run_now": task_run_now,
     "task/get_by_id": task_get,
     "task/list": task_list,
     "task/get_tasks_by_orch_sha": task_by_sha,
@@ -358,6 +455,7 @@ def routes() -> list[tuple[str, type[web.RequestHandler], dict[str, Any]] | tupl
     table: list[Any] = [
         (f"{PREFIX}/orchestration/upload", UploadHandler),
         (f"{PREFIX}/orchestration/download", DownloadHandler),
+        (f"{PREFIX}/task/follow_logs", FollowLogsHandler),
         (f"{PREFIX}/openapi.json", OpenAPIHandler),
     ]
     table += [

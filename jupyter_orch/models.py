@@ -60,6 +60,14 @@ class RunStatus(str, Enum):
     UNKNOWN = "unknown"
 
 
+class ConcurrencyPolicy(str, Enum):
+    """What a scheduled run does when an earlier run of its task is still running."""
+
+    ALLOW = "allow"  # start anyway (Wallaroo's rule)
+    FORBID = "forbid"  # skip this instant, and record the skip
+    REPLACE = "replace"  # end the running one, then start
+
+
 class RunType(str, Enum):
     """How a task makes runs; the values are the contract's `run_type` words."""
 
@@ -76,6 +84,11 @@ class RunType(str, Enum):
             RunType.CONTINUOUS: "exec_orch_service",
         }[self]
 
+
+#: Task statuses after which nothing more happens.
+FINAL_TASK_STATUSES = frozenset(
+    {TaskStatus.SUCCESS, TaskStatus.FAILED, TaskStatus.TIMED_OUT, TaskStatus.KILLED}
+)
 
 #: How a finished run-once run maps onto its task's final status.
 TASK_STATUS_FOR_RUN = {
@@ -163,6 +176,7 @@ class TaskRun:
     ended_at: datetime | None = None
     exit_code: int | None = None
     reason: str | None = None
+    scheduled_for: datetime | None = None
 
     @property
     def active(self) -> bool:
@@ -192,6 +206,26 @@ class TaskRun:
             "exit_code": self.exit_code,
             "reason": self.reason,
             "trigger": self.trigger,
+            "scheduled_for": iso(self.scheduled_for),
+        }
+
+
+@dataclass
+class Skip:
+    """A scheduled instant that did not run: missed while down, or skipped by policy."""
+
+    task_id: str
+    scheduled_for: datetime
+    reason: str
+    recorded_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        """The wire shape."""
+        return {
+            "task": self.task_id,
+            "scheduled_for": iso(self.scheduled_for),
+            "reason": self.reason,
+            "recorded_at": iso(self.recorded_at),
         }
 
 
@@ -214,7 +248,19 @@ class Task:
     timeout: int | None = None
     schedule: str | None = None
     timezone: str | None = None
+    concurrency_policy: ConcurrencyPolicy = ConcurrencyPolicy.ALLOW
+    starting_deadline_seconds: int | None = None
+    keep_runs: int | None = None
+    keep_days: float | None = None
+    last_fire_at: datetime | None = None
     last_runs: list[TaskRun] = field(default_factory=list)
+    next_run_at: datetime | None = None  # derived by the scheduler, never stored
+    skipped: list[Skip] = field(default_factory=list)
+
+    @property
+    def live(self) -> bool:
+        """Whether the task may still make runs."""
+        return not self.killed and self.status not in FINAL_TASK_STATUSES
 
     def env_vars(self) -> dict[str, str]:
         """The variables every run of this task sees (the contract's `extra_env_vars`)."""
@@ -241,6 +287,12 @@ class Task:
             "flavor": self.run_type.flavor,
             "schedule": self.schedule,
             "timezone": self.timezone,
+            "next_run_at": iso(self.next_run_at),
+            "concurrency_policy": self.concurrency_policy.value,
+            "starting_deadline_seconds": self.starting_deadline_seconds,
+            "keep_runs": self.keep_runs,
+            "keep_days": self.keep_days,
+            "last_skipped": [skip.to_json() for skip in self.skipped],
             "timeout": self.timeout,
             "reap_threshold_secs": self.timeout,
             "extra_env_vars": self.env_vars(),

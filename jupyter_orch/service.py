@@ -1,32 +1,31 @@
-"""The use cases of the orchestration API: upload, run, kill, list, read logs.
+"""The use cases of the orchestration API: upload, run, schedule, kill, list, read logs.
 
 Knows nothing of HTTP: it takes plain values, returns records, and raises the errors of
 `errors.py`. Every blocking step (SQLite, files, process start) runs off the event loop.
+Run mechanics live in `runner.py`, task life cycles and timers in `tasks.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import getpass
-import hashlib
-import json
 import logging
 import os
-import secrets
 import shutil
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from . import logs, runtime
+from . import logs
 from .archive import ArchiveLimits, extract_archive
 from .errors import Conflict, InvalidRequest, NotFound
-from .executors import Executor, ExitRecord, RunSpec
-from .executors.local import append_note
+from .executors import Executor
+from .follow import LogFollower
+from .lock import SchedulerLock
 from .models import (
-    TASK_STATUS_FOR_RUN,
+    ConcurrencyPolicy,
     Orchestration,
     OrchestrationStatus,
     RunStatus,
@@ -39,13 +38,13 @@ from .models import (
     now,
 )
 from .packaging import Packager, check_requirements, normalise_requirements
+from .runner import Runner, RunSettings
+from .schedule import parse_cron, parse_timezone
 from .store import Store
+from .tasks import TaskManager, TaskSettings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-#: Variables of the server's own that a run must not inherit (it gets a token of its own).
-SECRET_VARS = ("JUPYTER_TOKEN", "JPY_API_TOKEN", "JUPYTERHUB_API_TOKEN", "JPY_COOKIE_SECRET")
 
 
 def default_owner() -> str:
@@ -64,11 +63,29 @@ class ServiceConfig:
     callback_url: str = ""
     allow_requirement_options: bool = False
     owner: str = field(default_factory=default_owner)
+    task_settings: TaskSettings = field(default_factory=TaskSettings)
+    keep_runs: int = 100
+    keep_days: float = 30.0
+    retention_interval: float = 3600.0
+    sync_interval: float = 2.0
+    stop_runs_on_shutdown: bool = False
 
 
-def hash_token(token: str) -> str:
-    """What is stored of a run's token: its SHA-256."""
-    return hashlib.sha256(token.encode()).hexdigest()
+@dataclass
+class TaskRequest:
+    """What a client asks for when it creates a task (fields already type-checked)."""
+
+    orch_id: str
+    workspace_id: int
+    args: dict[str, Any]
+    name: str | None = None
+    timeout: int | None = None
+    schedule: str | None = None
+    timezone: str | None = None
+    concurrency_policy: ConcurrencyPolicy = ConcurrencyPolicy.ALLOW
+    starting_deadline_seconds: int | None = None
+    keep_runs: int | None = None
+    keep_days: float | None = None
 
 
 class OrchService:
@@ -81,10 +98,17 @@ class OrchService:
         self.store = store
         self.executor = executor
         self.packager = packager
-        self._active: dict[str, str] = {}  # run id -> task id
-        self._tokens: dict[str, str] = {}  # token hash -> run id
         self._locks: dict[str, asyncio.Lock] = {}
+        settings = RunSettings(
+            config.data_dir, config.callback_url, config.kill_grace, config.max_line
+        )
+        self.runner = Runner(settings, store, executor, self._lock)
+        self.tasks = TaskManager(store, self.runner, config.task_settings, self._lock)
+        self.tasks.on_run_end = self._after_run
+        self.follower = LogFollower(lambda run: self.run_dir(run) / "log", self.runner.ended_event)
+        self.scheduler_lock = SchedulerLock(config.data_dir / "scheduler.lock")
         self._background: set[asyncio.Future[Any]] = set()
+        self._pruning: set[str] = set()
         self._started: asyncio.Future[None] | None = None
 
     # -- paths ------------------------------------------------------------------------------
@@ -119,7 +143,7 @@ class OrchService:
         self.store.open()
 
     async def ensure_started(self) -> None:
-        """Start once: clear half-done work, re-attach runs, resume packaging."""
+        """Start once: clear half-done work, then schedule if this server holds the lock."""
         if self._started is None:
             self._started = asyncio.ensure_future(self._start())
         await asyncio.shield(self._started)
@@ -127,20 +151,50 @@ class OrchService:
     async def _start(self) -> None:
         await asyncio.to_thread(self._clean_scratch)
         await self.executor.start()
-        for run, token_hash in await self.store.call(self.store.active_runs):
-            if token_hash:
-                self._tokens[token_hash] = run.id
-            self._active[run.id] = run.task_id
-            future = await self.executor.reattach(run.id, self.run_dir(run.id))
-            self._spawn(self._await_end(run, future))
+        if self.scheduler_lock.try_acquire():
+            await self._take_over()
+        else:
+            log.info(
+                "jupyter_orch: the server with pid %s holds the scheduler of %s; this server "
+                "serves the API and runs what it is asked to run, and takes over if that one stops",
+                self.scheduler_lock.holder(),
+                self.data_dir,
+            )
+            self._spawn(self._wait_for_lock())
+
+    async def _take_over(self) -> None:
+        """This server holds the scheduler lock: re-attach runs, resume work, plan timers."""
+        await self.runner.reattach()
         for status in (OrchestrationStatus.PENDING_PACKAGING, OrchestrationStatus.PACKAGING):
-            for orch in await self.store.call(self.store.list_orchestrations, (), status):
+            for orch in await self._db(self.store.list_orchestrations, (), status):
                 self._spawn(self._package(orch))
-        for orch in await self.store.call(
-            self.store.list_orchestrations, (), OrchestrationStatus.READY
-        ):
-            for task in await self.store.call(self.store.tasks_waiting_for, orch.id):
-                self._spawn(self._start_pending(task.id))
+        ready = await self._db(self.store.list_orchestrations, (), OrchestrationStatus.READY)
+        for orch in ready:
+            for task in await self._db(self.store.tasks_waiting_for, orch.id):
+                self._spawn(self.tasks.begin(task.id))
+        await self.tasks.take_scheduling()
+        self._spawn(self._every(self.config.sync_interval, self._sync))
+        self._spawn(self._every(self.config.retention_interval, self._prune_all))
+
+    async def _wait_for_lock(self) -> None:
+        # Another process holds the lock: nothing here can signal its release, so look again.
+        while not self.scheduler_lock.try_acquire():  # noqa: ASYNC110
+            await asyncio.sleep(5.0)
+        log.info("jupyter_orch: this server now holds the scheduler of %s", self.data_dir)
+        await self._take_over()
+
+    async def _sync(self) -> None:
+        """Adopt runs and tasks another server of this data directory started."""
+        await self.runner.reattach()
+        await self.tasks.sync()
+
+    async def _every(self, seconds: float, work: Callable[[], Awaitable[None]]) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await work()
+            except Exception:  # the next round tries again; one failure stops nothing
+                log.exception("jupyter_orch: periodic work failed")
 
     def _clean_scratch(self) -> None:
         shutil.rmtree(self.tmp_dir(), ignore_errors=True)
@@ -150,12 +204,14 @@ class OrchService:
         self.packager.clean_incomplete()
 
     async def stop(self) -> None:
-        """Stop watching runs (they go on) and close the database."""
-        await self.executor.stop()
+        """Stop timers and watchers; runs go on unless configured to stop with the server."""
+        await self.tasks.stop()
+        await self.runner.stop(kill_runs=self.config.stop_runs_on_shutdown)
         for task in list(self._background):
             task.cancel()
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+        self.scheduler_lock.release()
         await asyncio.to_thread(self.store.close)
 
     def _spawn(self, coro: Awaitable[T]) -> None:
@@ -277,7 +333,7 @@ class OrchService:
             orch.status = OrchestrationStatus.ERROR
         await self._db(self.store.update_orchestration, orch)
         for task in await self._db(self.store.tasks_waiting_for, orch.id):
-            await self._start_pending(task.id)
+            await self.tasks.begin(task.id)
 
     async def get_orchestration(self, orch_id: str) -> Orchestration:
         """One orchestration, or NotFound."""
@@ -341,7 +397,7 @@ class OrchService:
         ids = [o.id for o in orchs]
         tasks = await self._db(self.store.list_tasks, (), ids, None, None, None, 0)
         task_ids = [t.id for t in tasks]
-        busy = sorted({t for t in self._active.values() if t in task_ids})
+        busy = sorted({t for t in self.runner.active.values() if t in task_ids})
         run_ids = await self._db(self.store.run_ids, task_ids)
         answer = {
             "orchestrations": ids,
@@ -369,159 +425,49 @@ class OrchService:
 
     # -- tasks ------------------------------------------------------------------------------
 
-    async def run_once(
-        self,
-        *,
-        orch_id: str,
-        workspace_id: int,
-        args: dict[str, Any],
-        name: str | None,
-        timeout: int | None,
-        owner: str,
-    ) -> Task:
-        """A task that runs the orchestration once (as soon as it is packaged)."""
-        orch = await self.get_orchestration(orch_id)
-        await self.get_workspace(workspace_id)
-        if orch.workspace_id != workspace_id:
+    async def create_task(self, kind: RunType, request: TaskRequest, owner: str) -> Task:
+        """A new task of any kind; it starts as soon as its orchestration is ready."""
+        orch = await self.get_orchestration(request.orch_id)
+        await self.get_workspace(request.workspace_id)
+        if orch.workspace_id != request.workspace_id:
             raise InvalidRequest(
-                "workspace_id", f"orchestration {orch_id} is in workspace {orch.workspace_id}"
+                "workspace_id",
+                f"orchestration {orch.id} is in workspace {orch.workspace_id}",
             )
+        if kind is RunType.SCHEDULED:
+            parse_cron(request.schedule or "")
+            parse_timezone(request.timezone)
         stamp = now()
         task = Task(
             id=new_id(),
-            name=name,
-            workspace_id=workspace_id,
+            name=request.name,
+            workspace_id=request.workspace_id,
             orch_id=orch.id,
             orch_sha=orch.sha,
             owner_id=owner,
             status=TaskStatus.PENDING,
-            run_type=RunType.ONCE,
-            input_data=args,
-            timeout=timeout,
+            run_type=kind,
+            input_data=request.args,
+            timeout=request.timeout,
+            schedule=" ".join((request.schedule or "").split()) or None,
+            timezone=(request.timezone or "UTC") if kind is RunType.SCHEDULED else None,
+            concurrency_policy=request.concurrency_policy,
+            starting_deadline_seconds=request.starting_deadline_seconds,
+            keep_runs=request.keep_runs,
+            keep_days=request.keep_days,
             created_at=stamp,
             updated_at=stamp,
         )
         await self._db(self.store.insert_task, task)
-        if orch.status in (OrchestrationStatus.READY, OrchestrationStatus.ERROR):
-            await self._start_pending(task.id)
+        await self.tasks.created(task, orch)
         return task
-
-    async def _start_pending(self, task_id: str) -> None:
-        """Start the first run of a task that was waiting (for packaging, or just created)."""
-        async with self._lock(task_id):
-            task = await self._db(self.store.get_task, task_id, 0)
-            if task is None or task.killed or task.status is not TaskStatus.PENDING:
-                return
-            orch = await self.get_orchestration(task.orch_id)
-            if orch.status is OrchestrationStatus.READY:
-                await self._start_run(task, orch, trigger="once")
-            elif orch.status is OrchestrationStatus.ERROR:
-                await self._fail_unrun(task, f"packaging failed: {orch.error}")
-
-    def _python_for(self, orch: Orchestration) -> str:
-        if orch.env_key:
-            return str(self.data_dir / "envs" / orch.env_key / "bin" / "python")
-        return self.executor_python
-
-    @property
-    def executor_python(self) -> str:
-        """The interpreter of runs that need no environment of their own: the server's."""
-        return getattr(self.executor, "python", None) or "python3"
-
-    def _run_env(self, task: Task, run_id: str, token: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k not in SECRET_VARS}
-        env.update(task.env_vars())
-        env.update(
-            {
-                "PYTHONUNBUFFERED": "1",
-                runtime.RUN_ID_VAR: run_id,
-                runtime.ARGS_FILE_VAR: str(self.run_dir(run_id) / "args.json"),
-                runtime.URL_VAR: self.config.callback_url,
-                runtime.TOKEN_VAR: token,
-            }
-        )
-        return env
-
-    async def _start_run(self, task: Task, orch: Orchestration, trigger: str) -> TaskRun:
-        """Record a run, then start its supervisor (the row exists before the process)."""
-        stamp = now()
-        run = TaskRun(
-            id=new_id(),
-            task_id=task.id,
-            status=RunStatus.RUNNING,
-            created_at=stamp,
-            updated_at=stamp,
-            started_at=stamp,
-            trigger=trigger,
-        )
-        token = secrets.token_urlsafe(32)
-        task.status = TaskStatus.STARTED
-        await self._db(self.store.start_run, task, run, hash_token(token))
-        self._tokens[hash_token(token)] = run.id
-        self._active[run.id] = task.id
-        entry = Path(orch.entrypoint)
-        spec = RunSpec(
-            run_id=run.id,
-            run_dir=self.run_dir(run.id),
-            argv=[self._python_for(orch), "-u", entry.name],
-            env=self._run_env(task, run.id, token),
-            source=self.orch_dir(orch.id),
-            cwd=str(entry.parent) if str(entry.parent) != "." else "",
-            timeout=task.timeout,
-            grace=self.config.kill_grace,
-            max_line=self.config.max_line,
-        )
-        try:
-            await asyncio.to_thread(_write_args, spec.run_dir, task.input_data)
-            future = await self.executor.launch(spec)
-        except OSError as exc:
-            future = asyncio.get_running_loop().create_future()
-            future.set_result(ExitRecord(RunStatus.FAILURE, None, f"could not start: {exc}", now()))
-        self._spawn(self._await_end(run, future))
-        return run
-
-    async def _fail_unrun(self, task: Task, reason: str) -> None:
-        """A run that could not start at all: recorded as a failure with the reason as log."""
-        run = await self._start_run_record_only(task)
-        await asyncio.to_thread(_note_only, self.run_dir(run.id), reason)
-        await self._finish(run, ExitRecord(RunStatus.FAILURE, None, reason, now()))
-
-    async def _start_run_record_only(self, task: Task) -> TaskRun:
-        stamp = now()
-        run = TaskRun(new_id(), task.id, RunStatus.RUNNING, stamp, stamp, started_at=stamp)
-        task.status = TaskStatus.STARTED
-        await self._db(self.store.start_run, task, run, None)
-        self._active[run.id] = task.id
-        return run
-
-    async def _await_end(self, run: TaskRun, future: asyncio.Future[ExitRecord]) -> None:
-        try:
-            record = await future
-        except asyncio.CancelledError:
-            return  # the server is stopping; the run goes on and is re-attached at start
-        async with self._lock(run.task_id):
-            await self._finish(run, record)
-
-    async def _finish(self, run: TaskRun, record: ExitRecord) -> None:
-        """Write a run's end, and its task's status where the run decides it."""
-        run.status, run.exit_code, run.reason = record.status, record.exit_code, record.reason
-        run.ended_at = record.ended_at
-        self._active.pop(run.id, None)
-        self._tokens = {h: r for h, r in self._tokens.items() if r != run.id}
-        task = await self._db(self.store.get_task, run.task_id, 0)
-        if task is not None:
-            still_running = run.task_id in self._active.values()
-            if task.killed and not still_running:
-                task.status = TaskStatus.KILLED
-            elif task.run_type is RunType.ONCE and not task.killed:
-                task.status = TASK_STATUS_FOR_RUN[record.status]
-        await self._db(self.store.finish_run, run, task)
 
     async def get_task(self, task_id: str, run_limit: int = 5) -> Task:
         """One task with its newest runs, or NotFound."""
         task = await self._db(self.store.get_task, task_id, run_limit)
         if task is None:
             raise NotFound("task", task_id)
+        task.next_run_at = self.tasks.next_run_at(task)
         return task
 
     async def list_tasks(
@@ -533,7 +479,7 @@ class OrchService:
         run_limit: int,
     ) -> list[Task]:
         """Tasks matching the filters, newest first."""
-        return await self._db(
+        tasks = await self._db(
             self.store.list_tasks,
             [workspace_id] if workspace_id is not None else [],
             [orch_id] if orch_id is not None else [],
@@ -542,6 +488,9 @@ class OrchService:
             None,
             run_limit,
         )
+        for task in tasks:
+            task.next_run_at = self.tasks.next_run_at(task)
+        return tasks
 
     async def task_ids_by_sha(self, sha: str) -> list[str]:
         """Ids of the tasks of every orchestration with this archive hash."""
@@ -549,17 +498,17 @@ class OrchService:
 
     async def kill_task(self, task_id: str) -> Task:
         """Stop a task: no new runs; active runs get SIGTERM, then SIGKILL after the grace."""
-        async with self._lock(task_id):
-            task = await self.get_task(task_id)
-            if task.killed:
-                raise Conflict(f"task {task_id} is already killed")
-            running = [r for r, t in self._active.items() if t == task_id]
-            task.killed = True
-            task.status = TaskStatus.PENDING_KILL if running else TaskStatus.KILLED
-            await self._db(self.store.update_task, task)
-        for run_id in running:
-            self.executor.kill(run_id)
+        return await self.tasks.kill(task_id)
+
+    async def pause_task(self, task_id: str, pause: bool) -> Task:
+        """Pause (no new runs) or resume a scheduled or continuous task."""
+        task = await (self.tasks.pause(task_id) if pause else self.tasks.resume(task_id))
+        task.next_run_at = self.tasks.next_run_at(task)
         return task
+
+    async def run_now(self, task_id: str) -> TaskRun:
+        """One immediate run of a scheduled task."""
+        return await self.tasks.run_now(task_id)
 
     # -- runs -------------------------------------------------------------------------------
 
@@ -581,26 +530,63 @@ class OrchService:
             raise NotFound("task run", run_id)
         return run
 
-    async def run_logs(self, run_id: str, lines: int | None) -> list[str]:
-        """A run's log lines (the last `lines` when given)."""
+    async def _known_run(self, run_id: str) -> TaskRun:
         run = await self._db(self.store.get_run, run_id)
         if run is None:
             raise NotFound("task run", run_id)
+        return run
+
+    async def run_logs(self, run_id: str, lines: int | None) -> list[str]:
+        """A run's log lines (the last `lines` when given)."""
+        await self._known_run(run_id)
         return await asyncio.to_thread(logs.read_lines, self.run_dir(run_id) / "log", lines)
+
+    async def follow_logs(self, run_id: str, start: int) -> AsyncIterator[tuple[int, str]]:
+        """(index, line) of a run's log from line `start`, live until the run ends."""
+        await self._known_run(run_id)
+        return self.follower.follow(run_id, start)
+
+    async def run_status(self, run_id: str) -> RunStatus:
+        """A run's current status."""
+        return (await self._known_run(run_id)).status
 
     def run_for_token(self, token: str) -> str | None:
         """The active run a run-scoped token belongs to, if any."""
-        return self._tokens.get(hash_token(token))
+        return self.runner.run_for_token(token)
 
+    # -- retention --------------------------------------------------------------------------
 
-def _write_args(run_dir: Path, args: dict[str, Any]) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "args.json").write_text(json.dumps(args), encoding="utf-8")
+    def _after_run(self, run: TaskRun) -> None:
+        if run.task_id not in self._pruning:
+            self._pruning.add(run.task_id)
+            self._spawn(self._prune_soon(run.task_id))
 
+    async def _prune_soon(self, task_id: str) -> None:
+        await asyncio.sleep(1.0)  # one pass for a burst of runs ending together
+        self._pruning.discard(task_id)
+        await self.prune(task_id)
 
-def _note_only(run_dir: Path, text: str) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    append_note(run_dir, f"jupyter_orch: {text}")
+    async def _prune_all(self) -> None:
+        for task_id in await self._db(self.store.task_ids):
+            await self.prune(task_id)
+
+    async def prune(self, task_id: str, limit: int = 500) -> list[str]:
+        """Apply retention to one task: keep its newest runs, and runs younger than the limit."""
+        task = await self._db(self.store.get_task, task_id, 0)
+        if task is None:
+            return []
+        keep = task.keep_runs if task.keep_runs is not None else self.config.keep_runs
+        days = task.keep_days if task.keep_days is not None else self.config.keep_days
+        cutoff = now() - timedelta(days=days)
+        doomed = await self._db(self.store.prune_candidates, task_id, keep, cutoff, limit)
+        if doomed:
+            await self._db(self.store.delete_runs, doomed)
+            await asyncio.to_thread(self._remove_runs, doomed)
+        return doomed
+
+    def _remove_runs(self, run_ids: list[str]) -> None:
+        for run_id in run_ids:
+            shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
 
 
 def _read_text(path: Path) -> str:

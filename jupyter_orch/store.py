@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .models import (
+    ConcurrencyPolicy,
     Orchestration,
     OrchestrationStatus,
     RunStatus,
     RunType,
+    Skip,
     Task,
     TaskRun,
     TaskStatus,
@@ -74,6 +76,11 @@ CREATE TABLE IF NOT EXISTS tasks (
     timeout INTEGER,
     schedule TEXT,
     timezone TEXT,
+    concurrency_policy TEXT NOT NULL DEFAULT 'allow',
+    starting_deadline_seconds INTEGER,
+    keep_runs INTEGER,
+    keep_days REAL,
+    last_fire_at TEXT,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL
 );
@@ -91,10 +98,21 @@ CREATE TABLE IF NOT EXISTS runs (
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
     started_at TEXT,
-    ended_at TEXT
+    ended_at TEXT,
+    scheduled_for TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_task_updated ON runs(task_id, updated_at);
+CREATE INDEX IF NOT EXISTS runs_task_created ON runs(task_id, created_at);
 CREATE INDEX IF NOT EXISTS runs_status ON runs(status);
+-- One scheduled instant never gets two runs, whatever happens (manual runs have no instant).
+CREATE UNIQUE INDEX IF NOT EXISTS runs_instant ON runs(task_id, scheduled_for);
+CREATE TABLE IF NOT EXISTS skips (
+    task_id TEXT NOT NULL REFERENCES tasks(id),
+    scheduled_for TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    recorded_at TEXT NOT NULL,
+    UNIQUE (task_id, scheduled_for)
+);
 """
 
 
@@ -155,6 +173,11 @@ def _task(row: sqlite3.Row) -> Task:
         timeout=row["timeout"],
         schedule=row["schedule"],
         timezone=row["timezone"],
+        concurrency_policy=ConcurrencyPolicy(row["concurrency_policy"]),
+        starting_deadline_seconds=row["starting_deadline_seconds"],
+        keep_runs=row["keep_runs"],
+        keep_days=row["keep_days"],
+        last_fire_at=_dt(row["last_fire_at"]),
         created_at=_req_dt(row["created_at"]),
         updated_at=_req_dt(row["updated_at"]),
     )
@@ -172,6 +195,16 @@ def _run(row: sqlite3.Row) -> TaskRun:
         updated_at=_req_dt(row["updated_at"]),
         started_at=_dt(row["started_at"]),
         ended_at=_dt(row["ended_at"]),
+        scheduled_for=_dt(row["scheduled_for"]),
+    )
+
+
+def _skip(row: sqlite3.Row) -> Skip:
+    return Skip(
+        task_id=row["task_id"],
+        scheduled_for=_req_dt(row["scheduled_for"]),
+        reason=row["reason"],
+        recorded_at=_req_dt(row["recorded_at"]),
     )
 
 
@@ -334,6 +367,7 @@ class Store:
         self._write(
             [
                 (f"DELETE FROM runs WHERE task_id IN ({task_q})", list(orch_ids)),
+                (f"DELETE FROM skips WHERE task_id IN ({task_q})", list(orch_ids)),
                 (f"DELETE FROM tasks WHERE orch_id IN ({marks})", list(orch_ids)),
                 (f"DELETE FROM orchestrations WHERE id IN ({marks})", list(orch_ids)),
             ]
@@ -349,8 +383,9 @@ class Store:
     def _task_insert(self, task: Task) -> tuple[str, Sequence[object]]:
         return (
             "INSERT INTO tasks (id, name, workspace_id, orch_id, orch_sha, owner_id, status,"
-            " run_type, input_data, killed, timeout, schedule, timezone, created_at, updated_at)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " run_type, input_data, killed, timeout, schedule, timezone, concurrency_policy,"
+            " starting_deadline_seconds, keep_runs, keep_days, created_at, updated_at)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 task.id,
                 task.name,
@@ -365,6 +400,10 @@ class Store:
                 task.timeout,
                 task.schedule,
                 task.timezone,
+                task.concurrency_policy.value,
+                task.starting_deadline_seconds,
+                task.keep_runs,
+                task.keep_days,
                 _ts(task.created_at),
                 _ts(task.updated_at),
             ),
@@ -373,8 +412,14 @@ class Store:
     def _task_update(self, task: Task) -> tuple[str, Sequence[object]]:
         task.updated_at = now()
         return (
-            "UPDATE tasks SET status=?, killed=?, updated_at=? WHERE id=?",
-            (task.status.value, int(task.killed), _ts(task.updated_at), task.id),
+            "UPDATE tasks SET status=?, killed=?, last_fire_at=?, updated_at=? WHERE id=?",
+            (
+                task.status.value,
+                int(task.killed),
+                _ts(task.last_fire_at),
+                _ts(task.updated_at),
+                task.id,
+            ),
         )
 
     def insert_task(self, task: Task) -> None:
@@ -392,6 +437,7 @@ class Store:
             return None
         task = _task(row)
         task.last_runs = self.list_runs(task.id, limit=run_limit)
+        task.skipped = self.list_skips(task.id, limit=5)
         return task
 
     def list_tasks(
@@ -436,27 +482,32 @@ class Store:
 
     # -- runs -------------------------------------------------------------------------------
 
-    def start_run(self, task: Task, run: TaskRun, token_hash: str) -> None:
-        """Record a run and its task's new status together."""
-        self._write(
-            [
-                (
-                    "INSERT INTO runs (id, task_id, status, trigger, token_hash, created_at,"
-                    " updated_at, started_at) VALUES (?,?,?,?,?,?,?,?)",
+    def start_run(self, task: Task, run: TaskRun, token_hash: str | None) -> bool:
+        """Record a run and its task's new status together; False if its instant has a run."""
+        try:
+            self._write(
+                [
                     (
-                        run.id,
-                        run.task_id,
-                        run.status.value,
-                        run.trigger,
-                        token_hash,
-                        _ts(run.created_at),
-                        _ts(run.updated_at),
-                        _ts(run.started_at),
+                        "INSERT INTO runs (id, task_id, status, trigger, token_hash, created_at,"
+                        " updated_at, started_at, scheduled_for) VALUES (?,?,?,?,?,?,?,?,?)",
+                        (
+                            run.id,
+                            run.task_id,
+                            run.status.value,
+                            run.trigger,
+                            token_hash,
+                            _ts(run.created_at),
+                            _ts(run.updated_at),
+                            _ts(run.started_at),
+                            _ts(run.scheduled_for),
+                        ),
                     ),
-                ),
-                self._task_update(task),
-            ]
-        )
+                    self._task_update(task),
+                ]
+            )
+        except sqlite3.IntegrityError:
+            return False
+        return True
 
     def finish_run(self, run: TaskRun, task: Task | None) -> None:
         """Record a run's end (and its task's status, when that changes) together."""
@@ -524,6 +575,60 @@ class Store:
             return []
         sql = f"SELECT id FROM runs WHERE task_id IN ({_placeholders(task_ids)})"
         return [row["id"] for row in self.db.execute(sql, list(task_ids)).fetchall()]
+
+    def live_tasks(self) -> list[Task]:
+        """Scheduled and continuous tasks that are neither killed nor finished."""
+        rows = self.db.execute(
+            "SELECT * FROM tasks WHERE run_type != ? AND killed = 0",
+            (RunType.ONCE.value,),
+        ).fetchall()
+        return [task for task in map(_task, rows) if task.live]
+
+    def add_skips(self, task_id: str, instants: Sequence[datetime], reason: str) -> None:
+        """Record scheduled instants that did not run (once each)."""
+        stamp = _ts(now())
+        self.db.executemany(
+            "INSERT OR IGNORE INTO skips (task_id, scheduled_for, reason, recorded_at)"
+            " VALUES (?,?,?,?)",
+            [(task_id, _ts(instant), reason, stamp) for instant in instants],
+        )
+
+    def list_skips(self, task_id: str, limit: int | None = None) -> list[Skip]:
+        """A task's skipped instants, newest first."""
+        sql = "SELECT * FROM skips WHERE task_id = ? ORDER BY scheduled_for DESC"
+        params: list[object] = [task_id]
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [_skip(row) for row in self.db.execute(sql, params).fetchall()]
+
+    def prune_candidates(self, task_id: str, keep: int, cutoff: datetime, limit: int) -> list[str]:
+        """Ended runs beyond the newest `keep` or older than `cutoff`; never the latest failure."""
+        rows = self.db.execute(
+            "SELECT id, status, created_at FROM runs WHERE task_id = ?"
+            " ORDER BY created_at DESC, id",
+            (task_id,),
+        ).fetchall()
+        failed = {RunStatus.FAILURE.value, RunStatus.TIMED_OUT.value}
+        latest_failure = next((r["id"] for r in rows if r["status"] in failed), None)
+        doomed = [
+            row["id"]
+            for index, row in enumerate(rows)
+            if row["status"] != RunStatus.RUNNING.value
+            and row["id"] != latest_failure
+            and (index >= keep or _req_dt(row["created_at"]) < cutoff)
+        ]
+        return doomed[:limit]
+
+    def delete_runs(self, run_ids: Sequence[str]) -> None:
+        """Remove runs by id."""
+        if run_ids:
+            sql = f"DELETE FROM runs WHERE id IN ({_placeholders(run_ids)})"
+            self._write([(sql, list(run_ids))])
+
+    def task_ids(self) -> list[str]:
+        """Every task id."""
+        return [row["id"] for row in self.db.execute("SELECT id FROM tasks").fetchall()]
 
     def tasks_waiting_for(self, orch_id: str) -> list[Task]:
         """Tasks of one orchestration still pending (waiting for packaging)."""

@@ -1,0 +1,110 @@
+"""Following a run's log as it is written, with one file watcher per run however many follow.
+
+A watcher checks the log's size every `interval` seconds while anyone follows the run and wakes
+its followers when the file grows or the run ends; each follower reads the new bytes from its
+own offset (the page cache makes that cheap), so a slow follower never holds up the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator, Callable
+from functools import partial
+from pathlib import Path
+
+READ_CHUNK = 1 << 20
+
+
+class _Watch:
+    """The shared state of everyone following one run."""
+
+    def __init__(self) -> None:
+        self.changed = asyncio.Condition()
+        self.size = 0
+        self.ended = False
+        self.followers = 0
+        self.task: asyncio.Task[None] | None = None
+
+
+class LogFollower:
+    """Streams log lines of runs as they are written."""
+
+    def __init__(
+        self,
+        log_path: Callable[[str], Path],
+        ended: Callable[[str], asyncio.Event],
+        interval: float = 0.1,
+    ) -> None:
+        self.log_path = log_path
+        self.ended = ended
+        self.interval = interval
+        self._watches: dict[str, _Watch] = {}
+
+    async def follow(self, run_id: str, start: int) -> AsyncIterator[tuple[int, str]]:
+        """(index, line) from line `start` on, until the run has ended and all is sent."""
+        watch = self._watches.get(run_id)
+        if watch is None:
+            watch = self._watches[run_id] = _Watch()
+            watch.task = asyncio.ensure_future(self._watch(run_id, watch))
+        watch.followers += 1
+        try:
+            async for item in self._read(run_id, watch, start):
+                yield item
+        finally:
+            watch.followers -= 1
+            if watch.followers == 0 and self._watches.get(run_id) is watch:
+                del self._watches[run_id]
+                if watch.task is not None:
+                    watch.task.cancel()
+
+    async def _watch(self, run_id: str, watch: _Watch) -> None:
+        path = self.log_path(run_id)
+        ended = self.ended(run_id)
+        while True:
+            finished = ended.is_set()
+            with contextlib.suppress(FileNotFoundError):
+                size = os.stat(path).st_size
+                if size != watch.size or finished:
+                    async with watch.changed:
+                        watch.size, watch.ended = size, finished
+                        watch.changed.notify_all()
+            if finished:
+                async with watch.changed:
+                    watch.ended = True
+                    watch.changed.notify_all()
+                return
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(ended.wait(), self.interval)
+
+    async def _read(self, run_id: str, watch: _Watch, start: int) -> AsyncIterator[tuple[int, str]]:
+        path = self.log_path(run_id)
+        offset, index, tail = 0, 0, b""
+        while True:
+            async with watch.changed:
+                await watch.changed.wait_for(partial(_news, watch, offset))
+                size, ended = watch.size, watch.ended
+            while offset < size:
+                want = min(size - offset, READ_CHUNK)
+                data = await asyncio.to_thread(_read_at, path, offset, want)
+                if not data:
+                    break
+                offset += len(data)
+                *lines, tail = (tail + data).split(b"\n")
+                for line in lines:
+                    if index >= start:
+                        yield index, line.decode("utf-8", "replace")
+                    index += 1
+            if ended and offset >= size:
+                return
+
+
+def _news(watch: _Watch, offset: int) -> bool:
+    """Whether a follower at `offset` has something to do."""
+    return watch.size > offset or watch.ended
+
+
+def _read_at(path: Path, offset: int, size: int) -> bytes:
+    with open(path, "rb") as fh:
+        return os.pread(fh.fileno(), size, offset)

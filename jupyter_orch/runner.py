@@ -1,0 +1,255 @@
+"""Run mechanics: record a run, start its supervisor, learn its end, kill it, re-attach to it.
+
+What a run's end means for its task (a final status, the next continuous run, a pause that
+completes) is not decided here: `Runner` asks its owner through two hooks, so the run's end
+and the task's new status are written in one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from . import runtime
+from .executors import Executor, ExitRecord, RunSpec
+from .executors.local import append_note
+from .models import Orchestration, RunStatus, Task, TaskRun, TaskStatus, new_id, now
+from .store import Store
+
+#: Variables of the server's own that a run must not inherit (it gets a token of its own).
+SECRET_VARS = ("JUPYTER_TOKEN", "JPY_API_TOKEN", "JUPYTERHUB_API_TOKEN", "JPY_COOKIE_SECRET")
+
+Decide = Callable[[Task, TaskRun], None]
+AfterEnd = Callable[[Task | None, TaskRun], Awaitable[None]]
+
+
+@dataclass
+class RunSettings:
+    """What every run of this server shares."""
+
+    data_dir: Path
+    callback_url: str
+    kill_grace: float
+    max_line: int
+
+
+def hash_token(token: str) -> str:
+    """What is stored of a run's token: its SHA-256."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Runner:
+    """Starts runs and follows them to their end."""
+
+    def __init__(
+        self,
+        settings: RunSettings,
+        store: Store,
+        executor: Executor,
+        locks: Callable[[str], asyncio.Lock],
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.executor = executor
+        self._lock = locks
+        self.active: dict[str, str] = {}  # run id -> task id
+        self._tokens: dict[str, str] = {}  # token hash -> run id
+        self._ended: dict[str, asyncio.Event] = {}
+        self._watchers: set[asyncio.Future[Any]] = set()
+        self.decide: Decide = lambda task, run: None
+        self.after_end: AfterEnd = _nothing
+
+    def run_dir(self, run_id: str) -> Path:
+        """A run's log, records and working directory."""
+        return self.settings.data_dir / "runs" / run_id
+
+    def python_for(self, orch: Orchestration) -> str:
+        """The interpreter of an orchestration's runs."""
+        if orch.env_key:
+            return str(self.settings.data_dir / "envs" / orch.env_key / "bin" / "python")
+        return getattr(self.executor, "python", None) or "python3"
+
+    def running(self, task_id: str) -> list[str]:
+        """The ids of a task's active runs."""
+        return [run for run, task in self.active.items() if task == task_id]
+
+    def is_active(self, run_id: str) -> bool:
+        """Whether a run is still going (as far as this server follows it)."""
+        return run_id in self.active
+
+    def ended_event(self, run_id: str) -> asyncio.Event:
+        """An event set when the run ends (already set for a run not followed here)."""
+        event = self._ended.get(run_id)
+        if event is None:
+            event = asyncio.Event()
+            if run_id in self.active:
+                self._ended[run_id] = event
+            else:
+                event.set()
+        return event
+
+    def run_for_token(self, token: str) -> str | None:
+        """The active run a run-scoped token belongs to, if any."""
+        return self._tokens.get(hash_token(token))
+
+    def _env(self, task: Task, run_id: str, token: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in SECRET_VARS}
+        env.update(task.env_vars())
+        env.update(
+            {
+                "PYTHONUNBUFFERED": "1",
+                runtime.RUN_ID_VAR: run_id,
+                runtime.ARGS_FILE_VAR: str(self.run_dir(run_id) / "args.json"),
+                runtime.URL_VAR: self.settings.callback_url,
+                runtime.TOKEN_VAR: token,
+            }
+        )
+        return env
+
+    def _new_run(self, task: Task, trigger: str, scheduled_for: datetime | None) -> TaskRun:
+        stamp = now()
+        return TaskRun(
+            id=new_id(),
+            task_id=task.id,
+            status=RunStatus.RUNNING,
+            created_at=stamp,
+            updated_at=stamp,
+            started_at=stamp,
+            trigger=trigger,
+            scheduled_for=scheduled_for,
+        )
+
+    async def start(
+        self,
+        task: Task,
+        orch: Orchestration,
+        trigger: str,
+        scheduled_for: datetime | None = None,
+    ) -> TaskRun | None:
+        """Record a run, then start it (the row exists before the process); None if its
+        scheduled instant already has a run. The caller holds the task's lock."""
+        run = self._new_run(task, trigger, scheduled_for)
+        token = secrets.token_urlsafe(32)
+        if not await self.store.call(self.store.start_run, task, run, hash_token(token)):
+            return None
+        self._tokens[hash_token(token)] = run.id
+        self.active[run.id] = task.id
+        entry = Path(orch.entrypoint)
+        spec = RunSpec(
+            run_id=run.id,
+            run_dir=self.run_dir(run.id),
+            argv=[self.python_for(orch), "-u", entry.name],
+            env=self._env(task, run.id, token),
+            source=self.settings.data_dir / "orchestrations" / orch.id,
+            cwd=str(entry.parent) if str(entry.parent) != "." else "",
+            timeout=task.timeout,
+            grace=self.settings.kill_grace,
+            max_line=self.settings.max_line,
+        )
+        try:
+            await asyncio.to_thread(_write_args, spec.run_dir, task.input_data)
+            future = await self.executor.launch(spec)
+        except OSError as exc:
+            future = _done(ExitRecord(RunStatus.FAILURE, None, f"could not start: {exc}", now()))
+        self._follow(run, future)
+        return run
+
+    async def record_unrun(self, task: Task, reason: str, trigger: str = "once") -> TaskRun:
+        """A run that could not start at all: a failure whose log says why."""
+        run = self._new_run(task, trigger, None)
+        task.status = TaskStatus.STARTED
+        await self.store.call(self.store.start_run, task, run, None)
+        self.active[run.id] = task.id
+        await asyncio.to_thread(_note_only, self.run_dir(run.id), reason)
+        await self._finish(run, ExitRecord(RunStatus.FAILURE, None, reason, now()))
+        return run
+
+    def _follow(self, run: TaskRun, future: asyncio.Future[ExitRecord]) -> None:
+        watcher = asyncio.ensure_future(self._await_end(run, future))
+        self._watchers.add(watcher)
+        watcher.add_done_callback(self._watchers.discard)
+
+    async def _await_end(self, run: TaskRun, future: asyncio.Future[ExitRecord]) -> None:
+        try:
+            record = await future
+        except asyncio.CancelledError:
+            return  # the server is stopping; the run goes on and is re-attached at start
+        async with self._lock(run.task_id):
+            await self._finish(run, record)
+
+    async def _finish(self, run: TaskRun, record: ExitRecord) -> None:
+        """Write a run's end and its task's new status together, then tell the owner."""
+        run.status, run.exit_code, run.reason = record.status, record.exit_code, record.reason
+        run.ended_at = record.ended_at
+        self.active.pop(run.id, None)
+        self._tokens = {h: r for h, r in self._tokens.items() if r != run.id}
+        task = await self.store.call(self.store.get_task, run.task_id, 0)
+        if task is not None:
+            self.decide(task, run)
+        await self.store.call(self.store.finish_run, run, task)
+        event = self._ended.pop(run.id, None)
+        if event is not None:
+            event.set()
+        await self.after_end(task, run)
+
+    def kill(self, task_id: str) -> list[str]:
+        """Ask every active run of a task to stop; their ids."""
+        runs = self.running(task_id)
+        for run_id in runs:
+            self.executor.kill(run_id)
+        return runs
+
+    async def reattach(self) -> None:
+        """Follow again every run still marked running (after a restart)."""
+        for run, token_hash in await self.store.call(self.store.active_runs):
+            if run.id in self.active:
+                continue
+            if token_hash:
+                self._tokens[token_hash] = run.id
+            self.active[run.id] = run.task_id
+            self._follow(run, await self.executor.reattach(run.id, self.run_dir(run.id)))
+
+    async def stop(self, kill_runs: bool) -> None:
+        """Stop following runs; with `kill_runs`, end them first."""
+        if kill_runs:
+            events = [self.ended_event(run_id) for run_id in list(self.active)]
+            for task_id in set(self.active.values()):
+                self.kill(task_id)
+            if events:
+                await asyncio.wait(
+                    [asyncio.ensure_future(e.wait()) for e in events],
+                    timeout=self.settings.kill_grace + 5,
+                )
+        await self.executor.stop()
+        for watcher in list(self._watchers):
+            watcher.cancel()
+        if self._watchers:
+            await asyncio.gather(*self._watchers, return_exceptions=True)
+
+
+async def _nothing(task: Task | None, run: TaskRun) -> None:
+    return None
+
+
+def _done(record: ExitRecord) -> asyncio.Future[ExitRecord]:
+    future: asyncio.Future[ExitRecord] = asyncio.get_running_loop().create_future()
+    future.set_result(record)
+    return future
+
+
+def _write_args(run_dir: Path, args: dict[str, Any]) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "args.json").write_text(json.dumps(args), encoding="utf-8")
+
+
+def _note_only(run_dir: Path, text: str) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    append_note(run_dir, f"jupyter_orch: {text}")

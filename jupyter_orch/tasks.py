@@ -1,0 +1,424 @@
+"""Task life cycles: when runs start, and what a run's end does to its task.
+
+- Run once: one run as soon as the orchestration is ready.
+- Scheduled: a run at every instant of the cron schedule, whatever earlier runs are doing
+  (`concurrency_policy` `allow`), or skipping (`forbid`) or ending (`replace`) a running one.
+- Continuous: the next run as soon as the previous one ends; runs that keep failing fast back
+  off exponentially (1 s doubling to 60 s) and the task shows `crash_loop` meanwhile.
+
+Every status change of a task happens under that task's lock. Timers (cron instants, back-off)
+live in `Scheduler`, held only by the server that holds the data directory's scheduler lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+from .errors import Conflict, NotFound
+from .models import (
+    TASK_STATUS_FOR_RUN,
+    ConcurrencyPolicy,
+    Orchestration,
+    OrchestrationStatus,
+    RunStatus,
+    RunType,
+    Task,
+    TaskRun,
+    TaskStatus,
+    now,
+)
+from .runner import Runner
+from .schedule import Cron, backoff_seconds, catch_up, fires_between, next_fire, parse_cron
+from .schedule import parse_timezone as zone_of
+from .scheduler import Scheduler
+from .store import Store
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass
+class TaskSettings:
+    """Defaults of the scheduling rules (traitlets of the app)."""
+
+    starting_deadline_seconds: int = 600
+    crash_loop_seconds: float = 10.0
+    backoff_first: float = 1.0
+    backoff_max: float = 60.0
+
+
+@dataclass(frozen=True)
+class _Plan:
+    cron: Cron
+    zone: ZoneInfo
+    deadline: int
+
+
+class TaskManager:
+    """Starts runs of tasks at the right moments and keeps task statuses true."""
+
+    def __init__(
+        self,
+        store: Store,
+        runner: Runner,
+        settings: TaskSettings,
+        locks: Callable[[str], asyncio.Lock],
+        clock: Callable[[], datetime] = now,
+    ) -> None:
+        self.store = store
+        self.runner = runner
+        self.settings = settings
+        self.clock = clock
+        self._lock = locks
+        self.scheduler = Scheduler(self._due, clock)
+        self.scheduling = False  # only the holder of the scheduler lock makes timed runs
+        self._plans: dict[str, _Plan] = {}
+        self._failures: dict[str, int] = {}
+        self._spawned: set[asyncio.Future[Any]] = set()
+        self.on_run_end: Callable[[TaskRun], None] = lambda run: None
+        runner.decide = self.decide
+        runner.after_end = self.after_end
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _spawn(self, coro: Awaitable[T]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._spawned.add(task)
+        task.add_done_callback(self._spawn_done)
+
+    def _spawn_done(self, task: asyncio.Future[Any]) -> None:
+        self._spawned.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("jupyter_orch: task work failed", exc_info=task.exception())
+
+    async def _task(self, task_id: str) -> Task:
+        task = await self.store.call(self.store.get_task, task_id, 0)
+        if task is None:
+            raise NotFound("task", task_id)
+        return task
+
+    async def _orch(self, task: Task) -> Orchestration | None:
+        return await self.store.call(self.store.get_orchestration, task.orch_id)
+
+    async def _save(self, task: Task) -> None:
+        await self.store.call(self.store.update_task, task)
+
+    def next_run_at(self, task: Task) -> datetime | None:
+        """When the task's next run is due, as far as this server knows."""
+        due = self.scheduler.get(task.id)
+        if due is not None or self.scheduling or task.run_type is not RunType.SCHEDULED:
+            return due
+        if task.status is not TaskStatus.STARTED or task.schedule is None:
+            return None
+        return next_fire(parse_cron(task.schedule), zone_of(task.timezone), self.clock())
+
+    # -- creation and readiness -------------------------------------------------------------
+
+    async def created(self, task: Task, orch: Orchestration) -> None:
+        """A new task was stored: start it if its orchestration is ready (or failed)."""
+        if orch.status in (OrchestrationStatus.READY, OrchestrationStatus.ERROR):
+            await self.begin(task.id)
+
+    async def begin(self, task_id: str) -> None:
+        """Start a task that was waiting for its orchestration's packaging."""
+        async with self._lock(task_id):
+            task = await self._task(task_id)
+            if task.killed or task.status is not TaskStatus.PENDING:
+                return
+            orch = await self._orch(task)
+            if orch is None or orch.status not in (
+                OrchestrationStatus.READY,
+                OrchestrationStatus.ERROR,
+            ):
+                return
+            if orch.status is OrchestrationStatus.ERROR:
+                await self.runner.record_unrun(task, f"packaging failed: {orch.error}")
+                return
+            await self._begin_ready(task, orch)
+
+    async def _begin_ready(self, task: Task, orch: Orchestration) -> None:
+        if task.run_type is RunType.ONCE:
+            task.status = TaskStatus.STARTED
+            await self.runner.start(task, orch, "once")
+            return
+        task.status = TaskStatus.STARTED
+        await self._save(task)
+        if task.run_type is RunType.SCHEDULED:
+            self._plan(task, after=self.clock())
+        elif self.scheduling:
+            await self.runner.start(task, orch, "continuous")
+
+    # -- timers -----------------------------------------------------------------------------
+
+    def _plan(self, task: Task, after: datetime) -> None:
+        """Set the timer of a scheduled task's next instant (scheduler holder only)."""
+        if not self.scheduling or task.schedule is None:
+            return
+        plan = _Plan(
+            parse_cron(task.schedule),
+            zone_of(task.timezone),
+            task.starting_deadline_seconds
+            if task.starting_deadline_seconds is not None
+            else self.settings.starting_deadline_seconds,
+        )
+        self._plans[task.id] = plan
+        self.scheduler.set(task.id, next_fire(plan.cron, plan.zone, after))
+
+    def _unplan(self, task_id: str) -> None:
+        self._plans.pop(task_id, None)
+        self.scheduler.set(task_id, None)
+
+    def _due(self, task_id: str, at: datetime) -> None:
+        """A timer fired: a cron instant, or the end of a continuous task's back-off."""
+        plan = self._plans.get(task_id)
+        if plan is None:
+            self._spawn(self._restart(task_id))
+            return
+        moment = self.clock()
+        # Plan the next instant first, so a slow start never delays the schedule.
+        self.scheduler.set(task_id, next_fire(plan.cron, plan.zone, max(at, moment)))
+        # Instants passed while the loop lagged (a suspended machine) are missed, not a flood.
+        missed, _ = fires_between(plan.cron, plan.zone, at, moment, 100)
+        run_at: datetime | None = at
+        if (moment - at).total_seconds() > plan.deadline:
+            missed.insert(0, at)
+            run_at = None
+        if missed:
+            self._spawn(self.store.call(self.store.add_skips, task_id, missed, "missed"))
+        if run_at is not None:
+            self._spawn(self.fire(task_id, run_at))
+
+    async def fire(self, task_id: str, instant: datetime, trigger: str = "schedule") -> None:
+        """Start the run of one scheduled instant, as the task's concurrency policy says."""
+        async with self._lock(task_id):
+            task = await self._task(task_id)
+            if not task.live or task.status is not TaskStatus.STARTED:
+                return
+            orch = await self._orch(task)
+            running = self.runner.running(task_id)
+            if running and task.concurrency_policy is ConcurrencyPolicy.FORBID:
+                await self.store.call(
+                    self.store.add_skips, task_id, [instant], "skipped: a run was still running"
+                )
+                task.last_fire_at = instant
+                await self._save(task)
+                return
+            if running and task.concurrency_policy is ConcurrencyPolicy.REPLACE:
+                self.runner.kill(task_id)
+            if orch is not None:
+                task.last_fire_at = instant
+                await self.runner.start(task, orch, trigger, scheduled_for=instant)
+
+    # -- a run's end ------------------------------------------------------------------------
+
+    def decide(self, task: Task, run: TaskRun) -> None:
+        """The task's status once `run` has ended (written with the run's end)."""
+        others = [r for r in self.runner.running(task.id) if r != run.id]
+        if task.killed:
+            task.status = TaskStatus.PENDING_KILL if others else TaskStatus.KILLED
+        elif task.status is TaskStatus.PENDING_PAUSE:
+            task.status = TaskStatus.PENDING_PAUSE if others else TaskStatus.PAUSED
+        elif task.run_type is RunType.ONCE:
+            task.status = TASK_STATUS_FOR_RUN[run.status]
+        elif task.run_type is RunType.CONTINUOUS and task.status in (
+            TaskStatus.STARTED,
+            TaskStatus.CRASH_LOOP,
+        ):
+            task.status = self._after_continuous_run(task.id, run)
+
+    def _after_continuous_run(self, task_id: str, run: TaskRun) -> TaskStatus:
+        lasted = (run.ended_at or now()) - (run.started_at or run.created_at)
+        fast_failure = run.status is not RunStatus.SUCCESS and lasted < timedelta(
+            seconds=self.settings.crash_loop_seconds
+        )
+        if fast_failure and run.status is not RunStatus.KILLED:
+            self._failures[task_id] = self._failures.get(task_id, 0) + 1
+            return TaskStatus.CRASH_LOOP
+        self._failures.pop(task_id, None)
+        return TaskStatus.STARTED
+
+    async def after_end(self, task: Task | None, run: TaskRun) -> None:
+        """Follow-ups of a run's end: the next continuous run, retention."""
+        self.on_run_end(run)
+        if task is None or task.run_type is not RunType.CONTINUOUS or not self.scheduling:
+            return
+        if task.killed or task.status not in (TaskStatus.STARTED, TaskStatus.CRASH_LOOP):
+            return
+        delay = backoff_seconds(
+            self._failures.get(task.id, 0), self.settings.backoff_first, self.settings.backoff_max
+        )
+        if delay <= 0:
+            self._spawn(self._restart(task.id))
+        else:
+            self.scheduler.set(task.id, self.clock() + timedelta(seconds=delay))
+
+    async def _restart(self, task_id: str) -> None:
+        """The next run of a continuous task (now, or at the end of its back-off)."""
+        async with self._lock(task_id):
+            task = await self._task(task_id)
+            if not task.live or task.status not in (TaskStatus.STARTED, TaskStatus.CRASH_LOOP):
+                return
+            if self.runner.running(task_id):
+                return
+            orch = await self._orch(task)
+            if orch is not None and orch.status is OrchestrationStatus.READY:
+                await self.runner.start(task, orch, "continuous")
+
+    # -- control ----------------------------------------------------------------------------
+
+    async def kill(self, task_id: str) -> Task:
+        """No new runs from the answer on; active runs get SIGTERM, then SIGKILL."""
+        async with self._lock(task_id):
+            task = await self._task(task_id)
+            if task.killed:
+                raise Conflict(f"task {task_id} is already killed")
+            self._unplan(task_id)
+            self._failures.pop(task_id, None)
+            task.killed = True
+            running = self.runner.kill(task_id)
+            task.status = TaskStatus.PENDING_KILL if running else TaskStatus.KILLED
+            await self._save(task)
+        return task
+
+    async def pause(self, task_id: str) -> Task:
+        """No new runs; a running one finishes (`pending_pause` until it has)."""
+        async with self._lock(task_id):
+            task = await self._task(task_id)
+            if task.run_type is RunType.ONCE:
+                raise Conflict("only scheduled and continuous tasks can be paused")
+            if not task.live:
+                raise Conflict(f"task {task_id} is {task.status.value}; it cannot be paused")
+            if task.status in (TaskStatus.PAUSED, TaskStatus.PENDING_PAUSE):
+                return task
+            self._unplan(task_id)
+            running = self.runner.running(task_id)
+            task.status = TaskStatus.PENDING_PAUSE if running else TaskStatus.PAUSED
+            await self._save(task)
+        return task
+
+    async def resume(self, task_id: str) -> Task:
+        """Answer `pending_resume`; the task is `started` again once its next run is planned."""
+        async with self._lock(task_id):
+            task = await self._task(task_id)
+            if task.status not in (TaskStatus.PAUSED, TaskStatus.PENDING_PAUSE):
+                raise Conflict(f"task {task_id} is {task.status.value}, not paused")
+            task.status = TaskStatus.PENDING_RESUME
+            await self._save(task)
+        self._spawn(self._resumed(task_id))
+        return task
+
+    async def _resumed(self, task_id: str) -> None:
+        async with self._lock(task_id):
+            task = await self._task(task_id)
+            if task.killed or task.status is not TaskStatus.PENDING_RESUME:
+                return
+            if not self.scheduling:
+                return  # the scheduler holder picks it up at its next sync
+            task.status = TaskStatus.STARTED
+            await self._save(task)
+            if task.run_type is RunType.SCHEDULED:
+                self._plan(task, after=self.clock())
+        if task.run_type is RunType.CONTINUOUS:
+            await self._restart(task_id)
+
+    async def run_now(self, task_id: str) -> TaskRun:
+        """One immediate run of a scheduled task, outside its schedule."""
+        async with self._lock(task_id):
+            task = await self._task(task_id)
+            if task.run_type is not RunType.SCHEDULED:
+                raise Conflict("run_now is for scheduled tasks; this task is not one")
+            if task.killed:
+                raise Conflict(f"task {task_id} is killed")
+            if task.status is TaskStatus.PENDING:
+                raise Conflict(f"task {task_id} waits for its orchestration's packaging")
+            policy = task.concurrency_policy
+            if self.runner.running(task_id) and policy is ConcurrencyPolicy.FORBID:
+                raise Conflict("a run of this task is running and its policy is forbid")
+            if self.runner.running(task_id) and policy is ConcurrencyPolicy.REPLACE:
+                self.runner.kill(task_id)
+            orch = await self._orch(task)
+            if orch is None or orch.status is not OrchestrationStatus.READY:
+                raise Conflict("the task's orchestration is not ready")
+            run = await self.runner.start(task, orch, "manual")
+        assert run is not None  # manual runs have no instant, so no duplicate
+        return run
+
+    # -- the scheduler's start and sync -----------------------------------------------------
+
+    async def take_scheduling(self) -> None:
+        """This server now holds the scheduler lock: catch up, plan, restart."""
+        self.scheduling = True
+        self.scheduler.start()
+        await self.sync(catch_up_missed=True)
+
+    async def sync(self, catch_up_missed: bool = False) -> None:
+        """Make the timers match the stored tasks (tasks may change through another server)."""
+        live = await self.store.call(self.store.live_tasks)
+        seen = set()
+        for task in live:
+            seen.add(task.id)
+            if task.id in self._plans or self.scheduler.get(task.id) is not None:
+                continue
+            if task.status in (TaskStatus.PAUSED, TaskStatus.PENDING):
+                continue  # nothing to plan until resumed or packaged
+            if task.run_type is RunType.CONTINUOUS and self.runner.running(task.id):
+                continue  # its next run starts when this one ends
+            await self._settle(task, catch_up_missed)
+        for task_id in [t for t in self._plans if t not in seen]:
+            self._unplan(task_id)
+
+    async def _settle(self, task: Task, catch_up_missed: bool) -> None:
+        """Bring one live task without a timer back to its rule."""
+        async with self._lock(task.id):
+            task = await self._task(task.id)
+            running = self.runner.running(task.id)
+            settled = task.status
+            if task.status is TaskStatus.PENDING_PAUSE and not running:
+                settled = TaskStatus.PAUSED
+            elif task.status is TaskStatus.PENDING_RESUME:
+                settled = TaskStatus.STARTED
+            elif task.status is TaskStatus.PENDING:
+                return  # packaging will begin it
+            if settled is not task.status:
+                task.status = settled
+                await self._save(task)
+            if task.status not in (TaskStatus.STARTED, TaskStatus.CRASH_LOOP):
+                return
+            if task.run_type is RunType.SCHEDULED:
+                await self._catch_up(task, catch_up_missed)
+                return
+        if not running:
+            await self._restart(task.id)
+
+    async def _catch_up(self, task: Task, record_missed: bool) -> None:
+        """After downtime: the latest missed instant runs if within the deadline."""
+        moment = self.clock()
+        self._plan(task, after=moment)
+        if not record_missed:
+            return
+        plan = self._plans[task.id]
+        last = task.last_fire_at or task.created_at
+        outcome = catch_up(plan.cron, plan.zone, last, moment, plan.deadline)
+        if outcome.missed:
+            await self.store.call(self.store.add_skips, task.id, outcome.missed, "missed")
+            log.info(
+                "jupyter_orch: task %s missed %d scheduled runs while no scheduler ran",
+                task.id,
+                outcome.missed_total,
+            )
+        if outcome.run is not None:
+            self._spawn(self.fire(task.id, outcome.run, trigger="catch_up"))
+
+    async def stop(self) -> None:
+        """Stop the timers and background work."""
+        await self.scheduler.stop()
+        for task in list(self._spawned):
+            task.cancel()
+        if self._spawned:
+            await asyncio.gather(*self._spawned, return_exceptions=True)

@@ -1,0 +1,161 @@
+"""Scheduling rules as pure functions: cron forms, time zones, daylight saving, catch-up."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from jupyter_orch.errors import InvalidRequest
+from jupyter_orch.schedule import (
+    backoff_seconds,
+    catch_up,
+    fires_between,
+    next_fire,
+    parse_cron,
+    parse_timezone,
+)
+
+UTC = timezone.utc
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+def at(text: str) -> datetime:
+    """An aware UTC time from ISO text."""
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def fires(expr: str, zone: str, start: str, count: int) -> list[str]:
+    """The next `count` instants after `start`, as local ISO times."""
+    cron, tz = parse_cron(expr), parse_timezone(zone)
+    moment = datetime.fromisoformat(start).astimezone(UTC)
+    out = []
+    for _ in range(count):
+        moment = next_fire(cron, tz, moment)
+        out.append(moment.astimezone(tz).isoformat())
+    return out
+
+
+def test_five_fields_have_minute_precision() -> None:
+    assert fires("*/15 * * * *", "UTC", "2026-01-01T00:07:00+00:00", 3) == [
+        "2026-01-01T00:15:00+00:00",
+        "2026-01-01T00:30:00+00:00",
+        "2026-01-01T00:45:00+00:00",
+    ]
+
+
+def test_six_fields_put_seconds_first() -> None:
+    assert fires("*/2 * * * * *", "UTC", "2026-01-01T00:00:00+00:00", 3) == [
+        "2026-01-01T00:00:02+00:00",
+        "2026-01-01T00:00:04+00:00",
+        "2026-01-01T00:00:06+00:00",
+    ]
+    # "30 0 * * * *": second 30 of minute 0 of every hour, not minute 30.
+    assert fires("30 0 * * * *", "UTC", "2026-01-01T00:00:00+00:00", 2) == [
+        "2026-01-01T00:00:30+00:00",
+        "2026-01-01T01:00:30+00:00",
+    ]
+
+
+def test_macros() -> None:
+    assert fires("@hourly", "UTC", "2026-01-01T00:10:00+00:00", 1) == ["2026-01-01T01:00:00+00:00"]
+    assert fires("@daily", "UTC", "2026-01-01T00:10:00+00:00", 1) == ["2026-01-02T00:00:00+00:00"]
+
+
+def test_time_zone_is_the_wall_clock_of_the_schedule() -> None:
+    assert fires("0 9 * * *", "America/New_York", "2026-01-05T00:00:00+00:00", 1) == [
+        "2026-01-05T09:00:00-05:00"
+    ]
+
+
+def test_spring_forward_neither_skips_nor_doubles() -> None:
+    # 2026-03-08 02:00 does not exist in New York: the daily 02:30 run happens once, at 03:00.
+    got = fires("30 2 * * *", "America/New_York", "2026-03-07T03:00:00-05:00", 3)
+    assert got == [
+        "2026-03-08T03:00:00-04:00",
+        "2026-03-09T02:30:00-04:00",
+        "2026-03-10T02:30:00-04:00",
+    ]
+    # Every 20 minutes across the gap: each real instant at most once, none lost after it.
+    got = fires("*/20 * * * *", "America/New_York", "2026-03-08T01:30:00-05:00", 4)
+    assert got == [
+        "2026-03-08T01:40:00-05:00",
+        "2026-03-08T03:00:00-04:00",
+        "2026-03-08T03:20:00-04:00",
+        "2026-03-08T03:40:00-04:00",
+    ]
+
+
+def test_fall_back_runs_the_repeated_hour_once() -> None:
+    # 2026-11-01 01:00-02:00 happens twice in New York: a 01:30 daily run happens once.
+    got = fires("30 1 * * *", "America/New_York", "2026-10-31T12:00:00-04:00", 3)
+    assert got == [
+        "2026-11-01T01:30:00-04:00",
+        "2026-11-02T01:30:00-05:00",
+        "2026-11-03T01:30:00-05:00",
+    ]
+    instants = [datetime.fromisoformat(t) for t in got]
+    assert len(set(instants)) == 3
+
+
+@pytest.mark.parametrize(
+    ("expr", "message"),
+    [
+        ("* * * *", "has 4 fields"),
+        ("* * * * * * *", "has 7 fields"),
+        ("61 * * * *", "not a valid cron string"),
+        ("@sometimes", "has 1 fields"),
+        ("  ", "must not be empty"),
+    ],
+)
+def test_invalid_schedules_name_the_problem(expr: str, message: str) -> None:
+    with pytest.raises(InvalidRequest, match=message) as caught:
+        parse_cron(expr)
+    assert caught.value.field == "schedule"
+
+
+def test_invalid_time_zone() -> None:
+    with pytest.raises(InvalidRequest, match="not an IANA time zone") as caught:
+        parse_timezone("Mars/Olympus")
+    assert caught.value.field == "timezone"
+    assert parse_timezone(None) == ZoneInfo("UTC")
+
+
+def test_catch_up_runs_only_the_latest_instant_within_the_deadline() -> None:
+    cron, tz = parse_cron("* * * * *"), parse_timezone("UTC")
+    last, moment = at("2026-01-01T00:00:00"), at("2026-01-01T00:10:30")
+    outcome = catch_up(cron, tz, last, moment, deadline_seconds=60)
+    assert outcome.run == at("2026-01-01T00:10:00")
+    assert outcome.missed == [at(f"2026-01-01T00:{m:02d}:00") for m in range(1, 10)]
+    assert outcome.missed_total == 9
+
+
+def test_catch_up_past_the_deadline_runs_nothing() -> None:
+    cron, tz = parse_cron("0 * * * *"), parse_timezone("UTC")
+    outcome = catch_up(cron, tz, at("2026-01-01T00:00:00"), at("2026-01-01T05:30:00"), 600)
+    assert outcome.run is None
+    assert len(outcome.missed) == 5 and outcome.missed_total == 5
+
+
+def test_catch_up_records_a_bounded_number_of_missed_instants() -> None:
+    cron, tz = parse_cron("* * * * * *"), parse_timezone("UTC")
+    start = at("2026-01-01T00:00:00")
+    outcome = catch_up(cron, tz, start, start + timedelta(hours=1), 10, keep=100)
+    assert outcome.run == start + timedelta(hours=1)
+    assert len(outcome.missed) == 100 and outcome.missed_total == 3599
+    assert outcome.missed[-1] == start + timedelta(hours=1) - timedelta(seconds=1)
+
+
+def test_nothing_missed() -> None:
+    cron, tz = parse_cron("0 0 * * *"), parse_timezone("UTC")
+    outcome = catch_up(cron, tz, at("2026-01-01T00:00:00"), at("2026-01-01T12:00:00"), 60)
+    assert outcome.run is None and outcome.missed == []
+    instants, total = fires_between(
+        cron, tz, at("2026-01-01T00:00:00"), at("2026-01-03T00:00:00"), 5
+    )
+    assert total == 2 and instants == [at("2026-01-02T00:00:00"), at("2026-01-03T00:00:00")]
+
+
+def test_backoff_doubles_from_one_second_to_a_minute() -> None:
+    assert [backoff_seconds(n) for n in range(9)] == [0, 1, 2, 4, 8, 16, 32, 60, 60]

@@ -1,0 +1,352 @@
+"""Scheduled and continuous tasks, pause and resume, run_now, retention, live logs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import API, Api
+from .test_api import texts
+
+QUICK = {"main.py": "print('tick', flush=True)\n"}
+SLOW = {"main.py": "import time\nprint('start', flush=True)\ntime.sleep(3)\nprint('done')\n"}
+EVERY_SECOND = "* * * * * *"
+
+
+async def scheduled(api: Api, files: dict[str, str], **extra: Any) -> str:
+    """Upload `files` and schedule them; the task id."""
+    orch_id = await api.upload(files)
+    body = {"workspace_id": 1, "orch_id": orch_id, "json": {}, "schedule": EVERY_SECOND, **extra}
+    task_id: str = (await api.ok("task/run_scheduled", body, status=201))["id"]
+    return task_id
+
+
+async def continuous(api: Api, files: dict[str, str]) -> str:
+    """Upload `files` and run them continuously; the task id."""
+    orch_id = await api.upload(files)
+    body = {"workspace_id": 1, "orch_id": orch_id, "json": {}, "name": "loop"}
+    task_id: str = (await api.ok("task/run_continuously", body, status=201))["id"]
+    return task_id
+
+
+async def runs_of(api: Api, task_id: str) -> list[dict[str, Any]]:
+    """All runs of a task, oldest first."""
+    runs: list[dict[str, Any]] = await api.ok("task/list_task_runs", {"task_id": task_id})
+    return sorted(runs, key=lambda r: r["created_at"])
+
+
+async def wait_runs(api: Api, task_id: str, count: int, timeout: float = 30) -> list[Any]:
+    """Poll until a task has at least `count` runs."""
+    deadline = time.monotonic() + timeout
+    while len(runs := await runs_of(api, task_id)) < count:
+        assert time.monotonic() < deadline, f"only {len(runs)} runs"
+        await asyncio.sleep(0.1)
+    return runs
+
+
+async def wait_ended(api: Api, task_id: str, timeout: float = 30) -> list[Any]:
+    """Poll until no run of a task is running."""
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = await runs_of(api, task_id)
+        if all(r["status"] != "running" for r in runs):
+            return runs
+        assert time.monotonic() < deadline, "runs still running"
+        await asyncio.sleep(0.1)
+
+
+def when(text: str) -> datetime:
+    """A time from the API."""
+    return datetime.fromisoformat(text)
+
+
+async def test_scheduled_runs_fire_on_their_instants_and_stop_when_killed(api: Api) -> None:
+    task_id = await scheduled(api, QUICK, name="every second")
+    task = await api.ok("task/get_by_id", {"id": task_id})
+    assert task["run_type"] == "CronJob" and task["flavor"] == "exec_orch_cron"
+    assert task["schedule"] == EVERY_SECOND and task["timezone"] == "UTC"
+    assert task["concurrency_policy"] == "allow"
+    assert when(task["next_run_at"]) > when(task["created_at"])
+    runs = await wait_runs(api, task_id, 3)
+    instants = [when(r["scheduled_for"]) for r in runs]
+    assert len(set(instants)) == len(instants)
+    for instant in instants:
+        assert instant.microsecond == 0  # whole seconds, as the schedule says
+    for run in runs:
+        lateness = when(run["created_at"]) - when(run["scheduled_for"])
+        assert timedelta(0) <= lateness < timedelta(seconds=1)
+        assert run["trigger"] == "schedule"
+    answer = await api.ok("task/kill", {"id": task_id}, status=202)
+    assert answer["status"] in {"pending_kill", "killed"}
+    count = len(await wait_ended(api, task_id))
+    await asyncio.sleep(1.5)
+    assert len(await runs_of(api, task_id)) == count  # nothing started after the answer
+    task = await api.wait_task(task_id, {"killed"})
+    assert task["next_run_at"] is None
+
+
+async def test_each_run_has_its_own_log(api: Api) -> None:
+    code = "import os\nprint(os.environ['JUPYTER_ORCH_RUN_ID'])\n"
+    task_id = await scheduled(api, {"main.py": code})
+    runs = await wait_runs(api, task_id, 2)
+    await api.ok("task/kill", {"id": task_id}, status=202)
+    for run in await wait_ended(api, task_id):
+        if run["status"] == "success":
+            assert texts(await api.logs(run["run_id"])) == [run["run_id"]]
+    assert runs
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"schedule": "* * *"}, "schedule: '* * *' has 3 fields"),
+        ({"schedule": "99 * * * *"}, "schedule: '99 * * * *' is not a valid cron string"),
+        ({"timezone": "Atlantis/Capital"}, "timezone: 'Atlantis/Capital' is not an IANA"),
+        ({"concurrency_policy": "sometimes"}, "concurrency_policy: 'sometimes' is not one of"),
+        ({"starting_deadline_seconds": -1}, "starting_deadline_seconds: must be at least 0"),
+        ({"schedule": None}, "schedule: must not be null"),
+    ],
+)
+async def test_bad_schedules_are_400(api: Api, extra: dict[str, Any], message: str) -> None:
+    orch_id = await api.upload(QUICK)
+    body = {"workspace_id": 1, "orch_id": orch_id, "json": {}, "schedule": EVERY_SECOND, **extra}
+    response = await api.call("task/run_scheduled", body)
+    assert response.code == 400
+    assert message in json.loads(response.body)["message"]
+    assert await api.ok("task/list", {}) == []
+
+
+async def test_time_zone_is_kept_and_next_run_follows_it(api: Api) -> None:
+    task_id = await scheduled(
+        api, QUICK, schedule="0 9 * * *", timezone="Asia/Tokyo", starting_deadline_seconds=0
+    )
+    task = await api.ok("task/get_by_id", {"id": task_id})
+    assert task["timezone"] == "Asia/Tokyo"
+    local = when(task["next_run_at"]).astimezone(__import__("zoneinfo").ZoneInfo("Asia/Tokyo"))
+    assert (local.hour, local.minute, local.second) == (9, 0, 0)
+    await api.ok("task/kill", {"id": task_id}, status=202)
+
+
+async def test_forbid_skips_instants_while_a_run_is_running(api: Api) -> None:
+    task_id = await scheduled(api, SLOW, concurrency_policy="forbid")
+    deadline = time.monotonic() + 30
+    while not (await api.ok("task/get_by_id", {"id": task_id}))["last_skipped"]:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.2)
+    task = await api.ok("task/get_by_id", {"id": task_id})
+    assert "still running" in task["last_skipped"][0]["reason"]
+    runs = await runs_of(api, task_id)
+    assert sum(r["status"] == "running" for r in runs) <= 1
+    await api.ok("task/kill", {"id": task_id}, status=202)
+    await api.wait_task(task_id, {"killed"})
+
+
+async def test_allow_lets_runs_overlap(api: Api) -> None:
+    task_id = await scheduled(api, SLOW)
+    deadline = time.monotonic() + 30
+    while sum(r["status"] == "running" for r in await runs_of(api, task_id)) < 2:
+        assert time.monotonic() < deadline, "runs never overlapped"
+        await asyncio.sleep(0.1)
+    await api.ok("task/kill", {"id": task_id}, status=202)
+    await api.wait_task(task_id, {"killed"})
+    assert all(r["status"] != "running" for r in await runs_of(api, task_id))
+
+
+async def test_replace_ends_the_running_one(api: Api) -> None:
+    task_id = await scheduled(api, SLOW, concurrency_policy="replace")
+    runs = await wait_runs(api, task_id, 3)
+    await api.ok("task/kill", {"id": task_id}, status=202)
+    runs = await wait_ended(api, task_id)
+    assert runs[0]["status"] == "killed"  # replaced by the next instant's run
+    assert texts(await api.logs(runs[0]["run_id"]))[0] == "start"
+
+
+async def test_timeout_applies_to_each_run_and_later_runs_still_come(api: Api) -> None:
+    task_id = await scheduled(api, SLOW, timeout=1, concurrency_policy="forbid")
+    deadline = time.monotonic() + 30
+    while sum(r["status"] == "timed_out" for r in await runs_of(api, task_id)) < 2:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.2)
+    task = await api.ok("task/get_by_id", {"id": task_id})
+    assert task["status"] == "started"
+    await api.ok("task/kill", {"id": task_id}, status=202)
+
+
+async def test_run_now_and_pause_resume(api: Api) -> None:
+    task_id = await scheduled(api, SLOW, schedule="0 0 1 1 *")  # far away: only manual runs
+    started = await api.ok("task/run_now", {"id": task_id}, status=201)
+    assert started["trigger"] == "manual" and started["status"] == "running"
+    paused = await api.ok("task/pause", {"id": task_id, "pause": True}, status=202)
+    assert paused["status"] == "pending_pause" and paused["next_run_at"] is None
+    await api.wait_task(task_id, {"paused"})
+    [run] = await runs_of(api, task_id)
+    assert run["status"] == "success"  # a running run finishes
+    again = await api.ok("task/pause", {"id": task_id, "pause": True}, status=202)
+    assert again["status"] == "paused"
+    resumed = await api.ok("task/pause", {"id": task_id, "pause": False}, status=202)
+    assert resumed["status"] == "pending_resume"
+    task = await api.wait_task(task_id, {"started"})
+    assert task["next_run_at"] is not None
+    bad = await api.call("task/pause", {"id": task_id, "pause": False})
+    assert bad.code == 409 and "not paused" in json.loads(bad.body)["message"]
+    await api.ok("task/kill", {"id": task_id}, status=202)
+    gone = await api.call("task/run_now", {"id": task_id})
+    assert gone.code == 409
+
+
+async def test_paused_scheduled_task_makes_no_runs(api: Api) -> None:
+    task_id = await scheduled(api, QUICK)
+    await wait_runs(api, task_id, 1)
+    await api.ok("task/pause", {"id": task_id, "pause": True}, status=202)
+    await api.wait_task(task_id, {"paused"})
+    count = len(await wait_ended(api, task_id))
+    await asyncio.sleep(2.2)
+    assert len(await runs_of(api, task_id)) == count
+    await api.ok("task/pause", {"id": task_id, "pause": False}, status=202)
+    await wait_runs(api, task_id, count + 1)
+    await api.ok("task/kill", {"id": task_id}, status=202)
+
+
+async def test_pause_and_run_now_refuse_run_once_tasks(api: Api) -> None:
+    task = await api.run_to_end(QUICK)
+    for path, body in (("task/pause", {"pause": True}), ("task/run_now", {})):
+        response = await api.call(path, {"id": task["id"], **body})
+        assert response.code == 409
+    missing = await api.call("task/pause", {"id": task["id"]})
+    assert missing.code == 400 and "pause: is required" in json.loads(missing.body)["message"]
+
+
+async def test_continuous_runs_follow_each_other_within_a_second(api: Api) -> None:
+    task_id = await continuous(api, {"main.py": "print('round')\n"})
+    runs = await wait_runs(api, task_id, 4)
+    task = await api.ok("task/get_by_id", {"id": task_id})
+    assert task["run_type"] == "NetworkService" and task["status"] == "started"
+    await api.ok("task/kill", {"id": task_id}, status=202)
+    runs = await wait_ended(api, task_id)
+    ended = [r for r in runs if r["ended_at"]]
+    for previous, following in zip(ended, ended[1:]):
+        gap = when(following["created_at"]) - when(previous["ended_at"])
+        assert timedelta(0) <= gap < timedelta(seconds=1)
+    assert all(r["trigger"] == "continuous" for r in runs)
+
+
+async def test_continuous_crash_loop_backs_off_then_recovers(api: Api, tmp_path: Path) -> None:
+    flag = tmp_path / "healthy"
+    code = (
+        "import pathlib, sys\n"
+        f"if not pathlib.Path({str(flag)!r}).exists():\n"
+        "    sys.exit('not yet')\n"
+        "print('healthy')\n"
+    )
+    task_id = await continuous(api, {"main.py": code})
+    runs = await wait_runs(api, task_id, 3)
+    task = await api.ok("task/get_by_id", {"id": task_id})
+    assert task["status"] == "crash_loop"
+    gaps = [
+        (when(b["created_at"]) - when(a["ended_at"])).total_seconds()
+        for a, b in zip(runs, runs[1:])
+    ]
+    assert gaps[0] >= 0.9 and gaps[1] >= 1.9  # 1 s, then 2 s
+    flag.write_text("yes")
+    deadline = time.monotonic() + 30
+    while (await api.ok("task/get_by_id", {"id": task_id}))["status"] != "started":
+        assert time.monotonic() < deadline, "never recovered"
+        await asyncio.sleep(0.1)
+    await api.ok("task/kill", {"id": task_id}, status=202)
+    await api.wait_task(task_id, {"killed"})
+
+
+async def test_retention_keeps_the_newest_runs_and_the_latest_failure(api: Api) -> None:
+    code = "import jupyter_orch, sys\nsys.exit(jupyter_orch.task_args().get('code', 0))\n"
+    orch_id = await api.upload({"main.py": code})
+    body = {
+        "workspace_id": 1,
+        "orch_id": orch_id,
+        "json": {"code": 1},
+        "schedule": "0 0 1 1 *",
+        "keep_runs": 2,
+    }
+    task_id = (await api.ok("task/run_scheduled", body, status=201))["id"]
+    assert (await api.ok("task/get_by_id", {"id": task_id}))["keep_runs"] == 2
+    first = await api.ok("task/run_now", {"id": task_id}, status=201)
+    await wait_ended(api, task_id)
+    service = _service()
+    # The task's arguments decide the exit code; make later runs succeed.
+    await service.store.call(
+        service.store.db.execute, "UPDATE tasks SET input_data='{}' WHERE id=?", (task_id,)
+    )
+    for _ in range(4):
+        await api.ok("task/run_now", {"id": task_id}, status=201)
+        await wait_ended(api, task_id)
+    await service.prune(task_id)
+    runs = await runs_of(api, task_id)
+    assert len(runs) == 3
+    assert first["run_id"] in [r["run_id"] for r in runs]  # the latest failure stays
+    assert not (service.run_dir(runs[0]["run_id"]).parent / "missing").exists()
+    kept = {r["run_id"] for r in runs}
+    assert {p.name for p in service.run_dir("x").parent.iterdir()} >= kept
+    await api.ok("task/kill", {"id": task_id}, status=202)
+
+
+async def test_retention_by_age(api: Api) -> None:
+    task = await api.run_to_end(QUICK)
+    service = _service()
+    run_id = task["last_runs"][0]["run_id"]
+    old = "2020-01-01T00:00:00+00:00"
+    await service.store.call(
+        service.store.db.execute, "UPDATE runs SET created_at=? WHERE id=?", (old, run_id)
+    )
+    assert await service.prune(task["id"]) == [run_id]
+    assert not service.run_dir(run_id).exists()
+    assert await runs_of(api, task["id"]) == []
+
+
+async def test_follow_logs_streams_lines_until_the_run_ends(api: Api) -> None:
+    code = (
+        "import time\nfor i in range(5):\n    print('line', i, flush=True)\n    time.sleep(0.2)\n"
+    )
+    task_id = await api.run_once(await api.upload({"main.py": code}))
+    task = await api.wait_task(task_id, {"started", "success"})
+    run_id = task["last_runs"][0]["run_id"]
+
+    async def follow(start: int) -> list[Any]:
+        response = await api.fetch(
+            API, "task", "follow_logs", params={"id": run_id, "from": str(start)}
+        )
+        assert response.headers["Content-Type"].startswith("application/x-ndjson")
+        return [json.loads(line) for line in response.body.decode().splitlines()]
+
+    everything, tail, *more = await asyncio.gather(follow(0), follow(3), *[follow(0)] * 5)
+    assert [m["n"] for m in everything[:-1]] == [0, 1, 2, 3, 4]
+    assert texts([m["line"] for m in everything[:-1]]) == [f"line {i}" for i in range(5)]
+    assert everything[-1] == {"end": True, "status": "success", "next": 5}
+    assert [m["n"] for m in tail[:-1]] == [3, 4]
+    assert all(m == everything for m in more)
+    after = await follow(5)
+    assert after == [{"end": True, "status": "success", "next": 5}]
+
+
+async def test_follow_logs_errors(api: Api) -> None:
+    missing = await api.fetch(
+        API,
+        "task",
+        "follow_logs",
+        params={"id": "00000000-0000-4000-8000-000000000000"},
+        raise_error=False,
+    )
+    assert missing.code == 404
+    bad = await api.fetch(API, "task", "follow_logs", params={"id": "x"}, raise_error=False)
+    assert bad.code == 400
+
+
+def _service() -> Any:
+    """The service of the in-process test server."""
+    from jupyter_server.serverapp import ServerApp
+
+    return ServerApp.instance().web_app.settings["jupyter_orch.service"]
