@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from datetime import datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -230,7 +231,7 @@ async def test_continuous_runs_follow_each_other_within_a_second(api: Api) -> No
     await api.ok("task/kill", {"id": task_id}, status=202)
     runs = await wait_ended(api, task_id)
     ended = [r for r in runs if r["ended_at"]]
-    for previous, following in zip(ended, ended[1:]):
+    for previous, following in pairwise(ended):
         gap = when(following["created_at"]) - when(previous["ended_at"])
         assert timedelta(0) <= gap < timedelta(seconds=1)
     assert all(r["trigger"] == "continuous" for r in runs)
@@ -249,8 +250,7 @@ async def test_continuous_crash_loop_backs_off_then_recovers(api: Api, tmp_path:
     task = await api.ok("task/get_by_id", {"id": task_id})
     assert task["status"] == "crash_loop"
     gaps = [
-        (when(b["created_at"]) - when(a["ended_at"])).total_seconds()
-        for a, b in zip(runs, runs[1:])
+        (when(b["created_at"]) - when(a["ended_at"])).total_seconds() for a, b in pairwise(runs)
     ]
     assert gaps[0] >= 0.9 and gaps[1] >= 1.9  # 1 s, then 2 s
     flag.write_text("yes")
@@ -284,13 +284,18 @@ async def test_retention_keeps_the_newest_runs_and_the_latest_failure(api: Api) 
     for _ in range(4):
         await api.ok("task/run_now", {"id": task_id}, status=201)
         await wait_ended(api, task_id)
+    before = {r["run_id"] for r in await runs_of(api, task_id)}
     await service.prune(task_id)
     runs = await runs_of(api, task_id)
-    assert len(runs) == 3
-    assert first["run_id"] in [r["run_id"] for r in runs]  # the latest failure stays
-    assert not (service.run_dir(runs[0]["run_id"]).parent / "missing").exists()
     kept = {r["run_id"] for r in runs}
-    assert {p.name for p in service.run_dir("x").parent.iterdir()} >= kept
+    assert len(runs) == 3
+    assert first["run_id"] in kept  # the latest failure stays
+    newest = sorted(runs, key=lambda r: r["created_at"])[-2:]
+    assert all(r["status"] == "success" for r in newest)
+    for run_id in before - kept:  # logs go with their run
+        assert not service.run_dir(run_id).exists()
+    for run_id in kept:
+        assert (service.run_dir(run_id) / "log").exists()
     await api.ok("task/kill", {"id": task_id}, status=202)
 
 
