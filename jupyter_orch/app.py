@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,23 @@ class OrchApp(ExtensionApp):
         config=True
     )
 
+    env_installer = Unicode(
+        "auto",
+        help="What builds environments: 'uv', 'pip' (python -m venv + pip), or 'auto' (uv "
+        "when its binary is found, else pip).",
+    ).tag(config=True)
+
+    env_max_idle_days = Float(
+        30.0,
+        help="Environments no run or upload has used for this many days are removed in the "
+        "background (never one in use; rebuilt when needed again). 0 keeps them forever.",
+    ).tag(config=True)
+
+    env_collect_interval_seconds = Float(
+        3600.0,
+        help="How often idle environments are looked for, in seconds (0: never).",
+    ).tag(config=True)
+
     starting_deadline_seconds = Int(
         600,
         help="A scheduled instant missed while no server ran still runs at start-up if it is "
@@ -122,6 +140,11 @@ class OrchApp(ExtensionApp):
 
     def initialize_settings(self) -> None:
         """Build the service and open its database (quick; runs are re-attached at start)."""
+        # Our modules log to "jupyter_orch.*": send that wherever the server's log goes, as
+        # jupyter_server does for tornado's loggers.
+        package_log = logging.getLogger("jupyter_orch")
+        package_log.parent = self.log
+        package_log.setLevel(self.log.level)
         data = Path(self.data_dir).expanduser().resolve()
         assert self.serverapp is not None
         config = ServiceConfig(
@@ -144,7 +167,13 @@ class OrchApp(ExtensionApp):
             config,
             Store(data / "orch.db"),
             self.executor_class(),  # type: ignore[abstract]
-            Packager(data / "envs", self.max_parallel_builds),
+            Packager(
+                data / "envs",
+                self.max_parallel_builds,
+                installer=self.env_installer,
+                max_idle_seconds=self.env_max_idle_days * 86400,
+                collect_interval=self.env_collect_interval_seconds,
+            ),
         )
         self.service.open()
         self.settings.update(
