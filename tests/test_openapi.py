@@ -30,7 +30,7 @@ from tornado.web import RequestHandler
 
 from jupyter_orch import handlers, models
 
-from .conftest import Api, make_zip
+from .conftest import API, Api, make_zip
 
 DOC_TEXT = handlers.openapi_path().read_text(encoding="utf-8")
 DOC: dict[str, Any] = json.loads(DOC_TEXT)
@@ -726,3 +726,39 @@ async def test_log_lines_keep_their_format_whatever_was_printed(api: Api) -> Non
     task = await wait_task(api, task_id, ENDED)
     run_id = task["last_runs"][0]["run_id"]
     await call(api, "task/get_logs_for_run", {"id": run_id})
+
+
+async def test_scheduling_endpoints_answer_as_documented(api: Api) -> None:
+    orch_id = await upload(api, {"main.py": "import time\nprint('x', flush=True)\ntime.sleep(1)\n"})
+    body = {
+        "orch_id": orch_id,
+        "workspace_id": 1,
+        "json": {},
+        "schedule": "0 0 1 1 *",
+        "timezone": "Europe/Paris",
+        "concurrency_policy": "forbid",
+        "starting_deadline_seconds": 30,
+        "keep_runs": 10,
+        "keep_days": 1.5,
+    }
+    task_id = (await call(api, "task/run_scheduled", body, status=201))["id"]
+    task = await wait_task(api, task_id, {"started"})
+    assert_strict("task/get_by_id", "post", 200, task)
+    run = await call(api, "task/run_now", {"id": task_id}, status=201)
+    assert_strict("task/run_now", "post", 201, run)
+    await call(api, "task/run_now", {"id": task_id}, status=409)  # forbid: one is running
+    await call(api, "task/pause", {"id": task_id, "pause": True}, status=202)
+    paused = await wait_task(api, task_id, {"paused"})
+    assert paused["last_runs"][0]["status"] == "success"
+    await call(api, "task/pause", {"id": task_id, "pause": False}, status=202)
+    response = await api.fetch(API, "task", "follow_logs", params={"id": run["run_id"]})
+    lines = [json.loads(line) for line in response.body.decode().splitlines()]
+    for line in lines:
+        validate("task/follow_logs", "get", 200, line)
+    assert lines[-1]["end"] is True
+    runs = await call(api, "task/list_task_runs", {"task_id": task_id})
+    assert runs[0]["trigger"] == "manual" and runs[0]["scheduled_for"] is None
+    body = {"orch_id": orch_id, "workspace_id": 1, "json": {}, "name": "loop"}
+    loop_id = (await call(api, "task/run_continuously", body, status=201))["id"]
+    killed = await call(api, "task/kill", {"id": loop_id}, status=202)
+    assert killed["run_type"] == "NetworkService"
