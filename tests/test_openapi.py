@@ -190,12 +190,15 @@ def _check(
     return lines
 
 
-def validate(path: str, method: str, status: int, body: Any) -> None:
-    """Fail unless `body` matches the document's JSON schema for this path, method and status."""
+def validate(
+    path: str, method: str, status: int, body: Any, media: str = "application/json"
+) -> None:
+    """Fail unless `body` matches the document's JSON schema for this path, method and status
+    (for a JSON-lines answer, `body` is one line)."""
     content, where = response_media(path, method, status)
-    if "application/json" not in content:
-        pytest.fail(f"{method.upper()} {path} {status} documents no application/json answer")
-    location = [*where, "content", "application/json", "schema"]
+    if media not in content:
+        pytest.fail(f"{method.upper()} {path} {status} documents no {media} answer")
+    location = [*where, "content", media, "schema"]
     _check(body, location, f"the {status} answer of {method.upper()} {_full(path)}", pytest.fail)
 
 
@@ -754,7 +757,7 @@ async def test_scheduling_endpoints_answer_as_documented(api: Api) -> None:
     response = await api.fetch(API, "task", "follow_logs", params={"id": run["run_id"]})
     lines = [json.loads(line) for line in response.body.decode().splitlines()]
     for line in lines:
-        validate("task/follow_logs", "get", 200, line)
+        validate("task/follow_logs", "get", 200, line, "application/x-ndjson")
     assert lines[-1]["end"] is True
     runs = await call(api, "task/list_task_runs", {"task_id": task_id})
     assert runs[0]["trigger"] == "manual" and runs[0]["scheduled_for"] is None
