@@ -1,0 +1,251 @@
+"""Timers and task rules with an injected clock and a fake executor: no waiting for real time."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from jupyter_orch.executors import Executor, ExitRecord, RunSpec
+from jupyter_orch.models import (
+    Orchestration,
+    OrchestrationStatus,
+    RunStatus,
+    RunType,
+    Task,
+    TaskRun,
+    TaskStatus,
+    new_id,
+)
+from jupyter_orch.runner import Runner, RunSettings
+from jupyter_orch.scheduler import Scheduler
+from jupyter_orch.store import Store
+from jupyter_orch.tasks import TaskManager, TaskSettings
+
+UTC = timezone.utc
+START = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, moment: datetime) -> None:
+        self.moment = moment
+
+    def __call__(self) -> datetime:
+        return self.moment
+
+
+class FakeExecutor(Executor):
+    """Records launches; each run ends when the test says so."""
+
+    def __init__(self) -> None:
+        self.launched: list[RunSpec] = []
+        self.pending: dict[str, asyncio.Future[ExitRecord]] = {}
+
+    async def launch(self, spec: RunSpec) -> asyncio.Future[ExitRecord]:
+        self.launched.append(spec)
+        future: asyncio.Future[ExitRecord] = asyncio.get_running_loop().create_future()
+        self.pending[spec.run_id] = future
+        return future
+
+    async def reattach(self, run_id: str, run_dir: Path) -> asyncio.Future[ExitRecord]:
+        raise AssertionError("not used here")
+
+    def kill(self, run_id: str) -> bool:
+        self.end(run_id, RunStatus.KILLED)
+        return True
+
+    def end(self, run_id: str, status: RunStatus) -> None:
+        future = self.pending.pop(run_id)
+        future.set_result(ExitRecord(status, 0, "test", datetime.now(UTC)))
+
+
+async def test_timers_fire_in_order_and_can_be_replaced_or_cancelled() -> None:
+    fired: list[str] = []
+    three = asyncio.Event()
+
+    def on_due(key: str, at: datetime) -> None:
+        fired.append(key)
+        if len(fired) == 3:
+            three.set()
+
+    scheduler = Scheduler(on_due)
+    soon = datetime.now(UTC)
+    scheduler.set("b", soon + timedelta(milliseconds=40))
+    scheduler.set("a", soon + timedelta(milliseconds=20))
+    scheduler.set("c", soon + timedelta(milliseconds=30))
+    scheduler.set("c", None)  # cancelled
+    scheduler.set("d", soon + timedelta(hours=1))
+    scheduler.set("d", soon + timedelta(milliseconds=50))  # replaced by an earlier time
+    scheduler.start()
+    try:
+        await asyncio.wait_for(three.wait(), 5)
+    finally:
+        await scheduler.stop()
+    assert fired == ["a", "b", "d"]
+    assert len(scheduler) == 0
+
+
+@pytest.mark.timeout(10)
+async def test_a_sleeping_scheduler_wakes_for_an_earlier_timer() -> None:
+    fired = asyncio.Event()
+    scheduler = Scheduler(lambda key, at: fired.set())
+    scheduler.set("late", datetime.now(UTC) + timedelta(hours=1))
+    scheduler.start()
+    await asyncio.sleep(0.05)  # the loop now sleeps for an hour
+    scheduler.set("early", datetime.now(UTC))
+    try:
+        await asyncio.wait_for(fired.wait(), 5)  # without the wake-up this waits an hour
+    finally:
+        await scheduler.stop()
+
+
+World = tuple[TaskManager, FakeExecutor, Clock, Store]
+
+
+@pytest.fixture
+def world(tmp_path: Path, jp_asyncio_loop: asyncio.AbstractEventLoop) -> Iterator[World]:
+    """A task manager over a real store, a fake executor and a hand-moved clock."""
+    store = Store(tmp_path / "orch.db")
+    store.open()
+    executor = FakeExecutor()
+    locks: dict[str, asyncio.Lock] = {}
+    runner = Runner(
+        RunSettings(tmp_path, "http://127.0.0.1/orch", 1.0, 16384),
+        store,
+        executor,
+        lambda key: locks.setdefault(key, asyncio.Lock()),
+    )
+    clock = Clock(START)
+    manager = TaskManager(
+        store, runner, TaskSettings(starting_deadline_seconds=60), runner._lock, clock
+    )
+    yield manager, executor, clock, store
+    jp_asyncio_loop.run_until_complete(manager.stop())
+    jp_asyncio_loop.run_until_complete(runner.stop(kill_runs=False))
+    store.close()
+
+
+def orchestration(store: Store) -> Orchestration:
+    """A ready orchestration in the store."""
+    orch = Orchestration(
+        id=new_id(),
+        name="o",
+        file_name="o.zip",
+        file_size=1,
+        sha="0" * 64,
+        status=OrchestrationStatus.READY,
+        owner_id="me",
+        workspace_id=1,
+        entrypoint="main.py",
+        requirements=None,
+        created_at=START,
+        updated_at=START,
+    )
+    store.insert_orchestration(orch)
+    return orch
+
+
+def scheduled_task(store: Store, orch: Orchestration, schedule: str, **extra: object) -> Task:
+    """A started scheduled task in the store."""
+    task = Task(
+        id=new_id(),
+        name=None,
+        workspace_id=1,
+        orch_id=orch.id,
+        orch_sha=orch.sha,
+        owner_id="me",
+        status=TaskStatus.STARTED,
+        run_type=RunType.SCHEDULED,
+        input_data={},
+        schedule=schedule,
+        timezone="UTC",
+        created_at=START - timedelta(hours=1),
+        updated_at=START,
+        **extra,  # type: ignore[arg-type]
+    )
+    store.insert_task(task)
+    return task
+
+
+async def settle(executor: FakeExecutor, count: int) -> None:
+    """Let background work run until `count` runs were launched."""
+    for _ in range(200):
+        if len(executor.launched) >= count:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{len(executor.launched)} launches, expected {count}")
+
+
+async def test_catch_up_after_downtime_runs_the_latest_instant_once(world: World) -> None:
+    manager, executor, clock, store = world
+    orch = orchestration(store)
+    task = scheduled_task(store, orch, "*/10 * * * *")
+    task.last_fire_at = START - timedelta(minutes=50)
+    store.update_task(task)
+    clock.moment = START + timedelta(seconds=30)  # 12:00 is 30 s old: within the 60 s deadline
+    await manager.take_scheduling()
+    await settle(executor, 1)
+    runs = store.list_runs(task.id)
+    assert [(r.trigger, r.scheduled_for) for r in runs] == [("catch_up", START)]
+    missed = sorted(s.scheduled_for for s in store.list_skips(task.id))
+    assert missed == [START - timedelta(minutes=m) for m in (40, 30, 20, 10)]
+    assert manager.scheduler.get(task.id) == START + timedelta(minutes=10)
+
+
+async def test_catch_up_past_the_deadline_runs_nothing(world: World) -> None:
+    manager, executor, clock, store = world
+    task = scheduled_task(store, orchestration(store), "0 * * * *")
+    task.last_fire_at = START - timedelta(hours=3)
+    store.update_task(task)
+    clock.moment = START + timedelta(minutes=5)  # 12:00 is 300 s old: past the deadline
+    await manager.take_scheduling()
+    await asyncio.sleep(0.05)
+    assert executor.launched == []
+    assert len(store.list_skips(task.id)) == 3
+
+
+async def test_a_lagging_loop_records_missed_instants_instead_of_a_flood(world: World) -> None:
+    manager, executor, clock, store = world
+    task = scheduled_task(store, orchestration(store), "* * * * *")
+    task.last_fire_at = START
+    store.update_task(task)
+    clock.moment = START + timedelta(seconds=1)
+    await manager.take_scheduling()
+    # The machine slept: the 12:01 timer is handled at 12:05:30.
+    clock.moment = START + timedelta(minutes=5, seconds=30)
+    manager._due(task.id, START + timedelta(minutes=1))
+    await asyncio.sleep(0.05)
+    assert executor.launched == []  # 12:01 is 270 s late: past the 60 s deadline
+    missed = sorted(s.scheduled_for for s in store.list_skips(task.id))
+    assert missed == [START + timedelta(minutes=m) for m in (1, 2, 3, 4, 5)]
+    assert manager.scheduler.get(task.id) == START + timedelta(minutes=6)
+
+
+async def test_one_instant_never_gets_two_runs(world: World) -> None:
+    manager, executor, _, store = world
+    task = scheduled_task(store, orchestration(store), "0 0 1 1 *")
+    manager.scheduling = True
+    await asyncio.gather(manager.fire(task.id, START), manager.fire(task.id, START))
+    await asyncio.sleep(0.05)
+    assert len(executor.launched) == 1
+    assert len(store.list_runs(task.id)) == 1
+
+
+def test_the_store_refuses_a_second_run_of_one_instant(tmp_path: Path) -> None:
+    store = Store(tmp_path / "orch.db")
+    store.open()
+    task = scheduled_task(store, orchestration(store), "* * * * *")
+    runs = [
+        TaskRun(new_id(), task.id, RunStatus.RUNNING, START, START, scheduled_for=START)
+        for _ in range(2)
+    ]
+    assert store.start_run(task, runs[0], None) is True
+    assert store.start_run(task, runs[1], None) is False
+    manual = TaskRun(new_id(), task.id, RunStatus.RUNNING, START, START, trigger="manual")
+    assert store.start_run(task, manual, None) is True  # no instant: no conflict
+    store.close()
