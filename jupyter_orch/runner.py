@@ -157,7 +157,7 @@ class Runner:
         try:
             await asyncio.to_thread(_write_args, spec.run_dir, task.input_data)
             future = await self.executor.launch(spec)
-        except OSError as exc:
+        except Exception as exc:  # whatever failed, the recorded run must end, not hang
             future = _done(ExitRecord(RunStatus.FAILURE, None, f"could not start: {exc}", now()))
         self._follow(run, future)
         return run

@@ -410,6 +410,7 @@ class OrchService:
         if busy:
             raise Conflict(f"tasks {', '.join(busy)} still have runs running; kill them first")
         await self._db(self.store.delete_orchestrations, ids)
+        self.tasks.forget(task_ids)
         await asyncio.to_thread(self._remove_files, orchs, run_ids)
         answer["deleted"] = True
         return answer

@@ -97,6 +97,12 @@ class TaskManager:
         if not task.cancelled() and task.exception() is not None:
             log.error("jupyter_orch: task work failed", exc_info=task.exception())
 
+    def forget(self, task_ids: list[str]) -> None:
+        """Drop the timers of deleted tasks."""
+        for task_id in task_ids:
+            self._unplan(task_id)
+            self._failures.pop(task_id, None)
+
     async def _task(self, task_id: str) -> Task:
         task = await self.store.call(self.store.get_task, task_id, 0)
         if task is None:
@@ -139,6 +145,9 @@ class TaskManager:
                 return
             if orch.status is OrchestrationStatus.ERROR:
                 await self.runner.record_unrun(task, f"packaging failed: {orch.error}")
+                if task.run_type is not RunType.ONCE:
+                    task.status = TaskStatus.FAILED  # it can never run: say so
+                    await self._save(task)
                 return
             await self._begin_ready(task, orch)
 
@@ -197,8 +206,8 @@ class TaskManager:
     async def fire(self, task_id: str, instant: datetime, trigger: str = "schedule") -> None:
         """Start the run of one scheduled instant, as the task's concurrency policy says."""
         async with self._lock(task_id):
-            task = await self._task(task_id)
-            if not task.live or task.status is not TaskStatus.STARTED:
+            task = await self.store.call(self.store.get_task, task_id, 0)
+            if task is None or not task.live or task.status is not TaskStatus.STARTED:
                 return
             orch = await self._orch(task)
             running = self.runner.running(task_id)
@@ -261,8 +270,10 @@ class TaskManager:
     async def _restart(self, task_id: str) -> None:
         """The next run of a continuous task (now, or at the end of its back-off)."""
         async with self._lock(task_id):
-            task = await self._task(task_id)
-            if not task.live or task.status not in (TaskStatus.STARTED, TaskStatus.CRASH_LOOP):
+            task = await self.store.call(self.store.get_task, task_id, 0)
+            if task is None or not task.live:
+                return
+            if task.status not in (TaskStatus.STARTED, TaskStatus.CRASH_LOOP):
                 return
             if self.runner.running(task_id):
                 return

@@ -355,3 +355,28 @@ def _service() -> Any:
     from jupyter_server.serverapp import ServerApp
 
     return ServerApp.instance().web_app.settings["jupyter_orch.service"]
+
+
+@pytest.mark.timeout(300)
+async def test_a_scheduled_task_whose_packaging_fails_is_failed(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("UV_OFFLINE", "1")
+    files = {"main.py": "print(1)\n", "requirements.txt": "surely-not-real-jupyter-orch==1\n"}
+    task_id = await scheduled(api, files)
+    task = await api.wait_task(task_id, {"failed"}, timeout=240)
+    [run] = task["last_runs"]
+    assert run["status"] == "failure"
+    assert texts(await api.logs(run["run_id"]))[-1].startswith("jupyter_orch: packaging failed")
+
+
+async def test_deleting_a_scheduled_orchestration_stops_its_schedule(api: Api) -> None:
+    orch_id = await api.upload(QUICK)
+    body = {"workspace_id": 1, "orch_id": orch_id, "json": {}, "schedule": "0 0 1 1 *"}
+    task_id = (await api.ok("task/run_scheduled", body, status=201))["id"]
+    await api.wait_task(task_id, {"started"})
+    assert _service().tasks.scheduler.get(task_id) is not None
+    body = {"orchestrations": [orch_id], "confirm_delete": True}
+    assert (await api.ok("orchestration/delete_orchestrations", body))["deleted"] is True
+    assert _service().tasks.scheduler.get(task_id) is None
