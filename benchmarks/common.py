@@ -399,3 +399,59 @@ def _ram() -> str:
     except OSError:
         pass
     return "unknown"
+
+
+# -- CPU use ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    """CPU seconds used so far by one process, by its reaped children, and by the machine."""
+
+    wall: float  # time.monotonic() when sampled
+    process: float  # user + system of the process (all its threads)
+    children: float  # user + system of its children it has waited for (and theirs)
+    machine_busy: float  # every core, all but idle and iowait
+    machine_total: float  # every core
+
+
+def cpu_sample(pid: int) -> CpuSample:
+    """Read /proc for the CPU use of `pid` and of the whole machine (Linux only)."""
+    tick = float(os.sysconf("SC_CLK_TCK"))
+    stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+    fields = stat[stat.rindex(")") + 2 :].split()  # fields[0] is the state (field 3)
+    utime, stime, cutime, cstime = (int(v) / tick for v in fields[11:15])
+    cpu = Path("/proc/stat").read_text(encoding="ascii").splitlines()[0].split()[1:9]
+    values = [int(v) / tick for v in cpu]  # user nice system idle iowait irq softirq steal
+    idle = values[3] + values[4]
+    return CpuSample(
+        time.monotonic(), utime + stime, cutime + cstime, sum(values) - idle, sum(values)
+    )
+
+
+def cpu_use(before: CpuSample, after: CpuSample) -> dict[str, float]:
+    """Cores used in between (1.0 = one core busy) and the machine's busy share (0-1)."""
+    wall = max(after.wall - before.wall, 1e-9)
+    total = max(after.machine_total - before.machine_total, 1e-9)
+    return {
+        "seconds": wall,
+        "process_cores": (after.process - before.process) / wall,
+        "children_cores": (after.children - before.children) / wall,
+        "machine_busy": (after.machine_busy - before.machine_busy) / total,
+    }
+
+
+def print_tables(result: BenchResult) -> None:
+    """A result's tables, goal and notes on stdout (for benchmarks run alone)."""
+    print(f"\n{result['title']}")
+    for caption, rows in [("", result["table"]), *result.get("extra_tables", [])]:
+        if caption:
+            print(f"\n{caption}")
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        for row in rows:
+            print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+    if result.get("goal"):
+        met = result.get("goal_met")
+        print(f"\ngoal: {result['goal']}: {'MET' if met else 'NOT MET'}")
+    for note in result.get("notes", []):
+        print(f"- {note}")

@@ -5,6 +5,8 @@ Usage: python benchmarks/run.py [--runs N] [--quick] [--out PATH] [--json PATH] 
 A benchmark is a module here exposing `main(argv) -> dict` (see `common.BenchResult`); each
 gets `--runs N` when given and `--quick` when given. Text below the `NOTES_MARKER` line of
 an existing output file (the hand-written analysis) is kept when the file is rewritten.
+With `--only`, the sections of the benchmarks not run are kept too, each marked with the
+command, date and load average of the run that measured it (from the old file's header).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import argparse
 import importlib
 import json
 import os
+import re
 import shlex
 import sys
 from collections.abc import Callable
@@ -29,6 +32,7 @@ HERE = Path(__file__).resolve().parent
 DOCS = HERE.parent / "docs" / "performance.md"
 NOT_BENCHMARKS = frozenset({"__init__", "common", "run"})
 NOTES_MARKER = "<!-- Everything below this line is kept when benchmarks/run.py rewrites it. -->"
+KEPT_MARK = "_Kept from an earlier run:"
 MIN_RECORDED_RUNS = 50
 
 
@@ -91,8 +95,14 @@ def load_average() -> str:
     return " / ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
-def document(results: list[BenchResult], command: str, loads: tuple[str, str], kept: str) -> str:
-    """The whole performance document."""
+def document(
+    results: list[BenchResult],
+    command: str,
+    loads: tuple[str, str],
+    kept: str,
+    earlier: str = "",
+) -> str:
+    """The whole performance document (keeping the other sections of `earlier`, if given)."""
     machine = machine_description()
     machine["load average (1/5/15 min) before / after"] = f"{loads[0]} ; {loads[1]}"
     lines = [
@@ -109,10 +119,49 @@ def document(results: list[BenchResult], command: str, loads: tuple[str, str], k
         *[f"- {key}: {value}" for key, value in machine.items()],
         "",
     ]
-    for result in results:
-        lines += section_md(result)
+    sections = merge_sections([(r["title"], section_md(r)) for r in results], earlier)
+    if any(KEPT_MARK in "\n".join(body) for _, body in sections):
+        lines += [f"Sections marked {KEPT_MARK[:-1]}_ were not re-run by this command.", ""]
+    for _, body in sections:
+        lines += body
     notes = ["", kept.strip("\n")] if kept.strip() else []
     return "\n".join([*lines, NOTES_MARKER, *notes]).rstrip() + "\n"
+
+
+def old_sections(text: str) -> list[tuple[str, list[str]]]:
+    """(title, lines) of each `## ` section of a document's generated part."""
+    generated = text.partition(NOTES_MARKER)[0]
+    chunks = re.split(r"(?m)^(?=## )", generated)[1:]
+    return [(c.splitlines()[0][3:].strip(), [*c.rstrip("\n").splitlines(), ""]) for c in chunks]
+
+
+def provenance(text: str) -> str:
+    """Command, date and load average from a document's header, as one italic line."""
+
+    def field(pattern: str) -> str:
+        match = re.search(pattern, text.partition("\n## ")[0], re.MULTILINE)
+        return match[1].strip() if match else "unknown"
+
+    command = field(r"^Command: (.*)$")
+    date = field(r"^Date: (.*)$")
+    loads = field(r"^- load average \(1/5/15 min\) before / after: (.*)$")
+    return f"{KEPT_MARK} {command}, {date}, load average before / after {loads}._"
+
+
+def merge_sections(new: list[tuple[str, list[str]]], earlier: str) -> list[tuple[str, list[str]]]:
+    """`earlier`'s sections in order, each replaced by a new one of the same title; sections
+    kept get a line saying which run measured them; new titles are appended."""
+    fresh = dict(new)
+    mark = provenance(earlier)
+    merged = []
+    for title, body in old_sections(earlier):
+        if title in fresh:
+            merged.append((title, fresh.pop(title)))
+        elif any(line.startswith(KEPT_MARK) for line in body):
+            merged.append((title, body))
+        else:
+            merged.append((title, [body[0], "", mark, *body[1:]]))
+    return merged + [(title, body) for title, body in new if title in fresh]
 
 
 def kept_notes(path: Path) -> str:
@@ -145,7 +194,9 @@ def main(argv: list[str] | None = None) -> list[BenchResult]:
         raise SystemExit(f"sizes too small for {DOCS}: {', '.join(small)}")
     command = shlex.join(["python", "benchmarks/run.py", *raw])
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(document(results, command, loads, kept_notes(args.out)), encoding="utf-8")
+    earlier = args.out.read_text(encoding="utf-8") if args.only and args.out.exists() else ""
+    text = document(results, command, loads, kept_notes(args.out), earlier)
+    args.out.write_text(text, encoding="utf-8")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(f"\nwrote {args.out}")

@@ -1,30 +1,60 @@
 """Task environments: from an orchestration's requirements.txt to a Python that can run it.
 
 An environment is keyed by a hash of the normalised requirements, the Python version and the
-platform, built once, and shared by every orchestration that asks for the same thing. It is a
-virtual environment that also sees the server's own packages, so the project's SDK is always
-importable, while the versions it installs itself come first on `sys.path` and win.
+platform, built once (with uv, its cache shared by every build; `python -m venv` + pip when uv
+is missing), and shared by every orchestration that asks for the same thing. It sees only the
+packages it installed, plus the project's SDK through a `.pth` file placed after its own
+site-packages: `import jupyter_orch` always works, and the versions it pins always win.
 """
 
 from __future__ import annotations
 
 import asyncio
+import configparser
+import contextlib
 import hashlib
+import logging
 import os
 import platform
 import re
 import shutil
 import sys
 import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ArchiveError
 
 READY_MARK = ".ready"
+LAST_USED = ".last_used"
+SDK_DIR = ".sdk"  # envs/.sdk/jupyter_orch -> the server's package: only the SDK, nothing else
+UV_CACHE = ".uv-cache"
+SDK_PTH = "_jupyter_orch_sdk.pth"
+# Part of every key: environments of an older layout (they saw the server's site-packages)
+# are never reused, only collected.
+LAYOUT = "isolated-sdk-pth-1"
+INSTALLERS = ("auto", "uv", "pip")
+# Variables that put other folders before an environment's own site-packages: a run with an
+# environment of its own must not inherit them from the server.
+ISOLATING_VARS = ("PYTHONPATH", "PYTHONHOME")
 
-# Lines that would fetch from elsewhere or run arbitrary build options.
-_URL = re.compile(r"^[a-z][a-z0-9+.-]*://|\s@\s|^@|^[./~]", re.IGNORECASE)
+log = logging.getLogger(__name__)
+
+_COMMENT = re.compile(r"(^|\s)#.*$")
+_NAME = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?"
+_ONE_SPEC = r"(?:===|==|!=|<=|>=|~=|<|>)\s*[A-Za-z0-9.*+!_-]+"
+_SPECS = rf"{_ONE_SPEC}(?:\s*,\s*{_ONE_SPEC})*"
+_EXTRAS = rf"\[\s*(?:{_NAME}(?:\s*,\s*{_NAME})*)?\s*\]"
+# A plain requirement: name, extras, version specifiers. Anything else names a location.
+_PLAIN = re.compile(rf"^({_NAME})\s*({_EXTRAS})?\s*(\(\s*{_SPECS}\s*\)|{_SPECS})?$")
+_HEAD = re.compile(rf"^({_NAME})\s*(\[[^\]]*\])?(.*)$", re.DOTALL)
+_MARKER = re.compile(r"^[\w\s.'\"<>=!~(),*+-]*$")
+_HASH = re.compile(r"^--hash[=:]?[A-Za-z0-9]+:[0-9A-Fa-f]+$")
+_CREDENTIALS = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/\s@]+@")
+_CROSS = "\u00d7"
+_TRUE = frozenset({"1", "true", "yes", "on"})
 
 
 @dataclass
@@ -38,18 +68,73 @@ class BuildResult:
     error: str | None = None
 
 
+# -- requirements ------------------------------------------------------------------------------
+
+
 def _requirement_lines(text: str) -> list[str]:
-    lines = []
+    lines: list[str] = []
+    pending = ""
     for raw in text.splitlines():
-        line = raw.split(" #", 1)[0].strip()
-        if line and not line.startswith("#"):
+        # pip joins a line ending in a backslash with the next (pip-compile writes hashes so).
+        if raw.rstrip().endswith("\\"):
+            pending += raw.rstrip()[:-1] + " "
+            continue
+        line = _COMMENT.sub("", pending + raw).strip()
+        pending = ""
+        if line:
             lines.append(line)
-    return lines
+    tail = _COMMENT.sub("", pending).strip()
+    return [*lines, tail] if tail else lines
+
+
+def _split_hashes(line: str) -> tuple[str, list[str]]:
+    """A requirement line without its `--hash=` options, and those options."""
+    words = line.split()
+    hashes = [w for w in words if _HASH.match(w)]
+    return " ".join(w for w in words if not _HASH.match(w)), hashes
+
+
+def _normalise_line(line: str) -> str:
+    if line.startswith("-"):
+        return " ".join(line.split())  # paths and URLs in options are case-sensitive
+    body, hashes = _split_hashes(line)
+    requirement, _, marker = body.partition(";")
+    match = _HEAD.match(requirement.strip())
+    if match is None:
+        return " ".join(line.split())
+    name = re.sub(r"[-_.]+", "-", match[1]).lower()  # PEP 503: Foo_Bar and foo-bar are one
+    extras = re.sub(r"\s+", "", match[2] or "").lower()
+    rest = match[3].strip()
+    # A direct reference keeps its URL's case; version specifiers are case-insensitive.
+    rest = " @ " + rest[1:].strip() if rest.startswith("@") else re.sub(r"\s+", "", rest).lower()
+    marker = " ".join(marker.split())  # marker values ("Linux", "Windows") keep their case
+    suffix = (f"; {marker}" if marker else "") + "".join(f" {h}" for h in sorted(hashes))
+    return f"{name}{extras}{rest}{suffix}"
 
 
 def normalise_requirements(text: str) -> list[str]:
     """Requirement lines without comments, blanks, case or order differences."""
-    return sorted({re.sub(r"\s+", "", line).lower() for line in _requirement_lines(text)})
+    return sorted({_normalise_line(line) for line in _requirement_lines(text)})
+
+
+def _line_problem(line: str) -> str | None:
+    """Why a requirement line may not be installed without the operator's consent."""
+    body, _ = _split_hashes(line)
+    if line.startswith("-") or any(word.startswith("-") for word in body.split()[1:]):
+        return (
+            f"requirements.txt: option line {line!r} is not allowed "
+            "(indexes, editable installs, nested files and build options are set by the "
+            "server's operator)"
+        )
+    requirement, _, marker = body.partition(";")
+    if _PLAIN.match(requirement.strip()) is None:
+        return (
+            f"requirements.txt: direct reference {line!r} is not allowed; name a package "
+            "and version from the configured index instead"
+        )
+    if not _MARKER.match(marker):
+        return f"requirements.txt: environment marker in {line!r} is not understood"
+    return None
 
 
 def check_requirements(text: str, allow_options: bool) -> None:
@@ -57,22 +142,17 @@ def check_requirements(text: str, allow_options: bool) -> None:
     if allow_options:
         return
     for line in _requirement_lines(text):
-        if line.startswith("-"):
-            raise ArchiveError(
-                f"requirements.txt: option line {line!r} is not allowed "
-                "(indexes, editable installs and nested files are set by the server's operator)"
-            )
-        if _URL.search(line):
-            raise ArchiveError(
-                f"requirements.txt: direct reference {line!r} is not allowed; name a package "
-                "and version from the configured index instead"
-            )
+        problem = _line_problem(line)
+        if problem is not None:
+            raise ArchiveError(problem)
 
 
 def env_key(lines: list[str], python_version: str | None = None) -> str:
     """The environment's identity: requirements, Python version and platform."""
     version = python_version or ".".join(map(str, sys.version_info[:3]))
-    ident = "\n".join([f"python={version}", f"platform={sys.platform}-{platform.machine()}"])
+    ident = "\n".join(
+        [f"layout={LAYOUT}", f"python={version}", f"platform={sys.platform}-{platform.machine()}"]
+    )
     return hashlib.sha256((ident + "\n" + "\n".join(lines)).encode()).hexdigest()[:32]
 
 
@@ -81,29 +161,185 @@ def env_python(env_dir: Path) -> Path:
     return env_dir / "bin" / "python"
 
 
+# -- the server's pip configuration, for uv ----------------------------------------------------
+
+
+def _pip_config_files(environ: Mapping[str, str]) -> list[Path]:
+    """pip's configuration files, lowest precedence first (as pip loads them)."""
+    chosen = environ.get("PIP_CONFIG_FILE")
+    if chosen == os.devnull:
+        return []
+    xdg_dirs = environ.get("XDG_CONFIG_DIRS") or "/etc/xdg"
+    files = [Path(d) / "pip" / "pip.conf" for d in xdg_dirs.split(":") if d]
+    files.append(Path("/etc/pip.conf"))
+    if not (chosen and Path(chosen).exists()):  # pip skips the user's files then
+        home = Path(environ.get("HOME") or Path.home())
+        config_home = Path(environ.get("XDG_CONFIG_HOME") or home / ".config")
+        files += [home / ".pip" / "pip.conf", config_home / "pip" / "pip.conf"]
+    files.append(Path(sys.prefix) / "pip.conf")
+    return [*files, Path(chosen)] if chosen else files
+
+
+def pip_settings(environ: Mapping[str, str]) -> dict[str, str]:
+    """pip's effective settings: [global], then [install], then PIP_* variables."""
+    parser = configparser.RawConfigParser()
+    try:
+        parser.read([f for f in _pip_config_files(environ) if f.is_file()], encoding="utf-8")
+    except configparser.Error as exc:  # pip would refuse to run too; say so in the log
+        log.warning("unreadable pip configuration: %s", exc)
+    settings: dict[str, str] = {}
+    for section in ("global", "install"):
+        if parser.has_section(section):
+            settings.update({k.replace("_", "-"): v for k, v in parser.items(section)})
+    for name, value in environ.items():
+        if name.startswith("PIP_"):
+            settings[name[4:].lower().replace("_", "-")] = value
+    return settings
+
+
+def _existing(values: list[str], notes: list[str]) -> list[str]:
+    """Locations that can be read: a missing local folder is noted and skipped, not fatal."""
+    kept = []
+    for value in values:
+        path = value.removeprefix("file://")
+        if "://" in path:
+            kept.append(value)
+        elif not Path(path).exists():
+            notes.append(f"skipped {value}: not found")
+        elif path == value:  # the installer runs elsewhere: a relative folder is the server's
+            kept.append(str(Path(path).absolute()))
+        else:
+            kept.append(value)
+    return kept
+
+
+def _flags(flag: str, values: list[str]) -> list[str]:
+    return [arg for value in values for arg in (flag, value)]
+
+
+def uv_settings(environ: Mapping[str, str]) -> tuple[list[str], dict[str, str], list[str]]:
+    """uv arguments and variables carrying the server's pip configuration (index, proxy).
+
+    uv reads its own UV_* variables itself; pip's settings fill only what those leave unset.
+    """
+    pip = pip_settings(environ)
+    args: list[str] = []
+    env: dict[str, str] = {}
+    notes: list[str] = []
+    uv_no_index = environ.get("UV_NO_INDEX")  # not read by uv itself (0.13)
+    if (uv_no_index or pip.get("no-index", "")).lower() in _TRUE:
+        args.append("--no-index")
+    if "index-url" in pip and not {"UV_INDEX_URL", "UV_DEFAULT_INDEX"} & environ.keys():
+        args += _flags("--index-url", _existing(pip["index-url"].split()[:1], notes))
+    if "extra-index-url" in pip and not {"UV_EXTRA_INDEX_URL", "UV_INDEX"} & environ.keys():
+        args += _flags("--extra-index-url", _existing(pip["extra-index-url"].split(), notes))
+    if "find-links" in pip and "UV_FIND_LINKS" not in environ:
+        args += _flags("--find-links", _existing(pip["find-links"].split(), notes))
+    if "trusted-host" in pip and "UV_INSECURE_HOST" not in environ:
+        args += _flags("--allow-insecure-host", pip["trusted-host"].split())
+    proxies = {"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"}
+    if pip.get("proxy") and not proxies & environ.keys():
+        env["HTTP_PROXY"] = env["HTTPS_PROXY"] = pip["proxy"]
+    if pip.get("cert") and "SSL_CERT_FILE" not in environ and Path(pip["cert"]).is_file():
+        env["SSL_CERT_FILE"] = pip["cert"]
+    return args, env, notes
+
+
+def isolate(run_env: Mapping[str, str]) -> dict[str, str]:
+    """A run's variables without those that would hide its environment's packages."""
+    return {k: v for k, v in run_env.items() if k not in ISOLATING_VARS}
+
+
+def redact(text: str) -> str:
+    """Text without the credentials of URLs (`https://user:token@host` -> `https://***@host`)."""
+    return _CREDENTIALS.sub(r"\1***@", text)
+
+
+# -- the SDK inside every environment ----------------------------------------------------------
+
+
+def _link_sdk(envs_dir: Path) -> Path:
+    """`envs/.sdk/jupyter_orch`, a link to the server's package; the folder to put on sys.path."""
+    sdk = envs_dir / SDK_DIR
+    link, target = sdk / "jupyter_orch", Path(__file__).resolve().parent
+    if link.is_symlink() and Path(os.readlink(link)) == target:
+        return sdk
+    sdk.mkdir(parents=True, exist_ok=True)
+    # Replaced atomically: a run starting meanwhile sees the old link or the new one.
+    tmp = sdk / f".jupyter_orch-{uuid.uuid4().hex}"
+    tmp.symlink_to(target, target_is_directory=True)
+    os.replace(tmp, link)
+    return sdk
+
+
+def _add_sdk(env: Path, sdk: Path) -> None:
+    """Append the SDK folder to the environment's sys.path, after its own site-packages."""
+    site_packages = sorted(env.glob("lib/*/site-packages"))
+    if not site_packages:
+        raise FileNotFoundError(f"no site-packages in {env}")
+    (site_packages[0] / SDK_PTH).write_text(f"{sdk.resolve()}\n", encoding="utf-8")
+
+
+def find_uv() -> str | None:
+    """The uv binary: the one the `uv` PyPI package ships, else one on PATH."""
+    try:
+        import uv
+
+        found: str = uv.find_uv_bin()
+        return found
+    except (ImportError, FileNotFoundError):
+        return shutil.which("uv")
+
+
+# -- building ----------------------------------------------------------------------------------
+
+
 class Packager:
     """Builds environments off the event loop, a bounded number at a time, each key once."""
 
-    def __init__(self, envs_dir: Path, max_parallel: int = 2, python: str = sys.executable) -> None:
-        self.envs_dir = envs_dir
+    def __init__(
+        self,
+        envs_dir: Path,
+        max_parallel: int = 2,
+        python: str = sys.executable,
+        *,
+        installer: str = "auto",
+        max_idle_seconds: float = 30 * 86400.0,
+        collect_interval: float = 3600.0,
+    ) -> None:
+        if installer not in INSTALLERS:
+            raise ValueError(f"installer must be one of {INSTALLERS}, not {installer!r}")
+        self.envs_dir = envs_dir.absolute()  # installers run with the folder as cwd
         self.python = python
+        self.uv = None if installer == "pip" else find_uv()
+        if installer == "uv" and self.uv is None:
+            raise RuntimeError("installer 'uv' asked for, but no uv binary was found")
+        self.max_idle_seconds = max_idle_seconds
+        self.collect_interval = collect_interval
+        self.builds = 0  # builds started: tells a reuse from a build (tests, benchmarks)
         self._slots = asyncio.Semaphore(max_parallel)
         self._building: dict[str, asyncio.Future[BuildResult]] = {}
 
     def clean_incomplete(self) -> None:
-        """Remove environments whose build did not finish (a crash mid-build)."""
+        """Remove environments whose build did not finish (a crash mid-build), and leftovers."""
         if not self.envs_dir.is_dir():
             return
-        for env in self.envs_dir.iterdir():
-            if env.is_dir() and not (env / READY_MARK).exists():
-                shutil.rmtree(env, ignore_errors=True)
+        for entry in self.envs_dir.iterdir():
+            if entry.name.startswith(".trash-") or (
+                entry.is_dir() and not entry.name.startswith(".") and not _ready(entry)
+            ):
+                shutil.rmtree(entry, ignore_errors=True)
+            elif entry.name.endswith(".requirements.txt") and entry.name.startswith("."):
+                entry.unlink(missing_ok=True)
+        _link_sdk(self.envs_dir)  # the server's package may have moved since the last start
 
     async def prepare(self, lines: list[str]) -> BuildResult:
         """An environment for these requirements: reused if built, else built once."""
         key = env_key(lines)
         env = self.envs_dir / key
-        if (env / READY_MARK).exists():
-            return BuildResult(key, str(env_python(env)), "environment reused\n", 0.0)
+        if _ready(env):
+            self.mark_used(key)
+            return BuildResult(key, str(env_python(env)), f"environment {key} reused\n", 0.0)
         pending = self._building.get(key)
         if pending is None:
             pending = asyncio.ensure_future(self._build(key, env, lines))
@@ -111,60 +347,198 @@ class Packager:
             pending.add_done_callback(lambda _: self._building.pop(key, None))
         return await asyncio.shield(pending)
 
+    async def ensure(self, lines: list[str]) -> BuildResult:
+        """Like `prepare`, for a run about to start: rebuilds an environment collected since."""
+        return await self.prepare(lines)
+
+    def mark_used(self, key: str) -> None:
+        """Record that a run (or an upload) uses this environment now: it is not idle."""
+        # One utime, cheaper than a hop to a thread; an environment collected meanwhile is
+        # rebuilt by `ensure`.
+        with contextlib.suppress(FileNotFoundError):
+            (self.envs_dir / key / LAST_USED).touch()
+
+    async def close(self) -> None:
+        """Stop builds under way (their installers are killed; clean_incomplete tidies up)."""
+        pending = list(self._building.values())
+        for future in pending:
+            future.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
     async def _build(self, key: str, env: Path, lines: list[str]) -> BuildResult:
         async with self._slots:
-            started = time.monotonic()
-            shutil.rmtree(env, ignore_errors=True)
-            env.parent.mkdir(parents=True, exist_ok=True)
-            reqs = env.parent / f".{key}.requirements.txt"
-            reqs.write_text("\n".join(lines) + "\n", encoding="utf-8")
-            log: list[str] = []
-            steps = [
-                [self.python, "-m", "venv", "--system-site-packages", str(env)],
-                [
-                    str(env_python(env)),
-                    "-m",
-                    "pip",
-                    "install",
-                    "--disable-pip-version-check",
-                    "--no-input",
-                    "-r",
-                    str(reqs),
-                ],
-            ]
-            error = None
-            for argv in steps:
-                code, output = await _run(argv)
-                log.append(f"$ {' '.join(argv)}\n{output}")
-                if code != 0:
-                    error = _summarise_failure(output, code)
-                    break
-            reqs.unlink(missing_ok=True)
+            self.builds += 1
+            started, out = time.monotonic(), [self._header(key, lines)]
+            try:
+                error = await self._install(key, env, lines, out)
+            except OSError as exc:  # a full disk, a vanished folder: still a failed build
+                error = f"could not build the environment: {exc}"
             seconds = time.monotonic() - started
+            out.append(f"# {'failed: ' + error if error else 'ready'} ({seconds:.2f} s)\n")
+            text = redact("".join(out))
             if error is not None:
-                shutil.rmtree(env, ignore_errors=True)
-                return BuildResult(key, None, "".join(log), seconds, error)
-            (env / READY_MARK).write_text(f"{seconds:.3f}\n", encoding="utf-8")
-            return BuildResult(key, str(env_python(env)), "".join(log), seconds)
+                await asyncio.to_thread(shutil.rmtree, env, True)
+                return BuildResult(key, None, text, seconds, redact(error))
+            return BuildResult(key, str(env_python(env)), text, seconds)
+
+    async def _install(self, key: str, env: Path, lines: list[str], out: list[str]) -> str | None:
+        """Run the installer's steps, appending their output to `out`; an error or None."""
+        reqs = await asyncio.to_thread(self._start_build, key, env, lines)
+        try:
+            steps, extra_env, notes = await asyncio.to_thread(self._steps, env, reqs)
+            out += [f"# {note}\n" for note in notes]
+            for argv in steps:
+                code, output = await _run(argv, extra_env, cwd=self.envs_dir)
+                out.append(f"$ {' '.join(argv)}\n{output}")
+                if code != 0:
+                    return _summarise_failure(output, code)
+            return await asyncio.to_thread(self._finish_build, env)
+        finally:
+            await asyncio.to_thread(reqs.unlink, True)
+
+    def _start_build(self, key: str, env: Path, lines: list[str]) -> Path:
+        shutil.rmtree(env, ignore_errors=True)
+        env.parent.mkdir(parents=True, exist_ok=True)
+        reqs = env.parent / f".{key}.requirements.txt"
+        reqs.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return reqs
+
+    def _steps(self, env: Path, reqs: Path) -> tuple[list[list[str]], dict[str, str], list[str]]:
+        """The installer's commands, the variables they need and notes for the build log."""
+        python = str(env_python(env))
+        if self.uv is None:
+            venv = [self.python, "-m", "venv", str(env)]
+            pip = [python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input"]
+            return [venv, [*pip, "-r", str(reqs)]], {}, ["installer: python -m venv + pip"]
+        args, extra, notes = uv_settings(os.environ)
+        if args:
+            notes.append("from the server's pip configuration: " + " ".join(args))
+        extra.setdefault("UV_CACHE_DIR", os.environ.get("UV_CACHE_DIR") or self._uv_cache())
+        venv = [self.uv, "venv", "--no-project", "--python", self.python, str(env)]
+        install = [self.uv, "pip", "install", "--python", python, *args, "-r", str(reqs)]
+        return [venv, install], extra, [f"installer: {self.uv}", *notes]
+
+    def _uv_cache(self) -> str:
+        # Beside the environments, on one file system: uv then hard-links files from its
+        # cache instead of copying them.
+        return str(self.envs_dir / UV_CACHE)
+
+    def _header(self, key: str, lines: list[str]) -> str:
+        version = ".".join(map(str, sys.version_info[:3]))
+        reqs = "".join(f"#   {line}\n" for line in lines)
+        return f"# environment {key}\n# python {self.python} ({version})\n# requirements:\n{reqs}"
+
+    def _finish_build(self, env: Path) -> str | None:
+        """Make the SDK importable and mark the environment ready; an error message or None."""
+        try:
+            _add_sdk(env, _link_sdk(self.envs_dir))
+        except OSError as exc:
+            return f"could not make the SDK importable: {exc}"
+        (env / READY_MARK).write_text(f"{time.time():.3f}\n", encoding="utf-8")
+        (env / LAST_USED).touch()
+        return None
+
+    # -- garbage collection --------------------------------------------------------------------
+
+    async def collect(self, in_use: set[str], max_idle_seconds: float | None = None) -> list[str]:
+        """Remove environments unused for longer than `max_idle_seconds` and not in `in_use`."""
+        idle = self.max_idle_seconds if max_idle_seconds is None else max_idle_seconds
+        candidates = await asyncio.to_thread(self._idle_keys, idle)
+        removed, trash = [], []
+        for key in candidates:
+            # Checked again here, on the loop where prepare/ensure run: nothing can start using
+            # the environment between this check and the rename.
+            if key in in_use or key in self._building or key not in self._idle_keys(idle, key):
+                continue
+            trash.append(self.envs_dir / f".trash-{key}-{uuid.uuid4().hex[:8]}")
+            os.replace(self.envs_dir / key, trash[-1])
+            removed.append(key)
+        for path in trash:
+            await asyncio.to_thread(shutil.rmtree, path, True)
+        return removed
+
+    def _idle_keys(self, idle: float, only: str | None = None) -> list[str]:
+        """Ready environments last used more than `idle` seconds ago."""
+        if not self.envs_dir.is_dir():
+            return []
+        limit = time.time() - idle
+        envs = [self.envs_dir / only] if only else sorted(self.envs_dir.iterdir())
+        return [
+            env.name
+            for env in envs
+            if not env.name.startswith(".") and _ready(env) and _last_used(env) < limit
+        ]
+
+    async def collect_forever(self, in_use: Callable[[], Awaitable[set[str]]]) -> None:
+        """Collect idle environments every `collect_interval` seconds, until cancelled."""
+        if self.collect_interval <= 0 or self.max_idle_seconds <= 0:
+            return  # collection switched off by the operator
+        while True:
+            await asyncio.sleep(self.collect_interval)
+            try:
+                removed = await self.collect(await in_use())
+            except Exception:  # one failed sweep must not end collection; the next retries
+                log.exception("collecting idle environments failed")
+            else:
+                if removed:
+                    log.info("removed %d idle environments: %s", len(removed), removed)
 
 
-async def _run(argv: list[str]) -> tuple[int, str]:
-    env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1")
+def _ready(env: Path) -> bool:
+    return (env / READY_MARK).exists()
+
+
+def _last_used(env: Path) -> float:
+    """When an environment was last used (built, reused or run), as a time stamp."""
+    for mark in (LAST_USED, READY_MARK):
+        try:
+            return (env / mark).stat().st_mtime
+        except FileNotFoundError:
+            continue
+    return 0.0
+
+
+async def _run(argv: list[str], extra: Mapping[str, str], cwd: Path) -> tuple[int, str]:
+    env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1", NO_COLOR="1", UV_NO_PROGRESS="1")
+    env.setdefault("UV_PYTHON_DOWNLOADS", "never")  # the server's Python, never a download
+    env.update(extra)
     proc = await asyncio.create_subprocess_exec(
         *argv,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         env=env,
+        cwd=cwd,
     )
-    out, _ = await proc.communicate()
+    try:
+        out, _ = await proc.communicate()
+    except asyncio.CancelledError:
+        proc.kill()
+        await proc.wait()
+        raise
     return proc.returncode or 0, out.decode("utf-8", "replace")
 
 
 def _summarise_failure(output: str, code: int) -> str:
-    """The installer's most telling line (its last ERROR line), for the orchestration's error."""
-    errors = [line.strip() for line in output.splitlines() if line.strip().startswith("ERROR")]
+    """One line naming the cause, from the installer's output (uv's or pip's)."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("ERROR")]  # pip's
     if errors:
         return errors[-1] if len(errors) == 1 else f"{errors[0]} ({errors[-1]})"
-    tail = [line.strip() for line in output.splitlines() if line.strip()]
-    return tail[-1] if tail else f"installer exited with code {code}"
+    for i, line in enumerate(lines):
+        # uv: `error: <what>` then `cause: <why>` lines (a cross and arrows on a terminal).
+        if line.startswith(("error:", _CROSS)):
+            head = line.split(":", 1)[1] if line.startswith("error:") else line[1:]
+            causes = [_cause(c) for c in lines[i + 1 :] if _cause(c)]
+            head = head.strip().rstrip(":")
+            if not causes:
+                return head
+            return f"{head}: {causes[0]}" + (f" ({causes[-1]})" if len(causes) > 1 else "")
+    return lines[-1] if lines else f"installer exited with code {code}"
+
+
+def _cause(line: str) -> str:
+    for prefix in ("cause:", "├─▶", "╰─▶"):
+        if line.startswith(prefix):
+            return line[len(prefix) :].strip()
+    return ""

@@ -22,6 +22,7 @@ from . import runtime
 from .executors import Executor, ExitRecord, RunSpec
 from .executors.local import append_note
 from .models import Orchestration, RunStatus, Task, TaskRun, TaskStatus, new_id, now
+from .packaging import Packager, isolate, normalise_requirements
 from .store import Store
 
 #: Variables of the server's own that a run must not inherit (it gets a token of its own).
@@ -55,10 +56,12 @@ class Runner:
         store: Store,
         executor: Executor,
         locks: Callable[[str], asyncio.Lock],
+        packager: Packager | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.executor = executor
+        self.packager = packager
         self._lock = locks
         self.active: dict[str, str] = {}  # run id -> task id
         self._tokens: dict[str, str] = {}  # token hash -> run id
@@ -71,11 +74,17 @@ class Runner:
         """A run's log, records and working directory."""
         return self.settings.data_dir / "runs" / run_id
 
-    def python_for(self, orch: Orchestration) -> str:
-        """The interpreter of an orchestration's runs."""
-        if orch.env_key:
-            return str(self.settings.data_dir / "envs" / orch.env_key / "bin" / "python")
+    def server_python(self) -> str:
+        """The interpreter of runs that need no environment of their own."""
         return getattr(self.executor, "python", None) or "python3"
+
+    async def _environment(self, orch: Orchestration) -> tuple[str | None, str]:
+        """The run's interpreter (None if its environment cannot be had) and why not."""
+        if orch.requirements is None or self.packager is None:
+            return self.server_python(), ""
+        # Reused at once (and marked used); rebuilt if idle collection removed it meanwhile.
+        built = await self.packager.ensure(normalise_requirements(orch.requirements))
+        return built.python, built.error or ""
 
     def running(self, task_id: str) -> list[str]:
         """The ids of a task's active runs."""
@@ -136,6 +145,10 @@ class Runner:
     ) -> TaskRun | None:
         """Record a run, then start it (the row exists before the process); None if its
         scheduled instant already has a run. The caller holds the task's lock."""
+        python, problem = await self._environment(orch)
+        if python is None:
+            await self.record_unrun(task, f"packaging failed: {problem}", trigger)
+            return None
         run = self._new_run(task, trigger, scheduled_for)
         token = secrets.token_urlsafe(32)
         if not await self.store.call(self.store.start_run, task, run, hash_token(token)):
@@ -143,11 +156,14 @@ class Runner:
         self._tokens[hash_token(token)] = run.id
         self.active[run.id] = task.id
         entry = Path(orch.entrypoint)
+        env = self._env(task, run.id, token)
+        if orch.requirements is not None:
+            env = isolate(env)  # the environment's own packages, not the server's path
         spec = RunSpec(
             run_id=run.id,
             run_dir=self.run_dir(run.id),
-            argv=[self.python_for(orch), "-u", entry.name],
-            env=self._env(task, run.id, token),
+            argv=[python, "-u", entry.name],
+            env=env,
             source=self.settings.data_dir / "orchestrations" / orch.id,
             cwd=str(entry.parent) if str(entry.parent) != "." else "",
             timeout=task.timeout,

@@ -102,7 +102,7 @@ class OrchService:
         settings = RunSettings(
             config.data_dir, config.callback_url, config.kill_grace, config.max_line
         )
-        self.runner = Runner(settings, store, executor, self._lock)
+        self.runner = Runner(settings, store, executor, self._lock, packager)
         self.tasks = TaskManager(store, self.runner, config.task_settings, self._lock)
         self.tasks.on_run_end = self._after_run
         self.follower = LogFollower(lambda run: self.run_dir(run) / "log", self.runner.ended_event)
@@ -173,6 +173,7 @@ class OrchService:
             for task in await self._db(self.store.tasks_waiting_for, orch.id):
                 self._spawn(self.tasks.begin(task.id))
         await self.tasks.take_scheduling()
+        self._spawn(self.packager.collect_forever(self._env_keys_in_use))
         self._spawn(self._every(self.config.sync_interval, self._sync))
         self._spawn(self._every(self.config.retention_interval, self._prune_all))
 
@@ -182,6 +183,16 @@ class OrchService:
             await asyncio.sleep(5.0)
         log.info("jupyter_orch: this server now holds the scheduler of %s", self.data_dir)
         await self._take_over()
+
+    async def _env_keys_in_use(self) -> set[str]:
+        """Environments of the orchestrations behind active runs (never collected)."""
+        keys = set()
+        for task_id in set(self.runner.active.values()):
+            task = await self._db(self.store.get_task, task_id, 0)
+            orch = await self._db(self.store.get_orchestration, task.orch_id) if task else None
+            if orch is not None and orch.env_key:
+                keys.add(orch.env_key)
+        return keys
 
     async def _sync(self) -> None:
         """Adopt runs and tasks another server of this data directory started."""
@@ -206,6 +217,7 @@ class OrchService:
     async def stop(self) -> None:
         """Stop timers and watchers; runs go on unless configured to stop with the server."""
         await self.tasks.stop()
+        await self.packager.close()
         await self.runner.stop(kill_runs=self.config.stop_runs_on_shutdown)
         for task in list(self._background):
             task.cancel()

@@ -59,3 +59,67 @@ def test_percentile_and_log_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
         "some printed text",
     )
     assert parse_rfc3339_ns("2023-05-22T23:09:17.5+02:00") == 1684789757_500000000
+
+
+@pytest.mark.timeout(120)
+def test_schedule_precision_quick(tmp_path: Path) -> None:
+    """`schedule_precision.py --quick`: runs counted, lateness and API latency measured."""
+    data = tmp_path / "schedule.json"
+    command = [sys.executable, "benchmarks/schedule_precision.py", "--quick", "--json", str(data)]
+    done = subprocess.run(
+        command, check=False, cwd=ROOT, capture_output=True, text=True, timeout=110
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(data.read_text(encoding="utf-8"))
+    runs, api = result["figures"]["runs"], result["figures"]["api_ms"]
+    assert runs["expected"] > 0 and runs["observed_rows"] > 0
+    assert all(isinstance(runs[k], int) for k in ("missing", "doubled", "off_schedule"))
+    assert runs["lateness_ms"]["n"] == runs["observed_rows"]
+    assert all(isinstance(runs["lateness_ms"][k], float) for k in ("p50", "p99", "max"))
+    for name in ("get_by_id", "list_task_runs"):
+        for phase in ("baseline", "loaded"):
+            assert api[name][phase]["n"] > 0
+            assert _positive(api[name][phase]["p50"]) and _positive(api[name][phase]["p99"])
+        assert _positive(api[name]["p99_ratio"])
+    assert isinstance(result["goal_met"], bool) and not result["params"]["recordable"]
+
+
+def test_schedule_precision_counts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Missing, doubled and off-schedule instants are counted from the run records."""
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks.schedule_precision import analyse_runs, spread_seconds
+
+    assert spread_seconds(4) == [0, 15, 30, 45]
+    assert len(spread_seconds(1000)) == 1000 and max(spread_seconds(1000)) == 59
+    start = 1_700_000_040  # a whole minute
+    stamp = "2023-11-14T22:{}+00:00".format
+    runs = [
+        ("a", stamp("14:00"), stamp("14:00.010000"), stamp("14:00.050000"), "success"),
+        ("a", stamp("14:00"), stamp("14:00.020000"), None, "running"),  # doubled
+        ("b", stamp("14:07"), stamp("14:07.030000"), stamp("14:07.080000"), "success"),
+    ]
+    raw = {"window": (start, start + 60), "seconds": {"a": 0, "b": 5}, "runs": runs, "skipped": 0}
+    counts = analyse_runs(raw)
+    assert (counts["expected"], counts["observed_rows"], counts["observed_distinct"]) == (2, 3, 2)
+    assert (counts["missing"], counts["doubled"], counts["off_schedule"]) == (1, 1, 1)
+    assert counts["lateness_ms"]["max"] == pytest.approx(30.0)
+    assert counts["run_status"] == {"success": 2, "running": 1}
+
+
+def test_run_only_keeps_other_sections(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With `--only`, sections not re-run are kept, marked with the run that measured them."""
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks.common import BenchResult
+    from benchmarks.run import NOTES_MARKER, document
+
+    def result(title: str, text: str) -> BenchResult:
+        return {"name": title, "title": title, "description": text, "table": [["a"], ["1"]]}
+
+    first = document([result("One", "old one"), result("Two", "old two")], "cmd1", ("1", "2"), "")
+    second = document([result("Two", "new two")], "cmd2", ("3", "4"), "notes", first)
+    generated = second.partition(NOTES_MARKER)[0]
+    assert "old one" in generated and "new two" in generated and "old two" not in generated
+    assert generated.index("## One") < generated.index("## Two")
+    assert "_Kept from an earlier run: `cmd1`," in generated and "Command: `cmd2`" in generated
+    third = document([result("Two", "newer two")], "cmd3", ("5", "6"), "", second)
+    assert third.count("_Kept from an earlier run: `cmd1`,") == 1
