@@ -10,13 +10,11 @@ site-packages: `import jupyter_orch` always works, and the versions it pins alwa
 from __future__ import annotations
 
 import asyncio
-import configparser
 import contextlib
 import hashlib
 import logging
 import os
 import platform
-import re
 import shutil
 import sys
 import time
@@ -25,7 +23,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ArchiveError
+from .pipconfig import redact, uv_settings
 
 READY_MARK = ".ready"
 LAST_USED = ".last_used"
@@ -41,20 +39,7 @@ INSTALLERS = ("auto", "uv", "pip")
 ISOLATING_VARS = ("PYTHONPATH", "PYTHONHOME")
 
 log = logging.getLogger(__name__)
-
-_COMMENT = re.compile(r"(^|\s)#.*$")
-_NAME = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?"
-_ONE_SPEC = r"(?:===|==|!=|<=|>=|~=|<|>)\s*[A-Za-z0-9.*+!_-]+"
-_SPECS = rf"{_ONE_SPEC}(?:\s*,\s*{_ONE_SPEC})*"
-_EXTRAS = rf"\[\s*(?:{_NAME}(?:\s*,\s*{_NAME})*)?\s*\]"
-# A plain requirement: name, extras, version specifiers. Anything else names a location.
-_PLAIN = re.compile(rf"^({_NAME})\s*({_EXTRAS})?\s*(\(\s*{_SPECS}\s*\)|{_SPECS})?$")
-_HEAD = re.compile(rf"^({_NAME})\s*(\[[^\]]*\])?(.*)$", re.DOTALL)
-_MARKER = re.compile(r"^[\w\s.'\"<>=!~(),*+-]*$")
-_HASH = re.compile(r"^--hash[=:]?[A-Za-z0-9]+:[0-9A-Fa-f]+$")
-_CREDENTIALS = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/\s@]+@")
 _CROSS = "\u00d7"
-_TRUE = frozenset({"1", "true", "yes", "on"})
 
 
 @dataclass
@@ -66,85 +51,6 @@ class BuildResult:
     log: str
     seconds: float
     error: str | None = None
-
-
-# -- requirements ------------------------------------------------------------------------------
-
-
-def _requirement_lines(text: str) -> list[str]:
-    lines: list[str] = []
-    pending = ""
-    for raw in text.splitlines():
-        # pip joins a line ending in a backslash with the next (pip-compile writes hashes so).
-        if raw.rstrip().endswith("\\"):
-            pending += raw.rstrip()[:-1] + " "
-            continue
-        line = _COMMENT.sub("", pending + raw).strip()
-        pending = ""
-        if line:
-            lines.append(line)
-    tail = _COMMENT.sub("", pending).strip()
-    return [*lines, tail] if tail else lines
-
-
-def _split_hashes(line: str) -> tuple[str, list[str]]:
-    """A requirement line without its `--hash=` options, and those options."""
-    words = line.split()
-    hashes = [w for w in words if _HASH.match(w)]
-    return " ".join(w for w in words if not _HASH.match(w)), hashes
-
-
-def _normalise_line(line: str) -> str:
-    if line.startswith("-"):
-        return " ".join(line.split())  # paths and URLs in options are case-sensitive
-    body, hashes = _split_hashes(line)
-    requirement, _, marker = body.partition(";")
-    match = _HEAD.match(requirement.strip())
-    if match is None:
-        return " ".join(line.split())
-    name = re.sub(r"[-_.]+", "-", match[1]).lower()  # PEP 503: Foo_Bar and foo-bar are one
-    extras = re.sub(r"\s+", "", match[2] or "").lower()
-    rest = match[3].strip()
-    # A direct reference keeps its URL's case; version specifiers are case-insensitive.
-    rest = " @ " + rest[1:].strip() if rest.startswith("@") else re.sub(r"\s+", "", rest).lower()
-    marker = " ".join(marker.split())  # marker values ("Linux", "Windows") keep their case
-    suffix = (f"; {marker}" if marker else "") + "".join(f" {h}" for h in sorted(hashes))
-    return f"{name}{extras}{rest}{suffix}"
-
-
-def normalise_requirements(text: str) -> list[str]:
-    """Requirement lines without comments, blanks, case or order differences."""
-    return sorted({_normalise_line(line) for line in _requirement_lines(text)})
-
-
-def _line_problem(line: str) -> str | None:
-    """Why a requirement line may not be installed without the operator's consent."""
-    body, _ = _split_hashes(line)
-    if line.startswith("-") or any(word.startswith("-") for word in body.split()[1:]):
-        return (
-            f"requirements.txt: option line {line!r} is not allowed "
-            "(indexes, editable installs, nested files and build options are set by the "
-            "server's operator)"
-        )
-    requirement, _, marker = body.partition(";")
-    if _PLAIN.match(requirement.strip()) is None:
-        return (
-            f"requirements.txt: direct reference {line!r} is not allowed; name a package "
-            "and version from the configured index instead"
-        )
-    if not _MARKER.match(marker):
-        return f"requirements.txt: environment marker in {line!r} is not understood"
-    return None
-
-
-def check_requirements(text: str, allow_options: bool) -> None:
-    """Reject lines that point the installer elsewhere, unless the operator allows them."""
-    if allow_options:
-        return
-    for line in _requirement_lines(text):
-        problem = _line_problem(line)
-        if problem is not None:
-            raise ArchiveError(problem)
 
 
 def env_key(lines: list[str], python_version: str | None = None) -> str:
@@ -161,98 +67,9 @@ def env_python(env_dir: Path) -> Path:
     return env_dir / "bin" / "python"
 
 
-# -- the server's pip configuration, for uv ----------------------------------------------------
-
-
-def _pip_config_files(environ: Mapping[str, str]) -> list[Path]:
-    """pip's configuration files, lowest precedence first (as pip loads them)."""
-    chosen = environ.get("PIP_CONFIG_FILE")
-    if chosen == os.devnull:
-        return []
-    xdg_dirs = environ.get("XDG_CONFIG_DIRS") or "/etc/xdg"
-    files = [Path(d) / "pip" / "pip.conf" for d in xdg_dirs.split(":") if d]
-    files.append(Path("/etc/pip.conf"))
-    if not (chosen and Path(chosen).exists()):  # pip skips the user's files then
-        home = Path(environ.get("HOME") or Path.home())
-        config_home = Path(environ.get("XDG_CONFIG_HOME") or home / ".config")
-        files += [home / ".pip" / "pip.conf", config_home / "pip" / "pip.conf"]
-    files.append(Path(sys.prefix) / "pip.conf")
-    return [*files, Path(chosen)] if chosen else files
-
-
-def pip_settings(environ: Mapping[str, str]) -> dict[str, str]:
-    """pip's effective settings: [global], then [install], then PIP_* variables."""
-    parser = configparser.RawConfigParser()
-    try:
-        parser.read([f for f in _pip_config_files(environ) if f.is_file()], encoding="utf-8")
-    except configparser.Error as exc:  # pip would refuse to run too; say so in the log
-        log.warning("unreadable pip configuration: %s", exc)
-    settings: dict[str, str] = {}
-    for section in ("global", "install"):
-        if parser.has_section(section):
-            settings.update({k.replace("_", "-"): v for k, v in parser.items(section)})
-    for name, value in environ.items():
-        if name.startswith("PIP_"):
-            settings[name[4:].lower().replace("_", "-")] = value
-    return settings
-
-
-def _existing(values: list[str], notes: list[str]) -> list[str]:
-    """Locations that can be read: a missing local folder is noted and skipped, not fatal."""
-    kept = []
-    for value in values:
-        path = value.removeprefix("file://")
-        if "://" in path:
-            kept.append(value)
-        elif not Path(path).exists():
-            notes.append(f"skipped {value}: not found")
-        elif path == value:  # the installer runs elsewhere: a relative folder is the server's
-            kept.append(str(Path(path).absolute()))
-        else:
-            kept.append(value)
-    return kept
-
-
-def _flags(flag: str, values: list[str]) -> list[str]:
-    return [arg for value in values for arg in (flag, value)]
-
-
-def uv_settings(environ: Mapping[str, str]) -> tuple[list[str], dict[str, str], list[str]]:
-    """uv arguments and variables carrying the server's pip configuration (index, proxy).
-
-    uv reads its own UV_* variables itself; pip's settings fill only what those leave unset.
-    """
-    pip = pip_settings(environ)
-    args: list[str] = []
-    env: dict[str, str] = {}
-    notes: list[str] = []
-    uv_no_index = environ.get("UV_NO_INDEX")  # not read by uv itself (0.13)
-    if (uv_no_index or pip.get("no-index", "")).lower() in _TRUE:
-        args.append("--no-index")
-    if "index-url" in pip and not {"UV_INDEX_URL", "UV_DEFAULT_INDEX"} & environ.keys():
-        args += _flags("--index-url", _existing(pip["index-url"].split()[:1], notes))
-    if "extra-index-url" in pip and not {"UV_EXTRA_INDEX_URL", "UV_INDEX"} & environ.keys():
-        args += _flags("--extra-index-url", _existing(pip["extra-index-url"].split(), notes))
-    if "find-links" in pip and "UV_FIND_LINKS" not in environ:
-        args += _flags("--find-links", _existing(pip["find-links"].split(), notes))
-    if "trusted-host" in pip and "UV_INSECURE_HOST" not in environ:
-        args += _flags("--allow-insecure-host", pip["trusted-host"].split())
-    proxies = {"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"}
-    if pip.get("proxy") and not proxies & environ.keys():
-        env["HTTP_PROXY"] = env["HTTPS_PROXY"] = pip["proxy"]
-    if pip.get("cert") and "SSL_CERT_FILE" not in environ and Path(pip["cert"]).is_file():
-        env["SSL_CERT_FILE"] = pip["cert"]
-    return args, env, notes
-
-
 def isolate(run_env: Mapping[str, str]) -> dict[str, str]:
     """A run's variables without those that would hide its environment's packages."""
     return {k: v for k, v in run_env.items() if k not in ISOLATING_VARS}
-
-
-def redact(text: str) -> str:
-    """Text without the credentials of URLs (`https://user:token@host` -> `https://***@host`)."""
-    return _CREDENTIALS.sub(r"\1***@", text)
 
 
 # -- the SDK inside every environment ----------------------------------------------------------

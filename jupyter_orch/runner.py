@@ -22,7 +22,8 @@ from . import runtime
 from .executors import Executor, ExitRecord, RunSpec
 from .executors.local import append_note
 from .models import Orchestration, RunStatus, Task, TaskRun, TaskStatus, new_id, now
-from .packaging import Packager, isolate, normalise_requirements
+from .packaging import Packager, isolate
+from .requirements import normalise_requirements
 from .store import Store
 
 #: Variables of the server's own that a run must not inherit (it gets a token of its own).

@@ -37,7 +37,8 @@ from .models import (
     new_id,
     now,
 )
-from .packaging import Packager, check_requirements, normalise_requirements
+from .packaging import Packager
+from .requirements import check_requirements, normalise_requirements
 from .runner import Runner, RunSettings
 from .schedule import parse_cron, parse_timezone
 from .store import Store

@@ -30,12 +30,10 @@ from jupyter_orch.packaging import (
     UV_CACHE,
     Packager,
     _summarise_failure,
-    check_requirements,
     env_key,
-    normalise_requirements,
-    redact,
-    uv_settings,
 )
+from jupyter_orch.pipconfig import redact, uv_settings
+from jupyter_orch.requirements import check_requirements, normalise_requirements
 
 from .conftest import Api, make_zip
 from .test_api import texts
