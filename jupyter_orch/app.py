@@ -162,6 +162,7 @@ class OrchApp(ExtensionApp):
             keep_days=self.keep_days,
             retention_interval=self.retention_interval_seconds,
             stop_runs_on_shutdown=self.stop_runs_on_shutdown,
+            root_dir=Path(self.serverapp.root_dir).expanduser(),
         )
         self.service = OrchService(
             config,

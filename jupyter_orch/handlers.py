@@ -308,6 +308,20 @@ async def orch_get(h: OrchHandler, f: Fields) -> Answer:
     return 200, (await h.service.get_orchestration(f.uuid("id"))).to_json()
 
 
+async def orch_create_from_path(h: OrchHandler, f: Fields) -> Answer:
+    """`orchestration/create_from_path {"path", "workspace_id"?, "name"?}` (ours): a folder
+    or `.py` file of the Jupyter root becomes an orchestration, under every archive rule."""
+    path = f.string("path")
+    assert path is not None
+    orch = await h.service.create_from_path(
+        path,
+        f.integer("workspace_id", required=False) or 1,
+        f.string("name", required=False),
+        h.owner,
+    )
+    return 202, {"id": orch.id}
+
+
 async def orch_build_log(h: OrchHandler, f: Fields) -> Answer:
     """`orchestration/get_build_log {"id"}` (ours): the environment build's output."""
     return 200, {"log": await h.service.build_log(f.uuid("id"))}
@@ -434,6 +448,7 @@ ENDPOINTS: dict[str, Endpoint] = {
     "orchestration/list_all": orch_list_all,
     "orchestration/get_by_id": orch_get,
     "orchestration/get_build_log": orch_build_log,
+    "orchestration/create_from_path": orch_create_from_path,
     "orchestration/delete_orchestrations": orch_delete,
     "task/run_once": task_run_once,
     "task/run_scheduled": task_run_scheduled,

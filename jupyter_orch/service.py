@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import hashlib
 import logging
 import os
 import shutil
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -20,6 +22,7 @@ from typing import Any, TypeVar
 
 from . import logs
 from .archive import ArchiveLimits, extract_archive
+from .bundle_path import bundle_path, resolve_inside
 from .errors import Conflict, InvalidRequest, NotFound
 from .executors import Executor
 from .follow import LogFollower
@@ -70,6 +73,7 @@ class ServiceConfig:
     retention_interval: float = 3600.0
     sync_interval: float = 2.0
     stop_runs_on_shutdown: bool = False
+    root_dir: Path | None = None  # the Jupyter root, for orchestrations made from its files
 
 
 @dataclass
@@ -312,6 +316,32 @@ class OrchService:
         if requirements is not None:
             self._spawn(self._package(orch))
         return orch
+
+    async def create_from_path(
+        self, relative: str, workspace_id: int, name: str | None, owner: str
+    ) -> Orchestration:
+        """An orchestration from a folder or a `.py` file under the Jupyter root."""
+        await self.get_workspace(workspace_id)
+        if self.config.root_dir is None:
+            raise Conflict("this server has no Jupyter root to take files from")
+        target = resolve_inside(self.config.root_dir, relative)
+        fd, tmp = tempfile.mkstemp(prefix="bundle-", suffix=".zip", dir=self.tmp_dir())
+        os.close(fd)
+        try:
+            limits = self.config.archive_limits
+            file_name = await asyncio.to_thread(bundle_path, target, Path(tmp), limits)
+            sha, size = await asyncio.to_thread(_digest, Path(tmp))
+            return await self.upload(
+                Path(tmp),
+                file_name=file_name,
+                sha=sha,
+                size=size,
+                workspace_id=workspace_id,
+                name=name or target.name,
+                owner=owner,
+            )
+        finally:
+            await asyncio.to_thread(Path(tmp).unlink, True)
 
     def _unpack(self, zip_path: Path, orch_id: str, sha: str) -> tuple[str, str | None]:
         """Validate, extract to a scratch folder, then move into place (all or nothing)."""
@@ -601,6 +631,16 @@ class OrchService:
     def _remove_runs(self, run_ids: list[str]) -> None:
         for run_id in run_ids:
             shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
+
+
+def _digest(path: Path) -> tuple[str, int]:
+    """SHA-256 and size of a file, read in chunks."""
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
 
 
 def _read_text(path: Path) -> str:
