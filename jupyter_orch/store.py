@@ -254,11 +254,16 @@ class Store:
         self._db = db
 
     def close(self) -> None:
-        """Close the connection and stop the database thread."""
+        """Close the connection on the database thread (after what is queued), then stop it."""
+        if self._db is not None:
+            # Closing from another thread while a query runs crashes SQLite: queue the close.
+            self._executor.submit(self._close_connection).result()
+        self._executor.shutdown(wait=True)
+
+    def _close_connection(self) -> None:
         if self._db is not None:
             self._db.close()
             self._db = None
-        self._executor.shutdown(wait=True)
 
     def _write(self, statements: Iterable[tuple[str, Sequence[object]]]) -> None:
         """Run several statements in one transaction: all of them land, or none."""

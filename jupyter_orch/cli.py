@@ -1,0 +1,255 @@
+"""`jupyter orch COMMAND`: orchestrations, tasks, runs and logs from a terminal.
+
+Without a command, `jupyter orch [options]` starts the extension as a server of its own
+(`jupyter orch --help-all` lists its options).
+Exit codes scripts can rely on: 0 done (and, when waiting, the run succeeded); 1 the awaited
+run ended otherwise; 2 bad usage; 3 the server refused the request; 4 no server reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .client import Client
+from .exceptions import ApiError, OrchClientError, ServerNotFound, ServerUnreachable
+from .resources import Orchestration, ResourceList, Task, TaskRun
+from .runlog import write_lines
+
+OK, RUN_FAILED, USAGE, REFUSED, NO_SERVER = 0, 1, 2, 3, 4
+Command = Callable[[Client, argparse.Namespace], int]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command (or, without one, the server); the process's exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or (args[0] not in COMMANDS and args[0] not in ("-h", "--help")):
+        from .app import OrchApp
+
+        serve: Callable[..., None] = OrchApp.launch_instance
+        serve(argv=args)
+        return OK
+    opts = build_parser().parse_args(args)
+    try:
+        client = Client(opts.url, opts.token, workspace=_workspace(opts.workspace))
+        return int(COMMANDS[opts.command][0](client, opts))
+    except (ServerNotFound, ServerUnreachable) as exc:
+        return _fail(NO_SERVER, exc)
+    except ApiError as exc:
+        return _fail(REFUSED, exc)
+    except (OrchClientError, ValueError, OSError) as exc:
+        return _fail(USAGE, exc)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _fail(code: int, exc: Exception) -> int:
+    print(f"jupyter orch: {exc}", file=sys.stderr)
+    return code
+
+
+def _workspace(value: str | None) -> int | str | None:
+    return int(value) if value is not None and value.isdigit() else value
+
+
+def _emit(
+    opts: argparse.Namespace, item: Orchestration | Task | TaskRun | ResourceList[Any]
+) -> None:
+    """Print an object or a list: a readable table, or the server's JSON with --json."""
+    if opts.json:
+        data = item.to_list() if isinstance(item, ResourceList) else item.to_dict()
+        print(json.dumps(data, indent=2))
+    else:
+        print(repr(item))
+
+
+def _json_object(text: str | None) -> dict[str, Any]:
+    if text is None:
+        return {}
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise ValueError(f"--args must be a JSON object, not {text}")
+    return value
+
+
+def _orchestration(client: Client, ref: str) -> Orchestration:
+    """An orchestration by id, by path (uploaded first), or by name (the newest of that name)."""
+    if Path(ref).exists():
+        return client.upload_orchestration(path=ref)
+    try:
+        return client.get_orchestration_by_id(str(uuid.UUID(ref)))
+    except ValueError:
+        pass
+    named = [o for o in client.list_orchestrations() if o.name == ref]
+    if not named:
+        raise ValueError(f"{ref}: no such file, orchestration id or orchestration name")
+    return max(named, key=lambda o: str(o.to_dict().get("created_at")))
+
+
+def _after_start(opts: argparse.Namespace, task: Task) -> int:
+    """Print the new task, or wait for its first run (printing it, or its output live)."""
+    if not (opts.wait or opts.follow):
+        _emit(opts, task)
+        return OK
+    run = task.first_run()
+    if opts.follow:
+        run.follow()
+        print(f"run {run.id} ended: {run.known_status}", file=sys.stderr)
+    else:
+        _emit(opts, run.wait())
+    return OK if run.known_status == "success" else RUN_FAILED
+
+
+def cmd_upload(client: Client, opts: argparse.Namespace) -> int:
+    """Upload a zip, a folder or a script."""
+    orch = client.upload_orchestration(path=opts.path, name=opts.name)
+    _emit(opts, orch.wait_ready() if opts.wait else orch)
+    return OK
+
+
+def cmd_run_once(client: Client, opts: argparse.Namespace) -> int:
+    """Run an orchestration once."""
+    orch = _orchestration(client, opts.orch)
+    task = orch.run_once(opts.name or orch.name or "", _json_object(opts.args), opts.timeout)
+    return _after_start(opts, task)
+
+
+def cmd_schedule(client: Client, opts: argparse.Namespace) -> int:
+    """Run an orchestration on a cron schedule."""
+    orch = _orchestration(client, opts.orch)
+    args = _json_object(opts.args)
+    name = opts.name or orch.name or ""
+    task = orch.run_scheduled(name, opts.cron, args, opts.timeout, opts.timezone)
+    return _after_start(opts, task)
+
+
+def cmd_continuous(client: Client, opts: argparse.Namespace) -> int:
+    """Run an orchestration continuously."""
+    orch = _orchestration(client, opts.orch)
+    task = orch.run_continuously(opts.name or orch.name or "", _json_object(opts.args))
+    return _after_start(opts, task)
+
+
+def cmd_orchestrations(client: Client, opts: argparse.Namespace) -> int:
+    """List orchestrations."""
+    _emit(opts, client.list_orchestrations())
+    return OK
+
+
+def cmd_tasks(client: Client, opts: argparse.Namespace) -> int:
+    """List tasks."""
+    _emit(opts, client.list_tasks(killed=opts.killed))
+    return OK
+
+
+def cmd_runs(client: Client, opts: argparse.Namespace) -> int:
+    """List a task's runs."""
+    _emit(opts, client.get_task_by_id(opts.task).last_runs(opts.limit, opts.status))
+    return OK
+
+
+def cmd_logs(client: Client, opts: argparse.Namespace) -> int:
+    """Print a run's log; with -f, follow it to the run's end."""
+    if opts.follow:
+        follower = client.follow_logs(opts.run)
+        write_lines(follower, sys.stdout)
+        print(f"run {opts.run} ended: {follower.status}", file=sys.stderr)
+        return OK if follower.status == "success" else RUN_FAILED
+    lines = client.run_logs(opts.run, opts.limit)
+    if opts.json:
+        print(json.dumps({"logs": [line.raw for line in lines]}, indent=2))
+    elif opts.timestamps:
+        print("\n".join(f"{line.time} {line.stream} {line.text}" for line in lines))
+    else:
+        sys.stdout.write(str(lines))
+    return OK
+
+
+def cmd_kill(client: Client, opts: argparse.Namespace) -> int:
+    """Kill a task."""
+    _emit(opts, client.get_task_by_id(opts.task).kill())
+    return OK
+
+
+def cmd_pause(client: Client, opts: argparse.Namespace) -> int:
+    """Pause a task."""
+    _emit(opts, client.get_task_by_id(opts.task).pause())
+    return OK
+
+
+def cmd_resume(client: Client, opts: argparse.Namespace) -> int:
+    """Resume a paused task."""
+    _emit(opts, client.get_task_by_id(opts.task).resume())
+    return OK
+
+
+COMMANDS: dict[str, tuple[Command, str]] = {
+    "upload": (cmd_upload, "upload a zip, a folder or a script as an orchestration"),
+    "run-once": (cmd_run_once, "run an orchestration once"),
+    "schedule": (cmd_schedule, "run an orchestration on a cron schedule"),
+    "continuous": (cmd_continuous, "run an orchestration continuously"),
+    "orchestrations": (cmd_orchestrations, "list the orchestrations of the workspace"),
+    "tasks": (cmd_tasks, "list the tasks of the workspace"),
+    "runs": (cmd_runs, "list a task's runs, newest first"),
+    "logs": (cmd_logs, "print a run's log"),
+    "kill": (cmd_kill, "kill a task: no more runs, active runs ended"),
+    "pause": (cmd_pause, "pause a scheduled or continuous task"),
+    "resume": (cmd_resume, "resume a paused task"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of every command."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--url", help="the Jupyter server's URL (default: found)")
+    common.add_argument("--token", help="its token (default: found with the server)")
+    common.add_argument("--workspace", help="workspace id or name (default: 1, 'default')")
+    common.add_argument("--json", action="store_true", help="print the server's JSON")
+    parser = argparse.ArgumentParser(
+        prog="jupyter orch",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    subs = {
+        name: sub.add_parser(name, parents=[common], help=h) for name, (_, h) in COMMANDS.items()
+    }
+    _add_arguments(subs)
+    return parser
+
+
+def _add_arguments(subs: dict[str, argparse.ArgumentParser]) -> None:
+    subs["upload"].add_argument("path", help="a .zip, a folder, or a .py file (its main.py)")
+    subs["upload"].add_argument("--name", help="the orchestration's name (default: the file's)")
+    subs["upload"].add_argument("--wait", action="store_true", help="wait until packaging ends")
+    for name in ("run-once", "schedule", "continuous"):
+        parser = subs[name]
+        parser.add_argument("orch", help="an orchestration id or name, or a path to upload")
+        if name == "schedule":
+            parser.add_argument("cron", help="5 fields, or 6 with seconds first; quote it")
+            parser.add_argument("--timezone", help="an IANA time zone (default UTC)")
+        parser.add_argument("--name", help="the task's name (default: the orchestration's)")
+        parser.add_argument("--args", metavar="JSON", help="the task's arguments, a JSON object")
+        if name != "continuous":
+            parser.add_argument("--timeout", type=int, help="end a run after this many seconds")
+        parser.add_argument("--wait", action="store_true", help="wait for the first run's end")
+        parser.add_argument("--follow", action="store_true", help="print its output live")
+    subs["tasks"].add_argument("--killed", action="store_true", help="list killed tasks too")
+    subs["runs"].add_argument("task", help="a task id")
+    subs["runs"].add_argument("--limit", type=int, help="only the newest N runs")
+    subs["runs"].add_argument("--status", help="running, success, failure, timed_out or all")
+    subs["logs"].add_argument("run", help="a run id")
+    subs["logs"].add_argument("-f", "--follow", action="store_true", help="follow to the end")
+    subs["logs"].add_argument("--limit", type=int, help="only the last N lines")
+    subs["logs"].add_argument("--timestamps", action="store_true", help="show times, streams")
+    for name in ("kill", "pause", "resume"):
+        subs[name].add_argument("task", help="a task id")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,198 @@
+"""The Python SDK: `Client()` finds its server and hands out orchestrations, tasks and runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import IO, Any
+
+from . import runtime
+from .bundle import read_upload
+from .discovery import ServerInfo, find_server
+from .exceptions import NotFoundError
+from .resources import (
+    Orchestration,
+    OrchestrationList,
+    Task,
+    TaskList,
+    TaskRun,
+    Workspace,
+    WorkspaceList,
+)
+from .runlog import LogFollower, LogLine, LogLines
+from .transport import READ_TIMEOUT, Transport
+
+DEFAULT_WORKSPACE = 1
+
+
+class Client:
+    """A connection to the orchestration API of a Jupyter server.
+
+    With no arguments it finds the server: inside a run the run's own URL and token, then
+    `JUPYTER_ORCH_URL`/`JUPYTER_ORCH_TOKEN`, the Jupyter server that started this kernel,
+    JupyterHub's variables, and the newest running server of this user.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        workspace: int | str | None = None,
+        timeout: float = READ_TIMEOUT,
+    ) -> None:
+        self.server: ServerInfo = find_server(url, token)
+        self._transport = Transport(self.server.api_url, self.server.token, timeout)
+        self._workspace: int | str = DEFAULT_WORKSPACE if workspace is None else workspace
+
+    @property
+    def api_url(self) -> str:
+        """The API's base URL (`…/orch`); endpoints are under `{api_url}/v1/api/`."""
+        return self.server.api_url
+
+    def __repr__(self) -> str:
+        return f"<jupyter_orch.Client {self.api_url} (found through {self.server.source})>"
+
+    def auth_header(self) -> dict[str, str]:
+        """The header that authenticates a request, for use with `requests` directly."""
+        return {"Authorization": f"token {self.server.token}"} if self.server.token else {}
+
+    @staticmethod
+    def in_task() -> bool:
+        """True when this code runs as a task run of an orchestration."""
+        return runtime.in_task()
+
+    @staticmethod
+    def task_args() -> dict[str, Any]:
+        """The task's `json` arguments inside a run; `{}` anywhere else."""
+        return runtime.task_args()
+
+    def close(self) -> None:
+        """Close the HTTP connections."""
+        self._transport.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _post(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        return self._transport.post(path, body)
+
+    # -- workspaces ----------------------------------------------------------------------------
+
+    def list_workspaces(self) -> WorkspaceList:
+        """Every workspace."""
+        answer = self._post("workspaces/list")
+        return WorkspaceList(Workspace(self, w) for w in answer["workspaces"])
+
+    def create_workspace(self, name: str) -> Workspace:
+        """A new workspace (ConflictError when the name is taken)."""
+        answer = self._post("workspaces/create", {"name": name})
+        return Workspace(self, answer)
+
+    def get_workspace(self, name: str, create_if_not_exist: bool = False) -> Workspace | None:
+        """The workspace of this name; None (or a new one) when there is none."""
+        for workspace in self.list_workspaces():
+            if workspace.name == name:
+                return workspace
+        return self.create_workspace(name) if create_if_not_exist else None
+
+    def get_current_workspace(self) -> Workspace:
+        """The workspace uploads and listings use by default (`default`, id 1, at first)."""
+        wanted = self._workspace
+        for workspace in self.list_workspaces():
+            if wanted in (workspace.id, workspace.name):
+                return workspace
+        raise NotFoundError(404, f"workspace {wanted} not found", "Not Found")
+
+    def set_current_workspace(self, workspace: Workspace | int | str) -> Workspace:
+        """Make a workspace (object, id or name) the default one."""
+        self._workspace = workspace.id if isinstance(workspace, Workspace) else workspace
+        current = self.get_current_workspace()
+        self._workspace = current.id
+        return current
+
+    def _workspace_id(self, workspace_id: int | None = None, name: str | None = None) -> int:
+        if workspace_id is not None:
+            return workspace_id
+        if name is not None:
+            found = self.get_workspace(name)
+            if found is None:
+                raise NotFoundError(404, f"workspace {name!r} not found", "Not Found")
+            return found.id
+        if isinstance(self._workspace, int):
+            return self._workspace
+        return self.set_current_workspace(self._workspace).id
+
+    # -- orchestrations ------------------------------------------------------------------------
+
+    def upload_orchestration(
+        self,
+        path: str | Path | None = None,
+        bytes_buffer: bytes | IO[bytes] | None = None,
+        name: str | None = None,
+        file_name: str | None = None,
+    ) -> Orchestration:
+        """Upload code as an orchestration: a zip, a folder or a script by `path`, or zip bytes."""
+        if path is not None and bytes_buffer is None:
+            data, default_file = read_upload(Path(path).expanduser())
+        elif bytes_buffer is not None and path is None:
+            data = bytes_buffer if isinstance(bytes_buffer, bytes) else bytes_buffer.read()
+            default_file = "orchestration.zip"
+        else:
+            raise ValueError("give exactly one of path and bytes_buffer")
+        file_name = file_name or default_file
+        metadata: dict[str, Any] = {"workspace_id": self._workspace_id()}
+        metadata["name"] = name or Path(file_name).stem
+        orch_id = self._transport.upload(data, file_name, metadata)["id"]
+        return self.get_orchestration_by_id(orch_id)
+
+    def list_orchestrations(
+        self, workspace_id: int | None = None, workspace_name: str | None = None
+    ) -> OrchestrationList:
+        """The orchestrations of a workspace (the current one unless given)."""
+        body = {"workspace_id": self._workspace_id(workspace_id, workspace_name)}
+        return OrchestrationList(
+            Orchestration(self, o) for o in self._post("orchestration/list", body)
+        )
+
+    def get_orchestration_by_id(self, id: str) -> Orchestration:
+        """One orchestration."""
+        return Orchestration(self, self._post("orchestration/get_by_id", {"id": id}))
+
+    # -- tasks and runs ------------------------------------------------------------------------
+
+    def list_tasks(
+        self,
+        killed: bool = False,
+        workspace_id: int | None = None,
+        workspace_name: str | None = None,
+    ) -> TaskList:
+        """The tasks of a workspace (the current one unless given); killed ones too if `killed`."""
+        body: dict[str, Any] = {"workspace_id": self._workspace_id(workspace_id, workspace_name)}
+        if not killed:
+            body["killed"] = False
+        return TaskList(Task(self, t) for t in self._post("task/list", body))
+
+    def get_task_by_id(self, id: str) -> Task:
+        """One task."""
+        return Task(self, self._post("task/get_by_id", {"id": id}))
+
+    def get_task_run(self, task_id: str, run_id: str) -> TaskRun:
+        """One run of a task."""
+        return TaskRun(
+            self, self._post("task/get_run_details", {"task": task_id, "pod_id": run_id})
+        )
+
+    def run_logs(self, run_id: str, limit: int | None = None) -> LogLines:
+        """A run's log lines; only the last `limit` when given."""
+        body: dict[str, Any] = {"id": run_id}
+        if limit is not None:
+            body["lines"] = limit
+        return LogLines(
+            LogLine.parse(raw) for raw in self._post("task/get_logs_for_run", body)["logs"]
+        )
+
+    def follow_logs(self, run_id: str, start: int = 0) -> LogFollower:
+        """A run's log lines as they are written, from line `start`, until the run has ended."""
+        return LogFollower(self._transport, run_id, start)

@@ -1,0 +1,332 @@
+"""IPython magics: `%%orchestrate` turns a cell into an orchestration; `%orch_*` manage tasks.
+
+Load them with `%load_ext jupyter_orch`. Bad options and refusals by the server are one-line
+usage errors, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
+from IPython.display import display as ipython_display
+
+from . import display as tables
+from .bundle import cell_entries, requirements_text, zip_entries
+from .client import Client
+from .exceptions import OrchClientError
+from .resources import Orchestration, Task, TaskList, TaskRun, TaskRunList
+from .runlog import LogLines, write_lines
+
+
+class Summary:
+    """A few named values under a title: what `%%orchestrate` made."""
+
+    def __init__(self, title: str, pairs: list[tuple[str, str]]) -> None:
+        self.title = title
+        self.pairs = pairs
+
+    def __repr__(self) -> str:
+        return tables.text_fields(self.title, self.pairs)
+
+    def _repr_html_(self) -> str:
+        return tables.html_fields(self.title, self.pairs)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+#: IPython's display(), typed for our use.
+display: Callable[..., None] = ipython_display
+
+
+class MagicParser(argparse.ArgumentParser):
+    """Options of one magic; a mistake is a one-line UsageError that shows the usage."""
+
+    def __init__(self, prog: str, description: str) -> None:
+        super().__init__(prog=prog, description=description, add_help=False)
+
+    def error(self, message: str) -> NoReturn:
+        """Raise instead of printing and exiting the kernel."""
+        usage = " ".join(self.format_usage().split()).removeprefix("usage: ")
+        raise UsageError(f"{message} (usage: {usage})")
+
+    def parse_line(self, line: str) -> argparse.Namespace:
+        """Split the magic's line as a shell would, then parse it."""
+        return self.parse_args(shlex.split(line))
+
+
+def with_usage(parser: MagicParser) -> Callable[[F], F]:
+    """Append a parser's help to the magic's docstring: what `%magic?` shows."""
+
+    def decorate(fn: F) -> F:
+        fn.__doc__ = f"{fn.__doc__}\n\n{parser.format_help()}"
+        return fn
+
+    return decorate
+
+
+ORCHESTRATE = MagicParser(
+    "%%orchestrate",
+    "Upload the cell as an orchestration's main.py (the cell is not run here); with --once, "
+    "--schedule or --continuous also start a task.",
+)
+ORCHESTRATE.add_argument("name", help="the orchestration's name (the task's too)")
+ORCHESTRATE.add_argument("--once", action="store_true", help="run it once")
+ORCHESTRATE.add_argument("--schedule", metavar="CRON", help="run it on a cron schedule (quoted)")
+ORCHESTRATE.add_argument("--timezone", metavar="TZ", help="the schedule's IANA time zone")
+ORCHESTRATE.add_argument("--continuous", action="store_true", help="run again when a run ends")
+ORCHESTRATE.add_argument("--args", metavar="JSON", help="task arguments: a JSON object or $var")
+ORCHESTRATE.add_argument("--timeout", metavar="S", type=int, help="end a run after S seconds")
+ORCHESTRATE.add_argument(
+    "--requirements", metavar="REQS", help='a requirements file, or "pkg==1.0; other"'
+)
+ORCHESTRATE.add_argument("--file", metavar="PATH", action="append", default=[], help="add a file")
+ORCHESTRATE.add_argument("--dir", metavar="PATH", action="append", default=[], help="add a folder")
+ORCHESTRATE.add_argument("--wait", action="store_true", help="print the first run's output")
+ORCHESTRATE.add_argument("--follow", action="store_true", help="stream the first run's output")
+
+TASKS = MagicParser("%orch_tasks", "The tasks of the current workspace.")
+TASKS.add_argument("--killed", action="store_true", help="list killed tasks too")
+
+RUNS = MagicParser("%orch_runs", "A task's runs, newest first.")
+RUNS.add_argument("task", help="a task id, or a variable holding a Task")
+RUNS.add_argument("--limit", type=int, help="only the newest N runs")
+RUNS.add_argument("--status", help="only runs of this status (running, success, failure ...)")
+
+LOGS = MagicParser("%orch_logs", "A run's log; with --follow, printed live until the run ends.")
+LOGS.add_argument("run", help="a run id, or a variable holding a TaskRun or a Task (newest run)")
+LOGS.add_argument("--follow", "-f", action="store_true", help="print lines as they are written")
+LOGS.add_argument("--limit", type=int, help="only the last N lines")
+
+
+def task_parser(name: str, what: str) -> MagicParser:
+    """The parser of a magic that takes one task."""
+    parser = MagicParser(name, what)
+    parser.add_argument("task", help="a task id, or a variable holding a Task")
+    return parser
+
+
+KILL = task_parser("%orch_kill", "Kill a task: no more runs, active runs ended.")
+PAUSE = task_parser("%orch_pause", "Pause a scheduled or continuous task.")
+RESUME = task_parser("%orch_resume", "Resume a paused task.")
+
+
+@contextmanager
+def one_line_errors(magic: str) -> Iterator[None]:
+    """Show bad options, bad files and the server's refusals as `UsageError: magic: message`."""
+    try:
+        yield
+    except (UsageError, OrchClientError, ValueError, OSError) as exc:
+        raise UsageError(f"{magic}: {exc}") from None
+
+
+def run_mode(opts: argparse.Namespace) -> str | None:
+    """`once`, `schedule`, `continuous` or None (upload only); UsageError for a bad mix."""
+    chosen = {
+        "once": opts.once,
+        "schedule": opts.schedule is not None,
+        "continuous": opts.continuous,
+    }
+    modes = [mode for mode, on in chosen.items() if on]
+    if len(modes) > 1:
+        raise UsageError("choose one of --once, --schedule and --continuous")
+    mode = modes[0] if modes else None
+    if opts.timezone is not None and mode != "schedule":
+        raise UsageError("--timezone goes with --schedule")
+    if opts.timeout is not None and mode not in ("once", "schedule"):
+        raise UsageError("--timeout goes with --once or --schedule")
+    for flag in ("args", "wait", "follow"):
+        if getattr(opts, flag) not in (None, False) and mode is None:
+            raise UsageError(f"--{flag} needs a run: --once, --schedule or --continuous")
+    return mode
+
+
+@magics_class
+class OrchMagics(Magics):
+    """The magics of jupyter_orch; one `Client` found on first use."""
+
+    _client: Client | None = None
+
+    @property
+    def ns(self) -> dict[str, Any]:
+        """The user's namespace."""
+        assert self.shell is not None
+        user_ns: dict[str, Any] = self.shell.user_ns
+        return user_ns
+
+    @property
+    def client(self) -> Client:
+        """The client of the Jupyter server that runs this kernel (found on first use)."""
+        if self._client is None:
+            self._client = Client()
+        return self._client
+
+    @no_var_expand
+    @cell_magic
+    @with_usage(ORCHESTRATE)
+    def orchestrate(self, line: str, cell: str) -> None:
+        """Upload the cell as an orchestration's main.py (not run here); optionally run it."""
+        with one_line_errors("%%orchestrate"):
+            opts = ORCHESTRATE.parse_line(line)
+            mode = run_mode(opts)
+            for name in ("_orch", "_task", "_run"):  # they always name what this cell made
+                self.ns.pop(name, None)
+            args = self._json_args(opts.args)
+            orch = self._upload(opts, cell)
+            task = self._start(orch, opts, mode, args) if mode else None
+            display(self._summary(orch, task))
+            if task is not None and (opts.wait or opts.follow):
+                self._watch_first_run(task, opts.follow)
+
+    def _json_args(self, value: str | None) -> dict[str, Any]:
+        """`--args`: a JSON object, or `$name` of a dict (or JSON text) in the user's namespace."""
+        if value is None:
+            return {}
+        if value.startswith("$"):
+            if value[1:] not in self.ns:
+                raise UsageError(f"--args {value}: no such variable")
+            found = self.ns[value[1:]]
+            value = found if isinstance(found, str) else json.dumps(found)
+        try:
+            parsed = json.loads(str(value))
+        except ValueError as exc:
+            raise UsageError(f"--args: not JSON ({exc})") from None
+        if not isinstance(parsed, Mapping):
+            raise UsageError(f'--args: a JSON object like \'{{"name": "x"}}\', not {value}')
+        return dict(parsed)
+
+    def _upload(self, opts: argparse.Namespace, cell: str) -> Orchestration:
+        if not cell.strip():
+            raise UsageError("the cell is empty: it is the orchestration's main.py")
+        cwd = Path.cwd()
+        reqs = requirements_text(opts.requirements, cwd) if opts.requirements else None
+        files = [Path(f) for f in opts.file]
+        entries = cell_entries(cell, cwd, reqs, files, [Path(d) for d in opts.dir])
+        orch = self.client.upload_orchestration(
+            bytes_buffer=zip_entries(entries), name=opts.name, file_name=f"{opts.name}.zip"
+        )
+        self.ns["_orch"] = orch
+        return orch
+
+    def _start(
+        self, orch: Orchestration, opts: argparse.Namespace, mode: str, args: dict[str, Any]
+    ) -> Task:
+        if mode == "once":
+            task = orch.run_once(opts.name, args, timeout=opts.timeout)
+        elif mode == "schedule":
+            task = orch.run_scheduled(opts.name, opts.schedule, args, opts.timeout, opts.timezone)
+        else:
+            task = orch.run_continuously(opts.name, args)
+        self.ns["_task"] = task
+        return task
+
+    @staticmethod
+    def _summary(orch: Orchestration, task: Task | None) -> Summary:
+        pairs = [("orchestration", f"{orch.name} ({orch.id})"), ("packaging", orch.known_status)]
+        if task is not None:
+            pairs += [("task", f"{task.name} ({task.id})"), ("type", task.run_type)]
+            pairs.append(("status", task.known_status))
+        return Summary(f"Uploaded {orch.name}", pairs)
+
+    def _watch_first_run(self, task: Task, follow: bool) -> None:
+        """Print the first run's output (live, or once it has ended) and how it ended."""
+        try:
+            run = task.first_run()
+            self.ns["_run"] = run
+            if follow:
+                run.follow()
+            else:
+                print(run.wait().logs(), end="")
+        except KeyboardInterrupt:
+            print(f"stopped waiting; task {task.id} goes on (%orch_kill {task.id} ends it)")
+            return
+        ended = f"run {run.id} ended: {run.known_status}"
+        code = run.to_dict().get("exit_code")
+        print(ended if code is None else f"{ended} (exit {code})")
+
+    # -- line magics ---------------------------------------------------------------------------
+
+    @line_magic
+    @with_usage(TASKS)
+    def orch_tasks(self, line: str) -> TaskList:
+        """The tasks of the current workspace."""
+        with one_line_errors("%orch_tasks"):
+            return self.client.list_tasks(killed=TASKS.parse_line(line).killed)
+
+    @line_magic
+    @with_usage(RUNS)
+    def orch_runs(self, line: str) -> TaskRunList:
+        """A task's runs, newest first."""
+        with one_line_errors("%orch_runs"):
+            opts = RUNS.parse_line(line)
+            return self._task(opts.task).last_runs(opts.limit, opts.status)
+
+    @line_magic
+    @with_usage(LOGS)
+    def orch_logs(self, line: str) -> LogLines | None:
+        """A run's log lines; with --follow, printed live until the run ends."""
+        with one_line_errors("%orch_logs"):
+            opts = LOGS.parse_line(line)
+            run_id = self._run_id(opts.run)
+            if not opts.follow:
+                return self.client.run_logs(run_id, opts.limit)
+            try:
+                write_lines(self.client.follow_logs(run_id), sys.stdout)
+            except KeyboardInterrupt:
+                print("stopped following; the run goes on")
+            return None
+
+    @line_magic
+    @with_usage(KILL)
+    def orch_kill(self, line: str) -> Task:
+        """Kill a task: no more runs, active runs ended."""
+        with one_line_errors("%orch_kill"):
+            return self._task(KILL.parse_line(line).task).kill()
+
+    @line_magic
+    @with_usage(PAUSE)
+    def orch_pause(self, line: str) -> Task:
+        """Pause a scheduled or continuous task."""
+        with one_line_errors("%orch_pause"):
+            return self._task(PAUSE.parse_line(line).task).pause()
+
+    @line_magic
+    @with_usage(RESUME)
+    def orch_resume(self, line: str) -> Task:
+        """Resume a paused task."""
+        with one_line_errors("%orch_resume"):
+            return self._task(RESUME.parse_line(line).task).resume()
+
+    def _named(self, ref: str) -> object:
+        """The user's variable of that name, if `ref` names one."""
+        return self.ns.get(ref) if ref.isidentifier() else None
+
+    def _task(self, ref: str) -> Task:
+        found = self._named(ref)
+        if isinstance(found, Task):
+            return found
+        task_id = found.task_id if isinstance(found, TaskRun) else ref
+        return self.client.get_task_by_id(task_id)
+
+    def _run_id(self, ref: str) -> str:
+        found = self._named(ref)
+        if isinstance(found, TaskRun):
+            return found.id
+        if isinstance(found, Task):
+            runs = found.last_runs(limit=1)
+            if not runs:
+                raise UsageError(f"task {found.id} has no run yet")
+            return runs[0].id
+        return ref
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Register the magics with IPython (`%load_ext jupyter_orch`)."""
+    ipython.register_magics(OrchMagics)

@@ -1,0 +1,484 @@
+"""The SDK's objects, after Wallaroo's: workspaces, orchestrations, tasks and task runs.
+
+Each object holds the server's answer as last fetched (`to_dict()`); methods that ask the
+server (`status()`, `kill()` ...) refresh it. Displaying an object never calls the server.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, TextIO, TypeVar
+
+from . import display
+from .exceptions import OrchClientError, OrchestrationFailed, WaitTimeout
+from .runlog import LogLines, write_lines
+
+if TYPE_CHECKING:
+    from .client import Client
+
+RUN_ENDED = frozenset({"success", "failure", "timed_out", "killed", "unknown"})
+TASK_ENDED = frozenset({"success", "failed", "timed_out", "killed"})
+KINDS = {"Oneshot": "once", "CronJob": "scheduled", "NetworkService": "continuous"}
+T = TypeVar("T")
+
+
+def poll(check: Callable[[], T | None], timeout: float | None, what: str) -> T:
+    """Call `check` until it gives a value, backing off to 1 s; WaitTimeout at the deadline."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    delay = 0.05
+    while (value := check()) is None:
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            raise WaitTimeout(f"{what}: still waiting after {timeout} s")
+        time.sleep(delay if left is None else min(delay, left))
+        delay = min(delay * 1.5, 1.0)
+    return value
+
+
+class Resource:
+    """A server object as last fetched."""
+
+    kind: ClassVar[str] = "Object"
+    columns: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, client: Client, data: Mapping[str, Any]) -> None:
+        self._client = client
+        self._data = dict(data)
+
+    @property
+    def key(self) -> str:
+        """The object's id as text."""
+        return str(self._data["id"])
+
+    @property
+    def known_status(self) -> str:
+        """The status as last fetched (`status()` asks the server)."""
+        return str(self._data.get("status", ""))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The server's answer for this object (a copy)."""
+        copied: dict[str, Any] = json.loads(json.dumps(self._data))
+        return copied
+
+    def fields(self) -> list[tuple[str, str]]:
+        """Name and value of each field shown when the object is displayed."""
+        return []
+
+    def row(self) -> list[str]:
+        """The object's cells in a table of its kind (see `columns`)."""
+        return []
+
+    def __repr__(self) -> str:
+        return display.text_fields(f"{self.kind} {self.key}", self.fields())
+
+    def _repr_html_(self) -> str:
+        return display.html_fields(f"{self.kind} {self.key}", self.fields())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Resource) and type(other) is type(self) and other.key == self.key
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self.key))
+
+
+R = TypeVar("R", bound=Resource)
+
+
+class ResourceList(list[R]):
+    """A list of objects that displays as one table."""
+
+    columns: ClassVar[tuple[str, ...]] = ()
+    empty: ClassVar[str] = "(none)"
+
+    def to_list(self) -> list[dict[str, Any]]:
+        """The server's answers for every item."""
+        return [item.to_dict() for item in self]
+
+    def __repr__(self) -> str:
+        return display.text_table(self.columns, [item.row() for item in self], self.empty)
+
+    def _repr_html_(self) -> str:
+        return display.html_table(self.columns, [item.row() for item in self], self.empty)
+
+
+class Workspace(Resource):
+    """A named group of orchestrations and tasks."""
+
+    kind = "Workspace"
+    columns = ("id", "name", "created", "created by")
+
+    @property
+    def id(self) -> int:
+        """The workspace's id."""
+        return int(self._data["id"])
+
+    @property
+    def name(self) -> str:
+        """The workspace's name."""
+        return str(self._data["name"])
+
+    def fields(self) -> list[tuple[str, str]]:
+        """Fields shown when displayed."""
+        return [
+            ("name", self.name),
+            ("created", display.short_time(self._data.get("created_at"))),
+            ("created by", display.cell(self._data.get("created_by"))),
+        ]
+
+    def row(self) -> list[str]:
+        """Cells of a workspace table."""
+        return [self.key, *(value for _, value in self.fields())]
+
+
+class Orchestration(Resource):
+    """Uploaded code: run it once, on a schedule, or continuously."""
+
+    kind = "Orchestration"
+    columns = ("id", "name", "status", "file", "sha", "created")
+
+    @property
+    def id(self) -> str:
+        """The orchestration's id."""
+        return self.key
+
+    @property
+    def name(self) -> str | None:
+        """The name given at upload."""
+        return self._data.get("name")
+
+    @property
+    def sha(self) -> str:
+        """SHA-256 of the uploaded zip."""
+        return str(self._data.get("sha", ""))
+
+    @property
+    def workspace_id(self) -> int:
+        """The workspace the orchestration belongs to."""
+        return int(self._data["workspace_id"])
+
+    @property
+    def file_name(self) -> str:
+        """The uploaded file's name."""
+        return str(self._data.get("file_name", ""))
+
+    def fields(self) -> list[tuple[str, str]]:
+        """Fields shown when displayed."""
+        data = self._data
+        pairs = [
+            ("name", display.cell(data.get("name"))),
+            ("status", display.cell(data.get("status"))),
+            ("file", f"{self.file_name} ({data.get('file_size', '?')} bytes)"),
+            ("sha", self.sha),
+            ("workspace", display.cell(data.get("workspace_id"))),
+            ("created", display.short_time(data.get("created_at"))),
+        ]
+        if data.get("error"):
+            pairs.insert(2, ("error", str(data["error"])))
+        return pairs
+
+    def row(self) -> list[str]:
+        """Cells of an orchestration table."""
+        data = self._data
+        name, status = display.cell(data.get("name")), display.cell(data.get("status"))
+        created = display.short_time(data.get("created_at"))
+        return [self.id, name, status, self.file_name, self.sha[:12], created]
+
+    def refresh(self) -> Orchestration:
+        """Fetch the orchestration again."""
+        self._data = self._client._post("orchestration/get_by_id", {"id": self.id})
+        return self
+
+    def status(self) -> str:
+        """The packaging status now: `pending_packaging`, `packaging`, `ready` or `error`."""
+        return str(self.refresh()._data["status"])
+
+    def build_log(self) -> str:
+        """The output of the build of the orchestration's environment."""
+        return str(self._client._post("orchestration/get_build_log", {"id": self.id})["log"])
+
+    def wait_ready(self, timeout: float | None = None) -> Orchestration:
+        """Wait until packaging ends; OrchestrationFailed with the reason when it failed."""
+
+        def ended() -> str | None:
+            status = self.status()
+            return status if status in ("ready", "error") else None
+
+        if poll(ended, timeout, f"orchestration {self.id} packaging") == "error":
+            raise OrchestrationFailed(f"orchestration {self.id}: {self._data.get('error')}")
+        return self
+
+    def run_once(
+        self, name: str, json_args: Mapping[str, Any] | None = None, timeout: int | None = None
+    ) -> Task:
+        """A task that runs the orchestration once, with `json_args` as its arguments."""
+        return self._start("task/run_once", name, json_args, timeout=timeout)
+
+    def run_scheduled(
+        self,
+        name: str,
+        schedule: str | Iterable[str],
+        json_args: Mapping[str, Any] | None = None,
+        timeout: int | None = None,
+        timezone: str | None = None,
+    ) -> Task:
+        """A task that runs each time the cron `schedule` is met (5 fields, or 6 with seconds)."""
+        extra = {"schedule": one_schedule(schedule), "timezone": timezone}
+        return self._start("task/run_scheduled", name, json_args, timeout=timeout, **extra)
+
+    def run_continuously(self, name: str, json_args: Mapping[str, Any] | None = None) -> Task:
+        """A task that starts a new run whenever the previous one ends."""
+        return self._start("task/run_continuously", name, json_args)
+
+    def list_tasks(self, killed: bool = False) -> TaskList:
+        """The tasks of this orchestration (killed ones too when `killed`)."""
+        body: dict[str, Any] = {"orch_id": self.id}
+        if not killed:
+            body["killed"] = False
+        return TaskList(Task(self._client, t) for t in self._client._post("task/list", body))
+
+    def _start(
+        self, endpoint: str, name: str, json_args: Mapping[str, Any] | None, **extra: Any
+    ) -> Task:
+        body = {
+            "orch_id": self.id,
+            "workspace_id": self.workspace_id,
+            "json": dict(json_args or {}),
+        }
+        body.update({"name": name, **{k: v for k, v in extra.items() if v is not None}})
+        task_id = self._client._post(endpoint, body)["id"]
+        return self._client.get_task_by_id(task_id)
+
+
+def one_schedule(schedule: str | Iterable[str]) -> str:
+    """A cron string, also taken as the only item of a list or set (as Wallaroo's SDK allows)."""
+    if isinstance(schedule, str):
+        return schedule
+    items = list(schedule)
+    if len(items) != 1 or not isinstance(items[0], str):
+        raise ValueError(f"schedule: one cron string, or a list or set of exactly one: {items!r}")
+    return items[0]
+
+
+class Task(Resource):
+    """An order to run an orchestration: once, on a schedule, or continuously."""
+
+    kind = "Task"
+    columns = ("id", "name", "type", "status", "schedule", "last run", "created")
+
+    @property
+    def id(self) -> str:
+        """The task's id."""
+        return self.key
+
+    @property
+    def name(self) -> str | None:
+        """The task's name."""
+        return self._data.get("name")
+
+    @property
+    def orch_id(self) -> str:
+        """The orchestration the task runs."""
+        return str(self._data.get("orch_id", ""))
+
+    @property
+    def run_type(self) -> str:
+        """`once`, `scheduled` or `continuous`."""
+        word = str(self._data.get("run_type", ""))
+        return KINDS.get(word, word)
+
+    @property
+    def input_data(self) -> dict[str, Any]:
+        """The task's arguments (`json_args`)."""
+        return dict(self._data.get("input_data") or {})
+
+    def fields(self) -> list[tuple[str, str]]:
+        """Fields shown when displayed."""
+        data = self._data
+        pairs = [
+            ("name", display.cell(self.name)),
+            ("type", self.run_type),
+            ("status", display.cell(data.get("status"))),
+            ("orchestration", self.orch_id),
+            ("arguments", json.dumps(self.input_data)),
+        ]
+        if data.get("schedule"):
+            zone = data.get("timezone") or "UTC"
+            pairs.append(("schedule", f"{data['schedule']} ({zone})"))
+            pairs.append(("next run", display.short_time(data.get("next_run_at"))))
+        if data.get("timeout"):
+            pairs.append(("timeout", f"{data['timeout']} s"))
+        pairs.append(("last run", self._last_run_text()))
+        pairs.append(("created", display.short_time(data.get("created_at"))))
+        return pairs
+
+    def _last_run_text(self) -> str:
+        runs = self._data.get("last_runs") or []
+        return f"{runs[0]['status']} ({runs[0]['run_id']})" if runs else ""
+
+    def row(self) -> list[str]:
+        """Cells of a task table."""
+        runs = self._data.get("last_runs") or []
+        return [
+            self.id,
+            display.cell(self.name),
+            self.run_type,
+            display.cell(self._data.get("status")),
+            display.cell(self._data.get("schedule")),
+            display.cell(runs[0]["status"]) if runs else "",
+            display.short_time(self._data.get("created_at")),
+        ]
+
+    def refresh(self) -> Task:
+        """Fetch the task again."""
+        self._data = self._client._post("task/get_by_id", {"id": self.id})
+        return self
+
+    def status(self) -> str:
+        """The task's status now (`started`, `success`, `failed`, `killed`, `paused` ...)."""
+        return str(self.refresh()._data["status"])
+
+    def kill(self) -> Task:
+        """Stop future runs and end the active ones (`pending_kill`, then `killed`)."""
+        self._data = self._client._post("task/kill", {"id": self.id})
+        return self
+
+    def pause(self) -> Task:
+        """Stop starting runs until resumed; active runs go on (`pending_pause`, `paused`)."""
+        self._data = self._client._post("task/pause", {"id": self.id, "pause": True})
+        return self
+
+    def resume(self) -> Task:
+        """Start runs again after a pause (`pending_resume`, `started`)."""
+        self._data = self._client._post("task/pause", {"id": self.id, "pause": False})
+        return self
+
+    def run_now(self) -> TaskRun:
+        """Start one run of a scheduled task at once, outside its schedule."""
+        answer = self._client._post("task/run_now", {"id": self.id})
+        if "run_id" in answer:  # the server sends the whole run along with its id
+            return TaskRun(self._client, answer)
+        return self._client.get_task_run(self.id, answer["id"])
+
+    def last_runs(self, limit: int | None = None, status: str | None = None) -> TaskRunList:
+        """The task's runs, newest first; `status` keeps one kind (`running`, `failure` ...)."""
+        body: dict[str, Any] = {"task_id": self.id}
+        if limit is not None:
+            body["limit"] = limit
+        if status is not None:
+            body["status"] = status
+        runs = self._client._post("task/list_task_runs", body)
+        return TaskRunList(TaskRun(self._client, run) for run in runs)
+
+    def first_run(self, timeout: float | None = None) -> TaskRun:
+        """The task's first run, once it exists (a run-once task's only run)."""
+
+        def found() -> TaskRun | None:
+            runs = self.last_runs()
+            if runs:
+                return runs[-1]
+            if self.status() in TASK_ENDED:
+                raise OrchClientError(f"task {self.id} is {self._data['status']} without a run")
+            return None
+
+        return poll(found, timeout, f"task {self.id} has no run yet")
+
+    def wait(self, timeout: float | None = None) -> Task:
+        """Wait until the task has ended (a run-once task: its run has ended)."""
+        poll(lambda: self if self.status() in TASK_ENDED else None, timeout, f"task {self.id}")
+        return self
+
+
+class TaskRun(Resource):
+    """One execution of a task, with its status and log."""
+
+    kind = "Task run"
+    columns = ("run id", "status", "trigger", "started", "ended", "exit code")
+
+    @property
+    def key(self) -> str:
+        """The run's id as text."""
+        return str(self._data["run_id"])
+
+    @property
+    def id(self) -> str:
+        """The run's id."""
+        return self.key
+
+    @property
+    def task_id(self) -> str:
+        """The task this run belongs to."""
+        return str(self._data["task"])
+
+    def fields(self) -> list[tuple[str, str]]:
+        """Fields shown when displayed."""
+        data = self._data
+        pairs = [
+            ("task", self.task_id),
+            ("status", display.cell(data.get("status"))),
+            ("trigger", display.cell(data.get("trigger"))),
+            ("started", display.short_time(data.get("started_at") or data.get("created_at"))),
+            ("ended", display.short_time(data.get("ended_at"))),
+            ("exit code", display.cell(data.get("exit_code"))),
+        ]
+        if data.get("reason"):
+            pairs.append(("reason", str(data["reason"])))
+        return pairs
+
+    def row(self) -> list[str]:
+        """Cells of a run table."""
+        return [self.id, *(value for _, value in self.fields()[1:6])]
+
+    def refresh(self) -> TaskRun:
+        """Fetch the run again."""
+        body = {"task": self.task_id, "pod_id": self.id}
+        self._data = self._client._post("task/get_run_details", body)
+        return self
+
+    def status(self) -> str:
+        """The run's status now: `running`, `success`, `failure`, `timed_out` or `killed`."""
+        return str(self.refresh()._data["status"])
+
+    def logs(self, limit: int | None = None) -> LogLines:
+        """The run's log; only the last `limit` lines when given."""
+        return self._client.run_logs(self.id, limit)
+
+    def wait(self, timeout: float | None = None) -> TaskRun:
+        """Wait until the run has ended."""
+        poll(lambda: self if self.status() in RUN_ENDED else None, timeout, f"run {self.id}")
+        return self
+
+    def follow(self, out: TextIO | None = None) -> TaskRun:
+        """Print the run's output as it is written, until the run ends; then the ended run."""
+        write_lines(self._client.follow_logs(self.id), out or sys.stdout)
+        return self.refresh()
+
+
+class WorkspaceList(ResourceList[Workspace]):
+    """Workspaces, displayed as a table."""
+
+    columns = Workspace.columns
+    empty = "(no workspaces)"
+
+
+class OrchestrationList(ResourceList[Orchestration]):
+    """Orchestrations, displayed as a table."""
+
+    columns = Orchestration.columns
+    empty = "(no orchestrations)"
+
+
+class TaskList(ResourceList[Task]):
+    """Tasks, displayed as a table."""
+
+    columns = Task.columns
+    empty = "(no tasks)"
+
+
+class TaskRunList(ResourceList[TaskRun]):
+    """Task runs, newest first, displayed as a table."""
+
+    columns = TaskRun.columns
+    empty = "(no task runs)"

@@ -1,0 +1,204 @@
+"""`jupyter orch ...` as a subprocess against the live test server: output and exit codes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jupyter_orch import cli
+
+from .conftest import Api
+
+HELLO = "import jupyter_orch\nprint('hello,', jupyter_orch.task_args().get('name', 'world'))\n"
+FAILING = "print('about to fail', flush=True)\nraise SystemExit(3)\n"
+
+
+@dataclass
+class Outcome:
+    """How a command ended and what it printed."""
+
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        """The standard output as JSON."""
+        return json.loads(self.out)
+
+
+Orch = Callable[..., Awaitable[Outcome]]
+
+
+@pytest.fixture
+def orch(jp_serverapp: Any, jp_fetch: Any) -> Orch:
+    """Run `python -m jupyter_orch.cli ARGS` (`jupyter orch ARGS`) with this test's environment.
+
+    The command is a child of this process, which is the test server: discovery finds it.
+    """
+
+    async def run(*args: str, env: dict[str, str] | None = None, program: str = "") -> Outcome:
+        argv = [program] if program else [sys.executable, "-m", "jupyter_orch.cli"]
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            *args,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 90)
+        assert proc.returncode is not None
+        return Outcome(proc.returncode, out.decode(), err.decode())
+
+    return run
+
+
+def write(folder: Path, files: dict[str, str]) -> Path:
+    """A folder holding `files`."""
+    for name, text in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+async def test_upload_run_once_wait_and_logs(orch: Orch, tmp_path: Path) -> None:
+    folder = write(tmp_path / "hello", {"main.py": HELLO})
+    shown = await orch("upload", str(folder))
+    assert shown.code == 0 and shown.out.startswith("Orchestration ") and "hello.zip" in shown.out
+    uploaded = (await orch("upload", str(folder), "--name", "greeter", "--wait", "--json")).json()
+    assert (uploaded["name"], uploaded["status"]) == ("greeter", "ready")
+
+    args = ["--args", '{"name": "cli"}', "--wait", "--json"]
+    run = await orch("run-once", uploaded["id"], *args)
+    assert run.code == 0, run.err
+    assert run.json()["status"] == "success"
+    run_id = run.json()["run_id"]
+
+    logs = await orch("logs", run_id)
+    assert (logs.code, logs.out) == (0, "hello, cli\n")
+    raw = (await orch("logs", run_id, "--json")).json()["logs"]
+    assert raw[0].endswith(" stdout F hello, cli")
+    stamped = await orch("logs", run_id, "--timestamps")
+    assert stamped.out.split(" ", 1)[1] == "stdout hello, cli\n"
+    followed = await orch("logs", "-f", run_id)
+    assert (followed.code, followed.out) == (0, "hello, cli\n")
+    assert followed.err == f"run {run_id} ended: success\n"
+
+    by_name = await orch("run-once", "greeter", "--wait", "--json")
+    assert by_name.code == 0 and by_name.json()["status"] == "success"
+
+
+async def test_follow_a_failing_script_exits_1(orch: Orch, tmp_path: Path) -> None:
+    script = write(tmp_path, {"job.py": FAILING}) / "job.py"
+    result = await orch("run-once", str(script), "--follow")
+    assert result.code == cli.RUN_FAILED
+    assert result.out == "about to fail\n"
+    assert result.err.endswith(" ended: failure\n")
+
+
+async def test_tasks_runs_kill_and_refusals(orch: Orch, tmp_path: Path) -> None:
+    script = write(tmp_path, {"sleepy.py": "import time\ntime.sleep(60)\n"}) / "sleepy.py"
+    task = (await orch("run-once", str(script), "--name", "nap", "--json")).json()
+    listed = await orch("tasks")
+    assert listed.code == 0 and task["id"] in listed.out and listed.out.startswith("id ")
+    assert [t["name"] for t in (await orch("tasks", "--json")).json()] == ["nap"]
+    runs = (await orch("runs", task["id"], "--json")).json()
+    assert len(runs) <= 1
+
+    killed = await orch("kill", task["id"], "--json")
+    assert killed.code == 0 and killed.json()["status"] in ("pending_kill", "killed")
+    again = await orch("kill", task["id"])
+    assert again.code == cli.REFUSED and "already killed (409 Conflict)" in again.err
+    assert (await orch("tasks")).out == "(no tasks)\n"
+    assert task["id"] in (await orch("tasks", "--killed")).out
+
+    missing = await orch("runs", "00000000-0000-0000-0000-000000000000")
+    assert missing.code == cli.REFUSED and "not found" in missing.err
+    unknown = await orch("run-once", "no-such-thing")
+    assert unknown.code == cli.USAGE and "no such file, orchestration id or" in unknown.err
+    bad_args = await orch("run-once", str(script), "--args", "[1]")
+    assert bad_args.code == cli.USAGE and "--args must be a JSON object" in bad_args.err
+    bad = await orch("tasks", "--nope")
+    assert bad.code == cli.USAGE and "unrecognized arguments: --nope" in bad.err
+
+
+async def test_schedule_pause_resume_and_kill(orch: Orch, api: Api, tmp_path: Path) -> None:
+    script = write(tmp_path, {"tick.py": "print('tick')\n"}) / "tick.py"
+    created = await orch("schedule", str(script), "*/1 * * * * *", "--timezone", "UTC", "--json")
+    assert created.code == 0, created.err
+    task = created.json()
+    assert (task["run_type"], task["schedule"], task["timezone"]) == (
+        "CronJob",
+        "*/1 * * * * *",
+        "UTC",
+    )
+    first = await orch("schedule", str(script), "*/1 * * * * *", "--follow")
+    assert first.code == 0 and first.out == "tick\n"
+    paused = (await orch("pause", task["id"], "--json")).json()
+    assert paused["status"] in ("pending_pause", "paused")
+    resumed = (await orch("resume", task["id"], "--json")).json()
+    assert resumed["status"] in ("pending_resume", "started")
+    for listed in (await orch("tasks", "--json")).json():
+        assert (await orch("kill", listed["id"])).code == 0
+        await api.wait_task(listed["id"], {"killed"})
+    bad = await orch("schedule", str(script), "whenever")
+    assert bad.code == cli.REFUSED and "schedule: 'whenever'" in bad.err
+
+
+async def test_continuous_and_orchestrations(orch: Orch, api: Api, tmp_path: Path) -> None:
+    script = write(tmp_path, {"loop.py": "print('again')\n"}) / "loop.py"
+    task = (await orch("continuous", str(script), "--name", "looping", "--json")).json()
+    assert (task["name"], task["run_type"]) == ("looping", "NetworkService")
+    orchs = await orch("orchestrations")
+    assert orchs.code == 0 and "loop.zip" in orchs.out
+    assert [o["name"] for o in (await orch("orchestrations", "--json")).json()] == ["loop"]
+    assert (await orch("kill", task["id"])).code == 0
+    await api.wait_task(task["id"], {"killed"})
+
+
+async def test_explicit_url_and_token_and_no_server(
+    orch: Orch, jp_serverapp: Any, tmp_path: Path
+) -> None:
+    hidden = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path / "empty")}
+    for name in ("JUPYTER_ORCH_URL", "JUPYTER_ORCH_TOKEN", "JUPYTERHUB_SERVICE_URL"):
+        hidden.pop(name, None)
+    url, token = jp_serverapp.connection_url, jp_serverapp.identity_provider.token
+    given = await orch("tasks", "--url", url, "--token", token, env=hidden)
+    assert (given.code, given.out) == (0, "(no tasks)\n")
+
+    lost = await orch("tasks", env=hidden)
+    assert lost.code == cli.NO_SERVER
+    assert "no Jupyter server with jupyter_orch found; tried:" in lost.err
+    assert "the Jupyter server that started this process" in lost.err
+
+    wrong = await orch("tasks", "--url", url, "--token", "wrong", env=hidden)
+    assert wrong.code == cli.REFUSED and "the token is missing or wrong" in wrong.err
+    assert "(403 Forbidden)" in wrong.err
+    away = await orch("tasks", "--url", "http://127.0.0.1:9/", "--token", "x", env=hidden)
+    assert away.code == cli.NO_SERVER and "cannot reach http://127.0.0.1:9/" in away.err
+
+
+async def test_help_lists_every_command(orch: Orch) -> None:
+    result = await orch("--help")
+    assert result.code == 0
+    for command in cli.COMMANDS:
+        assert command in result.out
+
+
+@pytest.mark.skipif(
+    shutil.which("jupyter-orch") is None,
+    reason="the jupyter-orch entry point is not installed (pyproject [project.scripts])",
+)
+async def test_as_a_jupyter_subcommand(orch: Orch) -> None:
+    jupyter = shutil.which("jupyter")
+    assert jupyter is not None
+    result = await orch("orch", "tasks", "--json", program=jupyter)
+    assert (result.code, result.json()) == (0, [])

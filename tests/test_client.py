@@ -1,0 +1,489 @@
+"""The SDK: discovery, the object model, displays and errors, against a live server.
+
+The sync client runs in a worker thread (`asyncio.to_thread`) so that the test server, which
+shares this event loop, keeps answering; the kernel tests run it as users do, in a kernel that
+the server itself started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+import zipfile
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import jupyter_orch
+from jupyter_orch import discovery
+from jupyter_orch.bundle import read_upload
+from jupyter_orch.client import Client
+from jupyter_orch.exceptions import (
+    AuthorizationError,
+    BadRequestError,
+    ConflictError,
+    NotFoundError,
+    ServerNotFound,
+    ServerUnreachable,
+)
+from jupyter_orch.resources import TaskList
+from jupyter_orch.runlog import LogLine
+
+from .conftest import make_zip
+
+HELLO = "import jupyter_orch\nprint('hello,', jupyter_orch.task_args().get('name', 'world'))\n"
+
+
+# -- a kernel started by the server ------------------------------------------------------------
+
+
+@dataclass
+class Execution:
+    """What one execute request produced: its reply and the messages it sent on IOPub."""
+
+    reply: dict[str, Any]
+    outputs: list[dict[str, Any]]
+
+    def _stream(self, name: str) -> str:
+        return "".join(
+            m["content"]["text"]
+            for m in self.outputs
+            if m["msg_type"] == "stream" and m["content"]["name"] == name
+        )
+
+    @property
+    def stdout(self) -> str:
+        """Everything printed to stdout."""
+        return self._stream("stdout")
+
+    @property
+    def stderr(self) -> str:
+        """Everything printed to stderr."""
+        return self._stream("stderr")
+
+    @property
+    def data(self) -> list[dict[str, Any]]:
+        """The mime bundles displayed (display_data and execute_result)."""
+        kinds = ("display_data", "execute_result")
+        return [m["content"]["data"] for m in self.outputs if m["msg_type"] in kinds]
+
+    @property
+    def error(self) -> tuple[str, str] | None:
+        """The error's name and value, when the cell failed."""
+        if self.reply["status"] != "error":
+            return None
+        return self.reply["ename"], self.reply["evalue"]
+
+    @property
+    def traceback(self) -> list[str]:
+        """The traceback lines sent with the error (none for a usage error)."""
+        return [
+            line
+            for m in self.outputs
+            if m["msg_type"] == "error"
+            for line in m["content"]["traceback"]
+        ]
+
+
+class Kernel:
+    """A kernel the test server started (POST api/kernels), driven over its channels."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    async def run(self, code: str, timeout: float = 90) -> Execution:
+        """Execute code; what it produced, error or not."""
+        outputs: list[dict[str, Any]] = []
+        reply = await self.client.execute_interactive(
+            code, output_hook=outputs.append, timeout=timeout, allow_stdin=False
+        )
+        return Execution(reply["content"], outputs)
+
+    async def ok(self, code: str, timeout: float = 90) -> Execution:
+        """Execute code that must not fail."""
+        result = await self.run(code, timeout)
+        assert result.error is None, (result.error, result.stderr, result.traceback)
+        return result
+
+    async def value(self, expression: str) -> Any:
+        """The JSON value of an expression evaluated in the kernel."""
+        result = await self.ok(f"import json as _j\nprint(_j.dumps(({expression})))")
+        return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+StartKernel = Callable[[], Awaitable[Kernel]]
+
+
+@pytest.fixture
+def start_kernel(jp_serverapp: Any, jp_fetch: Callable[..., Any]) -> Iterator[StartKernel]:
+    """Start kernels as JupyterLab does: a session for a notebook at the server's root."""
+    clients: list[Any] = []
+
+    async def start() -> Kernel:
+        name = f"notebook-{len(clients)}.ipynb"
+        session = {"path": name, "name": name, "type": "notebook", "kernel": {"name": "python3"}}
+        response = await jp_fetch("api", "sessions", method="POST", body=json.dumps(session))
+        kernel_id = json.loads(response.body)["kernel"]["id"]
+        client = jp_serverapp.kernel_manager.get_kernel(kernel_id).client()
+        client.start_channels()
+        clients.append(client)
+        await client.wait_for_ready(timeout=60)
+        return Kernel(client)
+
+    yield start
+    for client in clients:
+        client.stop_channels()
+
+
+def server_url(serverapp: Any) -> str:
+    """The test server's URL, with its base_url."""
+    url: str = serverapp.connection_url
+    return url
+
+
+@pytest.fixture
+def sdk(jp_serverapp: Any, jp_fetch: Any) -> Iterator[Client]:
+    """A client of the test server, given its URL and token (use it from a worker thread).
+
+    `jp_fetch` is asked for because it starts the server's HTTP listener.
+    """
+    client = Client(server_url(jp_serverapp), jp_serverapp.identity_provider.token)
+    yield client
+    client.close()
+
+
+def folder_with(tmp_path: Path, files: dict[str, str]) -> Path:
+    """A folder holding `files`."""
+    folder = tmp_path / "code"
+    for name, text in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+# -- discovery ---------------------------------------------------------------------------------
+
+
+def python(code: str) -> str:
+    """What a fresh interpreter prints running `code`."""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return done.stdout
+
+
+def write_server_file(folder: Path, pid: int, url: str, token: str = "t") -> None:
+    """A runtime file as a Jupyter server writes it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    info = {"url": url, "token": token, "pid": pid, "base_url": "/"}
+    (folder / f"jpserver-{pid}.json").write_text(json.dumps(info), encoding="utf-8")
+
+
+def test_explicit_url_takes_the_token_of_the_running_server_with_that_url(tmp_path: Path) -> None:
+    env = {"JUPYTER_RUNTIME_DIR": str(tmp_path)}
+    write_server_file(tmp_path, 1, "http://127.0.0.1:9999/lab/", token="secret")
+    found = discovery.find_server("http://127.0.0.1:9999/lab", environ=env)
+    assert found == discovery.ServerInfo(
+        "http://127.0.0.1:9999/lab/orch", "secret", "the url argument"
+    )
+    api = discovery.find_server("http://h:1/x/orch/", "tok", env)
+    assert (api.api_url, api.token) == ("http://h:1/x/orch", "tok")
+    assert discovery.find_server("http://h:1/orch/v1/api", "", env).api_url == "http://h:1/orch"
+
+
+def test_inside_a_run_its_own_url_and_token_come_first(tmp_path: Path) -> None:
+    write_server_file(tmp_path, os.getpid(), "http://127.0.0.1:1/")
+    env = {
+        "JUPYTER_RUNTIME_DIR": str(tmp_path),
+        "JUPYTER_ORCH_RUN_ID": "r1",
+        "JUPYTER_ORCH_URL": "http://127.0.0.1:2/base/orch",
+        "JUPYTER_ORCH_TOKEN": "run-token",
+    }
+    found = discovery.find_server(environ=env)
+    assert found == discovery.ServerInfo(
+        "http://127.0.0.1:2/base/orch", "run-token", "inside run r1"
+    )
+    del env["JUPYTER_ORCH_RUN_ID"]
+    assert "JUPYTER_ORCH_URL in the environment" in discovery.find_server(environ=env).source
+
+
+def test_the_server_that_started_this_process_wins_over_newer_ones(tmp_path: Path) -> None:
+    write_server_file(tmp_path, os.getppid(), "http://127.0.0.1:3/parent/", token="p")
+    write_server_file(tmp_path, 1, "http://127.0.0.1:4/newest/", token="n")
+    found = discovery.find_server(environ={"JUPYTER_RUNTIME_DIR": str(tmp_path)})
+    assert (found.api_url, found.token) == ("http://127.0.0.1:3/parent/orch", "p")
+    assert f"(pid {os.getppid()})" in found.source
+
+
+def test_newest_live_server_is_the_last_resort(tmp_path: Path) -> None:
+    dead = int(python("import os; print(os.getpid())"))
+    write_server_file(tmp_path, dead, "http://127.0.0.1:5/dead/")
+    write_server_file(tmp_path, 1, "http://127.0.0.1:6/alive/", token="")
+    env = {"JUPYTER_RUNTIME_DIR": str(tmp_path), "JUPYTERHUB_API_TOKEN": "hub"}
+    found = discovery.find_server(environ=env)
+    # A JupyterHub server's runtime file has no token: the hub's token is the one that works.
+    assert (found.api_url, found.token) == ("http://127.0.0.1:6/alive/orch", "hub")
+    assert found.source == "the newest running Jupyter server (pid 1)"
+
+
+def test_jupyterhub_variables(tmp_path: Path) -> None:
+    env = {
+        "JUPYTER_RUNTIME_DIR": str(tmp_path),
+        "JUPYTERHUB_SERVICE_URL": "http://0.0.0.0:8888/user/ada/",
+        "JUPYTERHUB_SERVICE_PREFIX": "/user/ada/",
+        "JUPYTERHUB_API_TOKEN": "hub-token",
+    }
+    found = discovery.find_server(environ=env)
+    assert found == discovery.ServerInfo(
+        "http://127.0.0.1:8888/user/ada/orch", "hub-token", "JupyterHub's environment"
+    )
+    env["JUPYTERHUB_SERVICE_URL"] = "http://[::]:8888"
+    assert discovery.find_server(environ=env).api_url == "http://[::1]:8888/user/ada/orch"
+
+
+def test_nothing_found_says_where_it_looked(tmp_path: Path) -> None:
+    with pytest.raises(ServerNotFound) as caught:
+        discovery.find_server(environ={"JUPYTER_RUNTIME_DIR": str(tmp_path)})
+    message = str(caught.value)
+    assert len(caught.value.attempts) == 4
+    for words in ("JUPYTER_ORCH_URL is not set", f"pids {os.getpid()}, ", "JUPYTERHUB_SERVICE_URL"):
+        assert words in message
+    assert f"no live jpserver-*.json in {tmp_path}" in message
+    assert "Client(url=..., token=...)" in message
+
+
+def test_import_stays_cheap_and_the_sdk_comes_on_first_use() -> None:
+    code = (
+        "import sys, jupyter_orch\n"
+        "print(sorted(m for m in ('requests', 'IPython', 'jupyter_server') if m in sys.modules))\n"
+        "jupyter_orch.Client\n"
+        "print('requests' in sys.modules, jupyter_orch.Client.__module__)\n"
+    )
+    out = python(code).splitlines()
+    assert out == ["[]", "True jupyter_orch.client"]
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        _ = jupyter_orch.nope  # type: ignore[attr-defined]
+
+
+# -- the object model ----------------------------------------------------------------------------
+
+
+async def test_upload_run_once_wait_logs_and_listings(sdk: Client, tmp_path: Path) -> None:
+    folder = folder_with(tmp_path, {"main.py": HELLO + "print(open('data/x.txt').read())\n"})
+    folder_with(tmp_path, {"data/x.txt": "artifact", "__pycache__/junk.pyc": "x"})
+
+    def scenario() -> None:
+        orch = sdk.upload_orchestration(path=folder, name="hello")
+        assert (orch.name, orch.file_name, orch.workspace_id) == ("hello", "code.zip", 1)
+        assert orch.wait_ready(timeout=60).status() == "ready"
+        task = orch.run_once("greet", json_args={"name": "SDK"}, timeout=60)
+        assert (task.name, task.run_type, task.input_data) == ("greet", "once", {"name": "SDK"})
+        run = task.first_run(timeout=60).wait(timeout=60)
+        assert run.status() == "success" and run.task_id == task.id
+        assert [line.text for line in run.logs()] == ["hello, SDK", "artifact"]
+        assert str(run.logs(limit=1)) == "artifact\n"
+        assert task.wait(timeout=30).status() == "success"
+        assert task.last_runs() == [run] and task.last_runs(status="failure") == []
+        assert sdk.get_task_by_id(task.id) == task
+        assert task in sdk.list_tasks() and task in orch.list_tasks()
+        assert orch in sdk.list_orchestrations(workspace_name="default")
+        assert sdk.get_orchestration_by_id(orch.id).sha == orch.sha
+
+    await asyncio.to_thread(scenario)
+
+
+async def test_bytes_buffer_script_and_same_code_same_sha(sdk: Client, tmp_path: Path) -> None:
+    script = tmp_path / "job.py"
+    script.write_text(HELLO, encoding="utf-8")
+
+    def scenario() -> None:
+        one = sdk.upload_orchestration(path=script)
+        two = sdk.upload_orchestration(path=script)
+        assert (one.name, one.file_name) == ("job", "job.zip")
+        assert one.sha == two.sha and one.id != two.id  # reproducible archives
+        raw = sdk.upload_orchestration(bytes_buffer=make_zip({"main.py": HELLO}), name="raw")
+        assert (raw.name, raw.file_name) == ("raw", "orchestration.zip")
+        with pytest.raises(ValueError, match="exactly one"):
+            sdk.upload_orchestration()
+
+    await asyncio.to_thread(scenario)
+
+
+async def test_kill_and_the_servers_errors_as_exceptions(sdk: Client, jp_serverapp: Any) -> None:
+    code = "import time\nprint('up', flush=True)\ntime.sleep(60)\n"
+
+    def scenario() -> None:
+        orch = sdk.upload_orchestration(bytes_buffer=make_zip({"main.py": code}), name="slow")
+        task = orch.run_once("slow")
+        run = task.first_run(timeout=30)
+        assert task.kill().known_status in ("pending_kill", "killed")
+        assert run.wait(timeout=30).known_status == "killed"
+        assert task.wait(timeout=30).known_status == "killed"
+        with pytest.raises(ConflictError, match="already killed") as conflict:
+            task.kill()
+        assert conflict.value.status == 409 and conflict.value.reason == "Conflict"
+        assert task not in sdk.list_tasks() and task in sdk.list_tasks(killed=True)
+        with pytest.raises(NotFoundError, match="not found"):
+            sdk.get_task_by_id("00000000-0000-0000-0000-000000000000")
+        with pytest.raises(BadRequestError, match="schedule"):
+            orch.run_scheduled("bad", "every tuesday")
+        with pytest.raises(ValueError, match="exactly one"):
+            orch.run_scheduled("bad", ["* * * * *", "@hourly"])
+        wrong = Client(server_url(jp_serverapp), "wrong-token")
+        with pytest.raises(AuthorizationError):
+            wrong.list_workspaces()
+
+    await asyncio.to_thread(scenario)
+
+
+async def test_unreachable_and_not_an_orchestration_server(sdk: Client, jp_serverapp: Any) -> None:
+    def scenario() -> None:
+        with pytest.raises(ServerUnreachable, match=r"cannot reach http://127\.0\.0\.1:9/"):
+            Client("http://127.0.0.1:9/", "").list_workspaces()
+        # The Jupyter server answers, but nothing of ours lives at that path.
+        other = Client(server_url(jp_serverapp) + "elsewhere/", sdk.server.token)
+        with pytest.raises(NotFoundError, match="is the jupyter_orch extension enabled"):
+            other.list_workspaces()
+
+    await asyncio.to_thread(scenario)
+
+
+async def test_scheduled_task_pause_resume_run_now_and_last_runs(sdk: Client) -> None:
+    def scenario() -> None:
+        orch = sdk.upload_orchestration(bytes_buffer=make_zip({"main.py": HELLO}), name="tick")
+        task = orch.run_scheduled("tick", {"*/1 * * * * *"}, {"name": "cron"}, timezone="UTC")
+        assert task.run_type == "scheduled" and task.to_dict()["schedule"] == "*/1 * * * * *"
+        first = task.first_run(timeout=30).wait(timeout=30)
+        assert [str(line) for line in first.logs()] == ["hello, cron"]
+        assert task.pause().known_status in ("pending_pause", "paused")
+        deadline = time.monotonic() + 30
+        while task.status() != "paused":
+            assert time.monotonic() < deadline, task.known_status
+            time.sleep(0.05)
+        manual = task.run_now()
+        assert manual.wait(timeout=30).to_dict()["trigger"] == "manual"
+        assert task.resume().known_status in ("pending_resume", "started")
+        assert len(task.last_runs(limit=2)) == 2
+        assert task.kill().known_status in ("pending_kill", "killed")
+        assert task.wait(timeout=30).known_status == "killed"
+
+    await asyncio.to_thread(scenario)
+
+
+async def test_continuous_task_and_following_a_run(sdk: Client) -> None:
+    code = "import time\nfor i in range(3):\n    print('n', i, flush=True)\n    time.sleep(0.2)\n"
+
+    def scenario() -> None:
+        orch = sdk.upload_orchestration(bytes_buffer=make_zip({"main.py": code}), name="loop")
+        task = orch.run_continuously("loop")
+        assert task.run_type == "continuous"
+        run = task.first_run(timeout=30)
+        out = io.StringIO()
+        assert run.follow(out=out).known_status == "success"
+        assert out.getvalue() == "n 0\nn 1\nn 2\n"
+        follower = sdk.follow_logs(run.id, start=2)
+        assert [line.text for line in follower] == ["n 2"] and follower.status == "success"
+        deadline = time.monotonic() + 30
+        while len(task.last_runs()) < 2:
+            assert time.monotonic() < deadline, "no second run"
+            time.sleep(0.05)
+        assert task.kill().wait(timeout=30).known_status == "killed"
+
+    await asyncio.to_thread(scenario)
+
+
+async def test_workspaces(sdk: Client) -> None:
+    def scenario() -> None:
+        assert [w.name for w in sdk.list_workspaces()] == ["default"]
+        assert sdk.get_current_workspace().id == 1
+        team = sdk.create_workspace("team")
+        assert sdk.get_workspace("team") == team and sdk.get_workspace("nope") is None
+        with pytest.raises(ConflictError):
+            sdk.create_workspace("team")
+        assert sdk.get_workspace("more", create_if_not_exist=True) is not None
+        assert sdk.set_current_workspace("team") == team
+        orch = sdk.upload_orchestration(bytes_buffer=make_zip({"main.py": HELLO}), name="t")
+        assert orch.workspace_id == team.id
+        assert sdk.list_orchestrations() == [orch]
+        assert sdk.list_orchestrations(workspace_id=1) == []
+        assert sdk.list_tasks(workspace_name="team") == []
+
+    await asyncio.to_thread(scenario)
+
+
+async def test_a_run_calls_back_with_its_own_token(sdk: Client) -> None:
+    code = (
+        "import os, jupyter_orch\n"
+        "client = jupyter_orch.Client()\n"
+        "task = client.get_task_by_id(os.environ['TASK_ID'])\n"
+        "print(client.in_task(), client.task_args(), task.name, client.server.source[:10])\n"
+    )
+
+    def scenario() -> None:
+        orch = sdk.upload_orchestration(bytes_buffer=make_zip({"main.py": code}), name="me")
+        run = orch.run_once("myself", {"x": 1}).first_run(timeout=30).wait(timeout=30)
+        assert [line.text for line in run.logs()] == ["True {'x': 1} myself inside run"]
+
+    await asyncio.to_thread(scenario)
+
+
+# -- displays -----------------------------------------------------------------------------------
+
+
+def test_lists_show_empty_states_and_html_is_escaped() -> None:
+    client = object.__new__(Client)
+    assert repr(TaskList()) == "(no tasks)" and "(no tasks)" in TaskList()._repr_html_()
+    task = jupyter_orch.Task(client, {"id": "t1", "name": "<b>&", "status": "started"})
+    assert "<b>&" in repr(task) and "&lt;b&gt;&amp;" in task._repr_html_()
+    assert "<b>&" not in task._repr_html_()
+    table = TaskList([task])
+    assert repr(table).splitlines()[0].startswith("id") and "last run" in repr(table)
+    assert "&lt;b&gt;" in table._repr_html_()
+    line = LogLine.parse("2026-01-01T00:00:00.000000001Z stderr P part")
+    assert (line.stream, line.text, line.partial, line.raw.endswith(" P part")) == (
+        "stderr",
+        "part",
+        True,
+        True,
+    )
+
+
+async def test_client_in_a_kernel_started_by_the_server(
+    start_kernel: StartKernel, jp_serverapp: Any
+) -> None:
+    kernel = await start_kernel()
+    await kernel.ok("import jupyter_orch\nclient = jupyter_orch.Client()")
+    source = await kernel.value("client.server.source")
+    assert source == f"the Jupyter server that started this process (pid {os.getpid()})"
+    assert await kernel.value("client.api_url") == server_url(jp_serverapp) + "orch"
+    await kernel.ok(
+        "from jupyter_orch.bundle import zip_entries\n"
+        f"archive = zip_entries({{'main.py': {HELLO!r}.encode()}})\n"
+        "orch = client.upload_orchestration(bytes_buffer=archive, name='k')\n"
+        "task = orch.run_once('k', {'name': 'kernel'})\n"
+        "run = task.first_run(timeout=60).wait(timeout=60)\n"
+    )
+    assert await kernel.value("[line.text for line in run.logs()]") == ["hello, kernel"]
+    shown = await kernel.ok("client.list_tasks()")
+    assert "text/html" in shown.data[0] and task_id_in(shown.data[0]["text/plain"])
+    assert await kernel.value("client.in_task(), jupyter_orch.task_args()") == [False, {}]
+
+
+def task_id_in(text: str) -> bool:
+    """Whether a table's text holds a row with a task id."""
+    return any(len(word) == 36 and word.count("-") == 4 for word in text.split())
+
+
+def test_zip_of_a_folder_skips_caches(tmp_path: Path) -> None:
+    folder = folder_with(
+        tmp_path, {"main.py": "", "a/b.txt": "b", ".git/x": "", "__pycache__/y": ""}
+    )
+    data, name = read_upload(folder)
+    assert name == "code.zip"
+    assert zipfile.ZipFile(io.BytesIO(data)).namelist() == ["a/b.txt", "main.py"]
