@@ -1,8 +1,8 @@
 """The run supervisor: starts one run's process, writes its log, and records how it ended.
 
-It is started as ``python -I -S supervise.py RUN_DIR`` in a session of its own, so it does not
-die with the Jupyter server and costs little to start (standard library only, no site
-packages). ``RUN_DIR/spec.json`` says what to run; the supervisor writes:
+The server starts it with `command()` (``python -I -S -c BOOT PKGDIR RUN_DIR``) in a session of
+its own, so it does not die with the Jupyter server. ``RUN_DIR/spec.bin`` says what to run
+(``spec.json`` holds the same for people); the supervisor writes:
 
 - ``supervisor.json``: its pid and kernel start time (to re-attach after a server restart);
 - ``child.json``: the run process's pid, which is also its process group;
@@ -11,44 +11,267 @@ packages). ``RUN_DIR/spec.json`` says what to run; the supervisor writes:
 
 SIGTERM to the supervisor means "kill the run": the run's process group gets SIGTERM, then
 SIGKILL after the grace period. The supervisor enforces the run's timeout the same way.
+
+Its start-up is on the path of every run, so it imports only built-in or already loaded
+modules: no ``subprocess`` (fork and exec below), ``shutil`` (`copy_tree`), ``json`` (the spec is
+marshalled, the records written by `encode_json`), ``typing``, nor ``signal`` (see below).
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
+import marshal
 import os
 import select
-import shutil
-import signal
-import subprocess
+import stat
 import sys
 import time
-from typing import Any
+
+# mypy takes any name TYPE_CHECKING as true; at run time `typing` is never imported (~3 ms).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import signal as _signal  # `_signal` has no stubs; `signal` re-exports its whole API
+    from typing import Any, NoReturn
+
+    Record = dict[str, str | int | None]
+else:
+    # The C module behind `signal`: the same functions, with signals as plain ints. `signal`
+    # itself wraps them in enums, and importing `enum` costs ~3 ms.
+    import _signal
 
 CHUNK = 1 << 16
 STREAMS = ("stdout", "stderr")
+SPEC_BIN = "spec.bin"
+# Run as an imported module, the supervisor's cached bytecode is used; a script is compiled at
+# every start. PKGDIR goes last on the path so that it never shadows a standard module.
+BOOT = (
+    "import sys; sys.path.append(sys.argv[1]); import supervise; "
+    "sys.exit(supervise.run(sys.argv[2]))"
+)
+
+
+def command(python: str, run_dir: str) -> list[str]:
+    """The command line that supervises the run in `run_dir` (no site packages: quick start)."""
+    pkg_dir = os.path.dirname(os.path.realpath(__file__))
+    return [python, "-I", "-S", "-c", BOOT, pkg_dir, run_dir]
 
 
 def process_start_ticks(pid: int) -> int | None:
     """The kernel's start time of a process (field 22 of /proc/PID/stat), or None if gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:
-            stat = fh.read()
+            stat_line = fh.read()
     except OSError:
         return None
     # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
-    return int(stat[stat.rindex(b")") + 2 :].split()[19])
+    return int(stat_line[stat_line.rindex(b")") + 2 :].split()[19])
 
 
-def write_json(path: str, data: dict[str, Any]) -> None:
-    """Write a small JSON file atomically (write then rename)."""
+# -- files -------------------------------------------------------------------------------------
+
+
+def write_spec(run_dir: str, spec: dict[str, Any]) -> None:
+    """Write a run's spec: `spec.bin` for the supervisor, `spec.json` for people (server side)."""
+    import json  # the server has it loaded already; the supervisor never needs it
+
+    # No fsync: only a supervisor reads the spec, and none survives a machine crash.
+    with open(os.path.join(run_dir, "spec.json"), "w", encoding="utf-8") as fh:
+        json.dump(spec, fh)
+    with open(os.path.join(run_dir, SPEC_BIN), "wb") as fh:
+        marshal.dump(spec, fh)  # built in, so reading it costs the supervisor no import
+
+
+def read_spec(run_dir: str) -> dict[str, Any]:
+    """The run's spec: `spec.bin`, else `spec.json` (written by hand, or by another Python)."""
+    try:
+        with open(os.path.join(run_dir, SPEC_BIN), "rb") as fh:
+            spec: dict[str, Any] = marshal.load(fh)
+    # marshal's format belongs to a Python version: a supervisor run by another Python than
+    # the server's may not read it.
+    except (FileNotFoundError, ValueError, EOFError):
+        import json
+
+        with open(os.path.join(run_dir, "spec.json"), encoding="utf-8") as fh:
+            spec = json.load(fh)
+    return spec
+
+
+def write_json(path: str, data: Record, sync: bool = True) -> None:
+    """Write a flat JSON object atomically (write then rename); `sync`: fsync it first."""
     tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    try:
+        _write_all(fd, encode_json(data).encode("ascii"))
+        if sync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
     os.replace(tmp, path)
+
+
+def encode_json(data: Record) -> str:
+    """`json.dumps(data)` for a flat dict of str, int, bool and None, without `json`."""
+    return "{" + ", ".join(f"{_json_str(k)}: {_json_value(v)}" for k, v in data.items()) + "}"
+
+
+def _json_value(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(int(value))
+    if isinstance(value, str):
+        return _json_str(value)
+    raise TypeError(f"not a flat JSON value: {value!r}")
+
+
+_SHORT_ESCAPES = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\b": "\\b",
+    "\f": "\\f",
+}
+
+
+def _json_str(text: str) -> str:
+    """A JSON string in ASCII, escaped as `json.dumps` does (lone surrogates included)."""
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return f'"{text}"'
+    return '"' + "".join(map(_json_char, text)) + '"'
+
+
+def _json_char(char: str) -> str:
+    if char in _SHORT_ESCAPES:
+        return _SHORT_ESCAPES[char]
+    if " " <= char <= "~":
+        return char
+    code = ord(char)
+    if code > 0xFFFF:  # beyond 16 bits: a UTF-16 surrogate pair
+        code -= 0x10000
+        return f"\\u{0xD800 | code >> 10:04x}\\u{0xDC00 | code & 0x3FF:04x}"
+    return f"\\u{code:04x}"
+
+
+def copy_tree(src: str, dst: str) -> None:
+    """Copy a folder into `dst`, following symbolic links: contents and modes, not times."""
+    modes: list[tuple[str, int]] = []
+    for folder, _, files in os.walk(src, followlinks=True, onerror=_raise):
+        target = os.path.normpath(os.path.join(dst, os.path.relpath(folder, src)))
+        os.makedirs(target, exist_ok=True)
+        modes.append((target, os.stat(folder).st_mode))
+        for name in files:
+            copy_file(os.path.join(folder, name), os.path.join(target, name))
+    # Folder modes last (as shutil.copytree does), so a read-only folder is still filled.
+    for target, mode in reversed(modes):
+        os.chmod(target, stat.S_IMODE(mode))
+
+
+def copy_file(src: str, dst: str) -> None:
+    """Copy a regular file's bytes and mode bits (as `shutil.copy`), in the kernel if it can."""
+    # O_NONBLOCK: a FIFO must be refused below, not block the open until a writer comes.
+    fd_in = os.open(src, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        mode = os.fstat(fd_in).st_mode
+        if not stat.S_ISREG(mode):
+            raise OSError(f"not a regular file: {src!r}")
+        fd_out = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            _copy_bytes(fd_in, fd_out)
+            os.fchmod(fd_out, stat.S_IMODE(mode))  # not filtered by the umask, unlike open's
+        finally:
+            os.close(fd_out)
+    finally:
+        os.close(fd_in)
+
+
+def _copy_bytes(fd_in: int, fd_out: int) -> None:
+    offset = 0
+    try:
+        while sent := os.sendfile(fd_out, fd_in, offset, 1 << 30):
+            offset += sent
+    except OSError:
+        if offset:
+            raise
+        # sendfile cannot copy between these two files: copy through user space instead.
+        while data := os.read(fd_in, CHUNK):
+            _write_all(fd_out, data)
+
+
+def _raise(exc: OSError) -> None:
+    raise exc
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+# -- the run's process -------------------------------------------------------------------------
+
+
+def spawn(argv: list[str], env: dict[str, str], cwd: str, stdout: int, stderr: int) -> int:
+    """Start `argv` in `cwd`, in a process group of its own; its pid (OSError if it can't).
+
+    What `subprocess.Popen` does, without its import cost: the child reports a failure before
+    or in exec through a close-on-exec pipe, which a successful exec closes unwritten.
+    """
+    report_r, report_w = os.pipe()  # both close-on-exec (PEP 446)
+    with open(report_r, "rb") as report_file:
+        try:
+            pid = os.fork()
+            if pid == 0:
+                _become_child(argv, env, cwd, (stdout, stderr), report_w)
+        finally:
+            os.close(report_w)
+        report = report_file.read()  # until exec closes the pipe, or the child reports
+    if not report:
+        return pid
+    os.waitpid(pid, 0)  # the child that failed has exited: reap it
+    errno, _, text = report.decode("utf-8", "surrogateescape").partition(":")
+    if int(errno):
+        raise OSError(int(errno), os.strerror(int(errno)), text or None)
+    raise OSError(f"the run's process failed before exec: {text}")
+
+
+def _become_child(
+    argv: list[str], env: dict[str, str], cwd: str, out: tuple[int, int], report: int
+) -> NoReturn:
+    """In the forked child: set up, then exec the run's process (or report why not)."""
+    failed = ""  # the file named in the error, as subprocess names it
+    try:
+        # The supervisor's handlers are no use here: a kill before exec ends the child. Python
+        # ignores SIGPIPE and SIGXFSZ, and exec would keep that (subprocess resets them too).
+        # SIGHUP stays ignored, as it was under subprocess.
+        _signal.set_wakeup_fd(-1)
+        for signum in (_signal.SIGTERM, _signal.SIGINT, _signal.SIGPIPE, _signal.SIGXFSZ):
+            _signal.signal(signum, _signal.SIG_DFL)
+        _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
+        os.setpgid(0, 0)  # a group of its own, so kill and timeout reach all it starts
+        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+        os.dup2(out[0], 1)
+        os.dup2(out[1], 2)
+        # Like close_fds=True: only 0-2 and the report pipe (closed by exec) stay open.
+        os.closerange(3, report)
+        os.closerange(report + 1, os.sysconf("SC_OPEN_MAX"))
+        failed = cwd
+        os.chdir(cwd)
+        failed = argv[0]
+        os.execvpe(argv[0], argv, env)
+    except BaseException as exc:
+        if isinstance(exc, OSError) and exc.errno:
+            message = f"{exc.errno}:{failed}"
+        else:
+            message = f"0:{type(exc).__name__}: {exc}"
+        os.write(report, message.encode("utf-8", "surrogateescape"))
+    finally:
+        os._exit(127)
+
+
+# -- the log -----------------------------------------------------------------------------------
 
 
 class Clock:
@@ -116,9 +339,10 @@ class LogWriter:
         if self.out:
             data = b"".join(self.out)
             self.out.clear()
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self.fd, view) :]
+            _write_all(self.fd, data)
+
+
+# -- the supervisor ----------------------------------------------------------------------------
 
 
 class Supervisor:
@@ -134,37 +358,49 @@ class Supervisor:
         self.stop_reason: str | None = None  # "killed" or "timed_out" once stopping
         self.kill_at: float | None = None
         self.requested = False
-        self.child: subprocess.Popen[bytes] | None = None
+        self.pid: int | None = None  # the run's process, also its process group
+        self.code: int | None = None  # its exit code once reaped (negative: killed by a signal)
+        self.pipes: dict[int, str] = {}  # read ends of its stdout and stderr
 
     def prepare_workdir(self) -> str:
         """A fresh copy of the orchestration's files; returns the entrypoint's folder in it."""
         work = os.path.join(self.run_dir, "work")
-        shutil.copytree(self.spec["source"], work, copy_function=shutil.copy, dirs_exist_ok=True)
+        copy_tree(self.spec["source"], work)
         return os.path.join(work, self.spec.get("cwd", ""))
 
     def start(self) -> None:
         """Start the run's process in a process group of its own."""
         cwd = self.prepare_workdir()
-        # A process group of its own, so kill and timeout reach whatever the run starts.
-        group: dict[str, Any] = (
-            {"process_group": 0} if sys.version_info >= (3, 11) else {"preexec_fn": os.setpgrp}
-        )
-        self.child = subprocess.Popen(
-            self.spec["argv"],
-            cwd=cwd,
-            env=self.spec["env"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            **group,
-        )
-        write_json(os.path.join(self.run_dir, "child.json"), {"pid": self.child.pid})
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        try:
+            self.pid = spawn(self.spec["argv"], self.spec["env"], cwd, out_w, err_w)
+        except BaseException:
+            os.close(out_r)
+            os.close(err_r)
+            raise
+        finally:
+            os.close(out_w)
+            os.close(err_w)
+        self.pipes = {out_r: "stdout", err_r: "stderr"}
+        # Not fsynced: it names a process, and no process outlives a machine crash.
+        write_json(os.path.join(self.run_dir, "child.json"), {"pid": self.pid}, sync=False)
 
     def signal_group(self, signum: int) -> None:
         """Send a signal to every process of the run."""
-        if self.child is not None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.child.pid, signum)
+        if self.pid is not None:
+            try:  # noqa: SIM105 - contextlib costs ~1 ms of start-up
+                os.killpg(self.pid, signum)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    def reap(self, block: bool) -> bool:
+        """Collect the run's process's exit code if it has ended; whether it has."""
+        if self.code is None and self.pid is not None:
+            pid, status = os.waitpid(self.pid, 0 if block else os.WNOHANG)
+            if pid:
+                self.code = os.waitstatus_to_exitcode(status)
+        return self.code is not None
 
     def begin_stop(self, reason: str, note: str) -> None:
         """Start ending the run: SIGTERM now, SIGKILL after the grace period."""
@@ -172,7 +408,7 @@ class Supervisor:
             return
         self.stop_reason = reason
         self.log.note(note)
-        self.signal_group(signal.SIGTERM)
+        self.signal_group(_signal.SIGTERM)
         self.kill_at = time.monotonic() + self.grace
 
     def check_deadlines(self) -> None:
@@ -183,7 +419,7 @@ class Supervisor:
             timeout = self.spec.get("timeout")
             self.begin_stop("timed_out", f"jupyter_orch: run timed out after {timeout} s")
         if self.kill_at is not None and time.monotonic() >= self.kill_at:
-            self.signal_group(signal.SIGKILL)
+            self.signal_group(_signal.SIGKILL)
             self.kill_at = None
 
     def next_wait_ms(self) -> int | None:
@@ -197,8 +433,7 @@ class Supervisor:
 
     def pump(self, wake_fd: int) -> None:
         """Copy the run's output into the log until both pipes close."""
-        assert self.child is not None and self.child.stdout and self.child.stderr
-        fds = {self.child.stdout.fileno(): "stdout", self.child.stderr.fileno(): "stderr"}
+        fds = dict(self.pipes)
         poller = select.poll()
         for fd in (*fds, wake_fd):
             poller.register(fd, select.POLLIN)
@@ -223,20 +458,22 @@ class Supervisor:
                 else:
                     self.log.end_stream(fds.pop(fd), stamp)
                     poller.unregister(fd)
+                    os.close(fd)
             self.log.flush()
             self.check_deadlines()
-            if reaped_at is None and self.child.poll() is not None:
-                self.signal_group(signal.SIGKILL)
+            if reaped_at is None and self.reap(block=False):
+                self.signal_group(_signal.SIGKILL)
                 reaped_at = time.monotonic()
         for stream in STREAMS:
             self.log.end_stream(stream, time.time_ns())
         self.log.flush()
 
-    def outcome(self) -> dict[str, Any]:
+    def outcome(self) -> Record:
         """The exit record of the ended run."""
-        assert self.child is not None
-        code = self.child.wait()
-        self.signal_group(signal.SIGKILL)
+        self.reap(block=True)
+        code = self.code
+        assert code is not None
+        self.signal_group(_signal.SIGKILL)
         if self.stop_reason == "killed":
             status, reason = "killed", "killed on request"
         elif self.stop_reason == "timed_out":
@@ -258,34 +495,43 @@ def _drain(fd: int) -> None:
         pass
 
 
+def _hold_std_fds() -> None:
+    """Open /dev/null on any of fds 0-2 that is closed, so that no pipe made later gets one."""
+    for fd in range(3):
+        try:
+            os.fstat(fd)
+        except OSError:
+            os.open(os.devnull, os.O_RDWR)  # the lowest free fd: this one
+
+
 def run(run_dir: str) -> int:
-    """Supervise the run described in RUN_DIR/spec.json to its end."""
-    with open(os.path.join(run_dir, "spec.json"), encoding="utf-8") as fh:
-        spec = json.load(fh)
-    sup = Supervisor(run_dir, spec)
+    """Supervise the run described in RUN_DIR's spec to its end."""
+    _hold_std_fds()
+    sup = Supervisor(run_dir, read_spec(run_dir))
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)
     os.set_blocking(wake_w, False)
-    signal.set_wakeup_fd(wake_w)
+    _signal.set_wakeup_fd(wake_w)
 
     def on_term(signum: int, frame: object) -> None:
         sup.requested = True
 
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, on_term)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+    _signal.signal(_signal.SIGTERM, on_term)
+    _signal.signal(_signal.SIGINT, on_term)
+    _signal.signal(_signal.SIGHUP, _signal.SIG_IGN)
+    _signal.signal(_signal.SIGCHLD, lambda signum, frame: None)
     me = os.getpid()
-    write_json(
-        os.path.join(run_dir, "supervisor.json"), {"pid": me, "start": process_start_ticks(me)}
-    )
+    # Not fsynced: it describes a live process, and none outlives a machine crash (a record
+    # lost then reads as "supervisor gone", which is true).
+    path = os.path.join(run_dir, "supervisor.json")
+    write_json(path, {"pid": me, "start": process_start_ticks(me)}, sync=False)
     started = time.time_ns()
     try:
         if sup.requested:
             raise InterruptedError("killed before it started")
         sup.start()
     except InterruptedError as exc:
-        record: dict[str, Any] = {"status": "killed", "exit_code": None, "reason": str(exc)}
+        record: Record = {"status": "killed", "exit_code": None, "reason": str(exc)}
     except OSError as exc:
         sup.log.note(f"jupyter_orch: could not start the run: {exc}")
         sup.log.flush()
@@ -294,7 +540,7 @@ def run(run_dir: str) -> int:
         sup.pump(wake_r)
         record = sup.outcome()
     record["started_ns"], record["ended_ns"] = started, time.time_ns()
-    write_json(os.path.join(run_dir, "exit.json"), record)
+    write_json(os.path.join(run_dir, "exit.json"), record)  # fsynced: the run's end must last
     return 0
 
 

@@ -26,8 +26,6 @@ from .base import Executor, ExitRecord, RunSpec
 
 log = logging.getLogger(__name__)
 
-SUPERVISOR = str(Path(supervise.__file__).resolve())
-
 # Supervisors outlive a stopping server on purpose (a restarted one re-attaches to them);
 # their Popen objects are kept here so they are never collected as "still running".
 _DETACHED: list[subprocess.Popen[bytes]] = []
@@ -108,7 +106,7 @@ def supervisor_alive(run_dir: Path) -> int | None:
 
 
 class LocalExecutor(Executor):
-    """Launches `python -I -S supervise.py RUN_DIR` in a new session for each run."""
+    """Launches a supervisor (`supervise.command`) in a new session for each run."""
 
     def __init__(self, python: str = sys.executable) -> None:
         self.python = python
@@ -121,10 +119,10 @@ class LocalExecutor(Executor):
 
     def _spawn(self, spec: RunSpec) -> subprocess.Popen[bytes]:
         spec.run_dir.mkdir(parents=True, exist_ok=True)
-        supervise.write_json(str(spec.run_dir / "spec.json"), spec.to_json())
+        supervise.write_spec(str(spec.run_dir), spec.to_json())
         with open(spec.run_dir / "supervisor.err", "wb") as err:
             proc = subprocess.Popen(
-                [self.python, "-I", "-S", SUPERVISOR, str(spec.run_dir)],
+                supervise.command(self.python, str(spec.run_dir)),
                 stdin=subprocess.DEVNULL,
                 stdout=err,
                 stderr=err,
