@@ -123,6 +123,20 @@ class OrchApp(ExtensionApp):
         "and a restarted server follows them again).",
     ).tag(config=True)
 
+    run_niceness = Int(
+        10,
+        help="Niceness added to every run's processes (0-19; 0 keeps the server's priority). "
+        "Under CPU contention the Jupyter server and its kernels then stay responsive while "
+        "runs take what is left; on an idle machine runs are as fast as ever.",
+    ).tag(config=True)
+
+    @validate("run_niceness")
+    def _niceness(self, proposal: Any) -> int:
+        value: int = proposal["value"]
+        if not 0 <= value <= 19:
+            raise ValueError(f"run_niceness must be between 0 and 19, not {value}")
+        return value
+
     executor_class = Type(
         default_value=LocalExecutor,
         klass=Executor,
@@ -162,6 +176,7 @@ class OrchApp(ExtensionApp):
             keep_days=self.keep_days,
             retention_interval=self.retention_interval_seconds,
             stop_runs_on_shutdown=self.stop_runs_on_shutdown,
+            run_niceness=self.run_niceness,
             root_dir=Path(self.serverapp.root_dir).expanduser(),
         )
         self.service = OrchService(

@@ -41,6 +41,7 @@ class RunSettings:
     callback_url: str
     kill_grace: float
     max_line: int
+    niceness: int = 0
 
 
 def hash_token(token: str) -> str:
@@ -170,6 +171,7 @@ class Runner:
             timeout=task.timeout,
             grace=self.settings.kill_grace,
             max_line=self.settings.max_line,
+            niceness=self.settings.niceness,
         )
         try:
             await asyncio.to_thread(_write_args, spec.run_dir, task.input_data)

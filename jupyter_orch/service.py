@@ -73,6 +73,7 @@ class ServiceConfig:
     retention_interval: float = 3600.0
     sync_interval: float = 2.0
     stop_runs_on_shutdown: bool = False
+    run_niceness: int = 0
     root_dir: Path | None = None  # the Jupyter root, for orchestrations made from its files
 
 
@@ -105,7 +106,11 @@ class OrchService:
         self.packager = packager
         self._locks: dict[str, asyncio.Lock] = {}
         settings = RunSettings(
-            config.data_dir, config.callback_url, config.kill_grace, config.max_line
+            config.data_dir,
+            config.callback_url,
+            config.kill_grace,
+            config.max_line,
+            config.run_niceness,
         )
         self.runner = Runner(settings, store, executor, self._lock, packager)
         self.tasks = TaskManager(store, self.runner, config.task_settings, self._lock)

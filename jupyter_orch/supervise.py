@@ -507,7 +507,12 @@ def _hold_std_fds() -> None:
 def run(run_dir: str) -> int:
     """Supervise the run described in RUN_DIR's spec to its end."""
     _hold_std_fds()
-    sup = Supervisor(run_dir, read_spec(run_dir))
+    spec = read_spec(run_dir)
+    # Lower the run's CPU priority (the run's process inherits it), so under contention the
+    # Jupyter server and its kernels stay responsive.
+    if spec.get("niceness"):
+        os.nice(int(spec["niceness"]))
+    sup = Supervisor(run_dir, spec)
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)
     os.set_blocking(wake_w, False)

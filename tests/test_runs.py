@@ -140,3 +140,9 @@ async def test_concurrent_runs_each_get_their_own_log(api: Api, count: int) -> N
         task = await api.wait_task(task_id, {"success", "failed"})
         assert task["status"] == "success"
         assert texts(await api.logs(task["last_runs"][0]["run_id"])) == [str(n)]
+
+
+@pytest.mark.parametrize("orch_config", [{"kill_grace_seconds": 1.0, "run_niceness": 7}])
+async def test_runs_have_a_lower_cpu_priority_than_the_server(api: Api) -> None:
+    task = await api.run_to_end({"main.py": "import os\nprint(os.nice(0))\n"})
+    assert texts(await api.logs(task["last_runs"][0]["run_id"])) == [str(os.nice(0) + 7)]

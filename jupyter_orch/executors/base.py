@@ -24,9 +24,10 @@ class RunSpec:
     timeout: float | None = None
     grace: float = 10.0
     max_line: int = 16384
+    niceness: int = 0
 
     def to_json(self) -> dict[str, object]:
-        """The `spec.json` the supervisor reads."""
+        """The spec the supervisor reads (written as `spec.bin`, and `spec.json` for people)."""
         return {
             "argv": self.argv,
             "env": self.env,
@@ -35,6 +36,7 @@ class RunSpec:
             "timeout": self.timeout,
             "grace": self.grace,
             "max_line": self.max_line,
+            "niceness": self.niceness,
         }
 
 
