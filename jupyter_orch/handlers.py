@@ -404,6 +404,8 @@ async def task_list(h: OrchHandler, f: Fields) -> Answer:
         f.string("orch_sha", required=False),
         f.boolean("killed"),
         5 if limit is None else limit,
+        limit=f.integer("limit", required=False, minimum=1),
+        after=f.opt_uuid("after"),
     )
     return 200, [t.to_json() for t in tasks]
 
@@ -425,7 +427,11 @@ async def task_runs(h: OrchHandler, f: Fields) -> Answer:
     word = f.string("status", required=False)
     status = None if word in (None, "all") else f.enum("status", RunStatus, word)
     runs = await h.service.list_task_runs(
-        f.uuid("task_id"), f.integer("limit", required=False, minimum=1), status, f.time_range()
+        f.uuid("task_id"),
+        f.integer("limit", required=False, minimum=1),
+        status,
+        f.time_range(),
+        after=f.opt_uuid("after"),
     )
     return 200, [r.to_json() for r in runs]
 

@@ -44,7 +44,7 @@ from .packaging import Packager
 from .requirements import check_requirements, normalise_requirements
 from .runner import Runner, RunSettings
 from .schedule import parse_cron, parse_timezone
-from .store import Store
+from .store import Store, TaskQuery
 from .tasks import TaskManager, TaskSettings
 
 log = logging.getLogger(__name__)
@@ -411,9 +411,8 @@ class OrchService:
         """Orchestrations with their tasks and workspace, filtered as the contract says."""
         workspaces = {w.id: w for w in await self.list_workspaces()}
         orchs = await self._db(self.store.list_orchestrations, workspace_ids)
-        tasks = await self._db(
-            self.store.list_tasks, workspace_ids, [o.id for o in orchs], None, killed, time_range
-        )
+        query = TaskQuery(workspace_ids, [o.id for o in orchs], None, killed, time_range)
+        tasks = await self._db(self.store.list_tasks, query)
         if run_statuses:
             tasks = [t for t in tasks if t.last_runs and t.last_runs[0].status in run_statuses]
         result = []
@@ -443,7 +442,7 @@ class OrchService:
         """Delete orchestrations with their tasks, runs and files; without confirm, a preview."""
         orchs = [await self.get_orchestration(orch_id) for orch_id in dict.fromkeys(orch_ids)]
         ids = [o.id for o in orchs]
-        tasks = await self._db(self.store.list_tasks, (), ids, None, None, None, 0)
+        tasks = await self._db(self.store.list_tasks, TaskQuery(orch_ids=ids, run_limit=0))
         task_ids = [t.id for t in tasks]
         busy = sorted({t for t in self.runner.active.values() if t in task_ids})
         run_ids = await self._db(self.store.run_ids, task_ids)
@@ -526,17 +525,22 @@ class OrchService:
         orch_sha: str | None,
         killed: bool | None,
         run_limit: int,
+        limit: int | None = None,
+        after: str | None = None,
     ) -> list[Task]:
-        """Tasks matching the filters, newest first."""
-        tasks = await self._db(
-            self.store.list_tasks,
-            [workspace_id] if workspace_id is not None else [],
-            [orch_id] if orch_id is not None else [],
-            orch_sha,
-            killed,
-            None,
-            run_limit,
+        """Tasks matching the filters, newest first; `limit` and `after` page through them."""
+        if after is not None:
+            await self.get_task(after, 0)  # an unknown page start is a 404, not an empty page
+        query = TaskQuery(
+            workspace_ids=[workspace_id] if workspace_id is not None else [],
+            orch_ids=[orch_id] if orch_id is not None else [],
+            orch_sha=orch_sha,
+            killed=killed,
+            run_limit=run_limit,
+            limit=limit,
+            after=after,
         )
+        tasks = await self._db(self.store.list_tasks, query)
         for task in tasks:
             task.next_run_at = self.tasks.next_run_at(task)
         return tasks
@@ -567,10 +571,13 @@ class OrchService:
         limit: int | None,
         status: RunStatus | None,
         time_range: tuple[datetime, datetime] | None,
+        after: str | None = None,
     ) -> list[TaskRun]:
-        """A task's runs, newest first."""
+        """A task's runs, newest first; `limit` and `after` page through them."""
         await self.get_task(task_id, 0)
-        return await self._db(self.store.list_runs, task_id, limit, status, time_range)
+        if after is not None:
+            await self.get_run(task_id, after)
+        return await self._db(self.store.list_runs, task_id, limit, status, time_range, after)
 
     async def get_run(self, task_id: str, run_id: str) -> TaskRun:
         """One run of one task, or NotFound."""

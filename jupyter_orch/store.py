@@ -12,6 +12,7 @@ import json
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -85,6 +86,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     updated_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS tasks_workspace ON tasks(workspace_id, created_at);
+CREATE INDEX IF NOT EXISTS tasks_created ON tasks(created_at, id);
 CREATE INDEX IF NOT EXISTS tasks_orch ON tasks(orch_id);
 CREATE INDEX IF NOT EXISTS tasks_sha ON tasks(orch_sha);
 CREATE TABLE IF NOT EXISTS runs (
@@ -101,7 +103,7 @@ CREATE TABLE IF NOT EXISTS runs (
     ended_at TEXT,
     scheduled_for TEXT
 );
-CREATE INDEX IF NOT EXISTS runs_task_updated ON runs(task_id, updated_at);
+CREATE INDEX IF NOT EXISTS runs_task_updated ON runs(task_id, updated_at, created_at, id);
 CREATE INDEX IF NOT EXISTS runs_task_created ON runs(task_id, created_at);
 CREATE INDEX IF NOT EXISTS runs_status ON runs(status);
 -- One scheduled instant never gets two runs, whatever happens (manual runs have no instant).
@@ -210,6 +212,49 @@ def _skip(row: sqlite3.Row) -> Skip:
 
 def _placeholders(values: Sequence[object]) -> str:
     return ",".join("?" for _ in values)
+
+
+#: How many ids go in one `IN (...)` (well under SQLite's limit on variables).
+CHUNK = 500
+
+
+@dataclass
+class TaskQuery:
+    """Filters and paging of a task listing (every filter given must hold)."""
+
+    workspace_ids: Sequence[int] = ()
+    orch_ids: Sequence[str] = ()
+    orch_sha: str | None = None
+    killed: bool | None = None
+    created_range: tuple[datetime, datetime] | None = None
+    run_limit: int = 5
+    limit: int | None = None
+    after: str | None = None  # a task id: the page starts after it (newest first)
+
+    def where(self) -> tuple[str, list[object]]:
+        """The SQL condition and its parameters."""
+        sql = "1=1"
+        params: list[object] = []
+        if self.workspace_ids:
+            sql += f" AND workspace_id IN ({_placeholders(self.workspace_ids)})"
+            params.extend(self.workspace_ids)
+        if self.orch_ids:
+            sql += f" AND orch_id IN ({_placeholders(self.orch_ids)})"
+            params.extend(self.orch_ids)
+        if self.orch_sha is not None:
+            sql += " AND orch_sha = ?"
+            params.append(self.orch_sha)
+        if self.killed is not None:
+            sql += " AND killed = ?"
+            params.append(int(self.killed))
+        if self.created_range is not None:
+            sql += " AND created_at >= ? AND created_at <= ?"
+            params.extend([_ts(self.created_range[0]), _ts(self.created_range[1])])
+        if self.after is not None:
+            # Keyset paging: the cost of a page does not grow with how deep it is.
+            sql += " AND (created_at, id) < (SELECT created_at, id FROM tasks WHERE id = ?)"
+            params.append(self.after)
+        return sql, params
 
 
 class Store:
@@ -445,38 +490,36 @@ class Store:
         task.skipped = self.list_skips(task.id, limit=5)
         return task
 
-    def list_tasks(
-        self,
-        workspace_ids: Sequence[int] = (),
-        orch_ids: Sequence[str] = (),
-        orch_sha: str | None = None,
-        killed: bool | None = None,
-        created_range: tuple[datetime, datetime] | None = None,
-        run_limit: int = 5,
-    ) -> list[Task]:
-        """Tasks matching every filter given, newest first."""
-        sql = "SELECT * FROM tasks WHERE 1=1"
-        params: list[object] = []
-        if workspace_ids:
-            sql += f" AND workspace_id IN ({_placeholders(workspace_ids)})"
-            params.extend(workspace_ids)
-        if orch_ids:
-            sql += f" AND orch_id IN ({_placeholders(orch_ids)})"
-            params.extend(orch_ids)
-        if orch_sha is not None:
-            sql += " AND orch_sha = ?"
-            params.append(orch_sha)
-        if killed is not None:
-            sql += " AND killed = ?"
-            params.append(int(killed))
-        if created_range is not None:
-            sql += " AND created_at >= ? AND created_at <= ?"
-            params.extend([_ts(created_range[0]), _ts(created_range[1])])
-        rows = self.db.execute(sql + " ORDER BY created_at DESC", params).fetchall()
-        tasks = [_task(row) for row in rows]
+    def list_tasks(self, query: TaskQuery) -> list[Task]:
+        """Tasks matching the query, newest first, each with its newest runs."""
+        where, params = query.where()
+        sql = f"SELECT * FROM tasks WHERE {where} ORDER BY created_at DESC, id DESC"
+        if query.limit is not None:
+            sql += " LIMIT ?"
+            params.append(query.limit)
+        tasks = [_task(row) for row in self.db.execute(sql, params).fetchall()]
+        newest = self.newest_runs([t.id for t in tasks], query.run_limit)
         for task in tasks:
-            task.last_runs = self.list_runs(task.id, limit=run_limit)
+            task.last_runs = newest.get(task.id, [])
         return tasks
+
+    def newest_runs(self, task_ids: Sequence[str], limit: int) -> dict[str, list[TaskRun]]:
+        """The newest `limit` runs of each task, in one query per chunk of tasks (not one each)."""
+        found: dict[str, list[TaskRun]] = {}
+        if limit <= 0:
+            return found
+        for start in range(0, len(task_ids), CHUNK):
+            chunk = list(task_ids[start : start + CHUNK])
+            rows = self.db.execute(
+                "SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY task_id"
+                " ORDER BY updated_at DESC, created_at DESC, id DESC) AS rank FROM runs"
+                f" WHERE task_id IN ({_placeholders(chunk)})) WHERE rank <= ?"
+                " ORDER BY task_id, rank",
+                [*chunk, limit],
+            ).fetchall()
+            for row in rows:
+                found.setdefault(row["task_id"], []).append(_run(row))
+        return found
 
     def task_ids_by_sha(self, sha: str) -> list[str]:
         """Ids of the tasks made from orchestrations with this archive hash."""
@@ -546,17 +589,25 @@ class Store:
         limit: int | None = None,
         status: RunStatus | None = None,
         created_range: tuple[datetime, datetime] | None = None,
+        after: str | None = None,
     ) -> list[TaskRun]:
-        """A task's runs, newest first (by `updated_at`, as the contract orders them)."""
+        """A task's runs, newest first (by `updated_at`, as the contract orders them); with
+        `after` (a run id), the page that follows that run."""
         sql = "SELECT * FROM runs WHERE task_id = ?"
         params: list[object] = [task_id]
+        if after is not None:
+            sql += (
+                " AND (updated_at, created_at, id) <"
+                " (SELECT updated_at, created_at, id FROM runs WHERE id = ?)"
+            )
+            params.append(after)
         if status is not None:
             sql += " AND status = ?"
             params.append(status.value)
         if created_range is not None:
             sql += " AND created_at >= ? AND created_at <= ?"
             params.extend([_ts(created_range[0]), _ts(created_range[1])])
-        sql += " ORDER BY updated_at DESC, created_at DESC"
+        sql += " ORDER BY updated_at DESC, created_at DESC, id DESC"
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)

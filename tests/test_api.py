@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import time
 import uuid
 from typing import Any
 
@@ -314,3 +316,45 @@ async def test_a_run_calls_back_with_its_own_token(api: Api) -> None:
         raise_error=False,
     )
     assert dead.code == 403
+
+
+async def test_task_and_run_listings_page_by_keyset(api: Api) -> None:
+    orch_id = await api.upload(HELLO)
+    task_ids = [await api.run_once(orch_id) for _ in range(5)]
+    for task_id in task_ids:
+        await api.wait_task(task_id, {"success"})
+    everything = await api.ok("task/list", {})
+    assert [t["id"] for t in everything] == task_ids[::-1]  # newest first
+    pages, after = [], None
+    while True:
+        body: dict[str, Any] = {"limit": 2, **({"after": after} if after else {})}
+        page = await api.ok("task/list", body)
+        if not page:
+            break
+        pages.append([t["id"] for t in page])
+        after = page[-1]["id"]
+    assert pages == [task_ids[4:2:-1], task_ids[2:0:-1], task_ids[:1]]
+    for listed in everything:  # each task's last_runs, from one batched query, is right
+        alone = await api.ok("task/get_by_id", {"id": listed["id"]})
+        assert listed["last_runs"] == alone["last_runs"]
+    missing = await api.call("task/list", {"after": "00000000-0000-4000-8000-000000000000"})
+    assert missing.code == 404
+    # Runs page the same way.
+    schedule = {"workspace_id": 1, "orch_id": orch_id, "json": {}, "schedule": "0 0 1 1 *"}
+    scheduled = (await api.ok("task/run_scheduled", schedule, status=201))["id"]
+    await api.wait_task(scheduled, {"started"})
+    for _ in range(3):
+        await api.ok("task/run_now", {"id": scheduled}, status=201)
+    deadline = time.monotonic() + 30
+    while True:
+        runs = await api.ok("task/list_task_runs", {"task_id": scheduled})
+        if all(r["status"] != "running" for r in runs):
+            break
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    first = await api.ok("task/list_task_runs", {"task_id": scheduled, "limit": 2})
+    rest = await api.ok(
+        "task/list_task_runs", {"task_id": scheduled, "limit": 2, "after": first[-1]["run_id"]}
+    )
+    assert [r["run_id"] for r in first + rest] == [r["run_id"] for r in runs]
+    await api.ok("task/kill", {"id": scheduled}, status=202)
