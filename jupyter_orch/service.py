@@ -119,6 +119,7 @@ class OrchService:
         self.scheduler_lock = SchedulerLock(config.data_dir / "scheduler.lock")
         self._background: set[asyncio.Future[Any]] = set()
         self._pruning: set[str] = set()
+        self._seen_version = -1
         self._started: asyncio.Future[None] | None = None
 
     # -- paths ------------------------------------------------------------------------------
@@ -206,6 +207,10 @@ class OrchService:
 
     async def _sync(self) -> None:
         """Adopt runs and tasks another server of this data directory started."""
+        version = await self._db(self.store.data_version)
+        if version == self._seen_version:
+            return  # nobody else wrote: nothing to adopt (our own writes are known already)
+        self._seen_version = version
         await self.runner.reattach()
         await self.tasks.sync()
 

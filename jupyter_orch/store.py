@@ -310,6 +310,10 @@ class Store:
             self._db.close()
             self._db = None
 
+    def data_version(self) -> int:
+        """A number that changes when another connection (another server) commits."""
+        return int(self.db.execute("PRAGMA data_version").fetchone()[0])
+
     def _write(self, statements: Iterable[tuple[str, Sequence[object]]]) -> None:
         """Run several statements in one transaction: all of them land, or none."""
         db = self.db
