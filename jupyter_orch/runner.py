@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import runtime
+from .background import Background
 from .executors import Executor, ExitRecord, RunSpec
 from .executors.local import append_note
 from .models import Orchestration, RunStatus, Task, TaskRun, TaskStatus, new_id, now
@@ -68,7 +69,7 @@ class Runner:
         self.active: dict[str, str] = {}  # run id -> task id
         self._tokens: dict[str, str] = {}  # token hash -> run id
         self._ended: dict[str, asyncio.Event] = {}
-        self._watchers: set[asyncio.Future[Any]] = set()
+        self._watchers = Background("following a run")
         self.decide: Decide = lambda task, run: None
         self.after_end: AfterEnd = _nothing
 
@@ -192,9 +193,7 @@ class Runner:
         return run
 
     def _follow(self, run: TaskRun, future: asyncio.Future[ExitRecord]) -> None:
-        watcher = asyncio.ensure_future(self._await_end(run, future))
-        self._watchers.add(watcher)
-        watcher.add_done_callback(self._watchers.discard)
+        self._watchers.spawn(self._await_end(run, future))
 
     async def _await_end(self, run: TaskRun, future: asyncio.Future[ExitRecord]) -> None:
         try:
@@ -248,10 +247,7 @@ class Runner:
                     timeout=self.settings.kill_grace + 5,
                 )
         await self.executor.stop()
-        for watcher in list(self._watchers):
-            watcher.cancel()
-        if self._watchers:
-            await asyncio.gather(*self._watchers, return_exceptions=True)
+        await self._watchers.stop()
 
 
 async def _nothing(task: Task | None, run: TaskRun) -> None:

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from . import logs
 from .archive import ArchiveLimits, extract_archive
+from .background import Background
 from .bundle_path import bundle_path, resolve_inside
 from .errors import Conflict, InvalidRequest, NotFound
 from .executors import Executor
@@ -117,7 +118,8 @@ class OrchService:
         self.tasks.on_run_end = self._after_run
         self.follower = LogFollower(lambda run: self.run_dir(run) / "log", self.runner.ended_event)
         self.scheduler_lock = SchedulerLock(config.data_dir / "scheduler.lock")
-        self._background: set[asyncio.Future[Any]] = set()
+        self._background = Background("background work")
+        self._spawn = self._background.spawn
         self._pruning: set[str] = set()
         self._seen_version = -1
         self._started: asyncio.Future[None] | None = None
@@ -234,23 +236,9 @@ class OrchService:
         await self.tasks.stop()
         await self.packager.close()
         await self.runner.stop(kill_runs=self.config.stop_runs_on_shutdown)
-        for task in list(self._background):
-            task.cancel()
-        if self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
+        await self._background.stop()
         self.scheduler_lock.release()
         await asyncio.to_thread(self.store.close)
-
-    def _spawn(self, coro: Awaitable[T]) -> None:
-        """Run a coroutine in the background, keeping a reference and logging its failure."""
-        task = asyncio.ensure_future(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background_done)
-
-    def _background_done(self, task: asyncio.Future[Any]) -> None:
-        self._background.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("jupyter_orch background work failed", exc_info=task.exception())
 
     def _lock(self, task_id: str) -> asyncio.Lock:
         """Serialises status changes of one task (kill vs a run ending)."""

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
+from .background import Background
 from .errors import Conflict, NotFound
 from .models import (
     TASK_STATUS_FOR_RUN,
@@ -80,22 +81,13 @@ class TaskManager:
         self.scheduling = False  # only the holder of the scheduler lock makes timed runs
         self._plans: dict[str, _Plan] = {}
         self._failures: dict[str, int] = {}
-        self._spawned: set[asyncio.Future[Any]] = set()
+        self._background = Background("task work")
+        self._spawn = self._background.spawn
         self.on_run_end: Callable[[TaskRun], None] = lambda run: None
         runner.decide = self.decide
         runner.after_end = self.after_end
 
     # -- helpers ----------------------------------------------------------------------------
-
-    def _spawn(self, coro: Awaitable[T]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._spawned.add(task)
-        task.add_done_callback(self._spawn_done)
-
-    def _spawn_done(self, task: asyncio.Future[Any]) -> None:
-        self._spawned.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("jupyter_orch: task work failed", exc_info=task.exception())
 
     def forget(self, task_ids: list[str]) -> None:
         """Drop the timers of deleted tasks."""
@@ -429,7 +421,4 @@ class TaskManager:
     async def stop(self) -> None:
         """Stop the timers and background work."""
         await self.scheduler.stop()
-        for task in list(self._spawned):
-            task.cancel()
-        if self._spawned:
-            await asyncio.gather(*self._spawned, return_exceptions=True)
+        await self._background.stop()

@@ -59,6 +59,16 @@ def wait_for(check: Callable[[], bool], what: str, timeout: float = 60.0) -> Non
         time.sleep(0.1)
 
 
+def start_run(proc: ServerProcess, code: str) -> tuple[str, str]:
+    """Run `code` once and wait for its first log line; the task and run ids."""
+    orch_id = proc.upload({"main.py": code})
+    body = {"workspace_id": 1, "orch_id": orch_id, "json": {}}
+    task_id: str = proc.post("task/run_once", body, status=201)["id"]
+    run_id: str = proc.wait_task(task_id, {"started"})["last_runs"][0]["run_id"]
+    wait_for(lambda: bool(proc.post("task/get_logs_for_run", {"id": run_id})["logs"]), "a line")
+    return task_id, run_id
+
+
 def alive(pid: int) -> bool:
     """Whether a process exists (and is not a zombie)."""
     try:
@@ -128,13 +138,7 @@ def test_schedules_resume_and_missed_instants_follow_the_rule(server: Factory) -
 
 def test_a_supervisor_lost_with_the_machine_is_a_failure(server: Factory) -> None:
     first = server()
-    task_id = first.post(
-        "task/run_once",
-        {"workspace_id": 1, "orch_id": first.upload({"main.py": SLEEPER}), "json": {}},
-        status=201,
-    )["id"]
-    run_id = first.wait_task(task_id, {"started"})["last_runs"][0]["run_id"]
-    wait_for(lambda: bool(first.post("task/get_logs_for_run", {"id": run_id})["logs"]), "a line")
+    task_id, run_id = start_run(first, SLEEPER)
     first.kill(signal.SIGKILL)
     run_dir = first.data_dir / "runs" / run_id
     supervisor = json.loads((run_dir / "supervisor.json").read_text())["pid"]
@@ -153,13 +157,7 @@ def test_a_supervisor_lost_with_the_machine_is_a_failure(server: Factory) -> Non
 def test_a_clean_shutdown_leaves_runs_running(server: Factory) -> None:
     first = server()
     code = "import time\nprint('up', flush=True)\ntime.sleep(3)\nprint('down')\n"
-    task_id = first.post(
-        "task/run_once",
-        {"workspace_id": 1, "orch_id": first.upload({"main.py": code}), "json": {}},
-        status=201,
-    )["id"]
-    run_id = first.wait_task(task_id, {"started"})["last_runs"][0]["run_id"]
-    wait_for(lambda: bool(first.post("task/get_logs_for_run", {"id": run_id})["logs"]), "a line")
+    task_id, run_id = start_run(first, code)
     first.kill(signal.SIGTERM)
     child = json.loads((first.data_dir / "runs" / run_id / "child.json").read_text())["pid"]
     assert alive(child)
@@ -170,13 +168,7 @@ def test_a_clean_shutdown_leaves_runs_running(server: Factory) -> None:
 
 def test_stop_runs_on_shutdown_ends_them(server: Factory) -> None:
     first = server("--OrchApp.stop_runs_on_shutdown=True")
-    task_id = first.post(
-        "task/run_once",
-        {"workspace_id": 1, "orch_id": first.upload({"main.py": SLEEPER}), "json": {}},
-        status=201,
-    )["id"]
-    run_id = first.wait_task(task_id, {"started"})["last_runs"][0]["run_id"]
-    wait_for(lambda: bool(first.post("task/get_logs_for_run", {"id": run_id})["logs"]), "a line")
+    task_id, run_id = start_run(first, SLEEPER)
     child = json.loads((first.data_dir / "runs" / run_id / "child.json").read_text())["pid"]
     first.kill(signal.SIGTERM)
     wait_for(lambda: not alive(child), "the run to end with the server")
