@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
@@ -25,6 +25,9 @@ from .client import Client
 from .exceptions import OrchClientError
 from .resources import Orchestration, Task, TaskList, TaskRun, TaskRunList
 from .runlog import LogLines, write_lines
+
+if TYPE_CHECKING:
+    from .widgets import TasksPanel
 
 
 class Summary:
@@ -106,6 +109,16 @@ LOGS.add_argument("--follow", "-f", action="store_true", help="print lines as th
 LOGS.add_argument("--limit", type=int, help="only the last N lines")
 
 
+PANEL = MagicParser(
+    "%orch_panel",
+    "A live panel of the tasks: their runs and logs; kill, pause, resume, run now. It replaces "
+    "the panel this magic showed before.",
+)
+PANEL.add_argument("--workspace", type=int, metavar="ID", help="a workspace id (default: current)")
+PANEL.add_argument("--status", help="only tasks of this status (started, failed, paused ...)")
+PANEL.add_argument("--killed", action="store_true", help="list killed tasks too")
+
+
 def task_parser(name: str, what: str) -> MagicParser:
     """The parser of a magic that takes one task."""
     parser = MagicParser(name, what)
@@ -153,6 +166,7 @@ class OrchMagics(Magics):
     """The magics of jupyter_orch; one `Client` found on first use."""
 
     _client: Client | None = None
+    _panel: TasksPanel | None = None
 
     @property
     def ns(self) -> dict[str, Any]:
@@ -303,6 +317,24 @@ class OrchMagics(Magics):
         """Resume a paused task."""
         with one_line_errors("%orch_resume"):
             return self._task(RESUME.parse_line(line).task).resume()
+
+    @line_magic
+    @with_usage(PANEL)
+    def orch_panel(self, line: str) -> None:
+        """Show a live panel of the tasks (it replaces the one this magic showed before)."""
+        with one_line_errors("%orch_panel"):
+            opts = PANEL.parse_line(line)
+            try:
+                from .widgets import TasksPanel
+            except ImportError as exc:  # ipywidgets is missing: say how to get it
+                raise UsageError(str(exc)) from None
+            if self._panel is not None:  # a re-run cell: the old panel must stop refreshing
+                self._panel.close()
+            self._panel = TasksPanel(
+                opts.workspace, client=self.client, status=opts.status, include_killed=opts.killed
+            )
+            self.ns["_panel"] = self._panel
+            display(self._panel)
 
     def _named(self, ref: str) -> object:
         """The user's variable of that name, if `ref` names one."""

@@ -28,6 +28,14 @@ EXPECTED = {
         "forecasts",
         "(False, {})",
     ],
+    "06-panels": [
+        "report line 1\nreport line 2\nreport line 3",
+        "Started run ",
+        "Paused report-nightly: ",
+        "'report', 'ready'",
+        "<TasksPanel: ",
+        "'killed'",
+    ],
 }
 
 

@@ -1,0 +1,398 @@
+"""`TasksPanel`: tasks, their runs, and the selected run's log, followed live while it runs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+import ipywidgets as w
+
+from ..client import Client
+from ..exceptions import OrchClientError
+from ..resources import Task
+from . import render, rows
+from .base import Item, Panel, fail_text
+from .logview import LogView
+
+#: Runs listed for the selected task, newest first.
+RUN_LIMIT = 20
+TASK_STATUSES = (
+    "started",
+    "pending",
+    "success",
+    "failed",
+    "timed_out",
+    "crash_loop",
+    "paused",
+    "pending_pause",
+    "pending_resume",
+    "pending_kill",
+    "killed",
+)
+
+
+class TasksPanel(Panel):
+    """Tasks of a workspace, a task's runs, and a run's log; kill, pause, resume or run now."""
+
+    noun = "task"
+    columns = rows.TASK_COLUMNS
+    run_columns = rows.RUN_COLUMNS
+
+    def __init__(
+        self,
+        workspace_id: int | None = None,
+        *,
+        client: Client | None = None,
+        status: str | None = None,
+        include_killed: bool = False,
+        refresh_seconds: float = 3.0,
+        page_size: int = 50,
+    ) -> None:
+        self._task_id: str | None = None
+        self._task: Item | None = None
+        self._runs: list[Item] = []
+        self._run_rows: list[list[str]] = []
+        self._newest = True  # follow the newest run as new ones start
+        self._confirming: str | None = None
+        self._all: list[Item] = []
+        self._build_filters(status, include_killed)
+        super().__init__(client, workspace_id, refresh_seconds, page_size)
+
+    def _build_filters(self, status: str | None, include_killed: bool) -> None:
+        if status and status not in TASK_STATUSES:
+            raise ValueError(f"status: one of {', '.join(TASK_STATUSES)}; not {status!r}")
+        options = [("any status", "")] + [(render.words(s), s) for s in TASK_STATUSES]
+        self._status = w.Dropdown(description="Status", options=options, value=status or "")
+        self._killed = w.Checkbox(description="include killed", value=include_killed, indent=False)
+        self._status.observe(self._on_filter, "value")
+        self._killed.observe(self._on_filter, "value")
+
+    def _filters(self) -> list[w.Widget]:
+        return [self._workspace, self.own(self._status), self.own(self._killed)]
+
+    def _layout(self) -> list[w.Widget]:
+        self._log = LogView(self._worker, self.client, self._run_ended)
+        self._title = self.own(w.HTML(render.muted("Select a task to see its runs and logs.")))
+        self._runs_table = self.own(w.HTML())
+        self._run_pick = self.own(w.Dropdown(description="Run", options=[("", None)], value=None))
+        self._run_pick.observe(self._on_run_pick, "value")
+        return [
+            *super()._layout(),
+            self._title,
+            self._action_bar(),
+            self._confirm_box(),
+            self._runs_table,
+            self._run_pick,
+            self.own(self._log.heading),
+            self.own(self._log.box),
+        ]
+
+    def _action_bar(self) -> w.HBox:
+        buttons = [
+            ("kill", "Kill", "stop", self._ask),
+            ("pause", "Pause", "pause", lambda: self._act_on_selected("pause")),
+            ("resume", "Resume", "play", lambda: self._act_on_selected("resume")),
+            ("run_now", "Run now", "forward", lambda: self._act_on_selected("run_now")),
+        ]
+        made = [self.button(*spec[:3], "select a task first", spec[3]) for spec in buttons]
+        for button in made:
+            button.disabled = True
+        return self.own(w.HBox(made))
+
+    def _confirm_box(self) -> w.HBox:
+        self._question = self.own(w.HTML())
+        yes = self.button("confirm", "Kill task", "stop", "Kill it", self._confirm)
+        yes.button_style = "danger"
+        no = self.button("cancel", "Cancel", "times", "Keep the task", self._cancel)
+        self._confirmation = self.own(w.HBox([self._question, yes, no]))
+        self._confirmation.layout.display = "none"
+        return self._confirmation
+
+    # -- what a user (or a test) does ----------------------------------------------------------
+
+    @property
+    def selected_task(self) -> str | None:
+        """The id of the selected task."""
+        return self._task_id
+
+    @property
+    def selected_run(self) -> str | None:
+        """The id of the selected run (the newest, unless another was chosen)."""
+        return self._log.run_id
+
+    @property
+    def task_status(self) -> str | None:
+        """The selected task's status as last fetched."""
+        return None if self._task is None else str(self._task.get("status"))
+
+    @property
+    def runs(self) -> list[list[str]]:
+        """The selected task's runs as plain text (see `run_columns`), newest first."""
+        return [list(row) for row in self._run_rows]
+
+    @property
+    def log_text(self) -> str:
+        """The selected run's output as shown (its newest lines)."""
+        return self._log.text
+
+    @property
+    def following(self) -> bool:
+        """Whether the selected run's log is being followed live."""
+        return self._log.following
+
+    @property
+    def confirming(self) -> bool:
+        """Whether the panel asks to confirm a kill."""
+        return self._confirming is not None
+
+    @property
+    def threads_alive(self) -> bool:
+        """Whether any thread of this panel still runs."""
+        return super().threads_alive or self.following
+
+    def select_task(self, task_id: str) -> None:
+        """Show a task's runs, and its newest run's log."""
+        self._worker.call(lambda: self._load_task(task_id))
+
+    def select_run(self, run_id: str) -> None:
+        """Show a run's log (followed live while the run runs)."""
+        self._worker.call(lambda: self._load_run(run_id, newest=False))
+
+    def set_filters(self, status: str | None = None, include_killed: bool | None = None) -> None:
+        """Filter the table by status (`""` for any) and whether killed tasks are listed."""
+        if status is not None:
+            self._status.value = status
+        if include_killed is not None:
+            self._killed.value = include_killed
+
+    def confirm(self) -> None:
+        """Confirm the kill asked for."""
+        self.click("confirm")
+
+    def cancel(self) -> None:
+        """Do not kill after all."""
+        self.click("cancel")
+
+    # -- the worker's side: actions ------------------------------------------------------------
+
+    def _ask(self) -> None:
+        if self._task is None:
+            self._say("Select a task first.", ok=False)
+            return
+        self._confirming = str(self._task["id"])
+        name = render.esc(self._task.get("name") or self._confirming)
+        self._question.value = (
+            f"<b>Kill task {name}?</b> No new run starts and running ones are ended; "
+            "their logs are kept."
+        )
+        self._confirmation.layout.display = ""
+
+    def _confirm(self) -> None:
+        task_id = self._confirming
+        self._hide_question()
+        if task_id is None:
+            self._say("Nothing to confirm: press Kill first.", ok=False)
+        else:
+            self._act("kill", task_id)
+
+    def _cancel(self) -> None:
+        if self._confirming is not None:
+            self._say("Kill cancelled.")
+        self._hide_question()
+
+    def _hide_question(self) -> None:
+        self._confirming = None
+        self._confirmation.layout.display = "none"
+
+    def _act_on_selected(self, action: str) -> None:
+        if self._task_id is None:
+            self._say("Select a task first.", ok=False)
+        else:
+            self._act(action, self._task_id)
+
+    def _act(self, action: str, task_id: str) -> None:
+        """Do an action and say how it went (or what the server answered)."""
+        known = self._task if self._task_id == task_id and self._task else {}
+        task = Task(self.client, {**known, "id": task_id})
+        name = task.name or task_id[:8]
+        done: dict[str, Callable[[], str]] = {
+            "kill": lambda: f"Kill requested for {name}: {render.words(task.kill().known_status)}.",
+            "pause": lambda: f"Paused {name}: {render.words(task.pause().known_status)}.",
+            "resume": lambda: f"Resumed {name}: {render.words(task.resume().known_status)}.",
+            "run_now": lambda: f"Started run {task.run_now().id[:8]} of {name}.",
+        }
+        try:
+            text = done[action]()
+        except OrchClientError as exc:
+            self._say(f"{self._actions[action].description} failed: {fail_text(exc)}", ok=False)
+            return
+        self._say(text)
+        if self._task_id == task_id:
+            if action == "run_now":
+                self._newest = True  # show the run just started
+            else:
+                self._task = task.to_dict()
+            self._render_task()
+            self._load_runs()
+        self._refresh_now(force=True)
+
+    # -- the worker's side: the list -----------------------------------------------------------
+
+    def _on_filter(self, change: Mapping[str, Any]) -> None:
+        if not self._on_worker():
+            self._worker.call(self._filter_changed)
+
+    def _filter_changed(self) -> None:
+        self._page = 0
+        self._refresh_now(force=True)
+
+    def _include_killed(self) -> bool:
+        return bool(self._killed.value) or self._status.value in ("killed", "pending_kill")
+
+    def _fetch(self) -> list[Item]:
+        body: dict[str, Any] = {"workspace_id": self._workspace_id, "run_limit": 1}
+        if not self._include_killed():
+            body["killed"] = False
+        tasks: list[Item] = self.client._post("task/list", body)
+        self._all = tasks
+        return tasks
+
+    def _item_key(self, item: Mapping[str, Any]) -> object:
+        runs = item.get("last_runs") or [{}]
+        newest = (runs[0].get("run_id"), runs[0].get("status"), runs[0].get("updated_at"))
+        status, updated, next_run = (
+            item.get("status"),
+            item.get("updated_at"),
+            item.get("next_run_at"),
+        )
+        return (item["id"], updated, status, newest, next_run)
+
+    def _fingerprint_of(self, items: Any) -> object:
+        filters = (self._status.value, self._include_killed(), self._workspace_id)
+        return (filters, super()._fingerprint_of(items))
+
+    def _keep(self, item: Mapping[str, Any]) -> bool:
+        wanted = self._status.value
+        return not wanted or item.get("status") == wanted
+
+    def _empty_text(self) -> str:
+        if not self._all:
+            return (
+                "No tasks in this workspace yet. Start one with %%orchestrate NAME --once "
+                "in a cell, or with Orchestration.run_once()."
+            )
+        return "No task matches these filters."
+
+    def _cells(self, item: Mapping[str, Any], at: datetime) -> list[str]:
+        return rows.task_cells(item, at)
+
+    def _texts(self, item: Mapping[str, Any], at: datetime) -> list[str]:
+        return rows.task_texts(item, at)
+
+    def _label(self, item: Mapping[str, Any]) -> str:
+        name = item.get("name") or "(no name)"
+        return f"{name} · {render.words(item.get('status'))} · {str(item['id'])[:8]}"
+
+    def _selected_id(self) -> str | None:
+        return self._task_id
+
+    def _pick_item(self, item_id: str) -> None:
+        if item_id != self._task_id:
+            self.select_task(item_id)
+
+    # -- the worker's side: the selected task and its runs -------------------------------------
+
+    def _load_task(self, task_id: str) -> None:
+        self._hide_question()
+        self._task_id, self._task = task_id, None
+        self._runs, self._newest = [], True
+        self._log.clear("Select a run to see its log.")
+        self._render_page()
+        try:
+            self._task = self.client._post("task/get_by_id", {"id": task_id, "run_limit": 1})
+        except OrchClientError as exc:
+            self._title.value = render.message(f"Task {task_id}: {fail_text(exc)}", ok=False)
+            raise
+        self._render_task()
+        self._load_runs()
+
+    def _after_refresh(self, changed: bool) -> None:
+        if self._task_id is None:
+            return
+        fresh = next((t for t in self._all if t["id"] == self._task_id), None)
+        if fresh is None:  # filtered out (killed, say): ask for it alone
+            fresh = self.client._post("task/get_by_id", {"id": self._task_id, "run_limit": 1})
+        moved = self._task is None or self._item_key(fresh) != self._item_key(self._task)
+        self._task = fresh
+        if moved:
+            self._render_task()
+        if moved or any(run.get("status") == "running" for run in self._runs):
+            self._load_runs()
+
+    def _render_task(self) -> None:
+        if self._task is None:
+            return
+        self._title.value = rows.task_title(self._task, render.now())
+        for name, (off, why) in rows.availability(self._task).items():
+            button = self._actions[name]
+            button.disabled, button.tooltip = off, why
+
+    def _load_runs(self) -> None:
+        if self._task_id is None:
+            return
+        body = {"task_id": self._task_id, "limit": RUN_LIMIT}
+        runs: list[Item] = self.client._post("task/list_task_runs", body)
+        self._runs = runs
+        if runs and self._newest and runs[0]["run_id"] != self._log.run_id:
+            self._load_run(str(runs[0]["run_id"]), newest=True)
+        else:
+            self._render_runs()
+
+    def _render_runs(self) -> None:
+        at, chosen_id = render.now(), self._log.run_id
+        chosen = next((i for i, r in enumerate(self._runs) if r["run_id"] == chosen_id), None)
+        empty = "No runs yet."
+        if self._task and self._task.get("next_run_at"):
+            empty += f" The next one is due {render.relative(self._task['next_run_at'], at)}."
+        cells = [rows.run_cells(run, at) for run in self._runs]
+        html = render.table(self.run_columns, cells, chosen, empty)
+        if html != self._runs_table.value:
+            self._runs_table.value = html
+        self._run_rows = [rows.run_texts(run, at) for run in self._runs]
+        options = [("", None)] + [(rows.run_label(r), str(r["run_id"])) for r in self._runs]
+        value = chosen_id if chosen is not None else None
+        if list(self._run_pick.options) != options or self._run_pick.value != value:
+            with self._run_pick.hold_sync():
+                self._run_pick.options = options
+                self._run_pick.value = value
+
+    def _on_run_pick(self, change: Mapping[str, Any]) -> None:
+        if not self._on_worker() and change["new"] not in (None, self._log.run_id):
+            self.select_run(str(change["new"]))
+
+    def _load_run(self, run_id: str, newest: bool) -> None:
+        run = next((r for r in self._runs if r["run_id"] == run_id), None)
+        if run is None:
+            body = {"task": self._task_id or "", "pod_id": run_id}
+            run = self.client._post("task/get_run_details", body)
+        self._newest = newest or bool(self._runs and self._runs[0]["run_id"] == run_id)
+        self._log.show(run_id, str(run.get("status")))
+        self._render_runs()
+
+    def _run_ended(self, run_id: str, problem: Exception | None) -> None:
+        """The followed run has ended (or the stream was lost): its row and status change."""
+        if problem is not None:
+            self._say(f"Stopped following run {run_id[:8]}: {fail_text(problem)}", ok=False)
+        self._load_runs()
+
+    def _stop_threads(self) -> None:
+        super()._stop_threads()
+        self._log.stop()
+
+    def _shown(self) -> None:
+        super()._shown()
+        self._log.resume()
+
+    def _unshown(self) -> None:
+        self._log.stop()
