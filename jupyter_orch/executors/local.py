@@ -26,7 +26,6 @@ from .base import Executor, ExitRecord, RunSpec
 log = logging.getLogger(__name__)
 
 
-
 @dataclass
 class _Watched:
     pid: int
