@@ -1,0 +1,270 @@
+import {
+  FollowEvent,
+  IOrchApi,
+  IOrchestration,
+  ITask,
+  ITaskRun,
+  IWorkspace,
+  NewTask,
+  RunStatus
+} from '../types';
+
+let counter = 0;
+
+/** A fresh id shaped like the server's. */
+export function newId(): string {
+  counter += 1;
+  return `00000000-0000-4000-8000-${String(counter).padStart(12, '0')}`;
+}
+
+/** An orchestration record. */
+export function makeOrch(
+  partial: Partial<IOrchestration> = {}
+): IOrchestration {
+  return {
+    id: newId(),
+    name: 'hello',
+    file_name: 'hello.zip',
+    file_size: 100,
+    sha: 'a'.repeat(64),
+    status: 'ready',
+    owner_id: '',
+    workspace_id: 1,
+    image_path: 'server',
+    entrypoint: 'main.py',
+    requirements: false,
+    error: null,
+    build_seconds: null,
+    created_at: '2026-01-01T00:00:00+00:00',
+    updated_at: '2026-01-01T00:00:00+00:00',
+    ...partial
+  };
+}
+
+/** A run record. */
+export function makeRun(
+  task: string,
+  status: RunStatus,
+  partial: Partial<ITaskRun> = {}
+): ITaskRun {
+  return {
+    task,
+    run_id: newId(),
+    status,
+    created_at: '2026-01-01T00:00:00+00:00',
+    updated_at: '2026-01-01T00:00:00+00:00',
+    started_at: '2026-01-01T00:00:00+00:00',
+    ended_at: status === 'running' ? null : '2026-01-01T00:00:01+00:00',
+    exit_code: status === 'success' ? 0 : null,
+    reason: null,
+    trigger: 'once',
+    scheduled_for: null,
+    ...partial
+  };
+}
+
+/** A log line as the server writes it. */
+export function raw(text: string, stream = 'stdout', flag = 'F'): string {
+  return `2026-01-01T00:00:00.000000001Z ${stream} ${flag} ${text}`;
+}
+
+/** A follow_logs answer still open: the test writes lines and ends it. */
+export class LiveFollow {
+  constructor(
+    readonly from: number,
+    private _onEvent: (event: FollowEvent) => void,
+    private _done: () => void
+  ) {}
+
+  send(event: FollowEvent): void {
+    this._onEvent(event);
+  }
+
+  close(): void {
+    this._done();
+  }
+}
+
+/** The server, in memory: tasks keep their runs; every call is recorded. */
+export class FakeApi implements IOrchApi {
+  workspaces: IWorkspace[] = [{ id: 1, name: 'default' }];
+  orchestrations: IOrchestration[] = [];
+  tasks: ITask[] = [];
+  runs = new Map<string, ITaskRun[]>();
+  logs = new Map<string, string[]>();
+  live = new Set<string>();
+  follows: LiveFollow[] = [];
+  calls: string[] = [];
+  failure: Error | null = null;
+
+  /** Add a task of an orchestration, with runs given newest first. */
+  addTask(orch: IOrchestration, partial: Partial<ITask> = {}): ITask {
+    const task: ITask = {
+      id: newId(),
+      name: 'task',
+      workspace_id: 1,
+      orch_id: orch.id,
+      status: 'started',
+      killed: false,
+      input_data: {},
+      run_type: 'Oneshot',
+      schedule: null,
+      timezone: null,
+      timeout: null,
+      created_at: '2026-01-01T00:00:00+00:00',
+      updated_at: '2026-01-01T00:00:00+00:00',
+      last_runs: [],
+      next_run_at: null,
+      ...partial
+    };
+    this.tasks.unshift(task);
+    this.runs.set(task.id, []);
+    return task;
+  }
+
+  /** Start a run of a task (it becomes the newest). */
+  addRun(task: ITask, status: RunStatus, log: string[] = []): ITaskRun {
+    const run = makeRun(task.id, status);
+    this.runs.get(task.id)?.unshift(run);
+    this.logs.set(run.run_id, log);
+    if (status === 'running') {
+      this.live.add(run.run_id);
+    }
+    return run;
+  }
+
+  /** Change a run's status. */
+  setRun(run: ITaskRun, status: RunStatus): void {
+    run.status = status;
+    run.updated_at = new Date().toISOString();
+    if (status !== 'running') {
+      this.live.delete(run.run_id);
+    }
+  }
+
+  async listWorkspaces(): Promise<IWorkspace[]> {
+    this._call('workspaces');
+    return this.workspaces;
+  }
+
+  async listOrchestrations(workspaceId: number): Promise<IOrchestration[]> {
+    this._call(`orchestrations ${workspaceId}`);
+    return this.orchestrations.filter(o => o.workspace_id === workspaceId);
+  }
+
+  async listTasks(runLimit: number): Promise<ITask[]> {
+    this._call(`tasks ${runLimit}`);
+    return this.tasks.map(task => ({
+      ...task,
+      last_runs: (this.runs.get(task.id) ?? []).slice(0, runLimit).map(r => ({
+        run_id: r.run_id,
+        status: r.status,
+        created_at: r.created_at,
+        updated_at: r.updated_at
+      }))
+    }));
+  }
+
+  async listRuns(taskId: string, limit: number): Promise<ITaskRun[]> {
+    this._call(`runs ${taskId}`);
+    return (this.runs.get(taskId) ?? []).slice(0, limit).map(r => ({ ...r }));
+  }
+
+  async kill(taskId: string): Promise<ITask> {
+    this._call(`kill ${taskId}`);
+    const task = this._task(taskId);
+    if (task.killed) {
+      throw new Error(`task ${taskId} is already killed`);
+    }
+    task.killed = true;
+    task.status = 'killed';
+    return task;
+  }
+
+  async pause(taskId: string, pause: boolean): Promise<ITask> {
+    this._call(`pause ${taskId} ${pause}`);
+    const task = this._task(taskId);
+    task.status = pause ? 'paused' : 'started';
+    return task;
+  }
+
+  async runNow(taskId: string): Promise<ITaskRun> {
+    this._call(`run_now ${taskId}`);
+    return this.addRun(this._task(taskId), 'running');
+  }
+
+  async createFromPath(path: string): Promise<string> {
+    this._call(`create_from_path ${path}`);
+    const orch = makeOrch({ name: path.split('/').pop() });
+    this.orchestrations.unshift(orch);
+    return orch.id;
+  }
+
+  async createTask(task: NewTask): Promise<string> {
+    this._call(`create ${task.kind}`);
+    const orch = this.orchestrations.find(o => o.id === task.request.orch_id);
+    if (!orch) {
+      throw new Error(`orchestration ${task.request.orch_id} not found`);
+    }
+    return this.addTask(orch, { name: task.request.name ?? null }).id;
+  }
+
+  followLogs(
+    runId: string,
+    from: number,
+    onEvent: (event: FollowEvent) => void,
+    signal: AbortSignal
+  ): Promise<void> {
+    this._call(`follow ${runId} ${from}`);
+    const lines = this.logs.get(runId) ?? [];
+    for (let n = from; n < lines.length; n++) {
+      onEvent({ n, line: lines[n] });
+    }
+    if (!this.live.has(runId)) {
+      const status = this._runStatus(runId);
+      onEvent({ end: true, status, next: lines.length });
+      return Promise.resolve();
+    }
+    return new Promise(resolve => {
+      const follow = new LiveFollow(from, onEvent, resolve);
+      this.follows.push(follow);
+      signal.addEventListener('abort', () => resolve());
+    });
+  }
+
+  private _runStatus(runId: string): RunStatus {
+    for (const runs of this.runs.values()) {
+      const run = runs.find(r => r.run_id === runId);
+      if (run) {
+        return run.status;
+      }
+    }
+    return 'unknown';
+  }
+
+  private _task(taskId: string): ITask {
+    const task = this.tasks.find(t => t.id === taskId);
+    if (!task) {
+      throw new Error(`task ${taskId} not found`);
+    }
+    return task;
+  }
+
+  private _call(name: string): void {
+    this.calls.push(name);
+    if (this.failure) {
+      throw this.failure;
+    }
+  }
+}
+
+/** Wait until a condition holds (real timers), or fail after a second. */
+export async function until(condition: () => boolean): Promise<void> {
+  const deadline = Date.now() + 1000;
+  while (!condition()) {
+    if (Date.now() > deadline) {
+      throw new Error('condition not met in time');
+    }
+    await new Promise(resolve => setTimeout(resolve, 5));
+  }
+}

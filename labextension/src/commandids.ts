@@ -1,0 +1,14 @@
+/** The extension's command ids. */
+export namespace CommandIDs {
+  export const open = 'jupyter-orch:open';
+  export const refresh = 'jupyter-orch:refresh';
+  export const runNow = 'jupyter-orch:run-now';
+  export const pauseResume = 'jupyter-orch:pause-resume';
+  export const kill = 'jupyter-orch:kill';
+  export const createFromPath = 'jupyter-orch:create-from-path';
+  export const newTask = 'jupyter-orch:new-task';
+  export const openRun = 'jupyter-orch:open-run';
+
+  /** The commands whose state follows the selected task. */
+  export const taskActions = [runNow, pauseResume, kill];
+}

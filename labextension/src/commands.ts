@@ -1,0 +1,287 @@
+import { JupyterFrontEnd } from '@jupyterlab/application';
+import {
+  Dialog,
+  ICommandPalette,
+  showDialog,
+  showErrorMessage
+} from '@jupyterlab/apputils';
+import { IFileBrowserFactory } from '@jupyterlab/filebrowser';
+import { Contents } from '@jupyterlab/services';
+import {
+  addIcon,
+  pauseIcon,
+  refreshIcon,
+  runIcon,
+  stopIcon
+} from '@jupyterlab/ui-components';
+import { DisposableSet, IDisposable } from '@lumino/disposable';
+import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
+
+import { CommandIDs } from './commandids';
+import { askForTask } from './createdialog';
+import { taskName } from './format';
+import { orchIcon } from './icons';
+import { messageOf, OrchModel } from './model';
+import { OrchSidebar } from './sidebar';
+import { IOrchestration, ITask } from './types';
+
+/** What the commands need. */
+export interface ICommandsOptions {
+  app: JupyterFrontEnd;
+  model: OrchModel;
+  sidebar: OrchSidebar;
+  browserFactory: IFileBrowserFactory | null;
+  palette: ICommandPalette | null;
+}
+
+/** Statuses in which a task can be killed, paused or run no more. */
+const ENDED = new Set(['killed', 'pending_kill']);
+
+/**
+ * Register the commands (sidebar actions, "Create orchestration" in the file browser,
+ * opening a run's log), their menu and palette entries; dispose to remove them all.
+ */
+export function addCommands(options: ICommandsOptions): IDisposable {
+  const { app, model, sidebar, browserFactory, palette } = options;
+  const { commands } = app;
+  const set = new DisposableSet();
+
+  /** The task a command acts on: `taskId` if given, else the selected one. */
+  const target = (args: ReadonlyPartialJSONObject): ITask | null => {
+    const id = typeof args.taskId === 'string' ? args.taskId : null;
+    return id ? model.task(id) : model.selectedTask;
+  };
+  const live = (task: ITask | null): task is ITask =>
+    task !== null && !task.killed && !ENDED.has(task.status);
+  const paused = (task: ITask | null): boolean =>
+    task !== null &&
+    (task.status === 'paused' || task.status === 'pending_pause');
+  const open = (): void => app.shell.activateById(sidebar.id);
+
+  set.add(
+    commands.addCommand(CommandIDs.open, {
+      label: 'Show Orchestrations',
+      icon: orchIcon,
+      execute: open
+    })
+  );
+
+  set.add(
+    commands.addCommand(CommandIDs.refresh, {
+      label: 'Refresh Orchestrations',
+      caption: 'Refresh orchestrations, tasks and runs',
+      icon: refreshIcon,
+      execute: async () => {
+        try {
+          await model.refresh();
+        } catch (error) {
+          await showErrorMessage('Refresh failed', messageOf(error));
+        }
+      }
+    })
+  );
+
+  set.add(
+    commands.addCommand(CommandIDs.runNow, {
+      label: 'Run now',
+      caption: 'Start one more run of the selected task now',
+      icon: runIcon,
+      isEnabled: args => live(target(args)),
+      execute: async args => {
+        const task = target(args);
+        if (!task) {
+          return;
+        }
+        try {
+          await model.runNow(task.id);
+        } catch (error) {
+          await showErrorMessage('Run now failed', messageOf(error));
+        }
+      }
+    })
+  );
+
+  set.add(
+    commands.addCommand(CommandIDs.pauseResume, {
+      label: args => (paused(target(args)) ? 'Resume' : 'Pause'),
+      caption: args =>
+        paused(target(args))
+          ? 'Resume the selected task'
+          : 'Pause the selected task: no new runs, running ones finish',
+      icon: args => (paused(target(args)) ? runIcon : pauseIcon),
+      isEnabled: args => {
+        const task = target(args);
+        return live(task) && task.run_type !== 'Oneshot';
+      },
+      execute: async args => {
+        const task = target(args);
+        if (!task) {
+          return;
+        }
+        const pause = !paused(task);
+        try {
+          await model.setPaused(task.id, pause);
+        } catch (error) {
+          const title = pause ? 'Pause failed' : 'Resume failed';
+          await showErrorMessage(title, messageOf(error));
+        }
+      }
+    })
+  );
+
+  set.add(
+    commands.addCommand(CommandIDs.kill, {
+      label: 'Kill',
+      caption: 'Kill the selected task (its logs are kept)',
+      icon: stopIcon,
+      isEnabled: args => live(target(args)),
+      execute: async args => {
+        const task = target(args);
+        if (!task) {
+          return;
+        }
+        const answer = await showDialog({
+          title: 'Kill task',
+          body: `Kill “${taskName(task)}”? No new run starts and the runs still going are stopped. Their logs are kept.`,
+          buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Kill' })]
+        });
+        if (!answer.button.accept) {
+          return;
+        }
+        try {
+          await model.kill(task.id);
+        } catch (error) {
+          await showErrorMessage('Kill failed', messageOf(error));
+        }
+      }
+    })
+  );
+
+  /** The file browser's selected item, if it can become an orchestration. */
+  const packable = (): Contents.IModel | null => {
+    const item = browserFactory?.tracker.currentWidget?.selectedItems().next();
+    if (!item || item.done) {
+      return null;
+    }
+    const model = item.value;
+    const ok =
+      model.type === 'directory' ||
+      (model.type === 'file' && model.name.endsWith('.py'));
+    return ok ? model : null;
+  };
+
+  set.add(
+    commands.addCommand(CommandIDs.createFromPath, {
+      label: 'Create orchestration',
+      caption: 'Package this folder or .py file as an orchestration and run it',
+      icon: orchIcon,
+      isVisible: () => packable() !== null,
+      execute: async () => {
+        const item = packable();
+        if (!item) {
+          return;
+        }
+        let orchId: string;
+        try {
+          orchId = await model.createFromPath(item.path);
+        } catch (error) {
+          await showErrorMessage(
+            'Create orchestration failed',
+            messageOf(error)
+          );
+          return;
+        }
+        open();
+        const orch = model.orchestration(orchId);
+        await askForTask(
+          {
+            id: orchId,
+            name: orch?.name ?? item.name,
+            workspace_id: orch?.workspace_id ?? 1
+          },
+          model
+        );
+      }
+    })
+  );
+
+  /** The orchestration of `orchId`, of the row under the context menu, or the filter. */
+  const orchestrationOf = (
+    args: ReadonlyPartialJSONObject
+  ): IOrchestration | null => {
+    let id = typeof args.orchId === 'string' ? args.orchId : null;
+    if (!id) {
+      const row = app.contextMenuHitTest(node =>
+        node.classList.contains('jp-OrchOrchList-row')
+      );
+      id = row?.dataset.key ?? model.orchFilter;
+    }
+    return id ? model.orchestration(id) : null;
+  };
+
+  set.add(
+    commands.addCommand(CommandIDs.newTask, {
+      label: 'New task…',
+      caption: 'Run this orchestration once, on a schedule or continuously',
+      icon: addIcon,
+      isEnabled: args => orchestrationOf(args) !== null,
+      execute: async args => {
+        const orch = orchestrationOf(args);
+        if (orch) {
+          open();
+          await askForTask(orch, model);
+        }
+      }
+    })
+  );
+
+  set.add(
+    commands.addCommand(CommandIDs.openRun, {
+      label: 'Open run log',
+      execute: async args => {
+        const taskId = typeof args.taskId === 'string' ? args.taskId : null;
+        const runId = typeof args.runId === 'string' ? args.runId : null;
+        if (!taskId) {
+          return;
+        }
+        open();
+        const task = model.task(taskId);
+        if (task && model.orchFilter && model.orchFilter !== task.orch_id) {
+          model.setOrchFilter(null);
+        }
+        await model.selectTask(taskId);
+        if (runId) {
+          model.selectRun(runId);
+        }
+      }
+    })
+  );
+
+  for (const selector of [
+    '.jp-DirListing-item[data-isdir="true"]',
+    '.jp-DirListing-item[data-file-type="python"]'
+  ]) {
+    set.add(
+      app.contextMenu.addItem({
+        command: CommandIDs.createFromPath,
+        selector,
+        rank: 60
+      })
+    );
+  }
+  set.add(
+    app.contextMenu.addItem({
+      command: CommandIDs.newTask,
+      selector: '.jp-OrchOrchList-row',
+      rank: 1
+    })
+  );
+
+  if (palette) {
+    const category = 'Orchestrations';
+    for (const command of [CommandIDs.open, CommandIDs.refresh]) {
+      set.add(palette.addItem({ command, category }));
+    }
+  }
+  return set;
+}

@@ -1,0 +1,211 @@
+import { Dialog, showDialog } from '@jupyterlab/apputils';
+import { Widget } from '@lumino/widgets';
+
+import { cronProblem, describeCron } from './cron';
+import { h } from './dom';
+import { messageOf, OrchModel } from './model';
+import {
+  defaultForm,
+  formProblems,
+  ITaskForm,
+  ITaskTarget,
+  parseArgs,
+  parseTimeout,
+  taskFromForm
+} from './taskform';
+import { TaskKind } from './types';
+
+const KINDS: { kind: TaskKind; label: string }[] = [
+  { kind: 'once', label: 'Once, now' },
+  { kind: 'scheduled', label: 'On a schedule' },
+  { kind: 'continuous', label: 'Continuously' }
+];
+
+/** The new-task form: how to run, schedule with its preview, arguments, timeout. */
+export class CreateTaskBody
+  extends Widget
+  implements Dialog.IBodyWidget<ITaskForm>
+{
+  constructor(form: ITaskForm, error: string | null = null) {
+    super();
+    this.addClass('jp-OrchCreateDialog');
+    const id = `jp-OrchCreate-${Private.nextId++}`;
+
+    if (error) {
+      const alert = h('div', 'jp-OrchCreateDialog-error', error);
+      alert.setAttribute('role', 'alert');
+      this.node.appendChild(alert);
+    }
+
+    this._name = h('input', 'jp-mod-styled');
+    this._name.name = 'name';
+    this._name.value = form.name;
+    this.node.appendChild(field(`${id}-name`, 'Task name', this._name));
+
+    const kinds = h('fieldset', 'jp-OrchCreateDialog-kinds');
+    kinds.appendChild(h('legend', '', 'Run'));
+    for (const { kind, label } of KINDS) {
+      const radio = h('input', '');
+      radio.type = 'radio';
+      radio.name = `${id}-kind`;
+      radio.value = kind;
+      radio.checked = form.kind === kind;
+      radio.addEventListener('change', this._onChange);
+      this._kinds.push(radio);
+      const wrap = h('label', 'jp-OrchCreateDialog-kind');
+      wrap.append(radio, label);
+      kinds.appendChild(wrap);
+    }
+    this.node.appendChild(kinds);
+
+    this._scheduleBox = h('div', 'jp-OrchCreateDialog-schedule');
+    this._schedule = h('input', 'jp-mod-styled');
+    this._schedule.name = 'schedule';
+    this._schedule.value = form.schedule;
+    this._schedule.spellcheck = false;
+    this._schedule.addEventListener('input', this._onChange);
+    this._preview = h('div', 'jp-OrchCreateDialog-preview');
+    this._preview.setAttribute('aria-live', 'polite');
+    this._schedule.setAttribute('aria-describedby', `${id}-preview`);
+    this._preview.id = `${id}-preview`;
+    this._timezone = h('input', 'jp-mod-styled');
+    this._timezone.name = 'timezone';
+    this._timezone.value = form.timezone;
+    this._timezone.placeholder = 'UTC';
+    this._scheduleBox.append(
+      field(`${id}-schedule`, 'Cron schedule', this._schedule),
+      this._preview,
+      field(`${id}-timezone`, 'Time zone', this._timezone)
+    );
+    this.node.appendChild(this._scheduleBox);
+
+    this._args = h('textarea', 'jp-mod-styled jp-OrchCreateDialog-args');
+    this._args.name = 'args';
+    this._args.value = form.args;
+    this._args.rows = 4;
+    this._args.spellcheck = false;
+    this._args.addEventListener('input', this._onChange);
+    this._argsProblem = h('div', 'jp-OrchCreateDialog-problem');
+    this._argsProblem.setAttribute('aria-live', 'polite');
+    this.node.append(
+      field(`${id}-args`, 'Arguments (JSON object)', this._args),
+      this._argsProblem
+    );
+
+    this._timeout = h('input', 'jp-mod-styled');
+    this._timeout.name = 'timeout';
+    this._timeout.inputMode = 'numeric';
+    this._timeout.placeholder = 'none';
+    this._timeout.value = form.timeout;
+    this._timeout.addEventListener('input', this._onChange);
+    this._timeoutProblem = h('div', 'jp-OrchCreateDialog-problem');
+    this._timeoutProblem.setAttribute('aria-live', 'polite');
+    this.node.append(
+      field(`${id}-timeout`, 'Timeout (seconds)', this._timeout),
+      this._timeoutProblem
+    );
+    this._onChange();
+  }
+
+  /** The form as typed. */
+  getValue(): ITaskForm {
+    const checked = this._kinds.find(r => r.checked);
+    return {
+      kind: (checked?.value as TaskKind | undefined) ?? 'once',
+      name: this._name.value,
+      schedule: this._schedule.value,
+      timezone: this._timezone.value,
+      args: this._args.value,
+      timeout: this._timeout.value
+    };
+  }
+
+  override dispose(): void {
+    if (this.isDisposed) {
+      return;
+    }
+    for (const radio of this._kinds) {
+      radio.removeEventListener('change', this._onChange);
+    }
+    this._schedule.removeEventListener('input', this._onChange);
+    this._args.removeEventListener('input', this._onChange);
+    this._timeout.removeEventListener('input', this._onChange);
+    super.dispose();
+  }
+
+  /** Show the schedule fields for a scheduled task, and what is wrong as it is typed. */
+  private _onChange = (): void => {
+    const form = this.getValue();
+    this._scheduleBox.hidden = form.kind !== 'scheduled';
+    const problem = cronProblem(form.schedule);
+    this._preview.textContent = problem ?? describeCron(form.schedule);
+    this._preview.classList.toggle('jp-mod-error', problem !== null);
+    const args = parseArgs(form.args);
+    this._argsProblem.textContent = typeof args === 'string' ? args : '';
+    const timeout = parseTimeout(form.timeout);
+    this._timeoutProblem.textContent =
+      typeof timeout === 'string' ? timeout : '';
+  };
+
+  private _name: HTMLInputElement;
+  private _kinds: HTMLInputElement[] = [];
+  private _scheduleBox: HTMLDivElement;
+  private _schedule: HTMLInputElement;
+  private _preview: HTMLDivElement;
+  private _timezone: HTMLInputElement;
+  private _args: HTMLTextAreaElement;
+  private _argsProblem: HTMLDivElement;
+  private _timeout: HTMLInputElement;
+  private _timeoutProblem: HTMLDivElement;
+}
+
+/**
+ * Ask how to run an orchestration and create the task; ask again, keeping what was
+ * typed, while the form or the server finds a problem. The new task's id, or null.
+ */
+export async function askForTask(
+  target: ITaskTarget,
+  model: OrchModel
+): Promise<string | null> {
+  let form = defaultForm(target.name);
+  let error: string | null = null;
+  for (;;) {
+    const result = await showDialog<ITaskForm>({
+      title: `Run ${target.name}`,
+      body: new CreateTaskBody(form, error),
+      buttons: [
+        Dialog.cancelButton({ label: 'Not now' }),
+        Dialog.okButton({ label: 'Create task' })
+      ],
+      focusNodeSelector: 'input[type="radio"]:checked'
+    });
+    if (!result.button.accept || result.value === null) {
+      return null;
+    }
+    form = result.value;
+    const problems = formProblems(form);
+    if (problems.length > 0) {
+      error = problems.join('\n');
+      continue;
+    }
+    try {
+      return await model.createTask(taskFromForm(form, target));
+    } catch (reason) {
+      error = messageOf(reason);
+    }
+  }
+}
+
+/** A label above its input. */
+function field(id: string, label: string, input: HTMLElement): HTMLElement {
+  const wrap = h('div', 'jp-OrchCreateDialog-field');
+  const text = h('label', 'jp-OrchCreateDialog-label', label);
+  text.htmlFor = id;
+  input.id = id;
+  wrap.append(text, input);
+  return wrap;
+}
+
+namespace Private {
+  export let nextId = 0;
+}

@@ -1,0 +1,61 @@
+import {
+  ILayoutRestorer,
+  JupyterFrontEnd,
+  JupyterFrontEndPlugin
+} from '@jupyterlab/application';
+import { ICommandPalette } from '@jupyterlab/apputils';
+import { IFileBrowserFactory } from '@jupyterlab/filebrowser';
+import { IStatusBar } from '@jupyterlab/statusbar';
+
+import { OrchClient } from './client';
+import { CommandIDs } from './commandids';
+import { addCommands } from './commands';
+import { OrchModel } from './model';
+import { FailureNotifier } from './notify';
+import { OrchSidebar } from './sidebar';
+import { RunningStatus } from './statusitem';
+
+/**
+ * The Orchestrations sidebar, the file browser's "Create orchestration", the status bar's
+ * running count and the notifications of failed runs.
+ */
+const plugin: JupyterFrontEndPlugin<void> = {
+  id: 'jupyter_orch:plugin',
+  description: 'Orchestrations, tasks, runs and live logs of jupyter_orch.',
+  autoStart: true,
+  optional: [IFileBrowserFactory, IStatusBar, ICommandPalette, ILayoutRestorer],
+  activate: (
+    app: JupyterFrontEnd,
+    browserFactory: IFileBrowserFactory | null,
+    statusBar: IStatusBar | null,
+    palette: ICommandPalette | null,
+    restorer: ILayoutRestorer | null
+  ): void => {
+    // while the sidebar is closed, only the status bar and notifications need the list
+    const model: OrchModel = new OrchModel({
+      api: new OrchClient(),
+      isIdle: (): boolean => !sidebar.isVisible
+    });
+    const sidebar: OrchSidebar = new OrchSidebar({
+      model,
+      commands: app.commands
+    });
+    addCommands({ app, model, sidebar, browserFactory, palette });
+    app.shell.add(sidebar, 'left', { rank: 600 });
+    restorer?.add(sidebar, 'jupyter-orch-sidebar');
+    if (statusBar) {
+      const item = new RunningStatus(model, () => {
+        void app.commands.execute(CommandIDs.open);
+      });
+      statusBar.registerStatusItem('jupyter_orch:running', {
+        item,
+        align: 'left',
+        rank: 5
+      });
+    }
+    new FailureNotifier(model, app.commands);
+    model.start();
+  }
+};
+
+export default plugin;

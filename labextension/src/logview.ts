@@ -1,0 +1,163 @@
+import { Signal } from '@lumino/signaling';
+import { Widget } from '@lumino/widgets';
+
+import { badge, h } from './dom';
+import { duration, when } from './format';
+import { clockTime, ILogLine } from './logline';
+import { ILogChange, OrchModel } from './model';
+
+/**
+ * The selected run's log, live while the run goes on. It keeps to the newest line
+ * unless the user scrolled up; "Follow" brings it back.
+ */
+export class LogView extends Widget {
+  constructor(model: OrchModel) {
+    super();
+    this._model = model;
+    this.addClass('jp-OrchLogView');
+    this.title.label = 'Log';
+
+    this._header = h('div', 'jp-OrchLogView-header');
+    this._body = h('div', 'jp-OrchLogView-body');
+    this._body.tabIndex = 0;
+    this._body.setAttribute('role', 'log');
+    this._body.setAttribute('aria-label', 'Run log');
+    this._body.addEventListener('scroll', this._onScroll);
+    this._jump = h('button', 'jp-OrchLogView-jump jp-mod-styled', 'Follow ↓');
+    this._jump.type = 'button';
+    this._jump.title = 'Scroll to the newest line and keep following';
+    this._jump.hidden = true;
+    this._jump.addEventListener('click', this._onJump);
+    this.node.append(this._header, this._body, this._jump);
+
+    model.logChanged.connect(this._onLog, this);
+    model.runsChanged.connect(this._renderHeader, this);
+    model.selectionChanged.connect(this._renderHeader, this);
+    this._onLog(model, { reset: true, added: [] });
+  }
+
+  /** Whether the view keeps to the newest line. */
+  get following(): boolean {
+    return this._stick;
+  }
+
+  override dispose(): void {
+    if (this.isDisposed) {
+      return;
+    }
+    Signal.disconnectReceiver(this);
+    this._body.removeEventListener('scroll', this._onScroll);
+    this._jump.removeEventListener('click', this._onJump);
+    super.dispose();
+  }
+
+  private _onLog(model: OrchModel, change: ILogChange): void {
+    if (change.reset) {
+      this._body.replaceChildren();
+      this._stick = true;
+      if (model.logDropped > 0) {
+        this._body.appendChild(
+          h(
+            'div',
+            'jp-OrchLogView-note',
+            `${model.logDropped} earlier lines are not shown.`
+          )
+        );
+      }
+      this._append(model.logLines);
+    } else {
+      this._append(change.added);
+    }
+    this._renderHeader();
+    if (this._stick) {
+      this._body.scrollTop = this._body.scrollHeight;
+    }
+    this._jump.hidden = this._stick;
+  }
+
+  private _append(lines: readonly ILogLine[]): void {
+    if (lines.length === 0) {
+      return;
+    }
+    const fragment = document.createDocumentFragment();
+    for (const line of lines) {
+      const node = h('div', 'jp-OrchLogView-line');
+      node.dataset.stream = line.stream;
+      node.append(
+        h('span', 'jp-OrchLogView-time', clockTime(line.time)),
+        h('span', 'jp-OrchLogView-text', line.text)
+      );
+      fragment.appendChild(node);
+    }
+    this._body.appendChild(fragment);
+  }
+
+  private _renderHeader(): void {
+    const model = this._model;
+    const run = model.selectedRun;
+    this._header.replaceChildren();
+    if (!model.selectedRunId) {
+      this._header.textContent = model.selectedTaskId
+        ? 'Select a run to see its log.'
+        : 'Select a task, then a run, to see its log.';
+      this._body.hidden = true;
+      return;
+    }
+    this._body.hidden = false;
+    const parts: (string | HTMLElement)[] = [];
+    if (run) {
+      parts.push(badge(run.status));
+      if (run.exit_code !== null) {
+        parts.push(`exit ${run.exit_code}`);
+      }
+      parts.push(when(run.started_at ?? run.created_at));
+      const took = duration(run.started_at ?? run.created_at, run.ended_at);
+      if (took) {
+        parts.push(took);
+      }
+      if (
+        run.reason &&
+        run.status !== 'success' &&
+        !/^exit code/.test(run.reason)
+      ) {
+        parts.push(run.reason);
+      }
+    }
+    const state = model.logState;
+    if (state === 'following' && (!run || run.status === 'running')) {
+      parts.push(h('span', 'jp-OrchLogView-live', 'live'));
+    } else if (state === 'error') {
+      parts.push(
+        h('span', 'jp-OrchLogView-error', `log unavailable: ${model.logError}`)
+      );
+    }
+    if (state === 'ended' && model.logLines.length === 0) {
+      parts.push('(no output)');
+    }
+    parts.forEach((part, index) => {
+      if (index > 0) {
+        this._header.append(' · ');
+      }
+      this._header.append(part);
+    });
+  }
+
+  private _onScroll = (): void => {
+    const body = this._body;
+    this._stick = body.scrollTop + body.clientHeight >= body.scrollHeight - 8;
+    this._jump.hidden = this._stick;
+  };
+
+  private _onJump = (): void => {
+    this._stick = true;
+    this._jump.hidden = true;
+    this._body.scrollTop = this._body.scrollHeight;
+    this._body.focus();
+  };
+
+  private _model: OrchModel;
+  private _header: HTMLDivElement;
+  private _body: HTMLDivElement;
+  private _jump: HTMLButtonElement;
+  private _stick = true;
+}

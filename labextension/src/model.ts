@@ -1,0 +1,717 @@
+import { IDisposable } from '@lumino/disposable';
+import { ISignal, Signal } from '@lumino/signaling';
+
+import { ILogLine, LineJoiner } from './logline';
+import {
+  FollowEvent,
+  IOrchApi,
+  IOrchestration,
+  ITask,
+  ITaskRun,
+  IWorkspace,
+  NewTask,
+  RunStatus
+} from './types';
+
+/** Where the selected run's log stands. */
+export type LogState = 'idle' | 'following' | 'ended' | 'error';
+
+/** A change of the log: `reset` means start over from `lines`. */
+export interface ILogChange {
+  reset: boolean;
+  added: readonly ILogLine[];
+}
+
+/** A run that ended badly since the last look. */
+export interface IFailedRun {
+  task: ITask;
+  runId: string;
+  status: RunStatus;
+}
+
+/** Run statuses that deserve a notification. */
+const FAILED: ReadonlySet<RunStatus> = new Set<RunStatus>([
+  'failure',
+  'timed_out'
+]);
+
+/**
+ * The state the sidebar shows: orchestrations, tasks, the selected task's runs and the
+ * selected run's log. It polls the server with cheap requests (the task list with one run
+ * each, the selected task's runs) and follows the selected run's log as it is written.
+ */
+export class OrchModel implements IDisposable {
+  constructor(options: OrchModel.IOptions) {
+    this._api = options.api;
+    this._interval = options.interval ?? 3000;
+    this._hiddenInterval = options.hiddenInterval ?? 15000;
+    this._idleInterval = options.idleInterval ?? 10000;
+    this._isIdle = options.isIdle ?? (() => false);
+    this._runsLimit = options.runsLimit ?? 50;
+    this._maxLogLines = options.maxLogLines ?? 20000;
+    this._isHidden =
+      options.isHidden ??
+      (() => typeof document !== 'undefined' && document.hidden);
+  }
+
+  /** Every workspace. */
+  get workspaces(): readonly IWorkspace[] {
+    return this._workspaces;
+  }
+
+  /** Every orchestration, newest first. */
+  get orchestrations(): readonly IOrchestration[] {
+    return this._orchestrations;
+  }
+
+  /** Every task, newest first, each with its newest run. */
+  get tasks(): readonly ITask[] {
+    return this._tasks;
+  }
+
+  /** The orchestration whose tasks alone are shown, if any. */
+  get orchFilter(): string | null {
+    return this._orchFilter;
+  }
+
+  /** The selected task. */
+  get selectedTask(): ITask | null {
+    return this._selectedTaskId
+      ? (this._taskIndex.get(this._selectedTaskId) ?? null)
+      : null;
+  }
+
+  /** The selected task's id. */
+  get selectedTaskId(): string | null {
+    return this._selectedTaskId;
+  }
+
+  /** The selected task's runs, newest first. */
+  get runs(): readonly ITaskRun[] {
+    return this._runs;
+  }
+
+  /** The selected run. */
+  get selectedRun(): ITaskRun | null {
+    return this._runs.find(r => r.run_id === this._selectedRunId) ?? null;
+  }
+
+  /** The selected run's id (set before its details are loaded). */
+  get selectedRunId(): string | null {
+    return this._selectedRunId;
+  }
+
+  /** The selected run's whole lines so far. */
+  get logLines(): readonly ILogLine[] {
+    return this._log;
+  }
+
+  /** Whether the log is being followed, complete, or failed. */
+  get logState(): LogState {
+    return this._logState;
+  }
+
+  /** Why following the log failed. */
+  get logError(): string | null {
+    return this._logError;
+  }
+
+  /** How many lines were dropped from the head of a very long log. */
+  get logDropped(): number {
+    return this._logDropped;
+  }
+
+  /** How many tasks have a run going. */
+  get runningCount(): number {
+    return this._running;
+  }
+
+  /** Why the last refresh failed (null when it worked). */
+  get error(): string | null {
+    return this._error;
+  }
+
+  /** Whether the model is disposed. */
+  get isDisposed(): boolean {
+    return this._disposed;
+  }
+
+  /** The orchestration with this id. */
+  orchestration(id: string): IOrchestration | null {
+    return this._orchIndex.get(id) ?? null;
+  }
+
+  /** The task with this id. */
+  task(id: string): ITask | null {
+    return this._taskIndex.get(id) ?? null;
+  }
+
+  /** How many tasks an orchestration has. */
+  taskCount(orchId: string): number {
+    return this._taskCounts.get(orchId) ?? 0;
+  }
+
+  /** The orchestrations changed. */
+  get orchestrationsChanged(): ISignal<this, void> {
+    return this._orchestrationsChanged;
+  }
+
+  /** The task list changed (a task, a status or a newest run). */
+  get tasksChanged(): ISignal<this, void> {
+    return this._tasksChanged;
+  }
+
+  /** The orchestration filter changed. */
+  get filterChanged(): ISignal<this, void> {
+    return this._filterChanged;
+  }
+
+  /** The selected task or run changed. */
+  get selectionChanged(): ISignal<this, void> {
+    return this._selectionChanged;
+  }
+
+  /** The selected task's runs changed. */
+  get runsChanged(): ISignal<this, void> {
+    return this._runsChanged;
+  }
+
+  /** Lines were added to the log, or it started over, or its state changed. */
+  get logChanged(): ISignal<this, ILogChange> {
+    return this._logChanged;
+  }
+
+  /** The number of tasks with a run going changed. */
+  get runningCountChanged(): ISignal<this, number> {
+    return this._runningCountChanged;
+  }
+
+  /** A run failed or timed out since the previous refresh. */
+  get runFailed(): ISignal<this, IFailedRun> {
+    return this._runFailed;
+  }
+
+  /** A refresh failed, or worked again (null). */
+  get errorChanged(): ISignal<this, string | null> {
+    return this._errorChanged;
+  }
+
+  /** Poll the server every few seconds (slower while idle, slower still while hidden). */
+  start(): void {
+    if (this._polling || this._disposed) {
+      return;
+    }
+    this._polling = true;
+    void this._poll();
+  }
+
+  /** Stop polling. */
+  stop(): void {
+    this._polling = false;
+    if (this._timer !== null) {
+      clearTimeout(this._timer);
+      this._timer = null;
+    }
+  }
+
+  /** Someone looks at the list again: poll now, then at the active pace. */
+  wake(): void {
+    if (!this._polling || this._disposed) {
+      return;
+    }
+    if (this._timer !== null) {
+      clearTimeout(this._timer);
+      this._timer = null;
+    }
+    void this._poll();
+  }
+
+  /** Load everything again now; throws with the server's message if it fails. */
+  refresh(): Promise<void> {
+    return this._enqueue(() => this._load(true), true);
+  }
+
+  /** Show only the tasks of one orchestration (null: every task). */
+  setOrchFilter(orchId: string | null): void {
+    if (orchId === this._orchFilter) {
+      return;
+    }
+    this._orchFilter = orchId;
+    this._filterChanged.emit();
+  }
+
+  /** Select a task (null: none); its newest run is selected once its runs are loaded. */
+  selectTask(taskId: string | null): Promise<void> {
+    if (taskId !== this._selectedTaskId) {
+      this._selectedTaskId = taskId;
+      this._runs = [];
+      this._runsKey = '';
+      this._selectedRunId = null;
+      this._runPinned = false;
+      this._stopFollow();
+      this._resetLog('idle');
+      this._selectionChanged.emit();
+      this._runsChanged.emit();
+    }
+    return this._enqueue(() => this._loadRuns(), false);
+  }
+
+  /** Select a run and follow its log; `pinned` keeps it selected when newer runs start. */
+  selectRun(runId: string | null, pinned = true): void {
+    this._runPinned = pinned && runId !== null;
+    if (runId === this._selectedRunId) {
+      return;
+    }
+    this._selectedRunId = runId;
+    this._stopFollow();
+    this._selectionChanged.emit();
+    if (runId === null) {
+      this._resetLog('idle');
+      return;
+    }
+    this._startFollow(runId);
+  }
+
+  /** Kill a task; its runs end, its logs stay. */
+  async kill(taskId: string): Promise<void> {
+    await this._api.kill(taskId);
+    await this._refreshQuietly();
+  }
+
+  /** Pause (true) or resume (false) a scheduled or continuous task. */
+  async setPaused(taskId: string, pause: boolean): Promise<void> {
+    await this._api.pause(taskId, pause);
+    await this._refreshQuietly();
+  }
+
+  /** Start one extra run of a task now; the new run is selected if its task is. */
+  async runNow(taskId: string): Promise<ITaskRun> {
+    const run = await this._api.runNow(taskId);
+    if (taskId === this._selectedTaskId) {
+      this._runPinned = false;
+    }
+    await this._refreshQuietly();
+    return run;
+  }
+
+  /** Package a folder or `.py` file of the Jupyter root; the new orchestration's id. */
+  async createFromPath(path: string, name?: string): Promise<string> {
+    const id = await this._api.createFromPath(path, name);
+    await this._refreshQuietly();
+    return id;
+  }
+
+  /** Create a task and select it; its id. */
+  async createTask(task: NewTask): Promise<string> {
+    const id = await this._api.createTask(task);
+    await this._refreshQuietly();
+    await this.selectTask(id);
+    return id;
+  }
+
+  /** Stop polling and following; disconnect every listener. */
+  dispose(): void {
+    if (this._disposed) {
+      return;
+    }
+    this._disposed = true;
+    this.stop();
+    this._stopFollow();
+    Signal.clearData(this);
+  }
+
+  /** One poll, then the next one planned. */
+  private async _poll(): Promise<void> {
+    this._timer = null;
+    if (!this._polling || this._disposed) {
+      return;
+    }
+    await this._enqueue(() => this._load(false), false);
+    if (this._polling && !this._disposed && this._timer === null) {
+      const delay = this._isHidden()
+        ? this._hiddenInterval
+        : this._isIdle()
+          ? this._idleInterval
+          : this._interval;
+      this._timer = setTimeout(() => void this._poll(), delay);
+    }
+  }
+
+  /** Run loads one after another, so answers never land out of order. */
+  private _enqueue(work: () => Promise<void>, rethrow: boolean): Promise<void> {
+    const next = this._queue.then(work);
+    this._queue = next.catch(() => undefined);
+    return rethrow ? next : next.catch(() => undefined);
+  }
+
+  private async _refreshQuietly(): Promise<void> {
+    await this._enqueue(() => this._load(true), false);
+  }
+
+  /** Fetch tasks (and orchestrations, workspaces when due) and the selected task's runs. */
+  private async _load(full: boolean): Promise<void> {
+    if (this._disposed) {
+      return;
+    }
+    const tick = this._tick++;
+    try {
+      if (full || this._workspaces.length === 0 || tick % 20 === 0) {
+        this._workspaces = await this._api.listWorkspaces();
+      }
+      const tasks = await this._api.listTasks(1);
+      const packaging = this._orchestrations.some(
+        o => o.status === 'pending_packaging' || o.status === 'packaging'
+      );
+      const unknown = tasks.some(t => !this._orchIndex.has(t.orch_id));
+      if (full || packaging || unknown || tick % 5 === 0) {
+        await this._loadOrchestrations();
+      }
+      this._setTasks(tasks);
+      await this._loadRuns();
+      this._setError(null);
+    } catch (error) {
+      this._setError(messageOf(error));
+      throw error;
+    }
+  }
+
+  private async _loadOrchestrations(): Promise<void> {
+    const lists = await Promise.all(
+      this._workspaces.map(w => this._api.listOrchestrations(w.id))
+    );
+    const orchs = lists
+      .flat()
+      .sort((a, b) => b.created_at.localeCompare(a.created_at));
+    const key = orchs
+      .map(o => `${o.id}|${o.status}|${o.updated_at}|${o.name}`)
+      .join('\n');
+    if (key === this._orchKey) {
+      return;
+    }
+    this._orchKey = key;
+    this._orchestrations = orchs;
+    this._orchIndex = new Map(orchs.map(o => [o.id, o]));
+    this._orchestrationsChanged.emit();
+  }
+
+  private _setTasks(tasks: ITask[]): void {
+    this._noticeFailures(tasks);
+    const key = tasks.map(taskKey).join('\n');
+    if (key !== this._tasksKey) {
+      this._tasksKey = key;
+      this._tasks = tasks;
+      this._taskIndex = new Map(tasks.map(t => [t.id, t]));
+      this._taskCounts = new Map();
+      for (const task of tasks) {
+        this._taskCounts.set(
+          task.orch_id,
+          (this._taskCounts.get(task.orch_id) ?? 0) + 1
+        );
+      }
+      this._tasksChanged.emit();
+      if (this._selectedTaskId && !this._taskIndex.has(this._selectedTaskId)) {
+        void this.selectTask(null);
+      }
+      if (this._orchFilter && !this._orchIndex.has(this._orchFilter)) {
+        this.setOrchFilter(null);
+      }
+    }
+    const running = tasks.filter(t => t.last_runs[0]?.status === 'running');
+    if (running.length !== this._running) {
+      this._running = running.length;
+      this._runningCountChanged.emit(this._running);
+    }
+  }
+
+  /** Signal the newest runs that failed since the previous look (not on the first). */
+  private _noticeFailures(tasks: ITask[]): void {
+    const previous = this._lastRuns;
+    this._lastRuns = new Map();
+    for (const task of tasks) {
+      const run = task.last_runs[0];
+      if (!run) {
+        continue;
+      }
+      this._lastRuns.set(task.id, { runId: run.run_id, status: run.status });
+      if (previous === null || !FAILED.has(run.status)) {
+        continue;
+      }
+      const before = previous.get(task.id);
+      if (
+        before === undefined ||
+        before.runId !== run.run_id ||
+        before.status === 'running'
+      ) {
+        this._runFailed.emit({ task, runId: run.run_id, status: run.status });
+      }
+    }
+  }
+
+  /** The selected task's runs; its newest run is selected unless the user chose one. */
+  private async _loadRuns(): Promise<void> {
+    const taskId = this._selectedTaskId;
+    if (taskId === null) {
+      return;
+    }
+    const runs = await this._api.listRuns(taskId, this._runsLimit);
+    if (taskId !== this._selectedTaskId || this._disposed) {
+      return;
+    }
+    const key = runs.map(runKey).join('\n');
+    if (key !== this._runsKey) {
+      this._runsKey = key;
+      this._runs = runs;
+      this._runsChanged.emit();
+    }
+    const newest = runs[0]?.run_id ?? null;
+    const present = runs.some(r => r.run_id === this._selectedRunId);
+    if (newest !== null && (!this._runPinned || !present)) {
+      this.selectRun(newest, false);
+    }
+  }
+
+  private _resetLog(state: LogState): void {
+    this._log = [];
+    this._logDropped = 0;
+    this._joiner = new LineJoiner();
+    this._pending = [];
+    this._logState = state;
+    this._logError = null;
+    this._logChanged.emit({ reset: true, added: [] });
+  }
+
+  private _startFollow(runId: string): void {
+    this._resetLog('following');
+    const controller = new AbortController();
+    this._follow = controller;
+    void this._followLoop(runId, controller);
+  }
+
+  private _stopFollow(): void {
+    this._follow?.abort();
+    this._follow = null;
+    if (this._flushTimer !== null) {
+      clearTimeout(this._flushTimer);
+      this._flushTimer = null;
+    }
+  }
+
+  /** Follow until the run has ended; after a broken connection resume where it stopped. */
+  private async _followLoop(
+    runId: string,
+    controller: AbortController
+  ): Promise<void> {
+    const signal = controller.signal;
+    let next = 0;
+    let failures = 0;
+    let lastError = 'the connection ended early';
+    while (!signal.aborted) {
+      let end: RunStatus | null = null;
+      const onEvent = (event: FollowEvent): void => {
+        if (signal.aborted) {
+          return;
+        }
+        failures = 0;
+        if ('n' in event) {
+          next = event.n + 1;
+          const line = this._joiner.push(event.n, event.line);
+          if (line) {
+            this._queueLine(line);
+          }
+        } else if ('end' in event) {
+          end = event.status;
+          next = event.next;
+        }
+      };
+      try {
+        await this._api.followLogs(runId, next, onEvent, signal);
+      } catch (error) {
+        lastError = messageOf(error);
+      }
+      if (signal.aborted) {
+        return;
+      }
+      if (end !== null) {
+        for (const line of this._joiner.flush()) {
+          this._queueLine(line);
+        }
+        this._flush();
+        this._logState = 'ended';
+        this._logChanged.emit({ reset: false, added: [] });
+        this._runEnded(runId, end);
+        return;
+      }
+      this._flush();
+      failures += 1;
+      if (failures > 5) {
+        this._logState = 'error';
+        this._logError = lastError;
+        this._logChanged.emit({ reset: false, added: [] });
+        return;
+      }
+      await sleep(Math.min(500 * 2 ** failures, 8000), signal);
+    }
+  }
+
+  /** Lines are shown in batches, so a burst of output is one update. */
+  private _queueLine(line: ILogLine): void {
+    this._pending.push(line);
+    if (this._flushTimer === null) {
+      this._flushTimer = setTimeout(() => this._flush(), 50);
+    }
+  }
+
+  private _flush(): void {
+    if (this._flushTimer !== null) {
+      clearTimeout(this._flushTimer);
+      this._flushTimer = null;
+    }
+    if (this._pending.length === 0) {
+      return;
+    }
+    const added = this._pending;
+    this._pending = [];
+    this._log.push(...added);
+    if (this._log.length > this._maxLogLines) {
+      const drop = this._log.length - Math.floor(this._maxLogLines * 0.9);
+      this._log.splice(0, drop);
+      this._logDropped += drop;
+      this._logChanged.emit({ reset: true, added: [] });
+      return;
+    }
+    this._logChanged.emit({ reset: false, added });
+  }
+
+  /** The followed run has ended: show its final status at once, then refresh. */
+  private _runEnded(runId: string, status: RunStatus): void {
+    const run = this._runs.find(r => r.run_id === runId);
+    if (run && run.status !== status) {
+      this._runs = this._runs.map(r =>
+        r.run_id === runId ? { ...r, status } : r
+      );
+      this._runsKey = '';
+      this._runsChanged.emit();
+    }
+    if (run && run.status === 'running') {
+      void this._refreshQuietly();
+    }
+  }
+
+  private _setError(error: string | null): void {
+    if (error !== this._error) {
+      this._error = error;
+      this._errorChanged.emit(error);
+    }
+  }
+
+  private _api: IOrchApi;
+  private _interval: number;
+  private _hiddenInterval: number;
+  private _runsLimit: number;
+  private _maxLogLines: number;
+  private _isHidden: () => boolean;
+  private _idleInterval: number;
+  private _isIdle: () => boolean;
+  private _disposed = false;
+  private _polling = false;
+  private _timer: ReturnType<typeof setTimeout> | null = null;
+  private _queue: Promise<void> = Promise.resolve();
+  private _tick = 0;
+  private _error: string | null = null;
+
+  private _workspaces: IWorkspace[] = [];
+  private _orchestrations: IOrchestration[] = [];
+  private _orchIndex = new Map<string, IOrchestration>();
+  private _orchKey = '';
+  private _orchFilter: string | null = null;
+  private _tasks: ITask[] = [];
+  private _taskIndex = new Map<string, ITask>();
+  private _taskCounts = new Map<string, number>();
+  private _tasksKey = '';
+  private _lastRuns: Map<string, { runId: string; status: RunStatus }> | null =
+    null;
+  private _running = 0;
+
+  private _selectedTaskId: string | null = null;
+  private _runs: ITaskRun[] = [];
+  private _runsKey = '';
+  private _selectedRunId: string | null = null;
+  private _runPinned = false;
+
+  private _log: ILogLine[] = [];
+  private _logDropped = 0;
+  private _logState: LogState = 'idle';
+  private _logError: string | null = null;
+  private _joiner = new LineJoiner();
+  private _pending: ILogLine[] = [];
+  private _flushTimer: ReturnType<typeof setTimeout> | null = null;
+  private _follow: AbortController | null = null;
+
+  private _orchestrationsChanged = new Signal<this, void>(this);
+  private _tasksChanged = new Signal<this, void>(this);
+  private _filterChanged = new Signal<this, void>(this);
+  private _selectionChanged = new Signal<this, void>(this);
+  private _runsChanged = new Signal<this, void>(this);
+  private _logChanged = new Signal<this, ILogChange>(this);
+  private _runningCountChanged = new Signal<this, number>(this);
+  private _runFailed = new Signal<this, IFailedRun>(this);
+  private _errorChanged = new Signal<this, string | null>(this);
+}
+
+/** The model's options. */
+export namespace OrchModel {
+  export interface IOptions {
+    /** The server API. */
+    api: IOrchApi;
+    /** Milliseconds between polls (3000). */
+    interval?: number;
+    /** Milliseconds between polls while the page is hidden (15000). */
+    hiddenInterval?: number;
+    /** Milliseconds between polls while nobody looks at the list (10000). */
+    idleInterval?: number;
+    /** Whether nobody looks at the list (the sidebar is closed): poll less often. */
+    isIdle?: () => boolean;
+    /** How many runs of the selected task are listed (50). */
+    runsLimit?: number;
+    /** How many log lines are kept; older ones are dropped (20000). */
+    maxLogLines?: number;
+    /** Whether the page is hidden (document.hidden by default). */
+    isHidden?: () => boolean;
+  }
+}
+
+/** What a task row shows: a change of any of it is a change of the list. */
+function taskKey(task: ITask): string {
+  const run = task.last_runs[0];
+  return [
+    task.id,
+    task.name,
+    task.status,
+    task.updated_at,
+    task.next_run_at,
+    run?.run_id,
+    run?.status
+  ].join('|');
+}
+
+function runKey(run: ITaskRun): string {
+  return [run.run_id, run.status, run.updated_at].join('|');
+}
+
+/** The message of an error, whatever was thrown. */
+export function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Wait, unless the signal aborts first. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise(resolve => {
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+    function done(): void {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+  });
+}

@@ -1,0 +1,105 @@
+import { Message } from '@lumino/messaging';
+import { Signal } from '@lumino/signaling';
+import { Widget } from '@lumino/widgets';
+
+import { badge, h } from './dom';
+import { OrchModel } from './model';
+import { IOrchestration } from './types';
+import { VirtualRows } from './virtualrows';
+
+/** Orchestrations and their packaging status; choosing one shows only its tasks. */
+export class OrchList extends Widget {
+  constructor(model: OrchModel) {
+    super();
+    this._model = model;
+    this.addClass('jp-OrchOrchList');
+    this.title.label = 'Orchestrations';
+    this._rows = new VirtualRows<IOrchestration>({
+      rowHeight: 40,
+      label: 'Orchestrations',
+      emptyText: 'No orchestrations yet.',
+      key: orch => orch.id,
+      render: (orch, row) => this._renderRow(orch, row),
+      isSelected: orch => orch.id === model.orchFilter,
+      onActivate: orch =>
+        model.setOrchFilter(model.orchFilter === orch.id ? null : orch.id)
+    });
+    this._rows.node.addEventListener('keydown', this._onKeyDown);
+    this.node.appendChild(this._rows.node);
+    model.orchestrationsChanged.connect(this._onChange, this);
+    model.tasksChanged.connect(this._onChange, this);
+    model.filterChanged.connect(this._onFilter, this);
+    this._onChange();
+  }
+
+  override dispose(): void {
+    if (this.isDisposed) {
+      return;
+    }
+    Signal.disconnectReceiver(this);
+    this._rows.node.removeEventListener('keydown', this._onKeyDown);
+    this._rows.dispose();
+    super.dispose();
+  }
+
+  protected override onResize(msg: Widget.ResizeMessage): void {
+    super.onResize(msg);
+    this._rows.update();
+  }
+
+  protected override onAfterShow(msg: Message): void {
+    super.onAfterShow(msg);
+    this._rows.update();
+  }
+
+  private _onChange(): void {
+    this._rows.setItems(this._model.orchestrations);
+  }
+
+  private _onFilter(): void {
+    this._rows.update();
+  }
+
+  private _renderRow(orch: IOrchestration, row: HTMLElement): void {
+    row.classList.add('jp-OrchOrchList-row');
+    const count = this._model.taskCount(orch.id);
+    const top = h('div', 'jp-OrchOrchList-line');
+    top.append(
+      h('span', 'jp-OrchOrchList-name', orch.name),
+      badge(orch.status)
+    );
+    const details = [
+      orch.entrypoint,
+      orch.requirements ? 'own environment' : '',
+      `${count} task${count === 1 ? '' : 's'}`
+    ].filter(Boolean);
+    const bottom = h(
+      'div',
+      'jp-OrchOrchList-line jp-OrchOrchList-details',
+      orch.error ? orch.error : details.join(' · ')
+    );
+    if (orch.error) {
+      bottom.classList.add('jp-mod-error');
+    }
+    row.append(top, bottom);
+    row.title = [
+      `${orch.name}: ${orch.status.replace(/_/g, ' ')}`,
+      `file: ${orch.file_name}`,
+      `entrypoint: ${orch.entrypoint}`,
+      orch.error ? `error: ${orch.error}` : '',
+      'Click to show only its tasks'
+    ]
+      .filter(Boolean)
+      .join('\n');
+  }
+
+  private _onKeyDown = (event: KeyboardEvent): void => {
+    if (event.key === 'Escape' && this._model.orchFilter) {
+      event.preventDefault();
+      this._model.setOrchFilter(null);
+    }
+  };
+
+  private _model: OrchModel;
+  private _rows: VirtualRows<IOrchestration>;
+}

@@ -1,0 +1,104 @@
+import {
+  CommandToolbarButton,
+  SidePanel,
+  Toolbar
+} from '@jupyterlab/ui-components';
+import { CommandRegistry } from '@lumino/commands';
+import { Message } from '@lumino/messaging';
+import { Signal } from '@lumino/signaling';
+import { AccordionPanel, Widget } from '@lumino/widgets';
+
+import { CommandIDs } from './commandids';
+import { h } from './dom';
+import { orchIcon } from './icons';
+import { LogView } from './logview';
+import { OrchModel } from './model';
+import { OrchList } from './orchlist';
+import { RunList } from './runlist';
+import { TaskList } from './tasklist';
+
+/**
+ * The left sidebar panel "Orchestrations": a toolbar of task actions, then four
+ * sections: orchestrations, tasks, the selected task's runs, the selected run's log.
+ */
+export class OrchSidebar extends SidePanel {
+  constructor(options: OrchSidebar.IOptions) {
+    super();
+    const { model, commands } = options;
+    this._model = model;
+    this._commands = commands;
+    this.id = 'jp-orch-sidebar';
+    this.addClass('jp-OrchSidebar');
+    this.title.icon = orchIcon;
+    this.title.caption = 'Orchestrations';
+
+    const heading = h('h2', 'jp-OrchSidebar-title', 'Orchestrations');
+    this._error = h('div', 'jp-OrchSidebar-error');
+    this._error.setAttribute('role', 'alert');
+    this._error.hidden = true;
+    const header = new Widget();
+    header.node.append(heading, this._error);
+    this.header.addWidget(header);
+
+    for (const id of [
+      CommandIDs.runNow,
+      CommandIDs.pauseResume,
+      CommandIDs.kill
+    ]) {
+      this.toolbar.addItem(id, new CommandToolbarButton({ commands, id }));
+    }
+    this.toolbar.addItem('spacer', Toolbar.createSpacerItem());
+    this.toolbar.addItem(
+      'refresh',
+      new CommandToolbarButton({ commands, id: CommandIDs.refresh, label: '' })
+    );
+
+    this.addWidget(new OrchList(model));
+    this.addWidget(new TaskList(model));
+    this.addWidget(new RunList(model));
+    this.addWidget(new LogView(model));
+    (this.content as AccordionPanel).setRelativeSizes([1, 3, 1.5, 3]);
+
+    model.errorChanged.connect(this._onError, this);
+    model.tasksChanged.connect(this._onState, this);
+    model.selectionChanged.connect(this._onState, this);
+  }
+
+  override dispose(): void {
+    if (this.isDisposed) {
+      return;
+    }
+    Signal.disconnectReceiver(this);
+    super.dispose();
+  }
+
+  /** Opened: show fresh state at once rather than at the next (idle) poll. */
+  protected override onAfterShow(msg: Message): void {
+    super.onAfterShow(msg);
+    this._model.wake();
+  }
+
+  private _onError(_: OrchModel, error: string | null): void {
+    this._error.hidden = error === null;
+    this._error.textContent = error ? `Cannot refresh: ${error}` : '';
+  }
+
+  /** The selected task or its status changed: the action buttons follow. */
+  private _onState(): void {
+    for (const id of CommandIDs.taskActions) {
+      this._commands.notifyCommandChanged(id);
+    }
+  }
+
+  private _model: OrchModel;
+  private _commands: CommandRegistry;
+  private _error: HTMLDivElement;
+}
+
+/** The sidebar's options. */
+export namespace OrchSidebar {
+  export interface IOptions {
+    model: OrchModel;
+    commands: CommandRegistry;
+  }
+}

@@ -1,0 +1,175 @@
+import { Message } from '@lumino/messaging';
+import { Signal } from '@lumino/signaling';
+import { Widget } from '@lumino/widgets';
+
+import { badge, h } from './dom';
+import { kindOf, scheduleOf, statusWord, taskName, when } from './format';
+import { OrchModel } from './model';
+import { ITask } from './types';
+import { VirtualRows } from './virtualrows';
+
+/** Tasks: name, kind, schedule, status and newest run, filtered by text. */
+export class TaskList extends Widget {
+  constructor(model: OrchModel) {
+    super();
+    this._model = model;
+    this.addClass('jp-OrchTaskList');
+    this.title.label = 'Tasks';
+
+    const filters = h('div', 'jp-OrchTaskList-filters');
+    this._search = h('input', 'jp-OrchTaskList-search jp-mod-styled');
+    this._search.type = 'search';
+    this._search.placeholder = 'Filter tasks';
+    this._search.setAttribute('aria-label', 'Filter tasks by name or status');
+    this._search.addEventListener('input', this._onFilterInput);
+    const hide = h('label', 'jp-OrchTaskList-hideKilled');
+    this._hideKilled = h('input', '');
+    this._hideKilled.type = 'checkbox';
+    this._hideKilled.addEventListener('change', this._onFilterInput);
+    hide.append(this._hideKilled, ' Hide killed');
+    filters.append(this._search, hide);
+
+    this._orchBar = h('div', 'jp-OrchTaskList-orchFilter');
+    this._orchLabel = h('span', 'jp-OrchTaskList-orchLabel');
+    const clear = h(
+      'button',
+      'jp-OrchTaskList-clear jp-mod-styled',
+      'All tasks'
+    );
+    clear.type = 'button';
+    clear.addEventListener('click', this._onClearOrch);
+    this._orchBar.append(this._orchLabel, clear);
+
+    this._rows = new VirtualRows<ITask>({
+      rowHeight: 46,
+      label: 'Tasks',
+      emptyText: 'No tasks. Right-click a folder or a .py file to create one.',
+      key: task => task.id,
+      render: (task, row) => this._renderRow(task, row),
+      isSelected: task => task.id === model.selectedTaskId,
+      onActivate: task => void model.selectTask(task.id)
+    });
+    this.node.append(filters, this._orchBar, this._rows.node);
+
+    model.tasksChanged.connect(this._refilter, this);
+    model.filterChanged.connect(this._refilter, this);
+    model.orchestrationsChanged.connect(this._refilter, this);
+    model.selectionChanged.connect(this._onSelection, this);
+    this._refilter();
+  }
+
+  /** The tasks shown, after the filters. */
+  get shown(): readonly ITask[] {
+    return this._rows.items;
+  }
+
+  override dispose(): void {
+    if (this.isDisposed) {
+      return;
+    }
+    Signal.disconnectReceiver(this);
+    this._rows.dispose();
+    this._search.removeEventListener('input', this._onFilterInput);
+    this._hideKilled.removeEventListener('change', this._onFilterInput);
+    super.dispose();
+  }
+
+  protected override onResize(msg: Widget.ResizeMessage): void {
+    super.onResize(msg);
+    this._rows.update();
+  }
+
+  protected override onAfterShow(msg: Message): void {
+    super.onAfterShow(msg);
+    this._rows.update();
+  }
+
+  private _refilter(): void {
+    const model = this._model;
+    const text = this._search.value.trim().toLowerCase();
+    const hideKilled = this._hideKilled.checked;
+    const orch = model.orchFilter
+      ? model.orchestration(model.orchFilter)
+      : null;
+    this._orchBar.hidden = orch === null;
+    this._orchLabel.textContent = orch ? `Tasks of ${orch.name}` : '';
+    const shown = model.tasks.filter(task => {
+      if (orch && task.orch_id !== orch.id) {
+        return false;
+      }
+      if (hideKilled && task.killed) {
+        return false;
+      }
+      if (!text) {
+        return true;
+      }
+      const last = task.last_runs[0]?.status ?? '';
+      const haystack = `${taskName(task)} ${task.status} ${kindOf(task)} ${last}`;
+      return haystack.toLowerCase().includes(text);
+    });
+    this._rows.setEmptyText(
+      model.tasks.length === 0
+        ? 'No tasks. Right-click a folder or a .py file to create one.'
+        : 'No task matches the filters.'
+    );
+    this._rows.setItems(shown);
+  }
+
+  private _onSelection(): void {
+    this._rows.update();
+    const id = this._model.selectedTaskId;
+    if (id) {
+      this._rows.scrollToKey(id);
+    }
+  }
+
+  private _renderRow(task: ITask, row: HTMLElement): void {
+    const last = task.last_runs[0];
+    const lastStatus = last?.status ?? 'none';
+    row.classList.add('jp-OrchTaskList-row');
+    row.dataset.status = task.status;
+    row.title = [
+      `${taskName(task)} (${kindOf(task)})`,
+      `status: ${statusWord(task.status)}`,
+      `schedule: ${scheduleOf(task)}`,
+      last
+        ? `last run: ${statusWord(last.status)}, ${when(last.created_at)}`
+        : 'no run yet',
+      task.next_run_at ? `next run: ${when(task.next_run_at)}` : ''
+    ]
+      .filter(Boolean)
+      .join('\n');
+
+    const top = h('div', 'jp-OrchTaskList-line');
+    const dot = h('span', 'jp-OrchDot');
+    dot.dataset.status = lastStatus;
+    top.append(
+      dot,
+      h('span', 'jp-OrchTaskList-name', taskName(task)),
+      h('span', 'jp-OrchTaskList-kind', kindOf(task))
+    );
+    const bottom = h('div', 'jp-OrchTaskList-line jp-OrchTaskList-details');
+    bottom.append(
+      h('span', 'jp-OrchTaskList-schedule', scheduleOf(task)),
+      badge(task.status),
+      h('span', 'jp-OrchTaskList-last', 'last:'),
+      badge(lastStatus, last ? last.status : 'no run')
+    );
+    row.append(top, bottom);
+  }
+
+  private _onFilterInput = (): void => {
+    this._refilter();
+  };
+
+  private _onClearOrch = (): void => {
+    this._model.setOrchFilter(null);
+  };
+
+  private _model: OrchModel;
+  private _rows: VirtualRows<ITask>;
+  private _search: HTMLInputElement;
+  private _hideKilled: HTMLInputElement;
+  private _orchBar: HTMLDivElement;
+  private _orchLabel: HTMLSpanElement;
+}

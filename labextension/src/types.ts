@@ -1,0 +1,158 @@
+/**
+ * The shapes of the orchestration API (see jupyter_orch/openapi.json), and the
+ * interface the model uses to reach it.
+ */
+
+/** Where an orchestration's packaging stands. */
+export type OrchestrationStatus =
+  'pending_packaging' | 'packaging' | 'ready' | 'error' | 'uninitialized';
+
+/** A task's status word. */
+export type TaskStatus =
+  | 'pending'
+  | 'started'
+  | 'success'
+  | 'failed'
+  | 'timed_out'
+  | 'pending_kill'
+  | 'killed'
+  | 'pending_pause'
+  | 'paused'
+  | 'pending_resume'
+  | 'crash_loop'
+  | 'schedule_error'
+  | 'resource_contention';
+
+/** A run's status word. */
+export type RunStatus =
+  'running' | 'success' | 'failure' | 'timed_out' | 'killed' | 'unknown';
+
+/** How a task makes runs: once, on a schedule, continuously. */
+export type RunType = 'Oneshot' | 'CronJob' | 'NetworkService';
+
+/** A JSON value, as task arguments hold. */
+export type JSONValue =
+  string | number | boolean | null | JSONValue[] | { [key: string]: JSONValue };
+
+/** A JSON object. */
+export type JSONObject = { [key: string]: JSONValue };
+
+/** An uploaded archive of code and the environment it runs in. */
+export interface IOrchestration {
+  id: string;
+  name: string;
+  file_name: string;
+  file_size: number;
+  sha: string;
+  status: OrchestrationStatus;
+  owner_id: string;
+  workspace_id: number;
+  image_path: string;
+  entrypoint: string;
+  requirements: boolean;
+  error: string | null;
+  build_seconds: number | null;
+  created_at: string;
+  updated_at: string;
+}
+
+/** A run as a task's `last_runs` lists it. */
+export interface ITaskRunSummary {
+  run_id: string;
+  status: RunStatus;
+  created_at: string;
+  updated_at: string;
+}
+
+/** An order to run an orchestration. */
+export interface ITask {
+  id: string;
+  name: string | null;
+  workspace_id: number;
+  orch_id: string;
+  status: TaskStatus;
+  killed: boolean;
+  input_data: JSONObject;
+  run_type: RunType;
+  schedule: string | null;
+  timezone: string | null;
+  timeout: number | null;
+  created_at: string;
+  updated_at: string;
+  last_runs: ITaskRunSummary[];
+  next_run_at: string | null;
+}
+
+/** One execution of a task. */
+export interface ITaskRun {
+  task: string;
+  run_id: string;
+  status: RunStatus;
+  created_at: string;
+  updated_at: string;
+  started_at: string | null;
+  ended_at: string | null;
+  exit_code: number | null;
+  reason: string | null;
+  trigger: 'once' | 'schedule' | 'catch_up' | 'manual' | 'continuous';
+  scheduled_for: string | null;
+}
+
+/** A named group of orchestrations and tasks. */
+export interface IWorkspace {
+  id: number;
+  name: string;
+}
+
+/** One JSON line of `task/follow_logs`. */
+export type FollowEvent =
+  | { n: number; line: string }
+  | { heartbeat: true }
+  | { end: true; status: RunStatus; next: number };
+
+/** What every task kind takes. */
+export interface ITaskRequest {
+  orch_id: string;
+  workspace_id: number;
+  json: JSONObject;
+  name?: string;
+  timeout?: number;
+}
+
+/** A scheduled task's extra fields. */
+export interface IScheduledRequest extends ITaskRequest {
+  schedule: string;
+  timezone?: string;
+}
+
+/** How a new task runs. */
+export type TaskKind = 'once' | 'scheduled' | 'continuous';
+
+/** A new task: its kind and its request. */
+export type NewTask =
+  | { kind: 'once'; request: ITaskRequest }
+  | { kind: 'continuous'; request: ITaskRequest }
+  | { kind: 'scheduled'; request: IScheduledRequest };
+
+/** The calls the model makes; `OrchClient` implements them over HTTP. */
+export interface IOrchApi {
+  listWorkspaces(): Promise<IWorkspace[]>;
+  listOrchestrations(workspaceId: number): Promise<IOrchestration[]>;
+  listTasks(runLimit: number): Promise<ITask[]>;
+  listRuns(taskId: string, limit: number): Promise<ITaskRun[]>;
+  kill(taskId: string): Promise<ITask>;
+  pause(taskId: string, pause: boolean): Promise<ITask>;
+  runNow(taskId: string): Promise<ITaskRun>;
+  createFromPath(path: string, name?: string): Promise<string>;
+  createTask(task: NewTask): Promise<string>;
+  /**
+   * Follow a run's log from line `from`: `onEvent` gets every JSON line; resolves when
+   * the answer ends (after an `end` line, or early if the connection broke).
+   */
+  followLogs(
+    runId: string,
+    from: number,
+    onEvent: (event: FollowEvent) => void,
+    signal: AbortSignal
+  ): Promise<void>;
+}

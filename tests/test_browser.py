@@ -1,0 +1,261 @@
+"""The JupyterLab extension in a real browser: Debian's Chromium driven by playwright-core.
+
+A `jupyter lab` subprocess on 127.0.0.1 with a token and a data directory of its own; the
+browser steps are in `ui-tests/sidebar.mjs`; a screenshot of every step goes to
+`test-output/browser/` (kept by CI as artifacts). Skipped only where Chromium is not
+installed (`apt-get install chromium`; `.ci/run` installs it).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.servers import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+LABEXTENSION = ROOT / "labextension"
+SCRIPT = ROOT / "ui-tests" / "sidebar.mjs"
+OUTPUT = ROOT / "test-output" / "browser"
+CHROMIUM = shutil.which("chromium") or (
+    "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
+)
+MANY_TASKS = 1000
+
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)"
+)
+
+LONG_RUN = """\
+import time
+print("hello from the browser test", flush=True)
+for i in range(1, 600):
+    time.sleep(0.5)
+    print(f"tick {i}", flush=True)
+"""
+
+FAILING = """\
+print("about to fail", flush=True)
+raise SystemExit(3)
+"""
+
+HELLO = """\
+import jupyter_orch
+args = jupyter_orch.task_args()
+print(f"hello, {args.get('name', 'world')}", flush=True)
+"""
+
+
+class Lab:
+    """`jupyter lab` with the extension, on a root and data directory of its own."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.root = workdir / "root"
+        self.token = secrets.token_hex(16)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.api = f"{self.url}orch/v1/api"
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"token {self.token}"
+        self.log_path = workdir / "lab.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 120.0) -> None:
+        """Start the server and wait until it answers."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        settings = self.workdir / "lab-settings"
+        notification = settings / "@jupyterlab" / "apputils-extension"
+        notification.mkdir(parents=True)
+        # no news or update toasts over the screenshots
+        (notification / "notification.jupyterlab-settings").write_text(
+            json.dumps({"fetchNews": "false", "checkForUpdates": False})
+        )
+        env = dict(
+            os.environ,
+            JUPYTER_RUNTIME_DIR=str(self.workdir / "runtime"),
+            JUPYTER_CONFIG_DIR=str(self.workdir / "config"),
+            JUPYTERLAB_SETTINGS_DIR=str(settings),
+            JUPYTERLAB_WORKSPACES_DIR=str(self.workdir / "workspaces"),
+        )
+        argv = [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            "--allow-root",
+            "--ip=127.0.0.1",
+            f"--port={self.port}",
+            "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={self.token}",
+            f"--ServerApp.root_dir={self.root}",
+            f"--OrchApp.data_dir={self.workdir / 'orch-data'}",
+            "--OrchApp.kill_grace_seconds=1",
+            "--OrchApp.stop_runs_on_shutdown=True",
+            "--LabApp.expose_app_in_browser=True",
+        ]
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(argv, stdout=log, stderr=log, env=env)
+        deadline = time.monotonic() + timeout
+        while True:
+            assert self.proc.poll() is None, f"jupyter lab exited:\n{self.log()}"
+            try:
+                if self.session.get(f"{self.url}api/status", timeout=5).ok:
+                    return
+            except requests.ConnectionError:
+                pass
+            assert time.monotonic() < deadline, f"jupyter lab did not start:\n{self.log()}"
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        """Stop the server cleanly (its runs are stopped too), or kill it."""
+        self.session.close()
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(30)
+
+    def log(self) -> str:
+        """What the server printed."""
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def post(self, endpoint: str, body: Any = None, status: int = 200) -> Any:
+        """POST JSON and expect `status`; the decoded answer."""
+        response = self.session.post(f"{self.api}/{endpoint}", json=body or {}, timeout=30)
+        assert response.status_code == status, (endpoint, response.status_code, response.text)
+        return response.json()
+
+    def upload(self, name: str, main: str) -> str:
+        """Upload a zip holding `main.py`; the orchestration id."""
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            zf.writestr("main.py", main)
+        response = self.session.post(
+            f"{self.api}/orchestration/upload",
+            files=[
+                ("file", (f"{name}.zip", buf.getvalue(), "application/octet-stream")),
+                ("metadata", ("metadata", json.dumps({"workspace_id": 1}), "application/json")),
+            ],
+            timeout=30,
+        )
+        assert response.status_code == 202, response.text
+        orch_id: str = response.json()["id"]
+        return orch_id
+
+    def wait_run(self, task_id: str, status: str, timeout: float = 60.0) -> None:
+        """Poll until the task's newest run has `status`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            task = self.post("task/get_by_id", {"id": task_id})
+            if task["last_runs"] and task["last_runs"][0]["status"] == status:
+                return
+            assert time.monotonic() < deadline, f"no {status} run: {task}"
+            time.sleep(0.1)
+
+
+def ensure_playwright() -> None:
+    """playwright-core comes with the labextension's dev dependencies (no browser in it)."""
+    if (LABEXTENSION / "node_modules" / "playwright-core").is_dir():
+        return
+    jlpm = shutil.which("jlpm", path=str(Path(sys.executable).parent)) or "jlpm"
+    subprocess.run([jlpm, "install"], cwd=LABEXTENSION, check=True, timeout=600)
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    """A started `jupyter lab`, stopped after the test."""
+    server = Lab(tmp_path)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.mark.timeout(600)
+def test_sidebar_in_chromium(lab: Lab) -> None:
+    """Open the sidebar, read a task's live log, kill it through the dialog, create an
+    orchestration from a folder through the context menu, open a failed run from its
+    notification, and stay responsive with a thousand tasks."""
+    assert shutil.which("node"), "node is needed to drive the browser"
+    ensure_playwright()
+    page = lab.session.get(f"{lab.url}lab", timeout=30).text
+    assert '"jupyter_orch"' in page, (
+        "the labextension is not installed in this environment: `pip install -e .` builds it"
+    )
+    folder = lab.root / "hello_folder"
+    folder.mkdir()
+    (folder / "main.py").write_text(HELLO)
+
+    orch_id = lab.upload("browser", LONG_RUN)
+    task = lab.post(
+        "task/run_once",
+        {"orch_id": orch_id, "workspace_id": 1, "name": "browser-task"},
+        status=201,
+    )
+    lab.wait_run(task["id"], "running")
+    failing = lab.upload("failing", FAILING)
+
+    if OUTPUT.exists():
+        shutil.rmtree(OUTPUT)
+    config = {
+        "url": lab.url,
+        "token": lab.token,
+        "output": str(OUTPUT),
+        "chromium": CHROMIUM,
+        "task": {"id": task["id"], "name": "browser-task"},
+        "failingOrch": failing,
+        "folder": "hello_folder",
+        "manyTasks": MANY_TASKS,
+    }
+    result = subprocess.run(
+        ["node", str(SCRIPT)],
+        env=dict(os.environ, BROWSER_TEST_CONFIG=json.dumps(config)),
+        capture_output=True,
+        text=True,
+        timeout=540,
+        check=False,
+    )
+    print(result.stdout)
+    assert result.returncode == 0, (
+        f"browser steps failed (screenshots in {OUTPUT}):\n{result.stdout}\n{result.stderr}"
+        f"\n--- server log ---\n{lab.log()[-5000:]}"
+    )
+
+    assert lab.post("task/get_by_id", {"id": task["id"]})["status"] == "killed"
+    orchs = lab.post("orchestration/list", {"workspace_id": 1})
+    created = [o for o in orchs if o["name"] == "hello_folder"]
+    assert len(created) == 1, orchs
+    tasks = lab.post("task/list", {"orch_id": created[0]["id"]})
+    assert [(t["run_type"], t["schedule"], t["input_data"], t["timeout"]) for t in tasks] == [
+        ("CronJob", "*/2 * * * * *", {"name": "browser"}, 60)
+    ]
+    lab.post("task/kill", {"id": tasks[0]["id"]}, status=202)
+    shots = sorted(p.name for p in OUTPUT.glob("*.png"))
+    assert len(shots) >= 10 and not any("FAILED" in s for s in shots), shots
+
+
+def test_widgets_render_in_notebook() -> None:
+    """The ipywidgets panels in a real notebook, in the same browser (a cell that displays
+    `TasksPanel()` shows the task name). Kept for when `jupyter_orch.widgets` exists: then
+    add a step to ui-tests/sidebar.mjs that opens a notebook, runs
+    `from jupyter_orch.widgets import TasksPanel; TasksPanel()` and waits for the name."""
+    pytest.skip("jupyter_orch.widgets does not exist yet")
