@@ -1,9 +1,11 @@
 """The JupyterLab extension in a real browser: Debian's Chromium driven by playwright-core.
 
 A `jupyter lab` subprocess on 127.0.0.1 with a token and a data directory of its own; the
-browser steps are in `ui-tests/sidebar.mjs`; a screenshot of every step goes to
-`test-output/browser/` (kept by CI as artifacts). Skipped only where Chromium is not
-installed (`apt-get install chromium`; `.ci/run` installs it).
+browser steps are in `ui-tests/sidebar.mjs`: the sidebar, then the ipywidgets panels in a
+notebook of the same page (its kernel finds the server through the runtime folder the test
+gives both). A screenshot of every step goes to `test-output/browser/` (kept by CI as
+artifacts). Skipped only where Chromium is not installed (`apt-get install chromium`; `.ci/run`
+installs it).
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ CHROMIUM = shutil.which("chromium") or (
     "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
 )
 MANY_TASKS = 1000
+NOTEBOOK = "widgets.ipynb"
+WIDGET_TASK = "widget-task"
 
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)"
@@ -66,6 +70,9 @@ class Lab:
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.root = workdir / "root"
+        # where the server writes its jpserver-<pid>.json, and where its kernels (which
+        # inherit the variable) look for it: `Client()` in a notebook finds this server
+        self.runtime = workdir / "runtime"
         self.token = secrets.token_hex(16)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
@@ -87,7 +94,7 @@ class Lab:
         )
         env = dict(
             os.environ,
-            JUPYTER_RUNTIME_DIR=str(self.workdir / "runtime"),
+            JUPYTER_RUNTIME_DIR=str(self.runtime),
             JUPYTER_CONFIG_DIR=str(self.workdir / "config"),
             JUPYTERLAB_SETTINGS_DIR=str(settings),
             JUPYTERLAB_WORKSPACES_DIR=str(self.workdir / "workspaces"),
@@ -115,11 +122,13 @@ class Lab:
             assert self.proc.poll() is None, f"jupyter lab exited:\n{self.log()}"
             try:
                 if self.session.get(f"{self.url}api/status", timeout=5).ok:
-                    return
+                    break
             except requests.ConnectionError:
                 pass
             assert time.monotonic() < deadline, f"jupyter lab did not start:\n{self.log()}"
             time.sleep(0.2)
+        info = self.runtime / f"jpserver-{self.proc.pid}.json"
+        assert info.is_file(), f"no {info.name} in {self.runtime}: a kernel would not find it"
 
     def stop(self) -> None:
         """Stop the server cleanly (its runs are stopped too), or kill it."""
@@ -142,6 +151,23 @@ class Lab:
         response = self.session.post(f"{self.api}/{endpoint}", json=body or {}, timeout=30)
         assert response.status_code == status, (endpoint, response.status_code, response.text)
         return response.json()
+
+    def new_notebook(self, path: str) -> None:
+        """An empty Python notebook at `path` of the root, through the contents API."""
+        notebook = {
+            "cells": [{"cell_type": "code", "source": "", "metadata": {}, "outputs": []}],
+            "metadata": {
+                "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+            },
+            "nbformat": 4,
+            "nbformat_minor": 4,
+        }
+        response = self.session.put(
+            f"{self.url}api/contents/{path}",
+            json={"type": "notebook", "format": "json", "content": notebook},
+            timeout=30,
+        )
+        assert response.status_code == 201, response.text
 
     def upload(self, name: str, main: str) -> str:
         """Upload a zip holding `main.py`; the orchestration id."""
@@ -194,7 +220,8 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
 def test_sidebar_in_chromium(lab: Lab) -> None:
     """Open the sidebar, read a task's live log, kill it through the dialog, create an
     orchestration from a folder through the context menu, open a failed run from its
-    notification, and stay responsive with a thousand tasks."""
+    notification, and stay responsive with a thousand tasks; then, in a notebook of the same
+    page, run a cell that displays `TasksPanel()` and see it list a task made through the API."""
     assert shutil.which("node"), "node is needed to drive the browser"
     ensure_playwright()
     page = lab.session.get(f"{lab.url}lab", timeout=30).text
@@ -213,6 +240,7 @@ def test_sidebar_in_chromium(lab: Lab) -> None:
     )
     lab.wait_run(task["id"], "running")
     failing = lab.upload("failing", FAILING)
+    lab.new_notebook(NOTEBOOK)
 
     if OUTPUT.exists():
         shutil.rmtree(OUTPUT)
@@ -225,6 +253,8 @@ def test_sidebar_in_chromium(lab: Lab) -> None:
         "failingOrch": failing,
         "folder": "hello_folder",
         "manyTasks": MANY_TASKS,
+        "notebook": NOTEBOOK,
+        "widgetTask": WIDGET_TASK,
     }
     result = subprocess.run(
         ["node", str(SCRIPT)],
@@ -249,13 +279,12 @@ def test_sidebar_in_chromium(lab: Lab) -> None:
         ("CronJob", "*/2 * * * * *", {"name": "browser"}, 60)
     ]
     lab.post("task/kill", {"id": tasks[0]["id"]}, status=202)
+
+    # the panel's kernel ran in the notebook the page opened, and its task is still there
+    sessions = lab.session.get(f"{lab.url}api/sessions", timeout=30).json()
+    assert [s["path"] for s in sessions] == [NOTEBOOK], sessions
+    listed = lab.post("task/list", {"orch_id": failing})
+    assert [t["name"] for t in listed if t["name"] == WIDGET_TASK] == [WIDGET_TASK]
     shots = sorted(p.name for p in OUTPUT.glob("*.png"))
     assert len(shots) >= 10 and not any("FAILED" in s for s in shots), shots
-
-
-def test_widgets_render_in_notebook() -> None:
-    """The ipywidgets panels in a real notebook, in the same browser (a cell that displays
-    `TasksPanel()` shows the task name). Kept for when `jupyter_orch.widgets` exists: then
-    add a step to ui-tests/sidebar.mjs that opens a notebook, runs
-    `from jupyter_orch.widgets import TasksPanel; TasksPanel()` and waits for the name."""
-    pytest.skip("jupyter_orch.widgets does not exist yet")
+    assert any(s.endswith("-tasks-panel-rendered.png") for s in shots), shots

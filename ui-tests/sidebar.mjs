@@ -10,6 +10,8 @@
 //   failingOrch      id of an orchestration whose main.py exits 3
 //   folder           a folder of the Jupyter root to package through the context menu
 //   manyTasks        how many tasks to add for the responsiveness step (0: skip it)
+//   notebook         a notebook of the Jupyter root, empty, for the ipywidgets step
+//   widgetTask       the name of the task that step adds (newest, so on the panel's first page)
 //
 // Each step prints one line; on a failure the page is saved as NN-step-FAILED.png.
 
@@ -92,7 +94,10 @@ function taskRow(page, name) {
 
 async function setTheme(page, theme, light) {
   await page.evaluate(
-    name => window.jupyterapp.commands.execute('apputils:change-theme', { theme: name }),
+    name =>
+      window.jupyterapp.commands.execute('apputils:change-theme', {
+        theme: name
+      }),
     theme
   );
   await page.waitForSelector(`body[data-jp-theme-light="${light}"]`, {
@@ -101,6 +106,84 @@ async function setTheme(page, theme, light) {
   });
   // let the theme's stylesheet settle before a screenshot
   await page.waitForTimeout(500);
+}
+
+const WIDGET_CELL = 'from jupyter_orch.widgets import TasksPanel\nTasksPanel()';
+// the kernel starts, imports the panel, finds the server and lists the tasks
+const WIDGET_TIMEOUT = 90_000;
+
+/** The ipywidgets panels in a notebook of the same page: `TasksPanel()` in a cell. */
+async function widgetSteps(page) {
+  const output = page.locator(
+    '.jp-NotebookPanel:visible .jp-Cell .jp-OutputArea'
+  );
+
+  await step(page, 'notebook-opens', async () => {
+    await api('task/run_scheduled', {
+      orch_id: config.failingOrch,
+      workspace_id: 1,
+      name: config.widgetTask,
+      schedule: '0 0 1 1 *'
+    });
+    // the notebook takes the width the sidebar had
+    await page.evaluate(() => window.jupyterapp.shell.collapseLeft());
+    await page.evaluate(async path => {
+      await window.jupyterapp.commands.execute('docmanager:open', { path });
+    }, config.notebook);
+    await page
+      .locator('.jp-NotebookPanel:visible .jp-Cell .cm-content')
+      .waitFor();
+    await until(
+      'the notebook kernel to be idle',
+      () =>
+        page.evaluate(
+          () =>
+            window.jupyterapp.shell.currentWidget?.sessionContext?.session
+              ?.kernel?.status === 'idle'
+        ),
+      WIDGET_TIMEOUT
+    );
+  });
+
+  await step(page, 'widget-cell-typed', async () => {
+    await page
+      .locator('.jp-NotebookPanel:visible .jp-Cell .cm-content')
+      .first()
+      .click();
+    await page.keyboard.type(WIDGET_CELL);
+    const source = await page.evaluate(() =>
+      window.jupyterapp.shell.currentWidget.content.activeCell.model.sharedModel.getSource()
+    );
+    // the editor closes brackets and indents by itself: what it holds is the cell exactly
+    assert.equal(source, WIDGET_CELL);
+  });
+
+  await step(page, 'tasks-panel-rendered', async () => {
+    await page.keyboard.press('Shift+Enter');
+    const table = output.locator('.jupyter-widgets table', {
+      hasText: config.widgetTask
+    });
+    await table.first().waitFor({ timeout: WIDGET_TIMEOUT });
+    // the cell at the top: the code, the panel's toolbar and its first rows
+    await output
+      .first()
+      .evaluate(node =>
+        node.closest('.jp-Cell').scrollIntoView({ block: 'start' })
+      );
+    const text = await output.first().textContent();
+    assert.doesNotMatch(
+      text,
+      /Error displaying widget|Traceback|refresh failed/
+    );
+    assert.match(text, /\d[\d,]* tasks/, 'the toolbar counts the tasks');
+    assert.equal(
+      await output
+        .locator('[data-mime-type="application/vnd.jupyter.stderr"]')
+        .count(),
+      0,
+      'nothing on stderr'
+    );
+  });
 }
 
 async function main() {
@@ -125,7 +208,10 @@ async function main() {
   const pageErrors = [];
   page.on('pageerror', error => pageErrors.push(String(error)));
   page.on('console', message => {
-    if (message.type() === 'error' && /jupyter_orch|jupyter-orch/.test(message.text())) {
+    if (
+      message.type() === 'error' &&
+      /jupyter_orch|jupyter-orch/.test(message.text())
+    ) {
       pageErrors.push(message.text());
     }
   });
@@ -138,7 +224,9 @@ async function main() {
     });
 
     await step(page, 'sidebar-opens', async () => {
-      const tab = page.locator('.jp-SideBar.jp-mod-left li[data-id="jp-orch-sidebar"]');
+      const tab = page.locator(
+        '.jp-SideBar.jp-mod-left li[data-id="jp-orch-sidebar"]'
+      );
       assert.equal(await tab.getAttribute('title'), 'Orchestrations');
       await tab.click();
       await page.waitForSelector(`${sidebar} .jp-OrchSidebar-title`);
@@ -183,7 +271,9 @@ async function main() {
 
     await step(page, 'kill-dialog', async () => {
       await setTheme(page, 'JupyterLab Light', true);
-      await page.locator(`${sidebar} [data-command="jupyter-orch:kill"]`).click();
+      await page
+        .locator(`${sidebar} [data-command="jupyter-orch:kill"]`)
+        .click();
       const dialog = page.locator('.jp-Dialog');
       await dialog.waitFor();
       assert.match(await dialog.textContent(), new RegExp(config.task.name));
@@ -191,7 +281,9 @@ async function main() {
 
     await step(page, 'task-killed', async () => {
       await page
-        .locator('.jp-Dialog .jp-Dialog-button.jp-mod-warn', { hasText: 'Kill' })
+        .locator('.jp-Dialog .jp-Dialog-button.jp-mod-warn', {
+          hasText: 'Kill'
+        })
         .click();
       await page.locator('.jp-Dialog').waitFor({ state: 'detached' });
       await until('the task to be killed', async () => {
@@ -218,7 +310,9 @@ async function main() {
     });
 
     await step(page, 'context-menu', async () => {
-      await page.locator('.jp-SideBar.jp-mod-left li[data-id="filebrowser"]').click();
+      await page
+        .locator('.jp-SideBar.jp-mod-left li[data-id="filebrowser"]')
+        .click();
       const item = page.locator('.jp-DirListing-item', {
         has: page.locator('.jp-DirListing-itemText', { hasText: config.folder })
       });
@@ -229,7 +323,9 @@ async function main() {
     });
 
     await step(page, 'create-dialog-schedule-preview', async () => {
-      await page.locator('.lm-Menu-item', { hasText: 'Create orchestration' }).click();
+      await page
+        .locator('.lm-Menu-item', { hasText: 'Create orchestration' })
+        .click();
       const dialog = page.locator('.jp-Dialog .jp-OrchCreateDialog');
       await dialog.waitFor();
       await dialog.locator('input[type="radio"][value="scheduled"]').check();
@@ -244,7 +340,9 @@ async function main() {
 
     await step(page, 'orchestration-created', async () => {
       await page
-        .locator('.jp-Dialog .jp-Dialog-button.jp-mod-accept', { hasText: 'Create task' })
+        .locator('.jp-Dialog .jp-Dialog-button.jp-mod-accept', {
+          hasText: 'Create task'
+        })
         .click();
       await page.locator('.jp-Dialog').waitFor({ state: 'detached' });
       const row = page.locator(`${taskRows}[aria-selected="true"]`, {
@@ -253,10 +351,15 @@ async function main() {
       await row.waitFor();
       assert.match(await row.textContent(), /every 2 seconds/);
       await page
-        .locator(`${sidebar} .jp-OrchOrchList .jp-OrchRows-row`, { hasText: config.folder })
+        .locator(`${sidebar} .jp-OrchOrchList .jp-OrchRows-row`, {
+          hasText: config.folder
+        })
         .locator('.jp-OrchBadge[data-status="ready"]')
         .waitFor();
-      await page.locator(logLines, { hasText: 'hello, browser' }).first().waitFor();
+      await page
+        .locator(logLines, { hasText: 'hello, browser' })
+        .first()
+        .waitFor();
     });
 
     await step(page, 'failure-notification', async () => {
@@ -268,7 +371,9 @@ async function main() {
       const toast = page.locator('.Toastify__toast', { hasText: 'doomed' });
       await toast.waitFor();
       assert.match(await toast.textContent(), /a run failed/);
-      await toast.locator('.jp-toast-button', { hasText: 'Open log' }).waitFor();
+      await toast
+        .locator('.jp-toast-button', { hasText: 'Open log' })
+        .waitFor();
       await page.waitForTimeout(800); // the toast slides in
     });
 
@@ -282,18 +387,24 @@ async function main() {
         .waitFor();
       await page.locator(logLines, { hasText: 'about to fail' }).waitFor();
       await page
-        .locator(`${sidebar} .jp-OrchLogView-header .jp-OrchBadge[data-status="failure"]`)
+        .locator(
+          `${sidebar} .jp-OrchLogView-header .jp-OrchBadge[data-status="failure"]`
+        )
         .waitFor();
     });
 
     await step(page, 'dark-theme-dialog', async () => {
       await setTheme(page, 'JupyterLab Dark', false);
-      await page.locator(`${sidebar} [data-command="jupyter-orch:kill"]`).click();
+      await page
+        .locator(`${sidebar} [data-command="jupyter-orch:kill"]`)
+        .click();
       await page.locator('.jp-Dialog').waitFor();
     });
 
     await step(page, 'dark-theme-dialog-cancelled', async () => {
-      await page.locator('.jp-Dialog .jp-Dialog-button', { hasText: 'Cancel' }).click();
+      await page
+        .locator('.jp-Dialog .jp-Dialog-button', { hasText: 'Cancel' })
+        .click();
       await page.locator('.jp-Dialog').waitFor({ state: 'detached' });
       await setTheme(page, 'JupyterLab Light', true);
     });
@@ -320,9 +431,12 @@ async function main() {
         await until('every task to be listed', async () =>
           page.evaluate(
             n =>
-              document.querySelectorAll('.jp-OrchTaskList .jp-OrchRows-row').length <
-                100 &&
-              document.querySelector('.jp-OrchTaskList .jp-OrchRows-row[aria-setsize]')
+              document.querySelectorAll('.jp-OrchTaskList .jp-OrchRows-row')
+                .length < 100 &&
+              document
+                .querySelector(
+                  '.jp-OrchTaskList .jp-OrchRows-row[aria-setsize]'
+                )
                 ?.getAttribute('aria-setsize') >= String(n),
             total
           )
@@ -330,18 +444,35 @@ async function main() {
         // scroll to the end and back, then filter: the rows in the DOM stay a screenful
         const timings = await page.evaluate(async () => {
           const list = document.querySelector('.jp-OrchTaskList .jp-OrchRows');
-          const frame = () => new Promise(resolve => requestAnimationFrame(resolve));
+          const frame = () =>
+            new Promise(resolve => requestAnimationFrame(resolve));
           const t0 = performance.now();
           list.scrollTop = list.scrollHeight;
           await frame();
           await frame();
           const t1 = performance.now();
           const rows = list.querySelectorAll('.jp-OrchRows-row').length;
-          const last = list.querySelector('.jp-OrchRows-row:last-child')?.getAttribute('aria-posinset');
-          return { scrollMs: t1 - t0, rows, last, setsize: list.querySelector('.jp-OrchRows-row').getAttribute('aria-setsize') };
+          const last = list
+            .querySelector('.jp-OrchRows-row:last-child')
+            ?.getAttribute('aria-posinset');
+          return {
+            scrollMs: t1 - t0,
+            rows,
+            last,
+            setsize: list
+              .querySelector('.jp-OrchRows-row')
+              .getAttribute('aria-setsize')
+          };
         });
-        assert.ok(timings.rows < 100, `only the rows in view are built (${timings.rows})`);
-        assert.equal(timings.last, timings.setsize, 'the last row is reachable');
+        assert.ok(
+          timings.rows < 100,
+          `only the rows in view are built (${timings.rows})`
+        );
+        assert.equal(
+          timings.last,
+          timings.setsize,
+          'the last row is reachable'
+        );
         // filtering a thousand tasks is done before the next frame
         const filterMs = await page.evaluate(() => {
           const search = document.querySelector('.jp-OrchTaskList-search');
@@ -386,9 +517,9 @@ async function main() {
       });
     }
 
-    // Place kept for the ipywidgets panels (jupyter_orch.widgets does not exist yet):
-    // open a notebook, run `from jupyter_orch.widgets import TasksPanel; TasksPanel()`,
-    // and wait for the task name in the cell's output. See test_browser.py.
+    if (config.notebook) {
+      await widgetSteps(page);
+    }
 
     assert.deepEqual(pageErrors, [], 'no errors of the extension in the page');
   } finally {
