@@ -18,12 +18,13 @@ import secrets
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,6 +80,18 @@ def summarize(values: Sequence[float]) -> dict[str, float]:
         "min": min(values),
         "median": percentile(values, 50),
         "p95": percentile(values, 95),
+        "max": max(values),
+    }
+
+
+def distribution(values: Sequence[float]) -> dict[str, float]:
+    """Count, min, p50, p95, p99 and max of some measurements."""
+    return {
+        "n": len(values),
+        "min": min(values),
+        "p50": percentile(values, 50),
+        "p95": percentile(values, 95),
+        "p99": percentile(values, 99),
         "max": max(values),
     }
 
@@ -238,6 +251,24 @@ def _expect(response: requests.Response, status: int) -> Any:
     return response.json()
 
 
+@contextmanager
+def read_only_db(data_dir: Path) -> Iterator[sqlite3.Connection]:
+    """A server's database (`data_dir/orch.db`), opened read-only."""
+    uri = f"{(data_dir / 'orch.db').as_uri()}?mode=ro"
+    db = sqlite3.connect(uri, uri=True, timeout=10)
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+def upload_ready(client: Client, code: str, name: str) -> str:
+    """Upload a one-file orchestration (`main.py` = `code`) and wait until it is ready."""
+    orch_id = client.upload({"main.py": code}, name=name)
+    client.wait_orch(orch_id)
+    return orch_id
+
+
 # -- the server ------------------------------------------------------------------------------
 
 
@@ -275,16 +306,30 @@ def _server_env(tmp: Path) -> dict[str, str]:
 
 
 @contextmanager
-def jupyter_server(start_timeout: float = 90.0, stop_timeout: float = 15.0) -> Iterator[Client]:
-    """Start a real `jupyter server` with the extension; yield a client; stop it; clean up."""
+def jupyter_server(
+    start_timeout: float = 90.0,
+    stop_timeout: float = 15.0,
+    extra_args: Sequence[str] = (),
+    prepare: Callable[[Path], None] | None = None,
+) -> Iterator[Client]:
+    """Start a real `jupyter server` with the extension; yield a client; stop it; clean up.
+
+    `extra_args` are appended to its command line; `prepare(data_dir)` runs before it starts
+    (to seed the data directory)."""
     tmp = Path(tempfile.mkdtemp(prefix="orch-bench-"))
     root, data_dir = tmp / "root", tmp / "data"
     root.mkdir()
+    if prepare is not None:
+        try:
+            prepare(data_dir)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     token, port = secrets.token_hex(16), free_port()
     log_path = tmp / "server.log"
     with open(log_path, "wb") as log_file:
         proc = subprocess.Popen(
-            server_command(port, token, root, data_dir),
+            [*server_command(port, token, root, data_dir), *extra_args],
             cwd=root,
             env=_server_env(tmp),
             stdin=subprocess.DEVNULL,

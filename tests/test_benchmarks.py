@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -123,3 +124,118 @@ def test_run_only_keeps_other_sections(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "_Kept from an earlier run: `cmd1`," in generated and "Command: `cmd2`" in generated
     third = document([result("Two", "newer two")], "cmd3", ("5", "6"), "", second)
     assert third.count("_Kept from an earlier run: `cmd1`,") == 1
+
+
+def _quick(tmp_path: Path, module: str, *extra: str, timeout: int = 200) -> dict[str, Any]:
+    """Run `benchmarks/<module>.py --quick` and return its JSON result."""
+    data = tmp_path / f"{module}.json"
+    command = [sys.executable, f"benchmarks/{module}.py", "--quick", "--json", str(data), *extra]
+    done = subprocess.run(
+        command, check=False, cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    result: dict[str, Any] = json.loads(data.read_text(encoding="utf-8"))
+    assert result["name"] == module and result["table"] and not result["params"]["recordable"]
+    return result
+
+
+@pytest.mark.timeout(240)
+def test_burst_quick(tmp_path: Path) -> None:
+    """`burst.py --quick`: every run counted once, rates and CPU figures measured."""
+    result = _quick(tmp_path, "burst")
+    figures = result["figures"]
+    assert figures["complete"] is True
+    assert {r["variant"] for r in figures["rounds"]} == {"server", "env"}
+    for round_ in figures["rounds"]:
+        assert round_["runs_recorded"] == round_["requested"] == 20
+        assert round_["tasks_with_several_runs"] == round_["tasks_without_run"] == 0
+        assert _positive(round_["runs_per_s"]) and _positive(round_["accepted_per_s"])
+        assert round_["request_ms"]["n"] == 20
+    assert all(_positive(v) for v in figures["cpu_alone_ms"].values())
+    assert isinstance(result["goal_met"], bool)
+
+
+@pytest.mark.timeout(240)
+def test_api_scale_quick(tmp_path: Path) -> None:
+    """`api_scale.py --quick`: both sizes seeded and every endpoint timed, paging checked."""
+    result = _quick(tmp_path, "api_scale")
+    figures = result["figures"]
+    for size, tasks in (("full", 1000), ("tenth", 100)):
+        assert figures[size]["seeded"]["tasks"] == tasks
+        assert figures[size]["seeded"]["runs"] == tasks * 10
+        endpoints = figures[size]["endpoints"]
+        assert (
+            "task/get_by_id (10 runs)" in endpoints
+            and "task/list {} (every task, 5 runs each)" in endpoints
+        )
+        assert all(_positive(e["p50"]) and _positive(e["p99"]) for e in endpoints.values())
+        assert set(figures[size]["paging"]) >= {"tasks", "runs"}
+    assert set(figures["verdicts"]) <= set(figures["full"]["endpoints"])
+    assert isinstance(result["goal_met"], bool)
+
+
+@pytest.mark.timeout(240)
+def test_log_capture_quick(tmp_path: Path) -> None:
+    """`log_capture.py --quick`: every variant's lines found in order, rates measured."""
+    result = _quick(tmp_path, "log_capture")
+    by_variant = result["figures"]["by_variant"]
+    assert _positive(by_variant["print"]["lines_per_s"])
+    for stats in by_variant.values():
+        assert stats["complete"] is True and stats["lines"] == 10_000
+        assert stats["lines_per_s"] is None or _positive(stats["lines_per_s"])  # one read: None
+        assert _positive(stats["wall_s"])
+        assert _positive(stats["floor_s"])
+
+
+def test_log_capture_check_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A missing, doubled or reordered line fails the check; a complete log passes."""
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks.common import BenchError
+    from benchmarks.log_capture import check_log
+
+    def write(texts: list[str]) -> Path:
+        path = tmp_path / "log"
+        stamp = "2023-05-22T21:09:17.{:09d}Z"
+        lines = [f"{stamp.format(i)} stdout F {t}\n" for i, t in enumerate(texts)]
+        path.write_text("".join(lines), encoding="utf-8")
+        return path
+
+    good = check_log(write(["0", "1", "2"]), "print", 3)
+    assert good["lines_found"] == 3 and good["last_ns"] - good["first_ns"] == 2
+    for texts in (["0", "2"], ["0", "1", "1"], ["0", "2", "1"]):
+        with pytest.raises(BenchError):
+            check_log(write(texts), "print", 3)
+
+
+@pytest.mark.timeout(240)
+def test_memory_quick(tmp_path: Path) -> None:
+    """`memory.py --quick`: server and per-run memory read from /proc."""
+    result = _quick(tmp_path, "memory")
+    figures = result["figures"]
+    for phase in ("idle", "after_runs", "loaded"):
+        assert all(_positive(figures["server"][phase][k]) for k in ("rss", "pss", "uss"))
+    for name in ("supervisor", "user"):
+        assert figures["processes"][name]["n"] == 3
+        assert _positive(figures["processes"][name]["rss"]["max"])
+    assert _positive(figures["jupyter_alone"]["rss"]) and _positive(figures["bare_python"]["rss"])
+    assert isinstance(result["goal_met"], bool)
+
+
+@pytest.mark.network
+@pytest.mark.timeout(600)
+def test_peer_scheduler_quick(tmp_path: Path) -> None:
+    """`peer_scheduler.py --quick`: jupyter-scheduler installed from the index and measured
+    against our server (skipped only when it cannot be installed here)."""
+    result = _quick(tmp_path, "peer_scheduler", timeout=580)
+    figures = result["figures"]
+    error = figures.get("peer_error", "")
+    if "pip install" in error or "python -m venv" in error:
+        pytest.skip(f"jupyter-scheduler could not be installed: {error[:300]}")
+    assert not error, error
+    for side in ("peer", "ours"):
+        for series, n in (("sequential", 1), ("concurrent", 2)):
+            stats = figures[side][series]
+            assert stats["n"] == stats["ok"] == n
+            assert _positive(stats["median_ms"]) and _positive(stats["makespan_ms"])
+    assert all(_positive(v) for v in figures["ratios"].values())
+    assert isinstance(result["goal_met"], bool)
