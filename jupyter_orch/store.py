@@ -508,18 +508,22 @@ class Store:
         return tasks
 
     def newest_runs(self, task_ids: Sequence[str], limit: int) -> dict[str, list[TaskRun]]:
-        """The newest `limit` runs of each task, in one query per chunk of tasks (not one each)."""
+        """The newest `limit` runs of each task, in one query per chunk of tasks.
+
+        Each task's runs are read through the (task_id, updated_at, ...) index, newest first,
+        `limit` of them: the cost follows the page, not how many runs the tasks keep.
+        """
         found: dict[str, list[TaskRun]] = {}
         if limit <= 0:
             return found
         for start in range(0, len(task_ids), CHUNK):
             chunk = list(task_ids[start : start + CHUNK])
             rows = self.db.execute(
-                "SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY task_id"
-                " ORDER BY updated_at DESC, created_at DESC, id DESC) AS rank FROM runs"
-                f" WHERE task_id IN ({_placeholders(chunk)})) WHERE rank <= ?"
-                " ORDER BY task_id, rank",
-                [*chunk, limit],
+                "SELECT r.* FROM json_each(?) AS t JOIN runs AS r ON r.id IN ("
+                " SELECT id FROM runs WHERE task_id = t.value"
+                " ORDER BY updated_at DESC, created_at DESC, id DESC LIMIT ?)"
+                " ORDER BY r.task_id, r.updated_at DESC, r.created_at DESC, r.id DESC",
+                (json.dumps(chunk), limit),
             ).fetchall()
             for row in rows:
                 found.setdefault(row["task_id"], []).append(_run(row))
