@@ -15,7 +15,6 @@ run and every run succeeded, and `task/list` of the orchestration is checked the
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import subprocess
@@ -39,12 +38,12 @@ from benchmarks.common import (
     BenchError,
     BenchResult,
     Client,
+    bench_main,
     cpu_sample,
     cpu_use,
     distribution,
     jupyter_server,
     percentile,
-    print_tables,
     read_only_db,
 )
 
@@ -484,12 +483,7 @@ def _notes(
 
 def main(argv: list[str] | None = None) -> BenchResult:
     """Run the benchmark; print the tables; write JSON if asked; return the result."""
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    result = build_result(measure(args), args)
-    print_tables(result)
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    return result
+    return bench_main(argv, parse_args, measure, build_result)
 
 
 if __name__ == "__main__":

@@ -500,3 +500,18 @@ def print_tables(result: BenchResult) -> None:
         print(f"\ngoal: {result['goal']}: {'MET' if met else 'NOT MET'}")
     for note in result.get("notes", []):
         print(f"- {note}")
+
+
+def bench_main(
+    argv: list[str] | None,
+    parse_args: Callable[[list[str]], Any],
+    measure: Callable[[Any], Any],
+    build_result: Callable[[Any, Any], BenchResult],
+) -> BenchResult:
+    """The shared `main` of a benchmark module: parse, measure, print, write JSON if asked."""
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    result = build_result(measure(args), args)
+    print_tables(result)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    return result

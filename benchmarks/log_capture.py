@@ -33,10 +33,10 @@ from benchmarks.common import (
     BenchError,
     BenchResult,
     Client,
+    bench_main,
     jupyter_server,
     parse_rfc3339_ns,
     percentile,
-    print_tables,
     upload_ready,
 )
 
@@ -343,12 +343,7 @@ def _cpu_table(stats: dict[str, dict[str, Any]]) -> list[list[str]]:
 
 def main(argv: list[str] | None = None) -> BenchResult:
     """Run the benchmark; print the tables; write JSON if asked; return the result."""
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    result = build_result(measure(args), args)
-    print_tables(result)
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    return result
+    return bench_main(argv, parse_args, measure, build_result)
 
 
 if __name__ == "__main__":

@@ -31,9 +31,9 @@ from benchmarks.common import (
     BenchError,
     BenchResult,
     Client,
+    bench_main,
     jupyter_server,
     percentile,
-    print_tables,
     upload_ready,
 )
 
@@ -325,12 +325,7 @@ def _run_table(stats: dict[str, Any], raw: dict[str, Any]) -> list[list[str]]:
 
 def main(argv: list[str] | None = None) -> BenchResult:
     """Run the benchmark; print the tables; write JSON if asked; return the result."""
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    result = build_result(measure(args), args)
-    print_tables(result)
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    return result
+    return bench_main(argv, parse_args, measure, build_result)
 
 
 if __name__ == "__main__":

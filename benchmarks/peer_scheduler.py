@@ -47,10 +47,10 @@ from benchmarks.common import (
     BenchError,
     BenchResult,
     Client,
+    bench_main,
     free_port,
     jupyter_server,
     percentile,
-    print_tables,
     upload_ready,
 )
 
@@ -521,12 +521,7 @@ def _notes(peer: dict[str, Any], ratios: dict[str, float], all_ok: bool, met: bo
 
 def main(argv: list[str] | None = None) -> BenchResult:
     """Run the benchmark; print the tables; write JSON if asked; return the result."""
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    result = build_result(measure(args), args)
-    print_tables(result)
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    return result
+    return bench_main(argv, parse_args, measure, build_result)
 
 
 if __name__ == "__main__":

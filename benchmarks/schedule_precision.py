@@ -15,7 +15,6 @@ whose `scheduled_for` lies in the window, lateness = `created_at` - `scheduled_f
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import random
@@ -38,11 +37,11 @@ from benchmarks.common import (
     BenchError,
     BenchResult,
     Client,
+    bench_main,
     cpu_sample,
     cpu_use,
     jupyter_server,
     percentile,
-    print_tables,
 )
 
 GOAL_LATENESS_MS = 50.0
@@ -540,12 +539,7 @@ def _notes(
 
 def main(argv: list[str] | None = None) -> BenchResult:
     """Run the benchmark; print the tables; write JSON if asked; return the result."""
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    result = build_result(measure(args), args)
-    print_tables(result)
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    return result
+    return bench_main(argv, parse_args, measure, build_result)
 
 
 if __name__ == "__main__":
