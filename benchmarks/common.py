@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,7 +143,7 @@ def parse_log_line(line: str) -> LogLine:
 # -- archives --------------------------------------------------------------------------------
 
 
-def make_zip(files: dict[str, str | bytes]) -> bytes:
+def make_zip(files: Mapping[str, str | bytes]) -> bytes:
     """A zip archive, built in memory, holding `files` (name -> content)."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
@@ -178,7 +178,7 @@ class Client:
         response = self.session.post(self.url(path), json=body or {}, timeout=60)
         return _expect(response, status)
 
-    def upload(self, files: dict[str, str | bytes], workspace_id: int = 1, **meta: Any) -> str:
+    def upload(self, files: Mapping[str, str | bytes], workspace_id: int = 1, **meta: Any) -> str:
         """Upload a zip of `files` (parts `file` and `metadata`); the orchestration id."""
         metadata = json.dumps({"workspace_id": workspace_id, **meta})
         parts = {

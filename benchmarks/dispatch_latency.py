@@ -32,6 +32,7 @@ from benchmarks.common import (
     jupyter_server,
     ms,
     parse_log_line,
+    print_tables,
     run_ns,
     summarize,
 )
@@ -241,25 +242,12 @@ def _row(label: str, stats: dict[str, float]) -> list[str]:
     ]
 
 
-def print_result(result: BenchResult) -> None:
-    """The tables and the verdict on stdout."""
-    print(f"\n{result['title']}")
-    for caption, rows in [("", result["table"]), *result.get("extra_tables", [])]:
-        if caption:
-            print(f"\n{caption}")
-        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        for row in rows:
-            print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
-    verdict = "MET" if result["goal_met"] else "NOT MET"
-    print(f"\ngoal: {result['goal']}: {verdict} ({result['notes'][0]})")
-
-
 def main(argv: list[str] | None = None) -> BenchResult:
     """Run the benchmark; print the table; write JSON if asked; return the result."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
     raw = measure(args.runs, args.warmup)
     result = build_result(raw, args.runs, args.warmup)
-    print_result(result)
+    print_tables(result)
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return result

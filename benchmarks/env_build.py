@@ -32,7 +32,14 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import BenchError, BenchResult, Client, jupyter_server, summarize
+from benchmarks.common import (
+    BenchError,
+    BenchResult,
+    Client,
+    jupyter_server,
+    print_tables,
+    summarize,
+)
 
 REQUIREMENTS = "requests\nattrs\nclick\nsix\n"  # 8 packages once resolved, all pure Python
 USER_CODE = "import attrs, click, requests, six, jupyter_orch\nprint('ok')\n"
@@ -223,23 +230,11 @@ def _row(label: str, stats: dict[str, float]) -> list[str]:
     return [label, str(int(stats["n"]))] + [f"{stats[k]:.3f}" for k in ("median", "min", "max")]
 
 
-def print_result(result: BenchResult) -> None:
-    """The tables and the verdict on stdout."""
-    print(f"\n{result['title']}")
-    for caption, rows in [("", result["table"]), *result.get("extra_tables", [])]:
-        if caption:
-            print(f"\n{caption}")
-        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        for row in rows:
-            print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
-    print(f"\ngoal: {result['goal']}: {result['notes'][0]}")
-
-
 def main(argv: list[str] | None = None) -> BenchResult:
     """Run the benchmark; print the table; write JSON if asked; return the result."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
     result = build_result(measure(args.runs, args.index_url), args.runs, args.index_url)
-    print_result(result)
+    print_tables(result)
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return result

@@ -93,10 +93,6 @@ class Runner:
         """The ids of a task's active runs."""
         return [run for run, task in self.active.items() if task == task_id]
 
-    def is_active(self, run_id: str) -> bool:
-        """Whether a run is still going (as far as this server follows it)."""
-        return run_id in self.active
-
     def ended_event(self, run_id: str) -> asyncio.Event:
         """An event set when the run ends (already set for a run not followed here)."""
         event = self._ended.get(run_id)
