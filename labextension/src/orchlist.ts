@@ -1,20 +1,17 @@
-import { Message } from '@lumino/messaging';
-import { Signal } from '@lumino/signaling';
-import { Widget } from '@lumino/widgets';
-
 import { badge, h } from './dom';
 import { OrchModel } from './model';
 import { IOrchestration } from './types';
+import { RowsPanel } from './rowspanel';
 import { VirtualRows } from './virtualrows';
 
 /** Orchestrations and their packaging status; choosing one shows only its tasks. */
-export class OrchList extends Widget {
+export class OrchList extends RowsPanel<IOrchestration> {
   constructor(model: OrchModel) {
     super();
     this._model = model;
     this.addClass('jp-OrchOrchList');
     this.title.label = 'Orchestrations';
-    this._rows = new VirtualRows<IOrchestration>({
+    this.rows = new VirtualRows<IOrchestration>({
       rowHeight: 40,
       label: 'Orchestrations',
       emptyText: 'No orchestrations yet.',
@@ -24,8 +21,8 @@ export class OrchList extends Widget {
       onActivate: orch =>
         model.setOrchFilter(model.orchFilter === orch.id ? null : orch.id)
     });
-    this._rows.node.addEventListener('keydown', this._onKeyDown);
-    this.node.appendChild(this._rows.node);
+    this.rows.node.addEventListener('keydown', this._onKeyDown);
+    this.node.appendChild(this.rows.node);
     model.orchestrationsChanged.connect(this._onChange, this);
     model.tasksChanged.connect(this._onChange, this);
     model.filterChanged.connect(this._onFilter, this);
@@ -33,31 +30,18 @@ export class OrchList extends Widget {
   }
 
   override dispose(): void {
-    if (this.isDisposed) {
-      return;
+    if (!this.isDisposed) {
+      this.rows.node.removeEventListener('keydown', this._onKeyDown);
     }
-    Signal.disconnectReceiver(this);
-    this._rows.node.removeEventListener('keydown', this._onKeyDown);
-    this._rows.dispose();
     super.dispose();
   }
 
-  protected override onResize(msg: Widget.ResizeMessage): void {
-    super.onResize(msg);
-    this._rows.update();
-  }
-
-  protected override onAfterShow(msg: Message): void {
-    super.onAfterShow(msg);
-    this._rows.update();
-  }
-
   private _onChange(): void {
-    this._rows.setItems(this._model.orchestrations);
+    this.rows.setItems(this._model.orchestrations);
   }
 
   private _onFilter(): void {
-    this._rows.update();
+    this.rows.update();
   }
 
   private _renderRow(orch: IOrchestration, row: HTMLElement): void {
@@ -101,5 +85,5 @@ export class OrchList extends Widget {
   };
 
   private _model: OrchModel;
-  private _rows: VirtualRows<IOrchestration>;
+  protected readonly rows: VirtualRows<IOrchestration>;
 }

@@ -1,21 +1,18 @@
-import { Message } from '@lumino/messaging';
-import { Signal } from '@lumino/signaling';
-import { Widget } from '@lumino/widgets';
-
 import { badge, h } from './dom';
 import { duration, shortWhen, statusWord, when } from './format';
 import { OrchModel } from './model';
 import { ITaskRun } from './types';
+import { RowsPanel } from './rowspanel';
 import { VirtualRows } from './virtualrows';
 
 /** The selected task's runs, newest first; choosing one shows its log. */
-export class RunList extends Widget {
+export class RunList extends RowsPanel<ITaskRun> {
   constructor(model: OrchModel) {
     super();
     this._model = model;
     this.addClass('jp-OrchRunList');
     this.title.label = 'Runs';
-    this._rows = new VirtualRows<ITaskRun>({
+    this.rows = new VirtualRows<ITaskRun>({
       rowHeight: 28,
       label: 'Runs',
       emptyText: 'Select a task to see its runs.',
@@ -24,44 +21,25 @@ export class RunList extends Widget {
       isSelected: run => run.run_id === model.selectedRunId,
       onActivate: run => model.selectRun(run.run_id)
     });
-    this.node.appendChild(this._rows.node);
+    this.node.appendChild(this.rows.node);
     model.runsChanged.connect(this._onRuns, this);
     model.selectionChanged.connect(this._onSelection, this);
     this._onRuns();
   }
 
-  override dispose(): void {
-    if (this.isDisposed) {
-      return;
-    }
-    Signal.disconnectReceiver(this);
-    this._rows.dispose();
-    super.dispose();
-  }
-
-  protected override onResize(msg: Widget.ResizeMessage): void {
-    super.onResize(msg);
-    this._rows.update();
-  }
-
-  protected override onAfterShow(msg: Message): void {
-    super.onAfterShow(msg);
-    this._rows.update();
-  }
-
   private _onRuns(): void {
     const model = this._model;
-    this._rows.setEmptyText(
+    this.rows.setEmptyText(
       model.selectedTaskId ? 'No run yet.' : 'Select a task to see its runs.'
     );
-    this._rows.setItems(model.runs);
+    this.rows.setItems(model.runs);
   }
 
   private _onSelection(): void {
     this._onRuns();
     const id = this._model.selectedRunId;
     if (id) {
-      this._rows.scrollToKey(id);
+      this.rows.scrollToKey(id);
     }
   }
 
@@ -91,5 +69,5 @@ export class RunList extends Widget {
   }
 
   private _model: OrchModel;
-  private _rows: VirtualRows<ITaskRun>;
+  protected readonly rows: VirtualRows<ITaskRun>;
 }

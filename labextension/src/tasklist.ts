@@ -1,15 +1,12 @@
-import { Message } from '@lumino/messaging';
-import { Signal } from '@lumino/signaling';
-import { Widget } from '@lumino/widgets';
-
 import { badge, h } from './dom';
 import { kindOf, scheduleOf, statusWord, taskName, when } from './format';
 import { OrchModel } from './model';
 import { ITask } from './types';
+import { RowsPanel } from './rowspanel';
 import { VirtualRows } from './virtualrows';
 
 /** Tasks: name, kind, schedule, status and newest run, filtered by text. */
-export class TaskList extends Widget {
+export class TaskList extends RowsPanel<ITask> {
   constructor(model: OrchModel) {
     super();
     this._model = model;
@@ -40,7 +37,7 @@ export class TaskList extends Widget {
     clear.addEventListener('click', this._onClearOrch);
     this._orchBar.append(this._orchLabel, clear);
 
-    this._rows = new VirtualRows<ITask>({
+    this.rows = new VirtualRows<ITask>({
       rowHeight: 46,
       label: 'Tasks',
       emptyText: 'No tasks. Right-click a folder or a .py file to create one.',
@@ -49,7 +46,7 @@ export class TaskList extends Widget {
       isSelected: task => task.id === model.selectedTaskId,
       onActivate: task => void model.selectTask(task.id)
     });
-    this.node.append(filters, this._orchBar, this._rows.node);
+    this.node.append(filters, this._orchBar, this.rows.node);
 
     model.tasksChanged.connect(this._refilter, this);
     model.filterChanged.connect(this._refilter, this);
@@ -60,28 +57,15 @@ export class TaskList extends Widget {
 
   /** The tasks shown, after the filters. */
   get shown(): readonly ITask[] {
-    return this._rows.items;
+    return this.rows.items;
   }
 
   override dispose(): void {
-    if (this.isDisposed) {
-      return;
+    if (!this.isDisposed) {
+      this._search.removeEventListener('input', this._onFilterInput);
+      this._hideKilled.removeEventListener('change', this._onFilterInput);
     }
-    Signal.disconnectReceiver(this);
-    this._rows.dispose();
-    this._search.removeEventListener('input', this._onFilterInput);
-    this._hideKilled.removeEventListener('change', this._onFilterInput);
     super.dispose();
-  }
-
-  protected override onResize(msg: Widget.ResizeMessage): void {
-    super.onResize(msg);
-    this._rows.update();
-  }
-
-  protected override onAfterShow(msg: Message): void {
-    super.onAfterShow(msg);
-    this._rows.update();
   }
 
   private _refilter(): void {
@@ -107,19 +91,19 @@ export class TaskList extends Widget {
       const haystack = `${taskName(task)} ${task.status} ${kindOf(task)} ${last}`;
       return haystack.toLowerCase().includes(text);
     });
-    this._rows.setEmptyText(
+    this.rows.setEmptyText(
       model.tasks.length === 0
         ? 'No tasks. Right-click a folder or a .py file to create one.'
         : 'No task matches the filters.'
     );
-    this._rows.setItems(shown);
+    this.rows.setItems(shown);
   }
 
   private _onSelection(): void {
-    this._rows.update();
+    this.rows.update();
     const id = this._model.selectedTaskId;
     if (id) {
-      this._rows.scrollToKey(id);
+      this.rows.scrollToKey(id);
     }
   }
 
@@ -167,7 +151,7 @@ export class TaskList extends Widget {
   };
 
   private _model: OrchModel;
-  private _rows: VirtualRows<ITask>;
+  protected readonly rows: VirtualRows<ITask>;
   private _search: HTMLInputElement;
   private _hideKilled: HTMLInputElement;
   private _orchBar: HTMLDivElement;
