@@ -95,12 +95,13 @@ async def test_scheduled_runs_fire_on_their_instants_and_stop_when_killed(api: A
 async def test_each_run_has_its_own_log(api: Api) -> None:
     code = "import os\nprint(os.environ['JUPYTER_ORCH_RUN_ID'])\n"
     task_id = await scheduled(api, {"main.py": code})
-    runs = await wait_runs(api, task_id, 2)
+    await wait_runs(api, task_id, 3)
     await api.ok("task/kill", {"id": task_id}, status=202)
-    for run in await wait_ended(api, task_id):
-        if run["status"] == "success":
-            assert texts(await api.logs(run["run_id"])) == [run["run_id"]]
-    assert runs
+    runs = await wait_ended(api, task_id)
+    finished = [r for r in runs if r["status"] == "success"]
+    assert len(finished) >= 2, runs  # the kill may end the newest run; earlier ones succeeded
+    for run in finished:
+        assert texts(await api.logs(run["run_id"])) == [run["run_id"]]
 
 
 @pytest.mark.parametrize(
