@@ -193,7 +193,7 @@ class DownloadHandler(OrchHandler):
         fh = await asyncio.to_thread(path.open, "rb")
         try:
             self.set_header("Content-Length", str(os.fstat(fh.fileno()).st_size))
-            while chunk := await asyncio.to_thread(fh.read, 1 << 16):
+            while chunk := await asyncio.to_thread(fh.read, 1 << 20):  # a thread hop per MiB
                 self.write(chunk)
                 await self.flush()
         finally:
