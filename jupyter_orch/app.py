@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
@@ -137,6 +137,14 @@ class OrchApp(ExtensionApp):
             raise ValueError(f"run_niceness must be between 0 and 19, not {value}")
         return value
 
+    fork_server = Bool(
+        True,
+        help="Start runs from a pre-started Python (a fork server): each run's supervisor is "
+        "forked from it, and so is the run's own process when it runs with the server's "
+        "interpreter and start-up settings, which saves starting an interpreter per run. "
+        "False starts both as new processes.",
+    ).tag(config=True)
+
     executor_class = Type(
         default_value=LocalExecutor,
         klass=Executor,
@@ -182,7 +190,7 @@ class OrchApp(ExtensionApp):
         self.service = OrchService(
             config,
             Store(data / "orch.db"),
-            self.executor_class(),  # type: ignore[abstract]
+            self._executor(),
             Packager(
                 data / "envs",
                 self.max_parallel_builds,
@@ -199,6 +207,12 @@ class OrchApp(ExtensionApp):
             }
         )
         self.log.info("jupyter_orch %s: data in %s", __version__, data)
+
+    def _executor(self) -> Executor:
+        kind: Any = self.executor_class  # a concrete subclass: traitlets checked it
+        if issubclass(kind, LocalExecutor):
+            return cast(Executor, kind(fork_server=self.fork_server))
+        return cast(Executor, kind())
 
     def initialize_handlers(self) -> None:
         """Register the API routes."""

@@ -10,25 +10,21 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from . import runtime
 from .background import Background
 from .executors import Executor, ExitRecord, RunSpec
+from .executors.base import base_env
 from .executors.local import append_note
 from .models import Orchestration, RunStatus, Task, TaskRun, TaskStatus, new_id, now
 from .packaging import Packager, isolate
 from .requirements import normalise_requirements
 from .store import Store
-
-#: Variables of the server's own that a run must not inherit (it gets a token of its own).
-SECRET_VARS = ("JUPYTER_TOKEN", "JPY_API_TOKEN", "JUPYTERHUB_API_TOKEN", "JPY_COOKIE_SECRET")
 
 Decide = Callable[[Task, TaskRun], None]
 AfterEnd = Callable[[Task | None, TaskRun], Awaitable[None]]
@@ -109,7 +105,7 @@ class Runner:
         return self._tokens.get(hash_token(token))
 
     def _env(self, task: Task, run_id: str, token: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k not in SECRET_VARS}
+        env = base_env()
         env.update(task.env_vars())
         env.update(
             {
@@ -169,9 +165,9 @@ class Runner:
             grace=self.settings.kill_grace,
             max_line=self.settings.max_line,
             niceness=self.settings.niceness,
+            files={"args.json": json.dumps(task.input_data)},  # written by the supervisor
         )
         try:
-            await asyncio.to_thread(_write_args, spec.run_dir, task.input_data)
             future = await self.executor.launch(spec)
         except Exception as exc:  # whatever failed, the recorded run must end, not hang
             future = _done(ExitRecord(RunStatus.FAILURE, None, f"could not start: {exc}", now()))
@@ -254,11 +250,6 @@ def _done(record: ExitRecord) -> asyncio.Future[ExitRecord]:
     future: asyncio.Future[ExitRecord] = asyncio.get_running_loop().create_future()
     future.set_result(record)
     return future
-
-
-def _write_args(run_dir: Path, args: dict[str, Any]) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "args.json").write_text(json.dumps(args), encoding="utf-8")
 
 
 def _note_only(run_dir: Path, text: str) -> None:

@@ -30,6 +30,7 @@ import time
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import signal as _signal  # `_signal` has no stubs; `signal` re-exports its whole API
+    from collections.abc import Callable, Mapping
     from typing import Any, NoReturn
 
     Record = dict[str, str | int | None]
@@ -69,15 +70,14 @@ def process_start_ticks(pid: int) -> int | None:
 # -- files -------------------------------------------------------------------------------------
 
 
-def write_spec(run_dir: str, spec: dict[str, Any]) -> None:
-    """Write a run's spec: `spec.bin` for the supervisor, `spec.json` for people (server side)."""
-    import json  # the server has it loaded already; the supervisor never needs it
-
+def write_spec(run_dir: str, spec: dict[str, Any], binary: bool = True) -> None:
+    """Write a run's spec: `spec.json` for people, and `spec.bin` for a supervisor to read."""
     # No fsync: only a supervisor reads the spec, and none survives a machine crash.
-    with open(os.path.join(run_dir, "spec.json"), "w", encoding="utf-8") as fh:
-        json.dump(spec, fh)
-    with open(os.path.join(run_dir, SPEC_BIN), "wb") as fh:
-        marshal.dump(spec, fh)  # built in, so reading it costs the supervisor no import
+    with open(os.path.join(run_dir, "spec.json"), "wb") as fh:
+        fh.write(encode_json(spec).encode("ascii"))
+    if binary:
+        with open(os.path.join(run_dir, SPEC_BIN), "wb") as fh:
+            marshal.dump(spec, fh)  # built in, so reading it costs the supervisor no import
 
 
 def read_spec(run_dir: str) -> dict[str, Any]:
@@ -100,7 +100,7 @@ def write_json(path: str, data: Record, sync: bool = True) -> None:
     tmp = path + ".tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
     try:
-        _write_all(fd, encode_json(data).encode("ascii"))
+        write_all(fd, encode_json(data).encode("ascii"))
         if sync:
             os.fsync(fd)
     finally:
@@ -108,9 +108,10 @@ def write_json(path: str, data: Record, sync: bool = True) -> None:
     os.replace(tmp, path)
 
 
-def encode_json(data: Record) -> str:
-    """`json.dumps(data)` for a flat dict of str, int, bool and None, without `json`."""
-    return "{" + ", ".join(f"{_json_str(k)}: {_json_value(v)}" for k, v in data.items()) + "}"
+def encode_json(data: Mapping[str, object]) -> str:
+    """`json.dumps(data)` without `json`: dicts with str keys, lists, str, int, finite float,
+    bool and None (TypeError or ValueError for anything else)."""
+    return _json_value(data)
 
 
 def _json_value(value: object) -> str:
@@ -120,9 +121,19 @@ def _json_value(value: object) -> str:
         return "true" if value else "false"
     if isinstance(value, int):
         return str(int(value))
+    if isinstance(value, float):
+        if value - value != 0.0:  # NaN, or infinite (without importing math)
+            raise ValueError(f"not a finite number: {value!r}")
+        return float.__repr__(value)
     if isinstance(value, str):
         return _json_str(value)
-    raise TypeError(f"not a flat JSON value: {value!r}")
+    if isinstance(value, dict):
+        if not all(isinstance(key, str) for key in value):
+            raise TypeError(f"JSON object keys must be str: {list(value)!r}")
+        return "{" + ", ".join(f"{_json_str(k)}: {_json_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(map(_json_value, value)) + "]"
+    raise TypeError(f"not a JSON value: {value!r}")
 
 
 _SHORT_ESCAPES = {
@@ -197,14 +208,14 @@ def _copy_bytes(fd_in: int, fd_out: int) -> None:
             raise
         # sendfile cannot copy between these two files: copy through user space instead.
         while data := os.read(fd_in, CHUNK):
-            _write_all(fd_out, data)
+            write_all(fd_out, data)
 
 
 def _raise(exc: OSError) -> None:
     raise exc
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
@@ -219,14 +230,43 @@ def spawn(argv: list[str], env: dict[str, str], cwd: str, stdout: int, stderr: i
     What `subprocess.Popen` does, without its import cost: the child reports a failure before
     or in exec through a close-on-exec pipe, which a successful exec closes unwritten.
     """
+    return _start_child(_become_child, argv, env, cwd, (stdout, stderr))
+
+
+def spawn_inline(argv: list[str], env: dict[str, str], cwd: str, stdout: int, stderr: int) -> int:
+    """As `spawn`, but the child runs ``argv`` (``python -u SCRIPT ...``) in this interpreter.
+
+    Only in a supervisor forked by the fork server, whose interpreter is the run's: the child
+    sets itself up as `spawn`'s would before exec, then raises `BecomeRun` up to the fork
+    server's top level, which runs the script (`forkserver.run_script`). Its report pipe closes
+    there, with every other inherited file, just before the script starts.
+    """
+    return _start_child(_become_inline, argv, env, cwd, (stdout, stderr))
+
+
+class BecomeRun(BaseException):
+    """Raised in a run's process forked from a warm interpreter: run `argv` with `env`."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        super().__init__("run's process")
+        self.argv = argv
+        self.env = env
+
+
+def _start_child(
+    become: Callable[[list[str], dict[str, str], str, tuple[int, int], int], NoReturn],
+    argv: list[str],
+    env: dict[str, str],
+    cwd: str,
+    out: tuple[int, int],
+) -> int:
     report_r, report_w = os.pipe()  # both close-on-exec (PEP 446)
+    pid = os.fork()
+    if pid == 0:
+        os.close(report_r)
+        become(argv, env, cwd, out, report_w)
+    os.close(report_w)
     with open(report_r, "rb") as report_file:
-        try:
-            pid = os.fork()
-            if pid == 0:
-                _become_child(argv, env, cwd, (stdout, stderr), report_w)
-        finally:
-            os.close(report_w)
         report = report_file.read()  # until exec closes the pipe, or the child reports
     if not report:
         return pid
@@ -237,23 +277,31 @@ def spawn(argv: list[str], env: dict[str, str], cwd: str, stdout: int, stderr: i
     raise OSError(f"the run's process failed before exec: {text}")
 
 
+def _set_up_child(out: tuple[int, int], int_handler: _signal._HANDLER) -> None:
+    """The run's process before it runs: its signals, process group and standard streams."""
+    # The supervisor's handlers are no use here: a kill before exec ends the child. Python
+    # ignores SIGPIPE and SIGXFSZ, and exec would keep that (subprocess resets them too);
+    # a Python run goes on ignoring them, as Python does at start. SIGHUP stays ignored, as it
+    # was under subprocess.
+    _signal.set_wakeup_fd(-1)
+    _signal.signal(_signal.SIGTERM, _signal.SIG_DFL)
+    _signal.signal(_signal.SIGINT, int_handler)
+    _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
+    os.setpgid(0, 0)  # a group of its own, so kill and timeout reach all it starts
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+    os.dup2(out[0], 1)
+    os.dup2(out[1], 2)
+
+
 def _become_child(
     argv: list[str], env: dict[str, str], cwd: str, out: tuple[int, int], report: int
 ) -> NoReturn:
     """In the forked child: set up, then exec the run's process (or report why not)."""
     failed = ""  # the file named in the error, as subprocess names it
     try:
-        # The supervisor's handlers are no use here: a kill before exec ends the child. Python
-        # ignores SIGPIPE and SIGXFSZ, and exec would keep that (subprocess resets them too).
-        # SIGHUP stays ignored, as it was under subprocess.
-        _signal.set_wakeup_fd(-1)
-        for signum in (_signal.SIGTERM, _signal.SIGINT, _signal.SIGPIPE, _signal.SIGXFSZ):
+        _set_up_child(out, _signal.SIG_DFL)
+        for signum in (_signal.SIGPIPE, _signal.SIGXFSZ):
             _signal.signal(signum, _signal.SIG_DFL)
-        _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
-        os.setpgid(0, 0)  # a group of its own, so kill and timeout reach all it starts
-        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
-        os.dup2(out[0], 1)
-        os.dup2(out[1], 2)
         # Like close_fds=True: only 0-2 and the report pipe (closed by exec) stay open.
         os.closerange(3, report)
         os.closerange(report + 1, os.sysconf("SC_OPEN_MAX"))
@@ -262,13 +310,30 @@ def _become_child(
         failed = argv[0]
         os.execvpe(argv[0], argv, env)
     except BaseException as exc:
-        if isinstance(exc, OSError) and exc.errno:
-            message = f"{exc.errno}:{failed}"
-        else:
-            message = f"0:{type(exc).__name__}: {exc}"
-        os.write(report, message.encode("utf-8", "surrogateescape"))
+        _report(report, exc, failed)
     finally:
         os._exit(127)
+
+
+def _become_inline(
+    argv: list[str], env: dict[str, str], cwd: str, out: tuple[int, int], report: int
+) -> NoReturn:
+    """In the forked child of a warm supervisor: set up, then become the run's process."""
+    try:
+        _set_up_child(out, _signal.default_int_handler)
+        os.chdir(cwd)
+    except BaseException as exc:
+        _report(report, exc, cwd)
+        os._exit(127)
+    raise BecomeRun(argv, env)
+
+
+def _report(report: int, exc: BaseException, failed: str) -> None:
+    if isinstance(exc, OSError) and exc.errno:
+        message = f"{exc.errno}:{failed}"
+    else:
+        message = f"0:{type(exc).__name__}: {exc}"
+    os.write(report, message.encode("utf-8", "surrogateescape"))
 
 
 # -- the log -----------------------------------------------------------------------------------
@@ -339,7 +404,7 @@ class LogWriter:
         if self.out:
             data = b"".join(self.out)
             self.out.clear()
-            _write_all(self.fd, data)
+            write_all(self.fd, data)
 
 
 # -- the supervisor ----------------------------------------------------------------------------
@@ -348,9 +413,10 @@ class LogWriter:
 class Supervisor:
     """One run: its process, its pipes, its deadlines."""
 
-    def __init__(self, run_dir: str, spec: dict[str, Any]) -> None:
+    def __init__(self, run_dir: str, spec: dict[str, Any], inline: bool = False) -> None:
         self.run_dir = run_dir
         self.spec = spec
+        self.inline = inline  # the run's process is forked from this interpreter (no exec)
         self.log = LogWriter(os.path.join(run_dir, "log"), int(spec.get("max_line", 16384)))
         self.grace = float(spec.get("grace", 10.0))
         timeout = spec.get("timeout")
@@ -374,7 +440,8 @@ class Supervisor:
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         try:
-            self.pid = spawn(self.spec["argv"], self.spec["env"], cwd, out_w, err_w)
+            start = spawn_inline if self.inline else spawn
+            self.pid = start(self.spec["argv"], self.spec["env"], cwd, out_w, err_w)
         except BaseException:
             os.close(out_r)
             os.close(err_r)
@@ -449,7 +516,7 @@ class Supervisor:
                 wait = left if wait is None else min(wait, left)
             for fd, _ in poller.poll(wait):
                 if fd == wake_fd:
-                    _drain(wake_fd)
+                    drain(wake_fd)
                     continue
                 data = os.read(fd, CHUNK)
                 stamp = time.time_ns()
@@ -487,7 +554,7 @@ class Supervisor:
         return {"status": status, "exit_code": code, "reason": reason}
 
 
-def _drain(fd: int) -> None:
+def drain(fd: int) -> None:
     try:
         while os.read(fd, 512):
             pass
@@ -505,14 +572,21 @@ def _hold_std_fds() -> None:
 
 
 def run(run_dir: str) -> int:
-    """Supervise the run described in RUN_DIR's spec to its end."""
+    """Supervise the run described in RUN_DIR's spec to its end (a supervisor of its own)."""
     _hold_std_fds()
-    spec = read_spec(run_dir)
+    return supervise(run_dir, read_spec(run_dir))
+
+
+def supervise(run_dir: str, spec: dict[str, Any], inline: bool = False) -> int:
+    """Supervise a run to its end: start its process, log its output, record how it ended.
+
+    `inline`: fork the run's process from this interpreter (see `spawn_inline`).
+    """
     # Lower the run's CPU priority (the run's process inherits it), so under contention the
     # Jupyter server and its kernels stay responsive.
     if spec.get("niceness"):
         os.nice(int(spec["niceness"]))
-    sup = Supervisor(run_dir, spec)
+    sup = Supervisor(run_dir, spec, inline)
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)
     os.set_blocking(wake_w, False)
@@ -534,6 +608,7 @@ def run(run_dir: str) -> int:
     try:
         if sup.requested:
             raise InterruptedError("killed before it started")
+        write_files(run_dir, spec.get("files") or {})
         sup.start()
     except InterruptedError as exc:
         record: Record = {"status": "killed", "exit_code": None, "reason": str(exc)}
@@ -547,6 +622,18 @@ def run(run_dir: str) -> int:
     record["started_ns"], record["ended_ns"] = started, time.time_ns()
     write_json(os.path.join(run_dir, "exit.json"), record)  # fsynced: the run's end must last
     return 0
+
+
+def write_files(run_dir: str, files: dict[str, str]) -> None:
+    """Write the small files the server hands the run (its arguments) into RUN_DIR."""
+    for name, text in files.items():
+        if os.path.basename(name) != name or name in ("", ".", ".."):
+            raise OSError(f"not a plain file name: {name!r}")
+        fd = os.open(os.path.join(run_dir, name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            write_all(fd, text.encode("utf-8"))
+        finally:
+            os.close(fd)
 
 
 if __name__ == "__main__":

@@ -396,10 +396,28 @@ def test_the_json_encoder_writes_what_json_reads(text: str) -> None:
     assert json.loads(encoded) == data
 
 
+def test_the_json_encoder_writes_nested_values_as_json_does() -> None:
+    data: dict[str, Any] = {
+        "argv": ["/usr/bin/python", "-u", "main.py"],
+        "env": {"A": "1", "É": "é\n"},
+        "timeout": 2.5,
+        "small": 1e-07,
+        "big": 1e22,
+        "neg": -0.0,
+        "nested": [[], {}, [1, [2, {"x": None}]], (True, False)],
+    }
+    encoded = supervise.encode_json(data)
+    assert encoded == json.dumps(data)
+    assert json.loads(encoded) == json.loads(json.dumps(data))
+
+
 def test_the_json_encoder_refuses_what_it_cannot_write() -> None:
-    for value in (1.5, [1], {"a": 1}):
+    for value in (object(), {1: "a"}, b"bytes", {1, 2}):
         with pytest.raises(TypeError):
-            supervise.encode_json({"x": value})  # type: ignore[dict-item]
+            supervise.encode_json({"x": value})
+    for value in (float("nan"), float("inf")):
+        with pytest.raises(ValueError):
+            supervise.encode_json({"x": value})
 
 
 @pytest.mark.parametrize("sync", [True, False])

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from ..models import RunStatus
+
+#: Variables of the server's own that a run must not inherit (it gets a token of its own).
+SECRET_VARS = ("JUPYTER_TOKEN", "JPY_API_TOKEN", "JUPYTERHUB_API_TOKEN", "JPY_COOKIE_SECRET")
+
+
+def base_env() -> dict[str, str]:
+    """The environment every run starts from: the server's, without its secrets."""
+    return {k: v for k, v in os.environ.items() if k not in SECRET_VARS}
 
 
 @dataclass
@@ -25,6 +34,7 @@ class RunSpec:
     grace: float = 10.0
     max_line: int = 16384
     niceness: int = 0
+    files: dict[str, str] = field(default_factory=dict)  # written into run_dir before start
 
     def to_json(self) -> dict[str, object]:
         """The spec the supervisor reads (written as `spec.bin`, and `spec.json` for people)."""
@@ -37,6 +47,7 @@ class RunSpec:
             "grace": self.grace,
             "max_line": self.max_line,
             "niceness": self.niceness,
+            "files": self.files,
         }
 
 
