@@ -16,7 +16,7 @@ import shutil
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -120,7 +120,8 @@ class OrchService:
         self.scheduler_lock = SchedulerLock(config.data_dir / "scheduler.lock")
         self._background = Background("background work")
         self._spawn = self._background.spawn
-        self._pruning: set[str] = set()
+        self._prune_pending: set[str] = set()  # tasks whose runs ended since the last pass
+        self._prune_pass: asyncio.Future[Any] | None = None  # the pass scheduled, if any
         self._seen_version = -1
         self._started: asyncio.Future[None] | None = None
 
@@ -605,33 +606,65 @@ class OrchService:
 
     # -- retention --------------------------------------------------------------------------
 
-    def _after_run(self, run: TaskRun) -> None:
-        if run.task_id not in self._pruning:
-            self._pruning.add(run.task_id)
-            self._spawn(self._prune_soon(run.task_id))
+    #: Seconds from the first run end that makes a task pending to the pass over every
+    #: pending task; runs one pass removes of one task, and in all; tasks per store call when
+    #: every task is looked at (hourly).
+    prune_delay = 1.0
+    prune_task_limit = 500
+    prune_pass_limit = 2000
+    prune_chunk = 500
 
-    async def _prune_soon(self, task_id: str) -> None:
-        await asyncio.sleep(1.0)  # one pass for a burst of runs ending together
-        self._pruning.discard(task_id)
-        await self.prune(task_id)
+    def _after_run(self, run: TaskRun) -> None:
+        self._prune_later([run.task_id])
+
+    def _prune_later(self, task_ids: list[str]) -> None:
+        """Add tasks to the pending set; schedule a pass unless one is scheduled already."""
+        self._prune_pending.update(task_ids)
+        if self._prune_pending and self._prune_pass is None:
+            self._prune_pass = self._spawn(self._prune_soon())
+
+    async def _prune_wait(self) -> None:
+        """The pause between the first run end that makes a task pending and its pass."""
+        await asyncio.sleep(self.prune_delay)
+
+    async def _prune_soon(self) -> None:
+        try:
+            await self._prune_wait()  # one pass for a burst of runs ending together
+        finally:
+            self._prune_pass = None
+        task_ids, self._prune_pending = sorted(self._prune_pending), set()
+        await self._prune_tasks(task_ids)
 
     async def _prune_all(self) -> None:
-        for task_id in await self._db(self.store.task_ids):
-            await self.prune(task_id)
+        task_ids = await self._db(self.store.task_ids)
+        step = self.prune_chunk
+        for start in range(0, len(task_ids), step):
+            await self._prune_tasks(task_ids[start : start + step])
+
+    async def _prune_tasks(
+        self, task_ids: list[str], limit: int | None = None, total: int | None = None
+    ) -> list[str]:
+        """One retention pass over some tasks: one store call, then the runs' folders go.
+        Tasks left with runs to remove (a limit was hit) are pruned again by a later pass."""
+        pruned = await self._db(
+            self.store.prune_due,
+            task_ids,
+            self.config.keep_runs,
+            self.config.keep_days,
+            now(),
+            self.prune_task_limit if limit is None else limit,
+            self.prune_pass_limit if total is None else total,
+        )
+        if pruned.run_ids:
+            await asyncio.to_thread(self._remove_runs, pruned.run_ids)
+        if pruned.unfinished:
+            self._prune_later(pruned.unfinished)
+        return pruned.run_ids
 
     async def prune(self, task_id: str, limit: int = 500) -> list[str]:
-        """Apply retention to one task: keep its newest runs, and runs younger than the limit."""
-        task = await self._db(self.store.get_task, task_id, 0)
-        if task is None:
-            return []
-        keep = task.keep_runs if task.keep_runs is not None else self.config.keep_runs
-        days = task.keep_days if task.keep_days is not None else self.config.keep_days
-        cutoff = now() - timedelta(days=days)
-        doomed = await self._db(self.store.prune_candidates, task_id, keep, cutoff, limit)
-        if doomed:
-            await self._db(self.store.delete_runs, doomed)
-            await asyncio.to_thread(self._remove_runs, doomed)
-        return doomed
+        """Apply retention to one task now: keep its newest runs, and runs younger than the
+        limit; the ids of the runs removed."""
+        return await self._prune_tasks([task_id], limit, limit)
 
     def _remove_runs(self, run_ids: list[str]) -> None:
         for run_id in run_ids:

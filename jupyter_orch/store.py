@@ -12,8 +12,8 @@ import json
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -216,6 +216,22 @@ def _placeholders(values: Sequence[object]) -> str:
 
 #: How many ids go in one `IN (...)` (well under SQLite's limit on variables).
 CHUNK = 500
+
+
+def _cutoff(at: datetime, days: float) -> str | None:
+    """The creation time before which runs are too old, as stored (None: no run is)."""
+    try:
+        return _ts(at - timedelta(days=days))
+    except OverflowError:  # more days than a datetime can count back: nothing is too old
+        return None
+
+
+@dataclass
+class Pruned:
+    """What a retention pass deleted, and the tasks it left runs to delete of (a limit hit)."""
+
+    run_ids: list[str] = field(default_factory=list)
+    unfinished: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -666,29 +682,112 @@ class Store:
             params.append(limit)
         return [_skip(row) for row in self.db.execute(sql, params).fetchall()]
 
-    def prune_candidates(self, task_id: str, keep: int, cutoff: datetime, limit: int) -> list[str]:
-        """Ended runs beyond the newest `keep` or older than `cutoff`; never the latest failure."""
-        rows = self.db.execute(
-            "SELECT id, status, created_at FROM runs WHERE task_id = ?"
-            " ORDER BY created_at DESC, id",
-            (task_id,),
-        ).fetchall()
-        failed = {RunStatus.FAILURE.value, RunStatus.TIMED_OUT.value}
-        latest_failure = next((r["id"] for r in rows if r["status"] in failed), None)
-        doomed = [
-            row["id"]
-            for index, row in enumerate(rows)
-            if row["status"] != RunStatus.RUNNING.value
-            and row["id"] != latest_failure
-            and (index >= keep or _req_dt(row["created_at"]) < cutoff)
-        ]
-        return doomed[:limit]
+    def prune_due(
+        self,
+        task_ids: Sequence[str],
+        default_keep: int,
+        default_days: float,
+        at: datetime,
+        limit: int,
+        total: int,
+    ) -> Pruned:
+        """Apply retention to many tasks at once: find, then delete, the runs they no longer keep.
 
-    def delete_runs(self, run_ids: Sequence[str]) -> None:
-        """Remove runs by id."""
-        if run_ids:
-            sql = f"DELETE FROM runs WHERE id IN ({_placeholders(run_ids)})"
-            self._write([(sql, list(run_ids))])
+        Each task keeps its newest `keep_runs` runs and its runs younger than `keep_days` (its
+        own settings, else the defaults); running runs and its latest failed run are always
+        kept. At most `limit` runs of one task and `total` runs in all are deleted; tasks that
+        still have runs to delete are named in `unfinished`. The rows go in one transaction; the
+        caller removes the runs' folders.
+
+        One query over the runs' indexes finds the tasks with anything to do (more runs than
+        they keep, or an ended run older than the default cutoff): a task with nothing to do
+        costs a count and a lookup on the runs' indexes, and no Python. Only the others are
+        looked at run by run, and only as far as the limits need.
+        """
+        ids = list(dict.fromkeys(task_ids))
+        if not ids or total <= 0:
+            return Pruned()
+        at = at.astimezone(timezone.utc)
+        cutoffs: dict[float | None, str | None] = {None: _cutoff(at, default_days)}
+        rows = self.db.execute(
+            "SELECT id, keep, keep_days, oldest, runs FROM ("
+            " SELECT t.id AS id, j.key AS k, COALESCE(t.keep_runs, ?) AS keep,"
+            " t.keep_days AS keep_days,"
+            " (SELECT COUNT(*) FROM runs AS r WHERE r.task_id = t.id) AS runs,"
+            " (SELECT r.created_at FROM runs AS r WHERE r.task_id = t.id AND r.status != ?"
+            "  ORDER BY r.created_at LIMIT 1) AS oldest"
+            " FROM json_each(?) AS j JOIN tasks AS t ON t.id = j.value)"
+            # A task with its own keep_days is looked at below if it has any ended run.
+            " WHERE runs > keep OR oldest < CASE WHEN keep_days IS NULL THEN ? ELSE '9999' END"
+            " ORDER BY k",
+            (default_keep, RunStatus.RUNNING.value, json.dumps(ids), cutoffs[None] or ""),
+        ).fetchall()
+        pruned = Pruned()
+        for row in rows:
+            days = row["keep_days"]
+            if days not in cutoffs:
+                cutoffs[days] = _cutoff(at, days)
+            cutoff = cutoffs[days] or ""  # every stored time sorts after ""
+            oldest = row["oldest"]
+            if row["runs"] <= row["keep"] and (oldest is None or oldest >= cutoff):
+                continue  # its own keep_days keeps every run
+            budget = min(limit, total - len(pruned.run_ids))
+            if budget <= 0:
+                pruned.unfinished.append(row["id"])
+                continue
+            doomed, more = self._doomed(row["id"], row["keep"], cutoff, budget)
+            pruned.run_ids.extend(doomed)
+            if more:
+                pruned.unfinished.append(row["id"])
+        if pruned.run_ids:
+            self._write(
+                [
+                    (
+                        "DELETE FROM runs WHERE id IN (SELECT value FROM json_each(?))",
+                        [json.dumps(pruned.run_ids)],
+                    )
+                ]
+            )
+        return pruned
+
+    def _doomed(self, task_id: str, keep: int, cutoff: str, budget: int) -> tuple[list[str], bool]:
+        """Up to `budget` runs of one task that retention removes, newest first, and whether
+        more are left.
+
+        In the order (created_at DESC, id), a run is kept by the rules when it is among the
+        first `keep` and not older than the cutoff: that is a prefix of the runs, of length
+        `start`. Every later run goes, except running ones and the latest failure, which is
+        the first failed run after the prefix when the prefix has none.
+        """
+        start = self.db.execute(
+            "SELECT COUNT(*) FROM ("
+            " SELECT 1 FROM runs WHERE task_id = ? AND created_at >= ? LIMIT ?)",
+            (task_id, cutoff, keep),
+        ).fetchone()[0]
+        failed = (RunStatus.FAILURE.value, RunStatus.TIMED_OUT.value)
+        failure_kept = (
+            start > 0
+            and self.db.execute(
+                "SELECT 1 FROM ("
+                " SELECT status FROM runs WHERE task_id = ?"
+                " ORDER BY created_at DESC, id LIMIT ?) WHERE status IN (?, ?) LIMIT 1",
+                (task_id, start, *failed),
+            ).fetchone()
+            is not None
+        )
+        rows = self.db.execute(
+            "SELECT id, status FROM ("
+            " SELECT id, status FROM runs WHERE task_id = ?"
+            " ORDER BY created_at DESC, id LIMIT -1 OFFSET ?) WHERE status != ? LIMIT ?",
+            (task_id, start, RunStatus.RUNNING.value, budget + 2),
+        ).fetchall()
+        doomed = []
+        for row in rows:
+            if not failure_kept and row["status"] in failed:
+                failure_kept = True  # the latest failure stays
+            else:
+                doomed.append(row["id"])
+        return doomed[:budget], len(doomed) > budget
 
     def task_ids(self) -> list[str]:
         """Every task id."""
