@@ -15,6 +15,8 @@ run and every run succeeded, and `task/list` of the orchestration is checked the
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import os
 import resource
 import subprocess
@@ -44,6 +46,7 @@ from benchmarks.common import (
     distribution,
     jupyter_server,
     percentile,
+    process_cpu,
     read_only_db,
 )
 
@@ -244,6 +247,7 @@ def cpu_alone(samples: int) -> dict[str, float]:
             supervise.write_spec(str(run_dir), {**spec, "grace": 10.0, "max_line": 16384})
             return subprocess.Popen(supervise.command(sys.executable, str(run_dir)))
 
+        forked_ms = asyncio.run(forked_cpu(source, Path(tmp) / "forked", samples))
         venv = Path(tmp) / "venv"
         subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
         plain = [str(venv / "bin" / "python"), "-u", "main.py"]
@@ -254,7 +258,54 @@ def cpu_alone(samples: int) -> dict[str, float]:
                 lambda: subprocess.Popen([sys.executable, "-I", "-S", "-c", "pass"]), samples
             ),
             "supervised_run_ms": cpu_of(supervised, samples),
+            "forked_run_ms": forked_ms,
         }
+
+
+async def forked_cpu(source: Path, runs: Path, samples: int) -> float:
+    """Median CPU milliseconds of one run started through the fork server (its supervisor and
+    `main.py` forked from it), runs one after another, as the server's executor starts them."""
+    from jupyter_orch.executors.base import RunSpec, base_env
+    from jupyter_orch.executors.local import LocalExecutor
+
+    executor = LocalExecutor()
+    await executor.start()
+    try:
+        if executor._fork is None or executor._fork.proc is None:
+            raise BenchError("the fork server did not start")
+        pid = executor._fork.proc.pid
+        values = []
+        for index in range(samples):
+            spec = RunSpec(
+                run_id=str(index),
+                run_dir=runs / str(index),
+                argv=[sys.executable, "-u", "main.py"],
+                env={**base_env(), "PYTHONUNBUFFERED": "1"},
+                source=source,
+                cwd="",
+            )
+            if not executor.inline(spec):
+                raise BenchError("the run would not be forked from the fork server")
+            before = sum(process_cpu(pid)[:2])
+            record = await (await executor.launch(spec))
+            if record.status.value != "success":
+                raise BenchError(f"a forked run failed: {record.reason}")
+            for _ in range(5000):  # until the fork server has reaped it (at most 5 s)
+                if not _alive(spec.run_dir):
+                    break
+                await asyncio.sleep(0.001)
+            values.append((sum(process_cpu(pid)[:2]) - before) * 1000)
+        return percentile(values, 50)
+    finally:
+        await executor.stop()
+
+
+def _alive(run_dir: Path) -> bool:
+    """Whether the run's supervisor is still a process (a zombie counts: not yet reaped)."""
+    from jupyter_orch import supervise
+
+    info: dict[str, int] = json.loads((run_dir / "supervisor.json").read_text(encoding="utf-8"))
+    return supervise.process_start_ticks(info["pid"]) == info["start"]
 
 
 # -- the analysis ----------------------------------------------------------------------------
@@ -447,7 +498,7 @@ def _cpu_per_run(rounds: list[dict[str, Any]], alone: dict[str, float]) -> list[
         runs = cpu_per_run(rounds, variant, "children_cores")
         server = cpu_per_run(rounds, variant, "process_cores")
         rows += [
-            [f"burst, {VARIANTS[variant]}: the runs' processes (reaped)", f"{runs:.1f}"],
+            [f"burst, {VARIANTS[variant]}: the runs' processes (and fork server)", f"{runs:.1f}"],
             [f"burst, {VARIANTS[variant]}: the server process", f"{server:.1f}"],
             [
                 f"ceiling, {VARIANTS[variant]}: 2 cores / (runs + server), runs/s",
@@ -455,7 +506,8 @@ def _cpu_per_run(rounds: list[dict[str, Any]], alone: dict[str, float]) -> list[
             ],
         ]
     alone_rows = [
-        ("alone: supervisor running `python -u main.py`", "supervised_run_ms"),
+        ("alone: a run from the fork server (supervisor + `main.py`)", "forked_run_ms"),
+        ("alone: supervisor started anew running `python -u main.py`", "supervised_run_ms"),
         ("alone: `python -u main.py` (the server's Python)", "user_python_ms"),
         ("alone: `python -u main.py` (a plain venv's Python)", "venv_python_ms"),
         ("alone: `python -I -S -c pass` (as the supervisor's)", "bare_python_ms"),

@@ -8,6 +8,7 @@ least `--quick` (tiny sizes, for the smoke test), `--runs N` (repetitions) and `
 from __future__ import annotations
 
 import calendar
+import contextlib
 import io
 import json
 import math
@@ -455,23 +456,50 @@ class CpuSample:
 
     wall: float  # time.monotonic() when sampled
     process: float  # user + system of the process (all its threads)
-    children: float  # user + system of its children it has waited for (and theirs)
+    # user + system of its children it has waited for (and theirs), and of its fork servers
+    # (with the supervisors and runs they have waited for)
+    children: float
     machine_busy: float  # every core, all but idle and iowait
     machine_total: float  # every core
+
+
+def process_cpu(pid: int) -> tuple[float, float, int]:
+    """CPU seconds of a process itself and of its reaped children, and its parent's pid."""
+    tick = float(os.sysconf("SC_CLK_TCK"))
+    stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+    fields = stat[stat.rindex(")") + 2 :].split()  # fields[0] is the state (field 3)
+    utime, stime, cutime, cstime = (int(v) / tick for v in fields[11:15])
+    return utime + stime, cutime + cstime, int(fields[1])
+
+
+def fork_servers(pid: int) -> list[int]:
+    """The live fork servers started by the server `pid` (its children running forkserver)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if process_cpu(int(entry.name))[2] != pid:
+                continue
+            if b"import forkserver" in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except (OSError, ValueError):
+            continue  # it ended meanwhile
+    return found
 
 
 def cpu_sample(pid: int) -> CpuSample:
     """Read /proc for the CPU use of `pid` and of the whole machine (Linux only)."""
     tick = float(os.sysconf("SC_CLK_TCK"))
-    stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
-    fields = stat[stat.rindex(")") + 2 :].split()  # fields[0] is the state (field 3)
-    utime, stime, cutime, cstime = (int(v) / tick for v in fields[11:15])
+    own, children, _ = process_cpu(pid)
+    for fork_server in fork_servers(pid):
+        with contextlib.suppress(OSError):
+            fork_own, fork_children, _ = process_cpu(fork_server)
+            children += fork_own + fork_children
     cpu = Path("/proc/stat").read_text(encoding="ascii").splitlines()[0].split()[1:9]
     values = [int(v) / tick for v in cpu]  # user nice system idle iowait irq softirq steal
     idle = values[3] + values[4]
-    return CpuSample(
-        time.monotonic(), utime + stime, cutime + cstime, sum(values) - idle, sum(values)
-    )
+    return CpuSample(time.monotonic(), own, children, sum(values) - idle, sum(values))
 
 
 def cpu_use(before: CpuSample, after: CpuSample) -> dict[str, float]:

@@ -5,8 +5,8 @@ and a run used to start two: its supervisor and `python -u main.py`. The server 
 starts this module once, as ``python -u -c BOOT PKGDIR FD`` in a session of its own and with
 the environment every run starts from. Asked over the socket FD, it forks:
 
-- the run's **supervisor**, which calls `setsid()` and runs `supervise.supervise` as a process
-  started by the server would (so it outlives the server and the fork server alike);
+- the run's **supervisor**, in a process group of its own, which runs `supervise.supervise` as
+  a process started by the server would (it outlives the server and the fork server alike);
 - and, when the run's interpreter and start-up settings are this one's, the supervisor forks
   the **run's process** from this same warm interpreter instead of executing a new one: the
   child resets what the fork server and supervisor set up, unwinds to the top of the stack
@@ -147,7 +147,11 @@ def _supervisor(request: dict[str, Any], own_fds: tuple[int, ...]) -> supervise.
             os.close(fd)
         _signal.set_wakeup_fd(-1)
         _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
-        os.setsid()
+        # A process group of its own (signals to the fork server's group do not reach it), in
+        # the fork server's session: one autogroup for every run, whose CPU priority
+        # `supervise.lower_priority` lowers for all (one session per run would get each as
+        # much CPU as the whole Jupyter server).
+        os.setpgid(0, 0)
         run_dir = request["dir"]
         os.makedirs(run_dir, exist_ok=True)
         err = os.open(os.path.join(run_dir, "supervisor.err"), os.O_WRONLY | os.O_CREAT, 0o644)

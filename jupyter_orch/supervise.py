@@ -585,7 +585,7 @@ def supervise(run_dir: str, spec: dict[str, Any], inline: bool = False) -> int:
     # Lower the run's CPU priority (the run's process inherits it), so under contention the
     # Jupyter server and its kernels stay responsive.
     if spec.get("niceness"):
-        os.nice(int(spec["niceness"]))
+        lower_priority(int(spec["niceness"]))
     sup = Supervisor(run_dir, spec, inline)
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)
@@ -622,6 +622,28 @@ def supervise(run_dir: str, spec: dict[str, Any], inline: bool = False) -> int:
     record["started_ns"], record["ended_ns"] = started, time.time_ns()
     write_json(os.path.join(run_dir, "exit.json"), record)  # fsynced: the run's end must last
     return 0
+
+
+def lower_priority(niceness: int) -> None:
+    """Add `niceness` to this process's nice value, and set its autogroup's to it.
+
+    Where the kernel groups processes by session (autogroup, on by default in most
+    distributions), CPU time is shared between sessions first and nice values act only within
+    one: a run in a session of its own would get as much CPU as the whole Jupyter server
+    however nice it is. An unprivileged process may raise its autogroup's nice value (never
+    lower it); a kernel without autogroups has no such file.
+    """
+    os.nice(niceness)
+    try:
+        fd = os.open("/proc/self/autogroup", os.O_WRONLY)
+    except OSError:
+        return
+    try:
+        os.write(fd, str(niceness).encode())
+    except OSError:
+        pass  # a higher nice value already, or not ours to change
+    finally:
+        os.close(fd)
 
 
 def write_files(run_dir: str, files: dict[str, str]) -> None:

@@ -255,3 +255,28 @@ async def test_a_fork_server_that_ends_before_forking_fails_the_run_once(
         assert not (spec.run_dir / "log").exists()  # not run by anyone, not started twice
     finally:
         await executor.stop()
+
+
+AUTOGROUP = Path("/proc/self/autogroup")
+
+
+@pytest.mark.skipif(not AUTOGROUP.exists(), reason="this kernel does not group by session")
+async def test_runs_share_one_autogroup_whose_priority_is_lowered(
+    executors: tuple[LocalExecutor, LocalExecutor], tmp_path: Path
+) -> None:
+    # CPU is shared between autogroups (sessions) first: nice values alone would leave each
+    # run in a session of its own with as much CPU as the whole Jupyter server.
+    code = 'import os\nprint(open("/proc/self/autogroup").read().strip(), os.nice(0))\n'
+    forked, plain = executors
+    seen = []
+    for index, executor in enumerate([forked, forked, plain]):
+        spec = spec_for(tmp_path / str(index), "group", code)
+        spec.niceness = 7
+        record, texts, _ = await run(executor, spec)
+        assert record.status is RunStatus.SUCCESS
+        group, word, nice, niceness = texts[0].removeprefix("stdout F ").split()
+        assert (word, nice, niceness) == ("nice", "7", "7")
+        seen.append(group)
+    assert seen[0] == seen[1]  # the fork server's session: one group for all its runs
+    assert seen[2] != seen[0]  # a session of its own, niced all the same
+    assert AUTOGROUP.read_text().split()[0] not in seen  # not the server's
