@@ -7,11 +7,11 @@ Each round starts a fresh server and reads its memory from /proc: RSS (`VmRSS` o
 /proc/PID/status), PSS and USS (`Pss`, and `Private_Clean` + `Private_Dirty`, of
 /proc/PID/smaps_rollup). PSS divides each shared page among the processes that map it; USS is
 what the process alone holds, what one more of it costs. The server, and its fork server (part
-of its footprint), are read 2 s after it answers, then 2 s after a few runs. Then N runs that sleep are started at once; once each has
-its user process (`child.json`), every supervisor (pid from `supervisor.json`) and user process
-is read. The user process's memory is the user code's, not the supervisor's overhead; it is
-shown apart. For reference: a bare `python -I -S` sleeping, and the same Jupyter server with
-the extension disabled.
+of its footprint), are read 2 s after it answers, then 2 s after a few runs. Then N runs that
+sleep are started at once; once each has its user process (`child.json`), every supervisor (pid
+from `supervisor.json`) and user process is read. The user process's memory is the user code's,
+not the supervisor's overhead; it is shown apart. For reference: a bare `python -I -S` sleeping,
+and the same Jupyter server with the extension disabled.
 """
 
 from __future__ import annotations
