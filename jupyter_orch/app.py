@@ -145,6 +145,14 @@ class OrchApp(ExtensionApp):
         "False starts both as new processes.",
     ).tag(config=True)
 
+    freeze_startup_objects = Bool(
+        True,
+        help="Once the server has started, move the objects it made while starting (a Jupyter "
+        "server holds a few hundred thousand) to the garbage collector's permanent generation "
+        "(gc.freeze), so that full collections only look at what came later. A full collection "
+        "of them stalls the event loop 100 ms or more, which would make scheduled runs late.",
+    ).tag(config=True)
+
     executor_class = Type(
         default_value=LocalExecutor,
         klass=Executor,
@@ -185,6 +193,7 @@ class OrchApp(ExtensionApp):
             retention_interval=self.retention_interval_seconds,
             stop_runs_on_shutdown=self.stop_runs_on_shutdown,
             run_niceness=self.run_niceness,
+            freeze_startup_objects=self.freeze_startup_objects,
             root_dir=Path(self.serverapp.root_dir).expanduser(),
         )
         self.service = OrchService(

@@ -252,7 +252,7 @@ class Task:
     starting_deadline_seconds: int | None = None
     keep_runs: int | None = None
     keep_days: float | None = None
-    last_fire_at: datetime | None = None
+    last_fire_at: datetime | None = None  # scheduled instants up to here are accounted for
     last_runs: list[TaskRun] = field(default_factory=list)
     next_run_at: datetime | None = None  # derived by the scheduler, never stored
     skipped: list[Skip] = field(default_factory=list)

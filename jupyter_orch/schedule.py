@@ -7,7 +7,11 @@ changes neither skip nor double a run:
 
 - a wall time that does not exist (the hour skipped in spring) fires once, at the first instant
   after the gap;
-- a wall time that happens twice (the hour repeated in autumn) fires once, the first time.
+- a wall time that happens twice (the hour repeated in autumn) fires once, the first time;
+  except in schedules whose hour field is `*` (`*/20 * * * *`, `@hourly`, `* * * * * *`), which
+  keep their rhythm through the repeated hour, as they do through any other: an hourly schedule
+  runs at 01:00 both times 01:00 comes, an hour apart, and every-20-minutes is never silent for
+  80 minutes. (Daily and other fixed-hour schedules still run once.)
 """
 
 from __future__ import annotations
@@ -30,6 +34,13 @@ class Cron:
 
     expr: str
     seconds: bool
+
+    @property
+    def every_hour(self) -> bool:
+        """Whether the hour field is `*`: the schedule fires the same way in every hour."""
+        if self.expr.startswith("@"):
+            return self.expr == "@hourly"
+        return self.expr.split(" ")[2 if self.seconds else 1] == "*"
 
     def iterator(self, start: datetime) -> croniter:
         """A croniter over naive wall-clock times after `start`."""
@@ -84,6 +95,16 @@ def to_instant(wall: datetime, zone: ZoneInfo) -> datetime:
 
 def next_fire(cron: Cron, zone: ZoneInfo, after: datetime) -> datetime:
     """The first instant strictly after `after` (aware) at which the schedule fires."""
+    first = _next_first_time(cron, zone, after)
+    if cron.every_hour:
+        again = _next_second_time(cron, zone, after)
+        if again is not None and again < first:
+            return again
+    return first
+
+
+def _next_first_time(cron: Cron, zone: ZoneInfo, after: datetime) -> datetime:
+    """The next instant of the wall-clock rules: a repeated wall time counts the first time."""
     it = cron.iterator(after.astimezone(zone).replace(tzinfo=None))
     for _ in range(100_000):
         instant = to_instant(it.get_next(datetime), zone)
@@ -92,22 +113,125 @@ def next_fire(cron: Cron, zone: ZoneInfo, after: datetime) -> datetime:
     raise InvalidRequest("schedule", f"{cron.expr!r} never fires")  # pragma: no cover
 
 
-def fires_between(
+#: Farther than any clock change (at most 2 hours): a repeated wall time near `after` is
+#: looked for only when the zone's offset differs across this span around it.
+_SHIFT_SPAN = timedelta(hours=3)
+
+
+@dataclass(frozen=True)
+class _SetBack:
+    """A clock set back: wall times in [start, end) happen again from `change`, at `offset`."""
+
+    change: datetime
+    offset: timedelta
+    start: datetime
+    end: datetime
+
+    def second_times(
+        self, cron: Cron, after: datetime, until: datetime, limit: int
+    ) -> list[datetime]:
+        """The second times in (after, until] at which the schedule fires, oldest first."""
+        begin = max(self.start - timedelta(seconds=1), (after + self.offset).replace(tzinfo=None))
+        it = cron.iterator(begin)
+        found: list[datetime] = []
+        while len(found) < limit:
+            wall = it.get_next(datetime)
+            instant = (wall - self.offset).replace(tzinfo=UTC)
+            if wall >= self.end or instant > until:
+                break
+            found.append(instant)
+        return found
+
+
+def _set_back(zone: ZoneInfo, low: datetime, high: datetime) -> _SetBack | None:
+    """The clock set back between `low` and `high` (at most one change apart), if any."""
+    before, later = low.astimezone(zone).utcoffset(), high.astimezone(zone).utcoffset()
+    if before is None or later is None or later >= before:
+        return None
+    while (high - low) > timedelta(seconds=1):  # the moment the clock is set back
+        middle = low + (high - low) / 2
+        if middle.astimezone(zone).utcoffset() == before:
+            low = middle
+        else:
+            high = middle
+    change = high.replace(microsecond=0)
+    start, end = (change + later).replace(tzinfo=None), (change + before).replace(tzinfo=None)
+    return _SetBack(change, later, start, end)
+
+
+def _set_backs(zone: ZoneInfo, first: datetime, last: datetime) -> list[_SetBack]:
+    """Every clock set back between two instants (looked for in steps shorter than the
+    shortest time between two clock changes)."""
+    found = []
+    low = first - _SHIFT_SPAN
+    while low < last + _SHIFT_SPAN:
+        high = low + _SHIFT_SPAN
+        change = _set_back(zone, low, high)
+        if change is not None:
+            found.append(change)
+        low = high
+    return found
+
+
+def _next_second_time(cron: Cron, zone: ZoneInfo, after: datetime) -> datetime | None:
+    """The next instant > `after` at which a repeated wall time happens the second time."""
+    change = _set_back(zone, after - _SHIFT_SPAN, after + _SHIFT_SPAN)
+    if change is None:
+        return None  # no clock set back around `after`
+    found = change.second_times(cron, after, after + 2 * _SHIFT_SPAN, 1)
+    return found[0] if found else None
+
+
+def newest_fires(
     cron: Cron, zone: ZoneInfo, after: datetime, until: datetime, limit: int
-) -> tuple[list[datetime], int]:
-    """The newest `limit` instants in (after, until], and how many there were in all."""
+) -> tuple[list[datetime], bool]:
+    """The newest `limit` instants in (after, until], oldest first, and whether there were more.
+
+    Walks back from `until`, so the cost follows `limit`, not the length of the span: a day of
+    downtime of an every-second schedule costs as much as a minute of it.
+    """
     found: list[datetime] = []
-    total = 0
-    instant = next_fire(cron, zone, after)
-    while instant <= until:
-        total += 1
+    if until <= after:
+        return found, False
+    # croniter steps back strictly before its start; instants are whole seconds.
+    start = until.astimezone(zone).replace(tzinfo=None, microsecond=0) + timedelta(seconds=1)
+    it = cron.iterator(start)
+    newest: datetime | None = None
+    for _ in range(limit * 4 + 100_000):  # bounded: collapsed wall times only repeat a few
+        instant = to_instant(it.get_prev(datetime), zone)
+        if instant <= after:
+            return _with_second_times(cron, zone, after, until, found[::-1], limit, False)
+        if instant > until or (newest is not None and instant >= newest):
+            continue  # past `until`, or a wall time that collapsed onto a later instant
+        if len(found) == limit:
+            return _with_second_times(cron, zone, after, until, found[::-1], limit, True)
         found.append(instant)
-        if len(found) > limit:
-            found.pop(0)
-        if total > 10_000_000:  # a bound on any loop: ~4 months of every-second fires
-            break
-        instant = next_fire(cron, zone, instant)
-    return found, total
+        newest = instant
+    return found[::-1], True  # pragma: no cover
+
+
+def _with_second_times(
+    cron: Cron,
+    zone: ZoneInfo,
+    after: datetime,
+    until: datetime,
+    first_times: list[datetime],
+    limit: int,
+    more: bool,
+) -> tuple[list[datetime], bool]:
+    """Add the second times of repeated wall times (hourly-rhythm schedules only)."""
+    if not cron.every_hour:
+        return first_times, more
+    oldest = first_times[0] if first_times and more else after
+    again = [
+        instant
+        for change in _set_backs(zone, oldest, until)
+        for instant in change.second_times(cron, after, until, limit)
+    ]
+    if not again:
+        return first_times, more
+    merged = sorted(set(first_times) | set(again))
+    return merged[-limit:], more or len(merged) > limit
 
 
 @dataclass(frozen=True)
@@ -116,7 +240,12 @@ class Catchup:
 
     run: datetime | None
     missed: list[datetime]
-    missed_total: int
+    more_missed: bool  # instants older than `missed` were missed too (not listed)
+
+    @property
+    def latest(self) -> datetime | None:
+        """The newest instant this catch-up accounts for (run or missed)."""
+        return self.run or (self.missed[-1] if self.missed else None)
 
 
 def catch_up(
@@ -127,14 +256,16 @@ def catch_up(
     deadline_seconds: float,
     keep: int = 100,
 ) -> Catchup:
-    """Run the latest missed instant if within the deadline; the others are missed."""
-    instants, total = fires_between(cron, zone, last, now, keep + 1)
+    """Run the latest missed instant if within the deadline; the others are missed.
+
+    At most `keep` missed instants are listed (the newest); the cost follows `keep`."""
+    instants, more = newest_fires(cron, zone, last, now, keep + 1)
     if not instants:
-        return Catchup(None, [], 0)
+        return Catchup(None, [], False)
     latest = instants[-1]
     if (now - latest).total_seconds() <= deadline_seconds:
-        return Catchup(latest, instants[:-1][-keep:], total - 1)
-    return Catchup(None, instants[-keep:], total)
+        return Catchup(latest, instants[:-1][-keep:], more)
+    return Catchup(None, instants[-keep:], more or len(instants) > keep)
 
 
 def backoff_seconds(failures: int, first: float = 1.0, ceiling: float = 60.0) -> float:

@@ -35,7 +35,7 @@ from .models import (
     now,
 )
 from .runner import Runner
-from .schedule import Cron, backoff_seconds, catch_up, fires_between, next_fire, parse_cron
+from .schedule import Cron, backoff_seconds, catch_up, newest_fires, next_fire, parse_cron
 from .schedule import parse_timezone as zone_of
 from .scheduler import Scheduler
 from .store import Store
@@ -185,7 +185,7 @@ class TaskManager:
         # Plan the next instant first, so a slow start never delays the schedule.
         self.scheduler.set(task_id, next_fire(plan.cron, plan.zone, max(at, moment)))
         # Instants passed while the loop lagged (a suspended machine) are missed, not a flood.
-        missed, _ = fires_between(plan.cron, plan.zone, at, moment, 100)
+        missed, _ = newest_fires(plan.cron, plan.zone, at, moment, 100)
         run_at: datetime | None = at
         if (moment - at).total_seconds() > plan.deadline:
             missed.insert(0, at)
@@ -312,6 +312,9 @@ class TaskManager:
             if task.status not in (TaskStatus.PAUSED, TaskStatus.PENDING_PAUSE):
                 raise Conflict(f"task {task_id} is {task.status.value}, not paused")
             task.status = TaskStatus.PENDING_RESUME
+            if task.run_type is RunType.SCHEDULED:
+                # Instants of the pause are not owed: a restart must not catch them up.
+                task.last_fire_at = max(task.last_fire_at or task.created_at, self.clock())
             await self._save(task)
         self._spawn(self._resumed(task_id))
         return task
@@ -411,10 +414,14 @@ class TaskManager:
         if outcome.missed:
             await self.store.call(self.store.add_skips, task.id, outcome.missed, "missed")
             log.info(
-                "jupyter_orch: task %s missed %d scheduled runs while no scheduler ran",
+                "jupyter_orch: task %s missed %s%d scheduled runs while no scheduler ran",
                 task.id,
-                outcome.missed_total,
+                "more than " if outcome.more_missed else "",
+                len(outcome.missed),
             )
+        if outcome.run is None and outcome.latest is not None:
+            task.last_fire_at = outcome.latest  # accounted for: not listed again next time
+            await self._save(task)
         if outcome.run is not None:
             self._spawn(self.fire(task.id, outcome.run, trigger="catch_up"))
 

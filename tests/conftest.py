@@ -22,8 +22,9 @@ API = "orch/v1/api"
 
 @pytest.fixture
 def orch_config() -> dict[str, Any]:
-    """OrchApp settings a test may change before the server starts."""
-    return {"kill_grace_seconds": 1.0}
+    """OrchApp settings a test may change before the server starts. The in-process servers
+    leave the test process's garbage collector alone (tests/test_app.py checks the freeze)."""
+    return {"kill_grace_seconds": 1.0, "freeze_startup_objects": False}
 
 
 @pytest.fixture

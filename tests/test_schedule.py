@@ -11,7 +11,7 @@ from jupyter_orch.errors import InvalidRequest
 from jupyter_orch.schedule import (
     backoff_seconds,
     catch_up,
-    fires_between,
+    newest_fires,
     next_fire,
     parse_cron,
     parse_timezone,
@@ -99,6 +99,29 @@ def test_fall_back_runs_the_repeated_hour_once() -> None:
     assert len(set(instants)) == 3
 
 
+def test_fall_back_keeps_the_rhythm_of_schedules_that_fire_every_hour() -> None:
+    # Every 20 minutes: 01:00-01:40 run both times they happen, never 80 silent minutes.
+    got = fires("*/20 * * * *", "America/New_York", "2026-11-01T00:50:00-04:00", 7)
+    assert got == [
+        "2026-11-01T01:00:00-04:00",
+        "2026-11-01T01:20:00-04:00",
+        "2026-11-01T01:40:00-04:00",
+        "2026-11-01T01:00:00-05:00",
+        "2026-11-01T01:20:00-05:00",
+        "2026-11-01T01:40:00-05:00",
+        "2026-11-01T02:00:00-05:00",
+    ]
+    # Hourly: two runs an hour apart at 01:00; from inside the repeated hour, the next one.
+    assert fires("@hourly", "America/New_York", "2026-11-01T01:30:00-04:00", 2) == [
+        "2026-11-01T01:00:00-05:00",
+        "2026-11-01T02:00:00-05:00",
+    ]
+    assert fires("* * * * * *", "America/New_York", "2026-11-01T01:59:59-04:00", 2) == [
+        "2026-11-01T01:00:00-05:00",
+        "2026-11-01T01:00:01-05:00",
+    ]
+
+
 @pytest.mark.parametrize(
     ("expr", "message"),
     [
@@ -128,14 +151,14 @@ def test_catch_up_runs_only_the_latest_instant_within_the_deadline() -> None:
     outcome = catch_up(cron, tz, last, moment, deadline_seconds=60)
     assert outcome.run == at("2026-01-01T00:10:00")
     assert outcome.missed == [at(f"2026-01-01T00:{m:02d}:00") for m in range(1, 10)]
-    assert outcome.missed_total == 9
+    assert outcome.more_missed is False
 
 
 def test_catch_up_past_the_deadline_runs_nothing() -> None:
     cron, tz = parse_cron("0 * * * *"), parse_timezone("UTC")
     outcome = catch_up(cron, tz, at("2026-01-01T00:00:00"), at("2026-01-01T05:30:00"), 600)
     assert outcome.run is None
-    assert len(outcome.missed) == 5 and outcome.missed_total == 5
+    assert len(outcome.missed) == 5 and outcome.more_missed is False
 
 
 def test_catch_up_records_a_bounded_number_of_missed_instants() -> None:
@@ -143,7 +166,7 @@ def test_catch_up_records_a_bounded_number_of_missed_instants() -> None:
     start = at("2026-01-01T00:00:00")
     outcome = catch_up(cron, tz, start, start + timedelta(hours=1), 10, keep=100)
     assert outcome.run == start + timedelta(hours=1)
-    assert len(outcome.missed) == 100 and outcome.missed_total == 3599
+    assert len(outcome.missed) == 100 and outcome.more_missed is True
     assert outcome.missed[-1] == start + timedelta(hours=1) - timedelta(seconds=1)
 
 
@@ -151,10 +174,38 @@ def test_nothing_missed() -> None:
     cron, tz = parse_cron("0 0 * * *"), parse_timezone("UTC")
     outcome = catch_up(cron, tz, at("2026-01-01T00:00:00"), at("2026-01-01T12:00:00"), 60)
     assert outcome.run is None and outcome.missed == []
-    instants, total = fires_between(
-        cron, tz, at("2026-01-01T00:00:00"), at("2026-01-03T00:00:00"), 5
-    )
-    assert total == 2 and instants == [at("2026-01-02T00:00:00"), at("2026-01-03T00:00:00")]
+    instants, more = newest_fires(cron, tz, at("2026-01-01T00:00:00"), at("2026-01-03T00:00:00"), 5)
+    assert not more and instants == [at("2026-01-02T00:00:00"), at("2026-01-03T00:00:00")]
+
+
+def test_newest_fires_walks_back_from_the_end() -> None:
+    """A year of an every-second schedule costs what its newest few instants cost."""
+    cron, tz = parse_cron("* * * * * *"), parse_timezone("UTC")
+    until = at("2027-01-01T00:00:00.500000")
+    instants, more = newest_fires(cron, tz, until - timedelta(days=365), until, 3)
+    assert more
+    assert instants == [until.replace(microsecond=0) - timedelta(seconds=s) for s in (2, 1, 0)]
+    # The span's own ends: `after` excluded, `until` included.
+    instants, more = newest_fires(cron, tz, at("2026-01-01T00:00:00"), at("2026-01-01T00:00:02"), 5)
+    assert not more and instants == [at("2026-01-01T00:00:01"), at("2026-01-01T00:00:02")]
+
+
+def test_newest_fires_agrees_with_next_fire_across_daylight_saving() -> None:
+    """Walking back gives the instants walking forward gives, gap and repeated hour included."""
+    tz = parse_timezone("Europe/Paris")
+    for expr in ("*/20 * * * *", "30 2 * * *", "0 * * * *"):
+        cron = parse_cron(expr)
+        for start, end in (
+            ("2026-03-28T20:00:00", "2026-03-30T04:00:00"),
+            ("2026-10-24T20:00:00", "2026-10-26T04:00:00"),
+        ):
+            after, until = at(start), at(end)
+            forward, moment = [], next_fire(cron, tz, after)
+            while moment <= until:
+                forward.append(moment)
+                moment = next_fire(cron, tz, moment)
+            backward, more = newest_fires(cron, tz, after, until, 1000)
+            assert not more and backward == forward, expr
 
 
 def test_backoff_doubles_from_one_second_to_a_minute() -> None:

@@ -209,6 +209,41 @@ async def test_catch_up_past_the_deadline_runs_nothing(world: World) -> None:
     assert len(store.list_skips(task.id)) == 3
 
 
+async def test_instants_missed_past_the_deadline_are_listed_once(world: World) -> None:
+    manager, executor, clock, store = world
+    task = scheduled_task(store, orchestration(store), "0 * * * *")
+    task.last_fire_at = START - timedelta(hours=3)
+    store.update_task(task)
+    clock.moment = START + timedelta(minutes=5)
+    await manager.take_scheduling()
+    await asyncio.sleep(0.05)
+    stored = store.get_task(task.id, 0)
+    assert stored is not None and stored.last_fire_at == START  # accounted for
+    # The next start (another server, a restart) finds nothing more to record.
+    await manager.scheduler.stop()
+    manager._unplan(task.id)
+    await manager.take_scheduling()
+    await asyncio.sleep(0.05)
+    assert len(store.list_skips(task.id)) == 3 and executor.launched == []
+
+
+async def test_instants_of_a_pause_are_not_caught_up(world: World) -> None:
+    manager, executor, clock, store = world
+    task = scheduled_task(store, orchestration(store), "*/10 * * * *")
+    task.last_fire_at = START - timedelta(hours=1)
+    task.status = TaskStatus.PAUSED
+    store.update_task(task)
+    clock.moment = START + timedelta(seconds=30)  # 12:00 fell in the pause
+    await manager.resume(task.id)
+    # The server stops before the resumed task's next instant; another one takes over.
+    await manager.stop()
+    await manager.take_scheduling()
+    await asyncio.sleep(0.05)
+    assert executor.launched == []
+    assert store.list_skips(task.id) == []
+    assert manager.scheduler.get(task.id) == START + timedelta(minutes=10)
+
+
 async def test_a_lagging_loop_records_missed_instants_instead_of_a_flood(world: World) -> None:
     manager, executor, clock, store = world
     task = scheduled_task(store, orchestration(store), "* * * * *")
