@@ -428,18 +428,60 @@ async function main() {
           made.push(...(await Promise.all(batch)));
         }
         const total = config.manyTasks;
-        await until('every task to be listed', async () =>
-          page.evaluate(
-            n =>
-              document.querySelectorAll('.jp-OrchTaskList .jp-OrchRows-row')
-                .length < 100 &&
+        const more = `${sidebar} .jp-OrchTaskList-more`;
+        /** How many tasks the list holds (its rows' aria-setsize). */
+        const listed = () =>
+          page.evaluate(() =>
+            Number(
               document
                 .querySelector(
                   '.jp-OrchTaskList .jp-OrchRows-row[aria-setsize]'
                 )
-                ?.getAttribute('aria-setsize') >= String(n),
-            total
-          )
+                ?.getAttribute('aria-setsize') ?? 0
+            )
+          );
+        // the newest page only, and a bar to load more
+        await until(
+          'the newest page of tasks to be listed',
+          async () =>
+            (await listed()) === 100 && (await page.locator(more).isVisible())
+        );
+        assert.equal(
+          await page
+            .locator(`${more} .jp-OrchTaskList-orchLabel`)
+            .textContent(),
+          'Showing the newest 100 tasks'
+        );
+        // "Load more" fetches the next page
+        await page.locator(`${more} .jp-OrchTaskList-loadMore`).click();
+        await until('a second page', async () => (await listed()) === 200);
+        // scrolling to the end fetches the next, until every task is listed
+        let pages = 2;
+        while (await page.locator(more).isVisible()) {
+          const before = await listed();
+          await page.evaluate(() => {
+            const list = document.querySelector(
+              '.jp-OrchTaskList .jp-OrchRows'
+            );
+            list.scrollTop = list.scrollHeight;
+          });
+          await until(
+            'the next page on scrolling to the end',
+            async () =>
+              (await listed()) > before ||
+              !(await page.locator(more).isVisible())
+          );
+          pages += 1;
+          assert.ok(pages <= total / 100 + 3, `too many pages (${pages})`);
+        }
+        assert.ok((await listed()) >= total, 'every task is listed');
+        assert.ok(
+          await page.evaluate(
+            () =>
+              document.querySelectorAll('.jp-OrchTaskList .jp-OrchRows-row')
+                .length < 100
+          ),
+          'only the rows in view are built'
         );
         // scroll to the end and back, then filter: the rows in the DOM stay a screenful
         const timings = await page.evaluate(async () => {
@@ -500,16 +542,22 @@ async function main() {
               }, 7000);
             })
         );
-        const listStarted = Date.now();
-        const listed = await fetch(`${API}/task/list`, {
-          method: 'POST',
-          headers: { Authorization: `token ${config.token}` },
-          body: JSON.stringify({ run_limit: 1 })
-        }).then(r => r.text());
-        const listMs = Date.now() - listStarted;
+        /** The size and time of a task/list answer. */
+        const measure = async body => {
+          const started = Date.now();
+          const text = await fetch(`${API}/task/list`, {
+            method: 'POST',
+            headers: { Authorization: `token ${config.token}` },
+            body: JSON.stringify(body)
+          }).then(r => r.text());
+          return `${Math.round(text.length / 1024)} KiB in ${Date.now() - started} ms`;
+        };
+        const firstPage = await measure({ run_limit: 1, limit: 100 });
+        const whole = await measure({ run_limit: 1 });
         console.log(
-          `  a poll's task/list: ${Math.round(listed.length / 1024)} KiB in ${listMs} ms; ` +
-            `${made.length} tasks added: scroll to end ${timings.scrollMs.toFixed(0)} ms, ` +
+          `  task/list: the first page (a poll of the newest 100) ${firstPage}, ` +
+            `every task ${whole}; ${made.length} tasks added, listed in ${pages} pages: ` +
+            `scroll to end ${timings.scrollMs.toFixed(0)} ms, ` +
             `${timings.rows} rows in the DOM, filter ${filterMs.toFixed(1)} ms, ` +
             `longest main-thread task while polling ${longest.toFixed(0)} ms`
         );

@@ -4,6 +4,7 @@ import {
   IOrchApi,
   IOrchestration,
   ITask,
+  ITaskQuery,
   ITaskRun,
   IWorkspace,
   NewTask
@@ -38,8 +39,22 @@ export class OrchClient implements IOrchApi {
     return post('orchestration/list', { workspace_id: workspaceId });
   }
 
-  listTasks(runLimit: number): Promise<ITask[]> {
-    return post('task/list', { run_limit: runLimit });
+  listTasks(query: ITaskQuery): Promise<ITask[]> {
+    const body: Record<string, string | number> = {
+      run_limit: query.runLimit,
+      limit: query.limit
+    };
+    if (query.after !== undefined) {
+      body.after = query.after;
+    }
+    if (query.orchId !== undefined) {
+      body.orch_id = query.orchId;
+    }
+    return post('task/list', body);
+  }
+
+  getTask(taskId: string, runLimit: number): Promise<ITask> {
+    return post('task/get_by_id', { id: taskId, run_limit: runLimit });
   }
 
   listRuns(taskId: string, limit: number): Promise<ITaskRun[]> {

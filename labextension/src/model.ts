@@ -2,11 +2,13 @@ import { IDisposable } from '@lumino/disposable';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { ILogLine, LineJoiner } from './logline';
+import { TaskPages } from './taskpages';
 import {
   FollowEvent,
   IOrchApi,
   IOrchestration,
   ITask,
+  ITaskQuery,
   ITaskRun,
   IWorkspace,
   NewTask,
@@ -29,6 +31,12 @@ export interface IFailedRun {
   status: RunStatus;
 }
 
+/** How many tasks of an orchestration are known; `exact` unless some are not loaded. */
+export interface ITaskCount {
+  count: number;
+  exact: boolean;
+}
+
 /** Run statuses that deserve a notification. */
 const FAILED: ReadonlySet<RunStatus> = new Set<RunStatus>([
   'failure',
@@ -37,8 +45,14 @@ const FAILED: ReadonlySet<RunStatus> = new Set<RunStatus>([
 
 /**
  * The state the sidebar shows: orchestrations, tasks, the selected task's runs and the
- * selected run's log. It polls the server with cheap requests (the task list with one run
- * each, the selected task's runs) and follows the selected run's log as it is written.
+ * selected run's log. It polls the server with cheap requests (the loaded tasks with one
+ * run each, the selected task's runs) and follows the selected run's log as it is written.
+ *
+ * Tasks come a page at a time (`task/list` with `limit` and `after`): the newest page
+ * first, another only when asked (`loadMoreTasks`). A poll asks again for as many tasks as
+ * are loaded (at most `maxPolledTasks`), so its cost follows what the list shows, not how
+ * many tasks the server keeps. While an orchestration is chosen, its own tasks are paged
+ * (`orch_id`), and only the newest page of every task is polled beside them.
  */
 export class OrchModel implements IDisposable {
   constructor(options: OrchModel.IOptions) {
@@ -48,6 +62,9 @@ export class OrchModel implements IDisposable {
     this._idleInterval = options.idleInterval ?? 10000;
     this._isIdle = options.isIdle ?? (() => false);
     this._runsLimit = options.runsLimit ?? 50;
+    this._pageSize = Math.max(1, options.pageSize ?? 100);
+    this._maxPolled = Math.max(this._pageSize, options.maxPolledTasks ?? 500);
+    this._all = this._newPages(null);
     this._maxLogLines = options.maxLogLines ?? 20000;
     this._isHidden =
       options.isHidden ??
@@ -64,9 +81,22 @@ export class OrchModel implements IDisposable {
     return this._orchestrations;
   }
 
-  /** Every task, newest first, each with its newest run. */
+  /**
+   * The loaded tasks, newest first, each with its newest run: every task's, or the chosen
+   * orchestration's.
+   */
   get tasks(): readonly ITask[] {
-    return this._tasks;
+    return this._shownPages().items;
+  }
+
+  /** Whether older tasks than those loaded may exist (`loadMoreTasks` fetches them). */
+  get hasMoreTasks(): boolean {
+    return this._shownPages().hasMore;
+  }
+
+  /** Whether a page of older tasks is being fetched. */
+  get loadingMoreTasks(): boolean {
+    return this._moreJob !== null;
   }
 
   /** The orchestration whose tasks alone are shown, if any. */
@@ -74,10 +104,10 @@ export class OrchModel implements IDisposable {
     return this._orchFilter;
   }
 
-  /** The selected task. */
+  /** The selected task (loaded or not: it stays selected while it exists). */
   get selectedTask(): ITask | null {
     return this._selectedTaskId
-      ? (this._taskIndex.get(this._selectedTaskId) ?? null)
+      ? (this._taskIndex.get(this._selectedTaskId) ?? this._selectedRecord)
       : null;
   }
 
@@ -141,14 +171,24 @@ export class OrchModel implements IDisposable {
     return this._orchIndex.get(id) ?? null;
   }
 
-  /** The task with this id. */
+  /** The task with this id, if it is loaded (or selected). */
   task(id: string): ITask | null {
-    return this._taskIndex.get(id) ?? null;
+    return (
+      this._taskIndex.get(id) ??
+      (id === this._selectedTaskId ? this._selectedRecord : null)
+    );
   }
 
-  /** How many tasks an orchestration has. */
-  taskCount(orchId: string): number {
-    return this._taskCounts.get(orchId) ?? 0;
+  /** How many tasks of an orchestration are loaded, and whether that is all of them. */
+  taskCount(orchId: string): ITaskCount {
+    const own = this._byOrch;
+    if (own && own.orchId === orchId && own.loaded) {
+      return { count: own.items.length, exact: !own.hasMore };
+    }
+    return {
+      count: this._taskCounts.get(orchId) ?? 0,
+      exact: !this._all.hasMore
+    };
   }
 
   /** The orchestrations changed. */
@@ -156,7 +196,7 @@ export class OrchModel implements IDisposable {
     return this._orchestrationsChanged;
   }
 
-  /** The task list changed (a task, a status or a newest run). */
+  /** The task list changed (a task, a status, a newest run, or what is loaded). */
   get tasksChanged(): ISignal<this, void> {
     return this._tasksChanged;
   }
@@ -231,19 +271,65 @@ export class OrchModel implements IDisposable {
     return this._enqueue(() => this._load(true), true);
   }
 
-  /** Show only the tasks of one orchestration (null: every task). */
+  /**
+   * Show only the tasks of one orchestration (null: every task). Its tasks already loaded
+   * show at once; its own pages are fetched from the server.
+   */
   setOrchFilter(orchId: string | null): void {
     if (orchId === this._orchFilter) {
       return;
     }
     this._orchFilter = orchId;
+    this._moreJob = null;
+    if (orchId === null) {
+      this._byOrch = null;
+    } else {
+      // the loaded tasks are the newest of every task: those of this orchestration are
+      // the newest of its own, and all of them unless more tasks are to be loaded
+      const own = this._newPages(orchId);
+      own.prefill(
+        this._all.items.filter(t => t.orch_id === orchId),
+        this._all.hasMore
+      );
+      this._byOrch = own;
+    }
     this._filterChanged.emit();
+    this._publish(null);
+    if (orchId !== null && this._byOrch?.hasMore && !this._disposed) {
+      void this._enqueue(() => this._load(false), false);
+    }
+  }
+
+  /**
+   * Fetch the page of tasks after the oldest loaded one (of the list shown); later polls
+   * keep that many tasks fresh. Resolves at once when every task is loaded.
+   */
+  loadMoreTasks(): Promise<void> {
+    if (this._moreJob !== null) {
+      return this._moreJob;
+    }
+    const pages = this._shownPages();
+    if (!pages.hasMore || this._disposed) {
+      return Promise.resolve();
+    }
+    const job = this._enqueue(() => this._loadMore(pages), true).finally(() => {
+      if (this._moreJob === job) {
+        this._moreJob = null;
+        this._tasksChanged.emit();
+      }
+    });
+    this._moreJob = job;
+    this._tasksChanged.emit();
+    return job;
   }
 
   /** Select a task (null: none); its newest run is selected once its runs are loaded. */
   selectTask(taskId: string | null): Promise<void> {
     if (taskId !== this._selectedTaskId) {
       this._selectedTaskId = taskId;
+      this._selectedRecord = taskId
+        ? (this._taskIndex.get(taskId) ?? null)
+        : null;
       this._runs = [];
       this._runsKey = '';
       this._selectedRunId = null;
@@ -253,7 +339,10 @@ export class OrchModel implements IDisposable {
       this._selectionChanged.emit();
       this._runsChanged.emit();
     }
-    return this._enqueue(() => this._loadRuns(), false);
+    return this._enqueue(async () => {
+      await this._loadSelected();
+      await this._loadRuns();
+    }, false);
   }
 
   /** Select a run and follow its log; `pinned` keeps it selected when newer runs start. */
@@ -348,7 +437,10 @@ export class OrchModel implements IDisposable {
     await this._enqueue(() => this._load(true), false);
   }
 
-  /** Fetch tasks (and orchestrations, workspaces when due) and the selected task's runs. */
+  /**
+   * Fetch the loaded tasks again (and orchestrations, workspaces when due) and the
+   * selected task's runs.
+   */
   private async _load(full: boolean): Promise<void> {
     if (this._disposed) {
       return;
@@ -358,21 +450,131 @@ export class OrchModel implements IDisposable {
       if (full || this._workspaces.length === 0 || tick % 20 === 0) {
         this._workspaces = await this._api.listWorkspaces();
       }
-      const tasks = await this._api.listTasks(1);
+      const all = this._all;
+      const own = this._byOrch;
+      // while an orchestration is chosen, every task's list is not shown: only its
+      // newest page is watched, for the running count and the notifications
+      const polls: [TaskPages, number][] = [
+        [all, own ? this._pageSize : all.pollLimit]
+      ];
+      if (own) {
+        polls.push([own, own.pollLimit]);
+      }
+      const answers = await Promise.all(
+        polls.map(([pages, limit]) =>
+          this._api.listTasks(this._query(pages, limit))
+        )
+      );
       const packaging = this._orchestrations.some(
         o => o.status === 'pending_packaging' || o.status === 'packaging'
       );
-      const unknown = tasks.some(t => !this._orchIndex.has(t.orch_id));
+      const polled = answers.flat();
+      const unknown = polled.some(t => !this._orchIndex.has(t.orch_id));
       if (full || packaging || unknown || tick % 5 === 0) {
         await this._loadOrchestrations();
       }
-      this._setTasks(tasks);
+      const fresh = newerThan(answers[0], all.items[0]?.id ?? null);
+      polls.forEach(([pages, limit], i) => pages.applyPoll(answers[i], limit));
+      this._publish(polled, fresh);
+      await this._loadSelected(polled);
       await this._loadRuns();
       this._setError(null);
     } catch (error) {
       this._setError(messageOf(error));
       throw error;
     }
+  }
+
+  /** One page more of the list shown; if its start is gone, from the last polled task. */
+  private async _loadMore(pages: TaskPages): Promise<void> {
+    if (pages !== this._shownPages() || !pages.hasMore || this._disposed) {
+      return;
+    }
+    const ask = (): Promise<ITask[]> =>
+      this._api.listTasks(
+        this._query(pages, pages.pageSize, pages.after ?? undefined)
+      );
+    try {
+      let page: ITask[];
+      try {
+        page = await ask();
+      } catch (error) {
+        if (!isNotFound(error)) {
+          throw error;
+        }
+        pages.dropUnpolled();
+        page = await ask();
+      }
+      pages.applyMore(page);
+      this._publish(null);
+      this._setError(null);
+    } catch (error) {
+      this._setError(messageOf(error));
+      throw error;
+    }
+  }
+
+  /**
+   * The selected task's record when the poll did not bring it (it is not loaded, or older
+   * than the polled tasks); the selection ends once the task is gone.
+   */
+  private async _loadSelected(polled?: readonly ITask[]): Promise<void> {
+    const taskId = this._selectedTaskId;
+    if (taskId === null) {
+      return;
+    }
+    const found = polled
+      ? polled.find(t => t.id === taskId)
+      : this._selectedRecord;
+    if (found) {
+      this._selectedRecord = found;
+      return;
+    }
+    let task: ITask;
+    try {
+      task = await this._api.getTask(taskId, 1);
+    } catch (error) {
+      if (isNotFound(error) && taskId === this._selectedTaskId) {
+        void this.selectTask(null);
+        return;
+      }
+      throw error;
+    }
+    if (taskId !== this._selectedTaskId || this._disposed) {
+      return;
+    }
+    this._selectedRecord = task;
+    // a loaded task older than the polled ones: its row shows the fresh record
+    const stale = [this._all, this._byOrch].filter(
+      (p): p is TaskPages => p !== null && p.replace(task)
+    );
+    if (stale.length > 0) {
+      this._publish(null);
+    }
+  }
+
+  /** The list shown: the chosen orchestration's tasks, or every task. */
+  private _shownPages(): TaskPages {
+    return this._byOrch ?? this._all;
+  }
+
+  private _newPages(orchId: string | null): TaskPages {
+    return new TaskPages({
+      pageSize: this._pageSize,
+      maxPolled: this._maxPolled,
+      orchId
+    });
+  }
+
+  private _query(pages: TaskPages, limit: number, after?: string): ITaskQuery {
+    const query: ITaskQuery = { runLimit: 1, limit };
+    if (after !== undefined) {
+      query.after = after;
+    }
+    if (pages.orchId !== null) {
+      query.orchId = pages.orchId;
+    }
+    return query;
   }
 
   private async _loadOrchestrations(): Promise<void> {
@@ -394,54 +596,88 @@ export class OrchModel implements IDisposable {
     this._orchestrationsChanged.emit();
   }
 
-  private _setTasks(tasks: ITask[]): void {
-    this._noticeFailures(tasks);
-    const key = tasks.map(taskKey).join('\n');
+  /**
+   * The loaded tasks changed, or were polled (`polled`, with `fresh` the ids of tasks made
+   * since the previous poll): signal what changed.
+   */
+  private _publish(
+    polled: readonly ITask[] | null,
+    fresh: ReadonlySet<string> = new Set()
+  ): void {
+    let watched: Map<string, ITask> | null = null;
+    if (polled !== null) {
+      watched = new Map(polled.map(t => [t.id, t]));
+      this._noticeFailures(watched, fresh);
+    }
+    const lists = [this._all, this._byOrch];
+    const key = lists
+      .map(p => (p ? `${p.hasMore}\n${p.items.map(taskKey).join('\n')}` : ''))
+      .join('\n--\n');
     if (key !== this._tasksKey) {
       this._tasksKey = key;
-      this._tasks = tasks;
-      this._taskIndex = new Map(tasks.map(t => [t.id, t]));
+      this._taskIndex = new Map();
+      for (const pages of lists) {
+        for (const task of pages?.items ?? []) {
+          this._taskIndex.set(task.id, task);
+        }
+      }
       this._taskCounts = new Map();
-      for (const task of tasks) {
+      for (const task of this._all.items) {
         this._taskCounts.set(
           task.orch_id,
           (this._taskCounts.get(task.orch_id) ?? 0) + 1
         );
       }
+      const selected = this._selectedTaskId
+        ? this._taskIndex.get(this._selectedTaskId)
+        : undefined;
+      if (selected) {
+        this._selectedRecord = selected;
+      }
       this._tasksChanged.emit();
-      if (this._selectedTaskId && !this._taskIndex.has(this._selectedTaskId)) {
-        void this.selectTask(null);
-      }
-      if (this._orchFilter && !this._orchIndex.has(this._orchFilter)) {
-        this.setOrchFilter(null);
-      }
     }
-    const running = tasks.filter(t => t.last_runs[0]?.status === 'running');
-    if (running.length !== this._running) {
-      this._running = running.length;
-      this._runningCountChanged.emit(this._running);
+    if (this._orchFilter && !this._orchIndex.has(this._orchFilter)) {
+      this.setOrchFilter(null);
+    }
+    if (watched !== null) {
+      let running = 0;
+      for (const task of watched.values()) {
+        if (task.last_runs[0]?.status === 'running') {
+          running += 1;
+        }
+      }
+      if (running !== this._running) {
+        this._running = running;
+        this._runningCountChanged.emit(running);
+      }
     }
   }
 
-  /** Signal the newest runs that failed since the previous look (not on the first). */
-  private _noticeFailures(tasks: ITask[]): void {
-    const previous = this._lastRuns;
-    this._lastRuns = new Map();
-    for (const task of tasks) {
+  /**
+   * Signal the newest runs that failed since the previous look (not on the first): of a
+   * task seen before, or of one made since (`fresh`), not of one that was merely not
+   * watched before (older than the tasks polled until now).
+   */
+  private _noticeFailures(
+    tasks: ReadonlyMap<string, ITask>,
+    fresh: ReadonlySet<string>
+  ): void {
+    const first = this._lastRuns === null;
+    const seen = (this._lastRuns ??= new Map());
+    for (const task of tasks.values()) {
       const run = task.last_runs[0];
-      if (!run) {
+      const before = seen.get(task.id);
+      seen.set(task.id, run ? { runId: run.run_id, status: run.status } : null);
+      if (first || !run || !FAILED.has(run.status)) {
         continue;
       }
-      this._lastRuns.set(task.id, { runId: run.run_id, status: run.status });
-      if (previous === null || !FAILED.has(run.status)) {
-        continue;
-      }
-      const before = previous.get(task.id);
-      if (
-        before === undefined ||
-        before.runId !== run.run_id ||
-        before.status === 'running'
-      ) {
+      const failedNow =
+        before === undefined
+          ? fresh.has(task.id)
+          : before === null ||
+            before.runId !== run.run_id ||
+            before.status === 'running';
+      if (failedNow) {
         this._runFailed.emit({ task, runId: run.run_id, status: run.status });
       }
     }
@@ -608,6 +844,8 @@ export class OrchModel implements IDisposable {
   private _interval: number;
   private _hiddenInterval: number;
   private _runsLimit: number;
+  private _pageSize: number;
+  private _maxPolled: number;
   private _maxLogLines: number;
   private _isHidden: () => boolean;
   private _idleInterval: number;
@@ -624,15 +862,20 @@ export class OrchModel implements IDisposable {
   private _orchIndex = new Map<string, IOrchestration>();
   private _orchKey = '';
   private _orchFilter: string | null = null;
-  private _tasks: ITask[] = [];
+  private _all: TaskPages;
+  private _byOrch: TaskPages | null = null;
+  private _moreJob: Promise<void> | null = null;
   private _taskIndex = new Map<string, ITask>();
   private _taskCounts = new Map<string, number>();
   private _tasksKey = '';
-  private _lastRuns: Map<string, { runId: string; status: RunStatus }> | null =
-    null;
+  private _lastRuns: Map<
+    string,
+    { runId: string; status: RunStatus } | null
+  > | null = null;
   private _running = 0;
 
   private _selectedTaskId: string | null = null;
+  private _selectedRecord: ITask | null = null;
   private _runs: ITaskRun[] = [];
   private _runsKey = '';
   private _selectedRunId: string | null = null;
@@ -673,6 +916,10 @@ export namespace OrchModel {
     isIdle?: () => boolean;
     /** How many runs of the selected task are listed (50). */
     runsLimit?: number;
+    /** How many tasks a page holds: the first one, and each one loaded more (100). */
+    pageSize?: number;
+    /** At most this many tasks are asked for by a poll; older loaded ones stay as were (500). */
+    maxPolledTasks?: number;
     /** How many log lines are kept; older ones are dropped (20000). */
     maxLogLines?: number;
     /** Whether the page is hidden (document.hidden by default). */
@@ -696,6 +943,21 @@ function taskKey(task: ITask): string {
 
 function runKey(run: ITaskRun): string {
   return [run.run_id, run.status, run.updated_at].join('|');
+}
+
+/** The ids of the tasks of a newest-first answer that come before `head` (all, without it). */
+function newerThan(answer: readonly ITask[], head: string | null): Set<string> {
+  const at = head === null ? -1 : answer.findIndex(t => t.id === head);
+  return new Set((at >= 0 ? answer.slice(0, at) : answer).map(t => t.id));
+}
+
+/** Whether an error is the server's 404 (the thing asked for is gone). */
+function isNotFound(error: unknown): boolean {
+  return (
+    typeof error === 'object' &&
+    error !== null &&
+    (error as { status?: unknown }).status === 404
+  );
 }
 
 /** The message of an error, whatever was thrown. */

@@ -46,7 +46,13 @@ export class OrchList extends RowsPanel<IOrchestration> {
 
   private _renderRow(orch: IOrchestration, row: HTMLElement): void {
     row.classList.add('jp-OrchOrchList-row');
-    const count = this._model.taskCount(orch.id);
+    const { count, exact } = this._model.taskCount(orch.id);
+    // with tasks still to load, what is loaded is a lower bound ("3+ tasks")
+    const tasks = exact
+      ? `${count} task${count === 1 ? '' : 's'}`
+      : count > 0
+        ? `${count}+ tasks`
+        : '';
     const top = h('div', 'jp-OrchOrchList-line');
     top.append(
       h('span', 'jp-OrchOrchList-name', orch.name),
@@ -55,7 +61,7 @@ export class OrchList extends RowsPanel<IOrchestration> {
     const details = [
       orch.entrypoint,
       orch.requirements ? 'own environment' : '',
-      `${count} task${count === 1 ? '' : 's'}`
+      tasks
     ].filter(Boolean);
     const bottom = h(
       'div',

@@ -5,7 +5,10 @@ import { ITask } from './types';
 import { RowsPanel } from './rowspanel';
 import { VirtualRows } from './virtualrows';
 
-/** Tasks: name, kind, schedule, status and newest run, filtered by text. */
+/**
+ * Tasks: name, kind, schedule, status and newest run, filtered by text. The newest page
+ * is loaded first; scrolling to the end, or "Load more" below the list, loads the next.
+ */
 export class TaskList extends RowsPanel<ITask> {
   constructor(model: OrchModel) {
     super();
@@ -44,9 +47,23 @@ export class TaskList extends RowsPanel<ITask> {
       key: task => task.id,
       render: (task, row) => this._renderRow(task, row),
       isSelected: task => task.id === model.selectedTaskId,
-      onActivate: task => void model.selectTask(task.id)
+      onActivate: task => void model.selectTask(task.id),
+      onEndReached: () => this._loadMore()
     });
-    this.node.append(filters, this._orchBar, this.rows.node);
+
+    // below the list while older tasks are not loaded
+    this._moreBar = h('div', 'jp-OrchTaskList-filters jp-OrchTaskList-more');
+    this._moreLabel = h('span', 'jp-OrchTaskList-orchLabel');
+    this._moreButton = h(
+      'button',
+      'jp-OrchTaskList-loadMore jp-mod-styled',
+      'Load more'
+    );
+    this._moreButton.type = 'button';
+    this._moreButton.title = 'Load the next page of older tasks';
+    this._moreButton.addEventListener('click', this._onMoreClick);
+    this._moreBar.append(this._moreLabel, this._moreButton);
+    this.node.append(filters, this._orchBar, this.rows.node, this._moreBar);
 
     model.tasksChanged.connect(this._refilter, this);
     model.filterChanged.connect(this._refilter, this);
@@ -64,6 +81,7 @@ export class TaskList extends RowsPanel<ITask> {
     if (!this.isDisposed) {
       this._search.removeEventListener('input', this._onFilterInput);
       this._hideKilled.removeEventListener('change', this._onFilterInput);
+      this._moreButton.removeEventListener('click', this._onMoreClick);
     }
     super.dispose();
   }
@@ -91,12 +109,40 @@ export class TaskList extends RowsPanel<ITask> {
       const haystack = `${taskName(task)} ${task.status} ${kindOf(task)} ${last}`;
       return haystack.toLowerCase().includes(text);
     });
+    const more = model.hasMoreTasks;
     this.rows.setEmptyText(
       model.tasks.length === 0
-        ? 'No tasks. Right-click a folder or a .py file to create one.'
-        : 'No task matches the filters.'
+        ? more
+          ? 'Loading tasks…'
+          : 'No tasks. Right-click a folder or a .py file to create one.'
+        : more
+          ? 'No loaded task matches the filters: load more to look further.'
+          : 'No task matches the filters.'
     );
     this.rows.setItems(shown);
+    this._renderMore(text !== '' || hideKilled);
+  }
+
+  /** The bar under the list: how many tasks are loaded, and a button for more. */
+  private _renderMore(filtered: boolean): void {
+    const model = this._model;
+    const loading = model.loadingMoreTasks;
+    const hidden = !model.hasMoreTasks;
+    this._moreBar.hidden = hidden;
+    // the bar's class lays it out as a flex row, which `hidden` alone would not hide
+    this._moreBar.style.display = hidden ? 'none' : '';
+    const count = model.tasks.length;
+    const newest = `the newest ${count.toLocaleString()} task${count === 1 ? '' : 's'}`;
+    this._moreLabel.textContent = filtered
+      ? `Filters apply to ${newest}`
+      : `Showing ${newest}`;
+    this._moreButton.disabled = loading;
+    this._moreButton.textContent = loading ? 'Loading…' : 'Load more';
+  }
+
+  private _loadMore(): void {
+    // a failure is shown by the sidebar (the model's error); the button tries again
+    this._model.loadMoreTasks().catch(() => undefined);
   }
 
   private _onSelection(): void {
@@ -150,10 +196,17 @@ export class TaskList extends RowsPanel<ITask> {
     this._model.setOrchFilter(null);
   };
 
+  private _onMoreClick = (): void => {
+    this._loadMore();
+  };
+
   private _model: OrchModel;
   protected readonly rows: VirtualRows<ITask>;
   private _search: HTMLInputElement;
   private _hideKilled: HTMLInputElement;
   private _orchBar: HTMLDivElement;
   private _orchLabel: HTMLSpanElement;
+  private _moreBar: HTMLDivElement;
+  private _moreLabel: HTMLSpanElement;
+  private _moreButton: HTMLButtonElement;
 }

@@ -134,11 +134,26 @@ export type NewTask =
   | { kind: 'continuous'; request: ITaskRequest }
   | { kind: 'scheduled'; request: IScheduledRequest };
 
+/** A page of `task/list`: the newest `limit` tasks, or the `limit` after task `after`. */
+export interface ITaskQuery {
+  /** How many of each task's newest runs come with it. */
+  runLimit: number;
+  /** At most this many tasks. */
+  limit: number;
+  /** The id of the last task of the previous page. */
+  after?: string;
+  /** Only this orchestration's tasks. */
+  orchId?: string;
+}
+
 /** The calls the model makes; `OrchClient` implements them over HTTP. */
 export interface IOrchApi {
   listWorkspaces(): Promise<IWorkspace[]>;
   listOrchestrations(workspaceId: number): Promise<IOrchestration[]>;
-  listTasks(runLimit: number): Promise<ITask[]>;
+  /** A page of tasks, newest first (an empty one past the end). */
+  listTasks(query: ITaskQuery): Promise<ITask[]>;
+  /** One task with its newest runs; rejects with `status` 404 once it is gone. */
+  getTask(taskId: string, runLimit: number): Promise<ITask>;
   listRuns(taskId: string, limit: number): Promise<ITaskRun[]>;
   kill(taskId: string): Promise<ITask>;
   pause(taskId: string, pause: boolean): Promise<ITask>;

@@ -147,9 +147,26 @@ export class VirtualRows<T> implements IDisposable {
       this._frame = requestAnimationFrame(() => {
         this._frame = null;
         this.update();
+        this._checkEnd();
       });
     }
   };
+
+  /** Scrolled (by the user) to the last row: say so, once per length of the list. */
+  private _checkEnd(): void {
+    const { onEndReached, rowHeight } = this._options;
+    const node = this.node;
+    const count = this._items.length;
+    if (
+      onEndReached &&
+      count > 0 &&
+      count !== this._endReachedAt &&
+      node.scrollTop + node.clientHeight >= count * rowHeight - rowHeight
+    ) {
+      this._endReachedAt = count;
+      onEndReached();
+    }
+  }
 
   private _onClick = (event: MouseEvent): void => {
     const row = (event.target as HTMLElement).closest<HTMLElement>(
@@ -207,6 +224,7 @@ export class VirtualRows<T> implements IDisposable {
   private _empty: HTMLDivElement;
   private _items: readonly T[] = [];
   private _frame: number | null = null;
+  private _endReachedAt = -1;
   private _disposed = false;
   private _idPrefix = `jp-OrchRows-${Private.nextId++}`;
 }
@@ -228,6 +246,11 @@ export namespace VirtualRows {
     isSelected: (item: T) => boolean;
     /** The user chose an item (click, arrows, Enter). */
     onActivate: (item: T) => void;
+    /**
+     * The user scrolled to the last row (called once until the list's length changes);
+     * never for a list that has no scrolling, nor when items are set.
+     */
+    onEndReached?: () => void;
   }
 }
 

@@ -3,6 +3,7 @@ import {
   IOrchApi,
   IOrchestration,
   ITask,
+  ITaskQuery,
   ITaskRun,
   IWorkspace,
   NewTask,
@@ -152,17 +153,34 @@ export class FakeApi implements IOrchApi {
     return this.orchestrations.filter(o => o.workspace_id === workspaceId);
   }
 
-  async listTasks(runLimit: number): Promise<ITask[]> {
-    this._call(`tasks ${runLimit}`);
-    return this.tasks.map(task => ({
-      ...task,
-      last_runs: (this.runs.get(task.id) ?? []).slice(0, runLimit).map(r => ({
-        run_id: r.run_id,
-        status: r.status,
-        created_at: r.created_at,
-        updated_at: r.updated_at
-      }))
-    }));
+  /** Like the server: newest first, `limit` of them, after task `after` (404 if unknown). */
+  async listTasks(query: ITaskQuery): Promise<ITask[]> {
+    const { runLimit, limit, after, orchId } = query;
+    const words = [`tasks ${runLimit}`, `limit=${limit}`];
+    if (after !== undefined) {
+      words.push(`after=${after}`);
+    }
+    if (orchId !== undefined) {
+      words.push(`orch=${orchId}`);
+    }
+    this._call(words.join(' '));
+    let tasks = this.tasks.filter(
+      t => orchId === undefined || t.orch_id === orchId
+    );
+    if (after !== undefined) {
+      const start = this.tasks.findIndex(t => t.id === after);
+      if (start < 0) {
+        throw notFound(`task ${after} not found`);
+      }
+      const older = new Set(this.tasks.slice(start + 1).map(t => t.id));
+      tasks = tasks.filter(t => older.has(t.id));
+    }
+    return tasks.slice(0, limit).map(task => this._withRuns(task, runLimit));
+  }
+
+  async getTask(taskId: string, runLimit: number): Promise<ITask> {
+    this._call(`task ${taskId}`);
+    return this._withRuns(this._task(taskId), runLimit);
   }
 
   async listRuns(taskId: string, limit: number): Promise<ITaskRun[]> {
@@ -245,9 +263,22 @@ export class FakeApi implements IOrchApi {
   private _task(taskId: string): ITask {
     const task = this.tasks.find(t => t.id === taskId);
     if (!task) {
-      throw new Error(`task ${taskId} not found`);
+      throw notFound(`task ${taskId} not found`);
     }
     return task;
+  }
+
+  /** A copy of a task with its newest runs, as `task/list` answers it. */
+  private _withRuns(task: ITask, runLimit: number): ITask {
+    return {
+      ...task,
+      last_runs: (this.runs.get(task.id) ?? []).slice(0, runLimit).map(r => ({
+        run_id: r.run_id,
+        status: r.status,
+        created_at: r.created_at,
+        updated_at: r.updated_at
+      }))
+    };
   }
 
   private _call(name: string): void {
@@ -256,6 +287,11 @@ export class FakeApi implements IOrchApi {
       throw this.failure;
     }
   }
+}
+
+/** The server's 404, as the client throws it (an error with a `status`). */
+export function notFound(message: string): Error {
+  return Object.assign(new Error(message), { status: 404 });
 }
 
 /** Wait until a condition holds (real timers), or fail after a second. */

@@ -1,5 +1,24 @@
 import { IFailedRun, ILogChange, OrchModel } from '../model';
+import { IOrchestration, ITask } from '../types';
 import { FakeApi, makeOrch, raw, until } from './fakeapi';
+
+/** Add `count` tasks named `${prefix}0`, `${prefix}1` …, the last one the newest. */
+function addTasks(
+  api: FakeApi,
+  orch: IOrchestration,
+  count: number,
+  prefix = 't'
+): ITask[] {
+  const made: ITask[] = [];
+  for (let i = 0; i < count; i++) {
+    made.push(api.addTask(orch, { name: `${prefix}${i}` }));
+  }
+  return made;
+}
+
+function names(model: OrchModel): (string | null)[] {
+  return model.tasks.map(t => t.name);
+}
 
 function setup(): { api: FakeApi; model: OrchModel } {
   const api = new FakeApi();
@@ -32,7 +51,7 @@ describe('OrchModel', () => {
       await model.refresh();
       expect(model.orchestrations.map(o => o.name)).toEqual(['hello']);
       expect(model.tasks.map(t => t.name)).toEqual(['first']);
-      expect(model.taskCount(orch.id)).toBe(1);
+      expect(model.taskCount(orch.id)).toEqual({ count: 1, exact: true });
       expect([tasksChanged, orchsChanged]).toEqual([1, 1]);
 
       await model.refresh();
@@ -43,9 +62,9 @@ describe('OrchModel', () => {
       expect(tasksChanged).toBe(2);
     });
 
-    it('asks for one run per task, not every run', async () => {
+    it('asks for the newest page of tasks with one run each', async () => {
       await model.refresh();
-      expect(api.calls).toContain('tasks 1');
+      expect(api.calls).toContain('tasks 1 limit=100');
     });
 
     it("rejects with the server's message and says it until a refresh works", async () => {
@@ -316,6 +335,257 @@ describe('OrchModel', () => {
     });
   });
 
+  describe('paging', () => {
+    let paged: OrchModel;
+    let orch: IOrchestration;
+
+    beforeEach(() => {
+      paged = new OrchModel({
+        api,
+        isHidden: () => false,
+        pageSize: 3,
+        maxPolledTasks: 6
+      });
+      orch = makeOrch();
+      api.orchestrations.push(orch);
+    });
+
+    afterEach(() => {
+      paged.dispose();
+    });
+
+    const taskCalls = (): string[] =>
+      api.calls.filter(c => c.startsWith('tasks '));
+
+    it('loads the newest page, and the next one only when asked', async () => {
+      const made = addTasks(api, orch, 8);
+      await paged.refresh();
+      expect(names(paged)).toEqual(['t7', 't6', 't5']);
+      expect(paged.hasMoreTasks).toBe(true);
+      expect(taskCalls()).toEqual(['tasks 1 limit=3']);
+
+      await paged.loadMoreTasks();
+      expect(names(paged)).toEqual(['t7', 't6', 't5', 't4', 't3', 't2']);
+      await paged.loadMoreTasks();
+      expect(names(paged)).toEqual([
+        't7',
+        't6',
+        't5',
+        't4',
+        't3',
+        't2',
+        't1',
+        't0'
+      ]);
+      expect(paged.hasMoreTasks).toBe(false);
+      expect(taskCalls()).toEqual([
+        'tasks 1 limit=3',
+        `tasks 1 limit=3 after=${made[5].id}`,
+        `tasks 1 limit=3 after=${made[2].id}`
+      ]);
+
+      // every task is loaded: nothing more is asked
+      await paged.loadMoreTasks();
+      expect(taskCalls().length).toBe(3);
+    });
+
+    it('asks once for a page asked for twice, and says it is loading', async () => {
+      addTasks(api, orch, 5);
+      await paged.refresh();
+      const changes: boolean[] = [];
+      paged.tasksChanged.connect(() => changes.push(paged.loadingMoreTasks));
+      const first = paged.loadMoreTasks();
+      const second = paged.loadMoreTasks();
+      expect(paged.loadingMoreTasks).toBe(true);
+      await Promise.all([first, second]);
+      expect(paged.loadingMoreTasks).toBe(false);
+      expect(taskCalls().filter(c => c.includes('after=')).length).toBe(1);
+      expect(paged.tasks.length).toBe(5);
+      expect(changes[0]).toBe(true);
+      expect(changes[changes.length - 1]).toBe(false);
+    });
+
+    it('polls as many tasks as are loaded, up to the cap', async () => {
+      const made = addTasks(api, orch, 8);
+      await paged.refresh();
+      await paged.loadMoreTasks();
+      api.calls = [];
+      await paged.refresh();
+      expect(taskCalls()).toEqual(['tasks 1 limit=6']);
+      expect(paged.tasks.length).toBe(6);
+
+      await paged.loadMoreTasks();
+      api.calls = [];
+      made[0].status = 'success';
+      made[7].status = 'success';
+      await paged.refresh();
+      // nine wanted, six polled: the two oldest keep their last known state
+      expect(taskCalls()).toEqual(['tasks 1 limit=6']);
+      expect(names(paged)).toEqual([
+        't7',
+        't6',
+        't5',
+        't4',
+        't3',
+        't2',
+        't1',
+        't0'
+      ]);
+      expect(paged.task(made[7].id)?.status).toBe('success');
+      expect(paged.task(made[0].id)?.status).toBe('started');
+      expect(paged.hasMoreTasks).toBe(false);
+    });
+
+    it('keeps as many tasks as loaded when new ones come', async () => {
+      addTasks(api, orch, 5);
+      await paged.refresh();
+      expect(names(paged)).toEqual(['t4', 't3', 't2']);
+      api.addTask(orch, { name: 'new' });
+      await paged.refresh();
+      expect(names(paged)).toEqual(['new', 't4', 't3']);
+      expect(paged.hasMoreTasks).toBe(true);
+      await paged.loadMoreTasks();
+      expect(names(paged)).toEqual(['new', 't4', 't3', 't2', 't1', 't0']);
+    });
+
+    it('shows every task of a short list, with no more to load', async () => {
+      addTasks(api, orch, 2);
+      await paged.refresh();
+      expect(names(paged)).toEqual(['t1', 't0']);
+      expect(paged.hasMoreTasks).toBe(false);
+      expect(paged.taskCount(orch.id)).toEqual({ count: 2, exact: true });
+    });
+
+    it('forgets deleted tasks, and loads on from the polled ones when the oldest is gone', async () => {
+      const made = addTasks(api, orch, 10);
+      const capped = new OrchModel({
+        api,
+        isHidden: () => false,
+        pageSize: 3,
+        maxPolledTasks: 3
+      });
+      try {
+        await capped.refresh();
+        await capped.loadMoreTasks();
+        expect(names(capped)).toEqual(['t9', 't8', 't7', 't6', 't5', 't4']);
+        // t4 is past the polled three: its deletion goes unseen until a page starts there
+        api.tasks = api.tasks.filter(t => t.id !== made[4].id);
+        api.tasks = api.tasks.filter(t => t.id !== made[8].id);
+        await capped.refresh();
+        expect(names(capped)).toEqual(['t9', 't7', 't6', 't5', 't4']);
+        await capped.loadMoreTasks();
+        expect(names(capped)).toEqual(['t9', 't7', 't6', 't5', 't3', 't2']);
+        expect(capped.error).toBeNull();
+      } finally {
+        capped.dispose();
+      }
+    });
+
+    it('keeps the selection across polls and pages, loaded or not', async () => {
+      const made = addTasks(api, orch, 8);
+      await paged.refresh();
+      await paged.loadMoreTasks();
+      await paged.selectTask(made[3].id);
+      addTasks(api, orch, 4, 'n');
+      await paged.refresh();
+      // t3 is no longer among the six loaded, yet stays selected and fresh
+      expect(paged.tasks.map(t => t.id)).not.toContain(made[3].id);
+      expect(paged.selectedTaskId).toBe(made[3].id);
+      made[3].status = 'paused';
+      await paged.refresh();
+      expect(paged.selectedTask?.status).toBe('paused');
+      expect(api.calls).toContain(`task ${made[3].id}`);
+
+      // a task never loaded can be selected too (a notification's "Open log")
+      await paged.selectTask(made[0].id);
+      expect(paged.selectedTask?.name).toBe('t0');
+
+      api.tasks = api.tasks.filter(t => t.id !== made[0].id);
+      await paged.refresh();
+      expect(paged.selectedTask).toBeNull();
+      expect(paged.selectedTaskId).toBeNull();
+    });
+
+    it('does not ask for a selected task the poll brought', async () => {
+      const made = addTasks(api, orch, 2);
+      await paged.refresh();
+      await paged.selectTask(made[1].id);
+      await paged.refresh();
+      expect(api.calls.filter(c => c.startsWith('task ')).length).toBe(0);
+    });
+
+    it("pages an orchestration's tasks on their own", async () => {
+      const old = makeOrch({ name: 'old' });
+      api.orchestrations.push(old);
+      const mine = addTasks(api, old, 5, 'o');
+      addTasks(api, orch, 4, 'x');
+      await paged.refresh();
+      expect(paged.taskCount(old.id)).toEqual({ count: 0, exact: false });
+
+      let filterChanges = 0;
+      paged.filterChanged.connect(() => (filterChanges += 1));
+      paged.setOrchFilter(old.id);
+      expect(paged.tasks).toEqual([]);
+      expect(paged.hasMoreTasks).toBe(true);
+      await until(() => paged.tasks.length === 3);
+      expect(names(paged)).toEqual(['o4', 'o3', 'o2']);
+      expect(taskCalls()).toContain(`tasks 1 limit=3 orch=${old.id}`);
+      expect(paged.taskCount(old.id)).toEqual({ count: 3, exact: false });
+
+      await paged.loadMoreTasks();
+      expect(names(paged)).toEqual(['o4', 'o3', 'o2', 'o1', 'o0']);
+      expect(taskCalls()).toContain(
+        `tasks 1 limit=3 after=${mine[2].id} orch=${old.id}`
+      );
+      expect(paged.taskCount(old.id)).toEqual({ count: 5, exact: true });
+
+      // a poll asks for the five shown, and for every task's newest page
+      api.calls = [];
+      await paged.refresh();
+      expect(taskCalls().sort()).toEqual(
+        ['tasks 1 limit=3', `tasks 1 limit=6 orch=${old.id}`].sort()
+      );
+
+      paged.setOrchFilter(null);
+      expect(names(paged)).toEqual(['x3', 'x2', 'x1']);
+      expect(filterChanges).toBe(2);
+    });
+
+    it("shows an orchestration's loaded tasks at once", async () => {
+      addTasks(api, orch, 2);
+      await paged.refresh();
+      api.calls = [];
+      paged.setOrchFilter(orch.id);
+      expect(names(paged)).toEqual(['t1', 't0']);
+      expect(paged.hasMoreTasks).toBe(false);
+      // every task was loaded: nothing to fetch before the next poll
+      await paged.refresh();
+      expect(taskCalls()).toContain(`tasks 1 limit=3 orch=${orch.id}`);
+      expect(api.calls.indexOf('workspaces')).toBe(0);
+    });
+
+    it('announces no old failure of a task seen for the first time', async () => {
+      const old = makeOrch({ name: 'old' });
+      api.orchestrations.push(old);
+      const [failed] = addTasks(api, old, 1, 'o');
+      api.addRun(failed, 'failure');
+      addTasks(api, orch, 4);
+      const announced: IFailedRun[] = [];
+      paged.runFailed.connect((_, f) => announced.push(f));
+      await paged.refresh();
+      await paged.refresh();
+      paged.setOrchFilter(old.id);
+      await until(() => paged.tasks.length === 1);
+      await paged.refresh();
+      expect(announced).toEqual([]);
+
+      // a later failure of that task is announced
+      api.addRun(failed, 'failure');
+      await paged.refresh();
+      expect(announced.map(f => f.task.name)).toEqual(['o0']);
+    });
+  });
+
   describe('polling', () => {
     beforeEach(() => {
       jest.useFakeTimers();
@@ -334,7 +604,8 @@ describe('OrchModel', () => {
       });
       polling.start();
       await jest.advanceTimersByTimeAsync(10);
-      const count = () => polled.calls.filter(c => c === 'tasks 1').length;
+      const count = () =>
+        polled.calls.filter(c => c === 'tasks 1 limit=100').length;
       expect(count()).toBe(1);
       await jest.advanceTimersByTimeAsync(1000);
       expect(count()).toBe(2);
@@ -356,7 +627,9 @@ describe('OrchModel', () => {
       });
       polling.start();
       await jest.advanceTimersByTimeAsync(9000);
-      expect(polled.calls.filter(c => c === 'tasks 1').length).toBe(1);
+      expect(polled.calls.filter(c => c === 'tasks 1 limit=100').length).toBe(
+        1
+      );
       polling.dispose();
     });
 
@@ -370,7 +643,8 @@ describe('OrchModel', () => {
         isHidden: () => false,
         isIdle: () => idle
       });
-      const count = () => polled.calls.filter(c => c === 'tasks 1').length;
+      const count = () =>
+        polled.calls.filter(c => c === 'tasks 1 limit=100').length;
       polling.start();
       await jest.advanceTimersByTimeAsync(4000);
       expect(count()).toBe(1);
