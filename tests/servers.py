@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -12,11 +13,14 @@ import subprocess
 import sys
 import time
 import zipfile
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import requests
+
+from jupyter_orch.supervise import process_start_ticks
 
 
 def free_port() -> int:
@@ -25,6 +29,79 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def wait_for(check: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    """Poll until `check()` is true."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state first), if it exists."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            return fh.read().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
+def alive(pid: int) -> bool:
+    """Whether a process exists (and is not a zombie)."""
+    fields = _stat(pid)
+    return fields is not None and fields[0] not in {"Z", "X"}
+
+
+def parent_of(pid: int) -> int | None:
+    """A process's parent pid, if the process exists."""
+    fields = _stat(pid)
+    return int(fields[1]) if fields is not None else None
+
+
+def children_of(pid: int) -> list[int]:
+    """The live processes whose parent is `pid`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and parent_of(int(entry)) == pid and alive(int(entry)):
+            found.append(int(entry))
+    return found
+
+
+def command_line(pid: int) -> list[str]:
+    """A process's argv ([] if it has gone)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return [arg.decode(errors="replace") for arg in fh.read().split(b"\0") if arg]
+    except (FileNotFoundError, ProcessLookupError):
+        return []
+
+
+def run_pids(data_dir: Path, run_id: str) -> tuple[int, int]:
+    """A run's supervisor and run process, as its supervisor recorded them."""
+    run_dir = data_dir / "runs" / run_id
+    supervisor: int = json.loads((run_dir / "supervisor.json").read_text())["pid"]
+    child: int = json.loads((run_dir / "child.json").read_text())["pid"]
+    return supervisor, child
+
+
+def end_runs(data_dir: Path) -> None:
+    """Kill whatever run processes are left under a data directory (a test's clean-up)."""
+    for record in (data_dir / "runs").glob("*/supervisor.json"):
+        try:
+            info = json.loads(record.read_text())
+            child = json.loads((record.parent / "child.json").read_text())["pid"]
+        except (OSError, ValueError, KeyError):
+            child = None
+            info = {}
+        if isinstance(child, int):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(child, signal.SIGKILL)
+        pid = info.get("pid")
+        if isinstance(pid, int) and process_start_ticks(pid) == info.get("start"):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 class ServerProcess:
@@ -134,6 +211,40 @@ class ServerProcess:
         """Every run of a task, oldest first."""
         runs: list[dict[str, Any]] = self.post("task/list_task_runs", {"task_id": task_id})
         return sorted(runs, key=lambda r: r["created_at"])
+
+    def run(self, task_id: str, run_id: str) -> Any:
+        """One run's details."""
+        return self.post("task/get_run_details", {"task": task_id, "pod_id": run_id})
+
+    def logs(self, run_id: str) -> list[str]:
+        """A run's log lines."""
+        lines: list[str] = self.post("task/get_logs_for_run", {"id": run_id})["logs"]
+        return lines
+
+    def follow(
+        self, run_id: str, start: int = 0, into: list[Any] | None = None, timeout: float = 60.0
+    ) -> list[Any]:
+        """`task/follow_logs` from line `start` to its end; every message but heartbeats.
+
+        Messages are appended to `into` as they come (another thread may watch it)."""
+        messages: list[Any] = [] if into is None else into
+        deadline = time.monotonic() + timeout
+        with requests.get(
+            f"{self.url}/task/follow_logs",
+            params={"id": run_id, "from": str(start)},
+            headers={"Authorization": f"token {self.token}"},
+            stream=True,
+            timeout=30,
+        ) as response:
+            assert response.status_code == 200, (response.status_code, response.text)
+            for raw in response.iter_lines():
+                assert time.monotonic() < deadline, f"follow_logs did not end: {messages}"
+                if not raw:
+                    continue
+                message = json.loads(raw)
+                if not message.get("heartbeat"):
+                    messages.append(message)
+        return messages
 
     def close(self) -> None:
         """Stop the server if it still runs."""

@@ -7,24 +7,28 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from jupyter_orch.lock import SchedulerLock
 
-from .servers import ServerProcess
+from .servers import (
+    ServerProcess,
+    alive,
+    children_of,
+    command_line,
+    end_runs,
+    parent_of,
+    run_pids,
+    wait_for,
+)
 from .test_api import texts
 
 pytestmark = pytest.mark.timeout(300)
-
-COUNTER = """
-import time
-for i in range(40):
-    print(i, flush=True)
-    time.sleep(0.1)
-"""
 
 SLEEPER = """
 import os, time
@@ -32,12 +36,36 @@ print(os.getpid(), flush=True)
 time.sleep(60)
 """
 
+# Numbered lines in three parts; the second starts when the file args["resume"] exists, the
+# third when args["finish"] does.
+GATED = """
+import pathlib, time
+import jupyter_orch
+
+args = jupyter_orch.task_args()
+
+def wait(name):
+    flag = pathlib.Path(args[name])
+    while not flag.exists():
+        time.sleep(0.05)
+
+for i in range(0, 5):
+    print(i, flush=True)
+wait("resume")
+for i in range(5, 10):
+    print(i, flush=True)
+wait("finish")
+for i in range(10, 15):
+    print(i, flush=True)
+"""
+
 Factory = Callable[..., ServerProcess]
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Factory]:
-    """Start servers on one data directory; every one is stopped at the end."""
+    """Start servers on one data directory; every one is stopped at the end, and so is every
+    run process left."""
     started: list[ServerProcess] = []
     data_dir = tmp_path / "data"
 
@@ -49,55 +77,110 @@ def server(tmp_path: Path) -> Iterator[Factory]:
     yield make
     for proc in started:
         proc.close()
+    end_runs(data_dir)
 
 
-def wait_for(check: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    """Poll until `check()` is true."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-
-
-def start_run(proc: ServerProcess, code: str) -> tuple[str, str]:
+def start_run(proc: ServerProcess, code: str, args: Any = None) -> tuple[str, str]:
     """Run `code` once and wait for its first log line; the task and run ids."""
     orch_id = proc.upload({"main.py": code})
-    body = {"workspace_id": 1, "orch_id": orch_id, "json": {}}
+    body = {"workspace_id": 1, "orch_id": orch_id, "json": args or {}}
     task_id: str = proc.post("task/run_once", body, status=201)["id"]
     run_id: str = proc.wait_task(task_id, {"started"})["last_runs"][0]["run_id"]
-    wait_for(lambda: bool(proc.post("task/get_logs_for_run", {"id": run_id})["logs"]), "a line")
+    wait_for(lambda: bool(proc.logs(run_id)), "a line")
     return task_id, run_id
 
 
-def alive(pid: int) -> bool:
-    """Whether a process exists (and is not a zombie)."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
+def log_texts(data_dir: Path, run_id: str) -> list[str]:
+    """What a run printed, read from its log file (no server needed)."""
+    path = data_dir / "runs" / run_id / "log"
+    return texts(path.read_text(encoding="utf-8").splitlines())
 
 
-def test_runs_go_on_through_sigkill_and_their_logs_are_whole(server: Factory) -> None:
+@pytest.mark.parametrize("fork_server", [True, False])
+def test_a_live_run_is_reattached_after_sigkill_and_its_log_is_whole(
+    server: Factory, tmp_path: Path, fork_server: bool
+) -> None:
+    resume, finish = tmp_path / "resume", tmp_path / "finish"
+    first = server(f"--OrchApp.fork_server={fork_server}")
+    args = {"resume": str(resume), "finish": str(finish)}
+    task_id, run_id = start_run(first, GATED, args)
+    wait_for(lambda: len(first.logs(run_id)) >= 5, "the first 5 lines")
+    run_dir = first.data_dir / "runs" / run_id
+    supervisor, child = run_pids(first.data_dir, run_id)
+    assert first.proc is not None
+    server_pid = first.proc.pid
+    starter = parent_of(supervisor)
+    if fork_server:
+        # Forked by the fork server, a child of the server running forkserver's loop...
+        assert starter != server_pid and parent_of(starter or 0) == server_pid
+        assert "import forkserver" in " ".join(command_line(starter or 0))
+        # ...which wrote no binary spec (a supervisor started as a process reads one)...
+        assert not (run_dir / "spec.bin").exists() and (run_dir / "spec.json").exists()
+        # ...and whose interpreter the run's own process was forked from.
+        assert "import forkserver" in " ".join(command_line(child))
+    else:
+        assert starter == server_pid
+        assert (run_dir / "spec.bin").exists()
+        assert command_line(child)[-1] == "main.py"
+        assert not [p for p in children_of(server_pid) if "forkserver" in str(command_line(p))]
+
+    first.kill(signal.SIGKILL)
+    assert alive(supervisor) and alive(child)
+    if fork_server:
+        assert starter is not None
+        wait_for(lambda: not alive(starter), "the fork server to exit with its server")
+    resume.touch()  # the run goes on while no server runs
+    wait_for(lambda: len(log_texts(first.data_dir, run_id)) >= 10, "lines 5-9")
+    assert alive(supervisor) and alive(child)
+
+    second = server(f"--OrchApp.fork_server={fork_server}")
+    assert second.post("task/get_by_id", {"id": task_id})["status"] == "started"
+    assert second.run(task_id, run_id)["status"] == "running"
+    followed: list[Any] = []
+    with ThreadPoolExecutor(1) as pool:
+        following = pool.submit(second.follow, run_id, 0, followed)
+        wait_for(lambda: len(followed) >= 10 or following.done(), "follow_logs to send lines")
+        assert not following.done(), following.result()  # live: the run has not ended
+        finish.touch()
+        messages = following.result(timeout=60)
+    task = second.wait_task(task_id, {"success", "failed", "killed"})
+    assert task["status"] == "success"
+    numbers = [str(i) for i in range(15)]
+    assert texts(second.logs(run_id)) == numbers
+    run = second.run(task_id, run_id)
+    assert run["status"] == "success" and run["exit_code"] == 0
+    assert [m.get("n") for m in messages[:-1]] == list(range(15))
+    assert texts([m["line"] for m in messages[:-1]]) == numbers
+    assert messages[-1] == {"end": True, "status": "success", "next": 15}
+    wait_for(lambda: not alive(supervisor) and not alive(child), "the run's processes to end")
+
+
+def test_reattached_runs_are_killed_through_the_api_and_leave_no_process(
+    server: Factory,
+) -> None:
     first = server()
-    task_id = first.post(
-        "task/run_once",
-        {"workspace_id": 1, "orch_id": first.upload({"main.py": COUNTER}), "json": {}},
-        status=201,
-    )["id"]
-    run_id = first.wait_task(task_id, {"started"})["last_runs"][0]["run_id"]
-    wait_for(
-        lambda: len(first.post("task/get_logs_for_run", {"id": run_id})["logs"]) >= 5, "5 lines"
-    )
+    calm_task, calm_run = start_run(first, SLEEPER)
+    hung_task, hung_run = start_run(first, SLEEPER)
+    calm = run_pids(first.data_dir, calm_run)
+    hung = run_pids(first.data_dir, hung_run)
     first.kill(signal.SIGKILL)
 
-    second = server()
-    task = second.wait_task(task_id, {"success", "failed"})
-    assert task["status"] == "success"
-    lines = second.post("task/get_logs_for_run", {"id": run_id})["logs"]
-    assert texts(lines) == [str(i) for i in range(40)]
-    run = second.post("task/get_run_details", {"task": task_id, "pod_id": run_id})
-    assert run["status"] == "success" and run["exit_code"] == 0
+    second = server()  # kill_grace_seconds=1
+    for task_id, run_id in ((calm_task, calm_run), (hung_task, hung_run)):
+        assert second.run(task_id, run_id)["status"] == "running"
+    # A supervisor that no longer answers: only the server's own deadline (the kill grace
+    # and 5 s) ends its run, by killing the run's group and the supervisor.
+    os.kill(hung[0], signal.SIGSTOP)
+    for task_id in (calm_task, hung_task):
+        assert second.post("task/kill", {"id": task_id}, status=202)["status"] == "pending_kill"
+    assert second.wait_task(calm_task, {"killed"}, timeout=30)["status"] == "killed"
+    # With the grace ignored (10 s) the deadline would come 15 s after the request.
+    assert second.wait_task(hung_task, {"killed"}, timeout=12)["status"] == "killed"
+    for task_id, run_id in ((calm_task, calm_run), (hung_task, hung_run)):
+        assert second.run(task_id, run_id)["status"] == "killed"
+    assert "before its supervisor could record it" in texts(second.logs(hung_run))[-1]
+    for pid in (*calm, *hung):
+        wait_for(lambda pid=pid: not alive(pid), f"process {pid} to end", timeout=10)
 
 
 def test_schedules_resume_and_missed_instants_follow_the_rule(server: Factory) -> None:

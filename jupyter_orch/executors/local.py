@@ -108,6 +108,15 @@ def supervisor_alive(run_dir: Path) -> int | None:
     return pid
 
 
+def spec_grace(run_dir: Path, default: float = 10.0) -> float:
+    """The kill grace period the run's supervisor was started with (its spec says)."""
+    spec = _read_json(run_dir / "spec.json")
+    grace = spec.get("grace") if spec else None
+    if isinstance(grace, (int, float)) and not isinstance(grace, bool) and grace >= 0:
+        return float(grace)
+    return default
+
+
 #: Environment variables read while Python starts (encodings, paths, the user's site folder):
 #: a run whose values differ from the fork server's starts an interpreter of its own.
 START_PREFIXES = ("PYTHON", "LC_")
@@ -371,7 +380,8 @@ class LocalExecutor(Executor):
             future: asyncio.Future[ExitRecord] = asyncio.get_running_loop().create_future()
             future.set_result(record)
             return future
-        return self._watch(run_id, pid, run_dir, grace=10.0)
+        grace = await asyncio.to_thread(spec_grace, run_dir)
+        return self._watch(run_id, pid, run_dir, grace=grace)
 
     def _watch(
         self,
