@@ -183,40 +183,77 @@ def test_reattached_runs_are_killed_through_the_api_and_leave_no_process(
         wait_for(lambda pid=pid: not alive(pid), f"process {pid} to end", timeout=10)
 
 
+def catch_ups(proc: ServerProcess, task_id: str) -> list[dict[str, Any]]:
+    """A task's runs that caught up an instant missed while no server ran."""
+    return [r for r in proc.runs(task_id) if r["trigger"] == "catch_up"]
+
+
+def scheduled_since(proc: ServerProcess, task_id: str) -> bool:
+    """Whether a task has a run on its schedule made after `proc` started."""
+    return any(
+        r["trigger"] == "schedule" and datetime.fromisoformat(r["created_at"]) > proc.ready_at
+        for r in proc.runs(task_id)
+    )
+
+
 def test_schedules_resume_and_missed_instants_follow_the_rule(server: Factory) -> None:
+    """After downtime the latest missed instant runs if it is at most the task's
+    starting_deadline_seconds old, else the server's OrchApp.starting_deadline_seconds."""
     first = server()
     orch_id = first.upload({"main.py": "print('tick')\n"})
-    body = {
-        "workspace_id": 1,
-        "orch_id": orch_id,
-        "json": {},
-        "schedule": "* * * * * *",
-        "starting_deadline_seconds": 3,
-    }
-    task_id = first.post("task/run_scheduled", body, status=201)["id"]
-    wait_for(lambda: len(first.runs(task_id)) >= 2, "two runs")
+    ids = {}
+    for deadline in (0, 3, None):
+        body = {"workspace_id": 1, "orch_id": orch_id, "json": {}, "schedule": "* * * * * *"}
+        if deadline is not None:
+            body["starting_deadline_seconds"] = deadline
+        ids[deadline] = first.post("task/run_scheduled", body, status=201)["id"]
+    zero, three, default = ids[0], ids[3], ids[None]
+    wait_for(lambda: len(first.runs(three)) >= 2 and len(first.runs(default)) >= 2, "runs")
     first.kill(signal.SIGKILL)
-    time.sleep(3)
+    time.sleep(2)
 
-    second = server()
+    # Server default 0: only the task with its own 3 s catches up.
+    second = server("--OrchApp.starting_deadline_seconds=0")
     wait_for(
-        lambda: any(
-            r["trigger"] == "schedule" and datetime.fromisoformat(r["created_at"]) > second.ready_at
-            for r in second.runs(task_id)
-        ),
-        "scheduled runs after the restart",
+        lambda: bool(catch_ups(second, three)) and scheduled_since(second, three),
+        "a catch-up, then scheduled runs, after the restart",
+        timeout=30,
     )
-    runs = second.runs(task_id)
+    time.sleep(1)  # every task's catch-up was decided in the same pass as this one's
+    assert len(catch_ups(second, three)) == 1  # only the latest missed instant ran
+    assert catch_ups(second, default) == []  # OrchApp.starting_deadline_seconds=0 applies
+    assert catch_ups(second, zero) == []
+    runs = second.runs(three)
     instants = [r["scheduled_for"] for r in runs]
     assert len(instants) == len(set(instants))  # one instant never runs twice
-    catch_ups = [r for r in runs if r["trigger"] == "catch_up"]
-    assert len(catch_ups) == 1  # only the latest missed instant ran
-    task = second.post("task/get_by_id", {"id": task_id})
+    task = second.post("task/get_by_id", {"id": three})
     missed = [s for s in task["last_skipped"] if s["reason"] == "missed"]
     assert missed, task
     assert not {s["scheduled_for"] for s in missed} & set(instants)
-    assert max(s["scheduled_for"] for s in missed) < catch_ups[0]["scheduled_for"]
-    second.post("task/kill", {"id": task_id}, status=202)
+    assert max(s["scheduled_for"] for s in missed) < catch_ups(second, three)[0]["scheduled_for"]
+    second.kill(signal.SIGKILL)
+    time.sleep(2)
+
+    # Server default 600: the task without a deadline of its own catches up now; the task
+    # with its own 0 still does not.
+    third = server()
+    wait_for(
+        lambda: (
+            bool(catch_ups(third, default))
+            and len(catch_ups(third, three)) == 2
+            and scheduled_since(third, three)
+        ),
+        "catch-ups, then scheduled runs, after the second restart",
+        timeout=30,
+    )
+    time.sleep(1)
+    assert len(catch_ups(third, default)) == 1
+    assert len(catch_ups(third, three)) == 2
+    assert catch_ups(third, zero) == []
+    for task_id in ids.values():
+        instants = [r["scheduled_for"] for r in third.runs(task_id)]
+        assert len(instants) == len(set(instants))
+        third.post("task/kill", {"id": task_id}, status=202)
 
 
 def test_a_supervisor_lost_with_the_machine_is_a_failure(server: Factory) -> None:
