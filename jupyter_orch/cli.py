@@ -18,10 +18,22 @@ from typing import Any
 
 from .client import Client
 from .exceptions import ApiError, OrchClientError, ServerNotFound, ServerUnreachable
-from .resources import Orchestration, ResourceList, Task, TaskRun
+from .resources import (
+    RUN_LIMIT,
+    Orchestration,
+    ResourceList,
+    Task,
+    TaskList,
+    TaskRun,
+    TaskRunList,
+)
 from .runlog import write_lines
 
 OK, RUN_FAILED, USAGE, REFUSED, NO_SERVER = 0, 1, 2, 3, 4
+#: Tasks `jupyter orch tasks` lists unless told otherwise.
+TASK_LIMIT = 100
+#: Objects per request when listing every one (--all).
+ALL_PAGE = 1000
 Command = Callable[[Client, argparse.Namespace], int]
 
 
@@ -141,15 +153,47 @@ def cmd_orchestrations(client: Client, opts: argparse.Namespace) -> int:
     return OK
 
 
+def _more_follow(noun: str, shown: ResourceList[Any]) -> None:
+    """Say on stderr (stdout stays the list, or its JSON) how to list what was left out."""
+    last = shown[-1].key
+    print(
+        f"{len(shown)} {noun} shown, more follow: --after {last} for the next page, "
+        f"--all for every one",
+        file=sys.stderr,
+    )
+
+
 def cmd_tasks(client: Client, opts: argparse.Namespace) -> int:
-    """List tasks."""
-    _emit(opts, client.list_tasks(killed=opts.killed))
+    """List tasks, newest first: the newest --limit, the page --after a task, or --all."""
+    if opts.all:
+        if opts.after is not None:
+            _emit(opts, client.list_tasks(killed=opts.killed, after=opts.after))
+        else:
+            _emit(opts, TaskList(client.iter_tasks(killed=opts.killed, page_size=ALL_PAGE)))
+        return OK
+    # one more than shown says whether more follow
+    found = client.list_tasks(killed=opts.killed, limit=opts.limit + 1, after=opts.after)
+    shown = TaskList(found[: opts.limit])
+    _emit(opts, shown)
+    if len(found) > opts.limit:
+        _more_follow("tasks", shown)
     return OK
 
 
 def cmd_runs(client: Client, opts: argparse.Namespace) -> int:
-    """List a task's runs."""
-    _emit(opts, client.get_task_by_id(opts.task).last_runs(opts.limit, opts.status))
+    """List a task's runs, newest first: the newest --limit, the page --after a run, or --all."""
+    task = client.get_task_by_id(opts.task)
+    if opts.all:
+        if opts.after is not None:
+            _emit(opts, task.last_runs(None, opts.status, opts.after))
+        else:
+            _emit(opts, TaskRunList(task.iter_runs(ALL_PAGE, opts.status)))
+        return OK
+    found = task.last_runs(opts.limit + 1, opts.status, opts.after)
+    shown = TaskRunList(found[: opts.limit])
+    _emit(opts, shown)
+    if len(found) > opts.limit:
+        _more_follow("runs", shown)
     return OK
 
 
@@ -240,15 +284,41 @@ def _add_arguments(subs: dict[str, argparse.ArgumentParser]) -> None:
         parser.add_argument("--wait", action="store_true", help="wait for the first run's end")
         parser.add_argument("--follow", action="store_true", help="print its output live")
     subs["tasks"].add_argument("--killed", action="store_true", help="list killed tasks too")
+    _add_paging(subs["tasks"], "tasks", "task", TASK_LIMIT)
     subs["runs"].add_argument("task", help="a task id")
-    subs["runs"].add_argument("--limit", type=int, help="only the newest N runs")
     subs["runs"].add_argument("--status", help="running, success, failure, timed_out or all")
+    _add_paging(subs["runs"], "runs", "run", RUN_LIMIT)
     subs["logs"].add_argument("run", help="a run id")
     subs["logs"].add_argument("-f", "--follow", action="store_true", help="follow to the end")
     subs["logs"].add_argument("--limit", type=int, help="only the last N lines")
     subs["logs"].add_argument("--timestamps", action="store_true", help="show times, streams")
     for name in ("kill", "pause", "resume"):
         subs[name].add_argument("task", help="a task id")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _add_paging(parser: argparse.ArgumentParser, noun: str, one: str, limit: int) -> None:
+    """--limit N (or --all), and --after ID for the next page."""
+    how_many = parser.add_mutually_exclusive_group()
+    how_many.add_argument(
+        "--limit",
+        type=_positive,
+        default=limit,
+        metavar="N",
+        help=f"only the newest N {noun} (default {limit})",
+    )
+    how_many.add_argument(
+        "--all", action="store_true", help=f"every one of the {noun}, fetched page by page"
+    )
+    parser.add_argument(
+        "--after", metavar="ID", help=f"the {noun} after {one} ID (the last of the previous page)"
+    )
 
 
 if __name__ == "__main__":

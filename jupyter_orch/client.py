@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -10,6 +11,7 @@ from .bundle import read_upload
 from .discovery import ServerInfo, find_server
 from .exceptions import NotFoundError
 from .resources import (
+    PAGE_SIZE,
     Orchestration,
     OrchestrationList,
     Task,
@@ -17,6 +19,8 @@ from .resources import (
     TaskRun,
     Workspace,
     WorkspaceList,
+    paged,
+    task_query,
 )
 from .runlog import LogFollower, LogLine, LogLines
 from .transport import READ_TIMEOUT, Transport
@@ -167,12 +171,35 @@ class Client:
         killed: bool = False,
         workspace_id: int | None = None,
         workspace_name: str | None = None,
+        limit: int | None = None,
+        after: str | Task | None = None,
+        run_limit: int = 1,
     ) -> TaskList:
-        """The tasks of a workspace (the current one unless given); killed ones too if `killed`."""
-        body: dict[str, Any] = {"workspace_id": self._workspace_id(workspace_id, workspace_name)}
-        if not killed:
-            body["killed"] = False
+        """The tasks of a workspace (the current one unless given), newest first; killed ones
+        too if `killed`.
+
+        Every one by default; `limit` gives the newest N, and `after` (the last task of the
+        previous page, or its id) the page after it: `list_tasks(limit=50, after=page[-1])`.
+        Each task comes with its newest `run_limit` runs.
+        """
+        workspace = {"workspace_id": self._workspace_id(workspace_id, workspace_name)}
+        body = task_query(workspace, killed, run_limit, limit, after)
         return TaskList(Task(self, t) for t in self._post("task/list", body))
+
+    def iter_tasks(
+        self,
+        killed: bool = False,
+        workspace_id: int | None = None,
+        workspace_name: str | None = None,
+        page_size: int = PAGE_SIZE,
+        run_limit: int = 1,
+    ) -> Iterator[Task]:
+        """Each task of a workspace, newest first, fetched `page_size` at a time: a loop that
+        stops early costs only the pages it read."""
+        workspace = {"workspace_id": self._workspace_id(workspace_id, workspace_name)}
+        body = task_query(workspace, killed, run_limit)
+        for data in paged(self, "task/list", body, page_size):
+            yield Task(self, data)
 
     def get_task_by_id(self, id: str) -> Task:
         """One task."""

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, TextIO, TypeVar
 
 from . import display
@@ -22,6 +23,10 @@ if TYPE_CHECKING:
 RUN_ENDED = frozenset({"success", "failure", "timed_out", "killed", "unknown"})
 TASK_ENDED = frozenset({"success", "failed", "timed_out", "killed"})
 KINDS = {"Oneshot": "once", "CronJob": "scheduled", "NetworkService": "continuous"}
+#: Runs `Task.last_runs()` lists unless told otherwise.
+RUN_LIMIT = 20
+#: Objects asked for per request by the `iter_*` methods unless told otherwise.
+PAGE_SIZE = 100
 T = TypeVar("T")
 
 
@@ -36,6 +41,42 @@ def poll(check: Callable[[], T | None], timeout: float | None, what: str) -> T:
         time.sleep(delay if left is None else min(delay, left))
         delay = min(delay * 1.5, 1.0)
     return value
+
+
+def paged(
+    client: Client,
+    endpoint: str,
+    body: Mapping[str, Any],
+    page_size: int,
+    key: str = "id",
+    after: str | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Every object of a listing paged by keyset (`limit`, `after`), one request per page.
+
+    The server answers newest first; a page starts after the last object of the previous
+    one, so each costs the same however deep it is. An object seen on an earlier page (a run
+    that changed meanwhile moves to the front) is not given twice.
+    """
+    if page_size < 1:
+        raise ValueError(f"page_size must be at least 1, not {page_size}")
+    seen: set[str] = set()
+    while True:
+        request = {**body, "limit": page_size}
+        if after is not None:
+            request["after"] = after
+        page: list[dict[str, Any]] = client._post(endpoint, request)
+        for item in page:
+            if str(item[key]) not in seen:
+                seen.add(str(item[key]))
+                yield item
+        if len(page) < page_size:
+            return
+        after = str(page[-1][key])
+
+
+def page_start(after: str | Resource | None) -> str | None:
+    """The id a page starts after, given as an id or as the last object of the previous page."""
+    return after.key if isinstance(after, Resource) else after
 
 
 class Resource:
@@ -232,12 +273,29 @@ class Orchestration(Resource):
         """A task that starts a new run whenever the previous one ends."""
         return self._start("task/run_continuously", name, json_args)
 
-    def list_tasks(self, killed: bool = False) -> TaskList:
-        """The tasks of this orchestration (killed ones too when `killed`)."""
-        body: dict[str, Any] = {"orch_id": self.id}
-        if not killed:
-            body["killed"] = False
+    def list_tasks(
+        self,
+        killed: bool = False,
+        limit: int | None = None,
+        after: str | Task | None = None,
+        run_limit: int = 1,
+    ) -> TaskList:
+        """The tasks of this orchestration, newest first (killed ones too when `killed`).
+
+        Every one by default; `limit` gives the newest N, and `after` (the last task of the
+        previous page, or its id) the page after it. Each task comes with its newest
+        `run_limit` runs.
+        """
+        body = task_query({"orch_id": self.id}, killed, run_limit, limit, after)
         return TaskList(Task(self._client, t) for t in self._client._post("task/list", body))
+
+    def iter_tasks(
+        self, killed: bool = False, page_size: int = PAGE_SIZE, run_limit: int = 1
+    ) -> Iterator[Task]:
+        """Each task of this orchestration, newest first, fetched `page_size` at a time."""
+        body = task_query({"orch_id": self.id}, killed, run_limit)
+        for data in paged(self._client, "task/list", body, page_size):
+            yield Task(self._client, data)
 
     def _start(
         self, endpoint: str, name: str, json_args: Mapping[str, Any] | None, **extra: Any
@@ -250,6 +308,25 @@ class Orchestration(Resource):
         body.update({"name": name, **{k: v for k, v in extra.items() if v is not None}})
         task_id = self._client._post(endpoint, body)["id"]
         return self._client.get_task_by_id(task_id)
+
+
+def task_query(
+    body: Mapping[str, Any],
+    killed: bool,
+    run_limit: int,
+    limit: int | None = None,
+    after: str | Resource | None = None,
+) -> dict[str, Any]:
+    """A `task/list` body: the filters in `body`, then killed, runs per task and paging."""
+    query = {**body, "run_limit": run_limit}
+    if not killed:
+        query["killed"] = False
+    if limit is not None:
+        query["limit"] = limit
+    start = page_start(after)
+    if start is not None:
+        query["after"] = start
+    return query
 
 
 def one_schedule(schedule: str | Iterable[str]) -> str:
@@ -362,23 +439,51 @@ class Task(Resource):
             return TaskRun(self._client, answer)
         return self._client.get_task_run(self.id, answer["id"])
 
-    def last_runs(self, limit: int | None = None, status: str | None = None) -> TaskRunList:
-        """The task's runs, newest first; `status` keeps one kind (`running`, `failure` ...)."""
+    def last_runs(
+        self,
+        limit: int | None = RUN_LIMIT,
+        status: str | None = None,
+        after: str | TaskRun | None = None,
+    ) -> TaskRunList:
+        """The task's newest runs, newest first: `limit` of them (20; None for every one).
+
+        `status` keeps one kind (`running`, `failure` ...); `after` (the last run of the
+        previous page, or its id) gives the page after it. Runs are ordered by their last
+        change, so a run that ends moves to the front.
+        """
         body: dict[str, Any] = {"task_id": self.id}
         if limit is not None:
             body["limit"] = limit
         if status is not None:
             body["status"] = status
+        start = page_start(after)
+        if start is not None:
+            body["after"] = start
         runs = self._client._post("task/list_task_runs", body)
         return TaskRunList(TaskRun(self._client, run) for run in runs)
 
+    def iter_runs(self, page_size: int = PAGE_SIZE, status: str | None = None) -> Iterator[TaskRun]:
+        """Each run of the task, newest first, fetched `page_size` at a time."""
+        body: dict[str, Any] = {"task_id": self.id}
+        if status is not None:
+            body["status"] = status
+        for data in paged(self._client, "task/list_task_runs", body, page_size, "run_id"):
+            yield TaskRun(self._client, data)
+
     def first_run(self, timeout: float | None = None) -> TaskRun:
-        """The task's first run, once it exists (a run-once task's only run)."""
+        """The task's first run, once it exists (a run-once task's only run).
+
+        While the task has no run, each look asks for at most two runs; only a task that
+        already has several (an old scheduled one, say) is paged through to its oldest.
+        """
 
         def found() -> TaskRun | None:
-            runs = self.last_runs()
+            runs = self.last_runs(limit=2)
+            if len(runs) == 1:
+                return runs[0]
             if runs:
-                return runs[-1]
+                oldest = deque(self.iter_runs(), maxlen=1)
+                return oldest[0] if oldest else None
             if self.status() in TASK_ENDED:
                 raise OrchClientError(f"task {self.id} is {self._data['status']} without a run")
             return None

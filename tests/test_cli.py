@@ -20,6 +20,7 @@ from .conftest import Api
 
 HELLO = "import jupyter_orch\nprint('hello,', jupyter_orch.task_args().get('name', 'world'))\n"
 FAILING = "print('about to fail', flush=True)\nraise SystemExit(3)\n"
+FAR = "0 0 1 1 *"  # a schedule that does not fire during a test
 
 
 @dataclass
@@ -128,6 +129,37 @@ async def test_tasks_runs_kill_and_refusals(orch: Orch, tmp_path: Path) -> None:
     assert bad_args.code == cli.USAGE and "--args must be a JSON object" in bad_args.err
     bad = await orch("tasks", "--nope")
     assert bad.code == cli.USAGE and "unrecognized arguments: --nope" in bad.err
+
+
+async def test_tasks_and_runs_a_page_at_a_time(orch: Orch, api: Api) -> None:
+    orch_id = await api.upload({"main.py": HELLO}, name="paged")
+    await api.wait_orch(orch_id, {"ready"})
+    ids = []
+    for n in range(3):
+        body = {"workspace_id": 1, "orch_id": orch_id, "json": {}, "name": f"p{n}", "schedule": FAR}
+        ids.append((await api.ok("task/run_scheduled", body, status=201))["id"])
+
+    # the newest N, and on stderr how to list the rest (stdout stays the JSON)
+    newest = await orch("tasks", "--limit", "2", "--json")
+    assert newest.code == 0 and [t["name"] for t in newest.json()] == ["p2", "p1"]
+    assert newest.err == (
+        f"2 tasks shown, more follow: --after {ids[1]} for the next page, --all for every one\n"
+    )
+    rest = await orch("tasks", "--limit", "2", "--after", ids[1], "--json")
+    assert [t["name"] for t in rest.json()] == ["p0"] and rest.err == ""
+    every = await orch("tasks", "--all", "--json")
+    assert [t["name"] for t in every.json()] == ["p2", "p1", "p0"] and every.err == ""
+    table = await orch("tasks")
+    assert table.code == 0 and table.err == "" and len(table.out.splitlines()) == 5
+
+    runs = await orch("runs", ids[0], "--all", "--json")
+    assert (runs.code, runs.json()) == (0, [])
+    for bad in (["--limit", "0"], ["--limit", "2", "--all"]):
+        refused = await orch("tasks", *bad)
+        assert refused.code == cli.USAGE, bad
+    assert "must be at least 1" in (await orch("runs", ids[0], "--limit", "0")).err
+    for task_id in ids:
+        await api.ok("task/kill", {"id": task_id}, status=202)
 
 
 async def test_schedule_pause_resume_and_kill(orch: Orch, api: Api, tmp_path: Path) -> None:

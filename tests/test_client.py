@@ -17,6 +17,7 @@ import time
 import zipfile
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ from jupyter_orch.runlog import LogLine
 from .conftest import make_zip
 
 HELLO = "import jupyter_orch\nprint('hello,', jupyter_orch.task_args().get('name', 'world'))\n"
+FAR = "0 0 1 1 *"  # a schedule that does not fire during a test
 
 
 # -- a kernel started by the server ------------------------------------------------------------
@@ -393,6 +395,101 @@ async def test_continuous_task_and_following_a_run(sdk: Client) -> None:
         while len(task.last_runs()) < 2:
             assert time.monotonic() < deadline, "no second run"
             time.sleep(0.05)
+        assert task.kill().wait(timeout=30).known_status == "killed"
+
+    await asyncio.to_thread(scenario)
+
+
+def spy(client: Client, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]:
+    """Record each request the client makes: its endpoint and body."""
+    calls: list[tuple[str, dict[str, Any]]] = []
+    post = client._post
+
+    def recorded(path: str, body: dict[str, Any] | None = None) -> Any:
+        calls.append((path, dict(body or {})))
+        return post(path, body)
+
+    monkeypatch.setattr(client, "_post", recorded)
+    return calls
+
+
+async def test_tasks_page_by_keyset(sdk: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    def scenario() -> None:
+        orch = sdk.upload_orchestration(bytes_buffer=make_zip({"main.py": HELLO}), name="p")
+        other = sdk.upload_orchestration(bytes_buffer=make_zip({"main.py": HELLO}), name="q")
+        made = [orch.run_scheduled(f"p{n}", FAR) for n in range(5)]
+        other.run_scheduled("q0", FAR)
+        made[0].kill()
+        calls = spy(sdk, monkeypatch)
+
+        def names(tasks: Any) -> list[str | None]:
+            return [t.name for t in tasks]
+
+        # every task by default, each with its newest run only
+        assert names(sdk.list_tasks()) == ["q0", "p4", "p3", "p2", "p1"]
+        assert calls[-1] == ("task/list", {"workspace_id": 1, "run_limit": 1, "killed": False})
+        newest = sdk.list_tasks(limit=2)
+        assert names(newest) == ["q0", "p4"]
+        assert names(sdk.list_tasks(limit=2, after=newest[-1])) == ["p3", "p2"]
+        assert names(sdk.list_tasks(limit=2, after=made[2].id)) == ["p1"]
+        assert names(sdk.list_tasks(limit=2, after=made[1], killed=True)) == ["p0"]
+        assert sdk.list_tasks(limit=2, after=made[1]) == []
+        assert calls[-1][1] == {
+            "workspace_id": 1,
+            "run_limit": 1,
+            "killed": False,
+            "limit": 2,
+            "after": made[1].id,
+        }
+        with pytest.raises(NotFoundError):  # a page after an unknown task is refused
+            sdk.list_tasks(limit=2, after="00000000-0000-0000-0000-000000000000")
+
+        # pages as they are read: a loop that stops early asks only for what it needs
+        del calls[:]
+        assert names(sdk.iter_tasks(page_size=2)) == ["q0", "p4", "p3", "p2", "p1"]
+        assert [body["limit"] for _, body in calls] == [2, 2, 2]
+        del calls[:]
+        assert names(islice(sdk.iter_tasks(page_size=2, killed=True), 3)) == ["q0", "p4", "p3"]
+        assert len(calls) == 2
+        with pytest.raises(ValueError, match="page_size"):
+            next(sdk.iter_tasks(page_size=0))
+
+        # an orchestration's own tasks page the same way
+        assert names(orch.list_tasks(limit=3)) == ["p4", "p3", "p2"]
+        assert names(orch.list_tasks(limit=3, after=made[2])) == ["p1"]
+        assert names(orch.iter_tasks(killed=True, page_size=3)) == ["p4", "p3", "p2", "p1", "p0"]
+        assert calls[-1][1]["orch_id"] == orch.id
+        for task in sdk.list_tasks():
+            task.kill()
+
+    await asyncio.to_thread(scenario)
+
+
+async def test_runs_page_by_keyset_and_the_first_run(
+    sdk: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def scenario() -> None:
+        orch = sdk.upload_orchestration(bytes_buffer=make_zip({"main.py": HELLO}), name="r")
+        task = orch.run_scheduled("manual", FAR)
+        first, second, third = (task.run_now().wait(timeout=60) for _ in range(3))
+        calls = spy(sdk, monkeypatch)
+
+        # the newest 20 by default, not every run the task keeps
+        assert task.last_runs() == [third, second, first]
+        assert calls[-1] == ("task/list_task_runs", {"task_id": task.id, "limit": 20})
+        assert task.last_runs(limit=None) == [third, second, first]
+        assert calls[-1] == ("task/list_task_runs", {"task_id": task.id})
+        page = task.last_runs(limit=2)
+        assert page == [third, second]
+        assert task.last_runs(limit=2, after=page[-1]) == [first]
+        assert task.last_runs(limit=2, after=first.id) == []
+        assert list(task.iter_runs(page_size=2)) == [third, second, first]
+        assert list(task.iter_runs(status="failure")) == []
+
+        # the first run is the oldest, even when the task has several
+        del calls[:]
+        assert task.first_run(timeout=10) == first
+        assert calls[0] == ("task/list_task_runs", {"task_id": task.id, "limit": 2})
         assert task.kill().wait(timeout=30).known_status == "killed"
 
     await asyncio.to_thread(scenario)
