@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 from pathlib import Path
 
@@ -35,10 +35,15 @@ class LogFollower:
         self,
         log_path: Callable[[str], Path],
         ended: Callable[[str], asyncio.Event],
+        running_elsewhere: Callable[[str], Awaitable[bool]] | None = None,
         interval: float = 0.1,
     ) -> None:
+        """`ended(run)` is set when a run this server follows ends (and is set already for
+        the others); `running_elsewhere(run)` tells whether one of the others still runs
+        (started by another server of the data directory), looked at every `interval`."""
         self.log_path = log_path
         self.ended = ended
+        self.running_elsewhere = running_elsewhere
         self.interval = interval
         self._watches: dict[str, _Watch] = {}
 
@@ -63,7 +68,9 @@ class LogFollower:
         path = self.log_path(run_id)
         ended = self.ended(run_id)
         while True:
-            finished = ended.is_set()
+            finished = ended.is_set() and not (
+                self.running_elsewhere is not None and await self.running_elsewhere(run_id)
+            )
             with contextlib.suppress(FileNotFoundError):
                 size = os.stat(path).st_size
                 if size != watch.size or finished:
@@ -75,6 +82,9 @@ class LogFollower:
                     watch.ended = True
                     watch.changed.notify_all()
                 return
+            if ended.is_set():  # another server follows the run: look again
+                await asyncio.sleep(self.interval)
+                continue
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(ended.wait(), self.interval)
 

@@ -119,7 +119,9 @@ class OrchService:
         self.runner = Runner(settings, store, executor, self._lock, packager)
         self.tasks = TaskManager(store, self.runner, config.task_settings, self._lock)
         self.tasks.on_run_end = self._after_run
-        self.follower = LogFollower(lambda run: self.run_dir(run) / "log", self.runner.ended_event)
+        self.follower = LogFollower(
+            lambda run: self.run_dir(run) / "log", self.runner.ended_event, self._running_elsewhere
+        )
         self.scheduler_lock = SchedulerLock(config.data_dir / "scheduler.lock")
         self._background = Background("background work")
         self._spawn = self._background.spawn
@@ -601,6 +603,14 @@ class OrchService:
         """(index, line) of a run's log from line `start`, live until the run ends."""
         await self._known_run(run_id)
         return self.follower.follow(run_id, start)
+
+    async def _running_elsewhere(self, run_id: str) -> bool:
+        """Whether a run this server does not follow is still running (another server of the
+        data directory started it): no exit record yet, and its row says running."""
+        if (self.run_dir(run_id) / "exit.json").exists():
+            return False
+        run = await self._db(self.store.get_run, run_id)
+        return run is not None and run.status is RunStatus.RUNNING
 
     async def run_status(self, run_id: str) -> RunStatus:
         """A run's current status."""
