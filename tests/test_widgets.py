@@ -200,6 +200,112 @@ async def test_empty_states_and_refresh_errors_are_said(api: Api, client: Client
     assert not panel.threads_alive
 
 
+async def far_task(api: Api, orch: str, name: str) -> str:
+    """A scheduled task that does not run during the test; its id."""
+    body = {"workspace_id": 1, "orch_id": orch, "json": {}, "name": name, "schedule": FAR}
+    task_id: str = (await api.ok("task/run_scheduled", body, status=201))["id"]
+    return task_id
+
+
+async def five_tasks(api: Api) -> tuple[str, list[str]]:
+    """An orchestration and its tasks p0 to p4 (p4 the newest), p1 and p3 killed."""
+    orch = await api.upload({"main.py": HELLO}, name="paged")
+    await api.wait_orch(orch, {"ready"})
+    ids = [await far_task(api, orch, f"p{n}") for n in range(5)]
+    for killed in (ids[1], ids[3]):
+        await api.ok("task/kill", {"id": killed}, status=202)
+    return orch, ids
+
+
+def record_lists(panel: TasksPanel, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """The bodies of the panel's `task/list` requests, as they are made."""
+    calls: list[dict[str, Any]] = []
+    post = panel.client._post
+
+    def recorded(path: str, body: dict[str, Any] | None = None) -> Any:
+        if path == "task/list":
+            calls.append(dict(body or {}))
+        return post(path, body)
+
+    monkeypatch.setattr(panel.client, "_post", recorded)
+    return calls
+
+
+def names(panel: TasksPanel) -> list[str]:
+    """The names of the tasks of the page shown."""
+    return [row[0] for row in panel.rows]
+
+
+async def test_tasks_come_a_page_at_a_time_by_keyset(
+    api: Api, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    orch, ids = await five_tasks(api)
+    panel = TasksPanel(client=client, page_size=2, refresh_seconds=3600)
+    calls = record_lists(panel, monkeypatch)
+    try:
+        await idle(panel)
+        assert (names(panel), panel.page_text) == (["p4", "p2"], "1-2 of more than 2 tasks")
+        panel.next_page()
+        await idle(panel)
+        assert (names(panel), panel.page_text) == (["p0"], "3-3 of 3 tasks")
+        assert calls[-1] == {
+            "workspace_id": 1,
+            "run_limit": 1,
+            "killed": False,
+            "limit": 3,
+            "after": ids[2],
+        }
+        panel.click("next")
+        await idle(panel)
+        assert panel.status_text == "Next is not available: this is the last page"
+
+        # a newer task goes to the first page; the second stays as it was
+        ids.append(await far_task(api, orch, "new"))
+        panel.refresh()
+        await idle(panel)
+        assert names(panel) == ["p0"]
+        panel.prev_page()
+        await idle(panel)
+        assert (names(panel), panel.page_text) == (["new", "p4"], "1-2 of more than 2 tasks")
+        panel.next_page()
+        await idle(panel)
+        assert names(panel) == ["p2", "p0"]
+    finally:
+        await asyncio.to_thread(panel.close)
+        for task_id in (ids[0], ids[2], ids[4], ids[5]):
+            await api.ok("task/kill", {"id": task_id}, status=202)
+
+
+async def test_by_status_a_page_looks_through_a_bounded_number_of_tasks(
+    api: Api, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, ids = await five_tasks(api)
+    monkeypatch.setattr(TasksPanel, "scan_chunk", 2)
+    monkeypatch.setattr(TasksPanel, "scan_limit", 3)
+    panel = TasksPanel(client=client, page_size=2, refresh_seconds=3600, status="killed")
+    calls = record_lists(panel, monkeypatch)
+    try:
+        await idle(panel)
+        assert names(panel) == ["p3"]
+        assert panel.page_text == "1-1 matching among 3 tasks looked at; Next looks further"
+        del calls[:]
+        panel.refresh()
+        await idle(panel)
+        assert [(c.get("after"), c["limit"]) for c in calls] == [(None, 3)]
+        panel.next_page()
+        await idle(panel)
+        # it looks on after the last task looked at (p2), to the end
+        assert (names(panel), panel.page_text) == (["p1"], "2-2 of 2 tasks")
+        assert calls[-1]["after"] == ids[2]
+        panel.set_filters(status="")
+        await idle(panel)
+        assert names(panel) == ["p4", "p2"]
+    finally:
+        await asyncio.to_thread(panel.close)
+        for task_id in (ids[0], ids[2], ids[4]):
+            await api.ok("task/kill", {"id": task_id}, status=202)
+
+
 async def test_a_panel_rests_while_no_view_shows_it(api: Api, client: Client) -> None:
     orch = await api.upload({"main.py": TICKER})
     task_id = await api.run_once(orch, timeout=TICKER_TIMEOUT)
@@ -419,11 +525,26 @@ async def test_a_thousand_tasks_render_a_page_at_a_time(
         timeout=120,
     )
     print(result.stdout, end="")  # a figure for docs/widgets.md, never asserted
-    assert await kernel.value("len(p.rows), p.page_text") == [50, "1-50 of 1,000 tasks"]
+    assert await kernel.value("len(p.rows), p.page_text") == [50, "1-50 of more than 50 tasks"]
     assert await kernel.value("p.rows[0][0], p.rows[49][0]") == ["t0999", "t0950"]
     assert await kernel.value("len(p._table.value) < 60_000")  # one page, not a thousand rows
-    await kernel.ok("p.next_page(); assert p.wait_idle()")
-    assert await kernel.value("p.page_text, p.rows[0][0]") == ["51-100 of 1,000 tasks", "t0949"]
+
+    # a refresh asks for the page and one task more, not for the thousand
+    await kernel.ok(
+        "calls = []\n"
+        "post = p.client._post\n"
+        "p.client._post = lambda path, body=None: calls.append((path, body)) or post(path, body)\n"
+        "p.refresh(); assert p.wait_idle()\n"
+    )
+    listed = await kernel.value("[body for path, body in calls if path == 'task/list']")
+    assert listed == [{"workspace_id": 1, "run_limit": 1, "killed": False, "limit": 51}]
+    await kernel.ok("del calls[:]; p.next_page(); assert p.wait_idle()")
+    assert await kernel.value("p.page_text, p.rows[0][0]") == [
+        "51-100 of more than 100 tasks",
+        "t0949",
+    ]
+    after = await kernel.value("calls[-1][1]['after'] == p._starts[1] and len(calls)")
+    assert after == 1  # the next page, by keyset: one request
     await kernel.ok("p.close()")
 
 

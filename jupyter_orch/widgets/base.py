@@ -164,8 +164,7 @@ class Panel(w.VBox):
         name = type(self).__name__
         if not getattr(self, "_workspaces_loaded", False):
             return f"<{name}: loading>"
-        shown = render.count(len(self._items), self.noun)
-        return f"<{name}: workspace {self._workspace_id}, {shown}>"
+        return f"<{name}: workspace {self._workspace_id}, {self._total_text()}>"
 
     # -- what a user (or a test) does ----------------------------------------------------------
 
@@ -297,6 +296,10 @@ class Panel(w.VBox):
         self._page = max(0, min(self._page + step, self._page_count() - 1))
         self._render_page()
 
+    def _reset_pages(self) -> None:
+        """Back to the first page (the workspace or a filter changed)."""
+        self._page = 0
+
     def _page_count(self) -> int:
         return max(1, -(-len(self._items) // self.page_size))
 
@@ -319,12 +322,18 @@ class Panel(w.VBox):
         self._rendered_at = time.monotonic()
         self._render_pager(items)
 
-    def _render_pager(self, items: list[Item]) -> None:
+    def _pager(self, items: list[Item]) -> tuple[str, bool, bool]:
+        """What the pager says of the page shown, and whether a previous and a next exist."""
         first = self._page * self.page_size
         total = len(self._items)
         label = f"{first + 1:,}-{first + len(items):,} of {render.count(total, self.noun)}"
-        self._page_label.value = label if items else render.count(0, self.noun)
-        first_page, last_page = self._page == 0, self._page >= self._page_count() - 1
+        has_next = self._page < self._page_count() - 1
+        return (label if items else render.count(0, self.noun)), self._page > 0, has_next
+
+    def _render_pager(self, items: list[Item]) -> None:
+        label, has_prev, has_next = self._pager(items)
+        self._page_label.value = label
+        first_page, last_page = not has_prev, not has_next
         self._prev.disabled, self._next.disabled = first_page, last_page
         self._prev.tooltip = "this is the first page" if first_page else "Previous page"
         self._next.tooltip = "this is the last page" if last_page else "Next page"
@@ -353,7 +362,7 @@ class Panel(w.VBox):
     def _set_workspace(self, workspace_id: int) -> None:
         if workspace_id != self._workspace_id:
             self._workspace_id = workspace_id
-            self._page = 0
+            self._reset_pages()
             self._refresh_now(force=True)
 
     def _on_pick(self, change: Mapping[str, Any]) -> None:
@@ -389,6 +398,10 @@ class Panel(w.VBox):
     def _summary(self, total: int) -> str:
         """The note beside the toolbar."""
         return f"{render.count(total, self.noun)} · refreshed every {self.refresh_seconds:g} s"
+
+    def _total_text(self) -> str:
+        """How many items there are, as known: `2 tasks`."""
+        return render.count(len(self._items), self.noun)
 
     def _cells(self, item: Mapping[str, Any], at: datetime) -> list[str]:
         """A row's cells, as HTML."""

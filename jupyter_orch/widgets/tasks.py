@@ -1,15 +1,21 @@
-"""`TasksPanel`: tasks, their runs, and the selected run's log, followed live while it runs."""
+"""`TasksPanel`: tasks, their runs, and the selected run's log, followed live while it runs.
+
+Tasks come from the server a page at a time (`task/list` with `limit` and `after`): a refresh
+asks for the page shown and one task more (which says whether a next page exists), whatever
+the number of tasks. The next page starts after the last task shown, so it stays the same
+while newer tasks are made.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import ipywidgets as w
 
 from ..client import Client
-from ..exceptions import OrchClientError
+from ..exceptions import NotFoundError, OrchClientError
 from ..resources import Task
 from . import render, rows
 from .base import Item, Panel, fail_text
@@ -38,6 +44,10 @@ class TasksPanel(Panel):
     noun = "task"
     columns = rows.TASK_COLUMNS
     run_columns = rows.RUN_COLUMNS
+    #: The server cannot filter by status: with a status chosen, a refresh looks through at
+    #: most this many tasks for a page of matches (`scan_chunk` per request); "Next" looks on.
+    scan_limit: ClassVar[int] = 1000
+    scan_chunk: ClassVar[int] = 250
 
     def __init__(
         self,
@@ -55,7 +65,12 @@ class TasksPanel(Panel):
         self._run_rows: list[list[str]] = []
         self._newest = True  # follow the newest run as new ones start
         self._confirming: str | None = None
-        self._all: list[Item] = []
+        self._all: list[Item] = []  # every task the last refresh looked at
+        self._starts: list[str | None] = [None]  # each page starts after this task
+        self._offsets = [0]  # how many tasks the pages before each one showed
+        self._has_more = False  # whether tasks follow the page shown
+        self._next_start: str | None = None  # where the next page starts
+        self._looked_on = False  # the page is short because the look stopped at scan_limit
         self._build_filters(status, include_killed)
         super().__init__(client, workspace_id, refresh_seconds, page_size)
 
@@ -244,19 +259,96 @@ class TasksPanel(Panel):
             self._worker.call(self._filter_changed)
 
     def _filter_changed(self) -> None:
-        self._page = 0
+        self._reset_pages()
         self._refresh_now(force=True)
 
     def _include_killed(self) -> bool:
         return bool(self._killed.value) or self._status.value in ("killed", "pending_kill")
 
+    def _reset_pages(self) -> None:
+        super()._reset_pages()
+        self._starts, self._offsets = [None], [0]
+
     def _fetch(self) -> list[Item]:
+        try:
+            return self._fetch_page(self._starts[self._page])
+        except NotFoundError:
+            if self._page == 0:
+                raise
+            # the task this page started after is gone: back to the first page
+            self._reset_pages()
+            return self._fetch_page(None)
+
+    def _fetch_page(self, after: str | None) -> list[Item]:
+        """The page of tasks after task `after` (the newest without), filtered by status."""
         body: dict[str, Any] = {"workspace_id": self._workspace_id, "run_limit": 1}
         if not self._include_killed():
             body["killed"] = False
-        tasks: list[Item] = self.client._post("task/list", body)
-        self._all = tasks
-        return tasks
+        size, by_status = self.page_size, bool(self._status.value)
+        wanted = size + 1  # one more than shown: whether a next page exists
+        matched: list[Item] = []
+        looked: list[Item] = []
+        cursor, ended = after, False
+        while len(matched) < wanted:
+            limit = max(wanted, self.scan_chunk) if by_status else wanted - len(matched)
+            request = {**body, "limit": limit}
+            if cursor is not None:
+                request["after"] = cursor
+            page: list[Item] = self.client._post("task/list", request)
+            looked.extend(page)
+            matched.extend(task for task in page if self._keep(task))
+            if len(page) < limit:
+                ended = True
+                break
+            cursor = str(page[-1]["id"])
+            if len(looked) >= self.scan_limit:
+                break
+        self._all = looked
+        self._looked_on = False
+        if len(matched) > size:
+            self._has_more, self._next_start = True, str(matched[size - 1]["id"])
+        elif ended:
+            self._has_more, self._next_start = False, None
+        else:  # a short page: the next one looks on after the last task looked at
+            self._has_more, self._next_start, self._looked_on = True, cursor, True
+        return matched[:size]
+
+    def _turn(self, step: int) -> None:
+        """Another page: the next starts after the last task shown, found again by keyset."""
+        if step > 0 and self._has_more:
+            shown = self._offsets[self._page] + len(self._items)
+            self._starts = [*self._starts[: self._page + 1], self._next_start]
+            self._offsets = [*self._offsets[: self._page + 1], shown]
+            self._page += 1
+        elif step < 0 and self._page > 0:
+            self._page -= 1
+        else:
+            return
+        self._refresh_now(force=False)
+
+    def _page_items(self) -> list[Item]:
+        return self._items
+
+    def _pager(self, items: list[Item]) -> tuple[str, bool, bool]:
+        first = self._offsets[self._page]
+        shown = f"{first + 1:,}-{first + len(items):,}"
+        if self._looked_on:
+            looked = render.count(len(self._all), self.noun)
+            found = f"{shown} matching" if items else "none matching"
+            label = f"{found} among {looked} looked at; Next looks further"
+        elif not items:
+            label = "no more tasks" if self._page > 0 else render.count(0, self.noun)
+        else:
+            label = f"{shown} of {self._total_text()}"
+        return label, self._page > 0, self._has_more
+
+    def _total_text(self) -> str:
+        known = render.count(self._offsets[self._page] + len(self._items), self.noun)
+        return f"more than {known}" if self._has_more else known
+
+    def _summary(self, total: int) -> str:
+        page = f"page {self._page + 1} · " if self._page > 0 else ""
+        return f"{page}refreshed every {self.refresh_seconds:g} s"
 
     def _item_key(self, item: Mapping[str, Any]) -> object:
         runs = item.get("last_runs") or [{}]
@@ -270,18 +362,23 @@ class TasksPanel(Panel):
 
     def _fingerprint_of(self, items: Any) -> object:
         filters = (self._status.value, self._include_killed(), self._workspace_id)
-        return (filters, super()._fingerprint_of(items))
+        page = (self._page, self._starts[self._page], self._has_more, len(self._all))
+        return (filters, page, super()._fingerprint_of(items))
 
     def _keep(self, item: Mapping[str, Any]) -> bool:
         wanted = self._status.value
         return not wanted or item.get("status") == wanted
 
     def _empty_text(self) -> str:
+        if self._page > 0 and not self._all:
+            return "No more tasks."
         if not self._all:
             return (
                 "No tasks in this workspace yet. Start one with %%orchestrate NAME --once "
                 "in a cell, or with Orchestration.run_once()."
             )
+        if self._looked_on:
+            return "No task matches these filters so far: Next looks further."
         return "No task matches these filters."
 
     def _cells(self, item: Mapping[str, Any], at: datetime) -> list[str]:
