@@ -61,6 +61,9 @@ export class TaskList extends RowsPanel<ITask> {
     );
     this._moreButton.type = 'button';
     this._moreButton.title = 'Load the next page of older tasks';
+    // the label gives way to the button, whose words stay on one line
+    this._moreButton.style.flex = '0 0 auto';
+    this._moreButton.style.whiteSpace = 'nowrap';
     this._moreButton.addEventListener('click', this._onMoreClick);
     this._moreBar.append(this._moreLabel, this._moreButton);
     this.node.append(filters, this._orchBar, this.rows.node, this._moreBar);
@@ -132,10 +135,10 @@ export class TaskList extends RowsPanel<ITask> {
     // the bar's class lays it out as a flex row, which `hidden` alone would not hide
     this._moreBar.style.display = hidden ? 'none' : '';
     const count = model.tasks.length;
-    const newest = `the newest ${count.toLocaleString()} task${count === 1 ? '' : 's'}`;
-    this._moreLabel.textContent = filtered
-      ? `Filters apply to ${newest}`
-      : `Showing ${newest}`;
+    const newest = `newest ${count.toLocaleString()} task${count === 1 ? '' : 's'}`;
+    const label = filtered ? `Filters apply to the ${newest}` : `The ${newest}`;
+    this._moreLabel.textContent = label;
+    this._moreLabel.title = `${label}: older tasks are loaded on scrolling to the end, or by "Load more"`;
     this._moreButton.disabled = loading;
     this._moreButton.textContent = loading ? 'Loading…' : 'Load more';
   }
