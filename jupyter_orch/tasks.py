@@ -42,6 +42,7 @@ from .store import Store
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+ON_TIME_SECONDS = 1.0  # how late the running scheduler may fire an instant and still run it
 
 
 @dataclass
@@ -187,7 +188,9 @@ class TaskManager:
         # Instants passed while the loop lagged (a suspended machine) are missed, not a flood.
         missed, _ = newest_fires(plan.cron, plan.zone, at, moment, 100)
         run_at: datetime | None = at
-        if (moment - at).total_seconds() > plan.deadline:
+        # A timer fires a few ms after its instant: lateness under a second is on time, also
+        # for tasks whose deadline is shorter (a deadline of 0 means "no catching up").
+        if (moment - at).total_seconds() > max(plan.deadline, ON_TIME_SECONDS):
             missed.insert(0, at)
             run_at = None
         if missed:

@@ -381,12 +381,6 @@ async def test_the_server_keep_days_applies_and_a_task_keep_days_overrides_it(ap
     assert {r["run_id"] for r in await runs_of(api, own)} == {old[own], new[own]}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a starting_deadline_seconds of 0 counts every instant as missed while the server "
-    "runs (the timer fires a few ms after the instant, and the lag check in "
-    "TaskManager._due compares that lag with the deadline)",
-)
 async def test_a_task_without_catch_up_still_runs_on_its_schedule(api: Api) -> None:
     task_id = await scheduled(api, QUICK, starting_deadline_seconds=0)
     try:
