@@ -170,6 +170,7 @@ class OrchService:
     async def _start(self) -> None:
         await asyncio.to_thread(self._clean_scratch)
         await self.executor.start()
+        self._spawn(self._every(self.config.sync_interval, self._sync))
         if self.scheduler_lock.try_acquire():
             await self._take_over()
         else:
@@ -196,7 +197,6 @@ class OrchService:
                 self._spawn(self.tasks.begin(task.id))
         await self.tasks.take_scheduling()
         self._spawn(self.packager.collect_forever(self._env_keys_in_use))
-        self._spawn(self._every(self.config.sync_interval, self._sync))
         self._spawn(self._every(self.config.retention_interval, self._prune_all))
 
     async def _wait_for_lock(self) -> None:
@@ -217,13 +217,18 @@ class OrchService:
         return keys
 
     async def _sync(self) -> None:
-        """Adopt runs and tasks another server of this data directory started."""
+        """Follow what another server of this data directory wrote: end the runs here of
+        tasks it killed; the scheduler holder also adopts the runs and tasks it started."""
         version = await self._db(self.store.data_version)
         if version == self._seen_version:
             return  # nobody else wrote: nothing to adopt (our own writes are known already)
         self._seen_version = version
-        await self.runner.reattach()
-        await self.tasks.sync()
+        active = sorted(set(self.runner.active.values()))
+        for task_id in await self._db(self.store.killed_among, active):
+            self.runner.kill(task_id)
+        if self.tasks.scheduling:
+            await self.runner.reattach()
+            await self.tasks.sync()
 
     async def _every(self, seconds: float, work: Callable[[], Awaitable[None]]) -> None:
         while True:

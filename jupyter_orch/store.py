@@ -481,14 +481,18 @@ class Store:
 
     def _task_update(self, task: Task) -> tuple[str, Sequence[object]]:
         task.updated_at = now()
+        # A kill is final: a write from a copy of the task read before another server killed
+        # it changes nothing.
         return (
-            "UPDATE tasks SET status=?, killed=?, last_fire_at=?, updated_at=? WHERE id=?",
+            "UPDATE tasks SET status=?, killed=?, last_fire_at=?, updated_at=?"
+            " WHERE id=? AND NOT (killed = 1 AND ? = 0)",
             (
                 task.status.value,
                 int(task.killed),
                 _ts(task.last_fire_at),
                 _ts(task.updated_at),
                 task.id,
+                int(task.killed),
             ),
         )
 
@@ -555,30 +559,39 @@ class Store:
     # -- runs -------------------------------------------------------------------------------
 
     def start_run(self, task: Task, run: TaskRun, token_hash: str | None) -> bool:
-        """Record a run and its task's new status together; False if its instant has a run."""
+        """Record a run and its task's new status together; False if its instant has a run,
+        or if the task was killed meanwhile (through another server of the data directory:
+        `task` is then stale, and no run may start after a kill's answer)."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
         try:
-            self._write(
-                [
-                    (
-                        "INSERT INTO runs (id, task_id, status, trigger, token_hash, created_at,"
-                        " updated_at, started_at, scheduled_for) VALUES (?,?,?,?,?,?,?,?,?)",
-                        (
-                            run.id,
-                            run.task_id,
-                            run.status.value,
-                            run.trigger,
-                            token_hash,
-                            _ts(run.created_at),
-                            _ts(run.updated_at),
-                            _ts(run.started_at),
-                            _ts(run.scheduled_for),
-                        ),
-                    ),
-                    self._task_update(task),
-                ]
+            row = db.execute("SELECT killed FROM tasks WHERE id=?", (task.id,)).fetchone()
+            if row is not None and row[0] and not task.killed:
+                db.execute("ROLLBACK")
+                return False
+            db.execute(
+                "INSERT INTO runs (id, task_id, status, trigger, token_hash, created_at,"
+                " updated_at, started_at, scheduled_for) VALUES (?,?,?,?,?,?,?,?,?)",
+                (
+                    run.id,
+                    run.task_id,
+                    run.status.value,
+                    run.trigger,
+                    token_hash,
+                    _ts(run.created_at),
+                    _ts(run.updated_at),
+                    _ts(run.started_at),
+                    _ts(run.scheduled_for),
+                ),
             )
+            db.execute(*self._task_update(task))
         except sqlite3.IntegrityError:
+            db.execute("ROLLBACK")
             return False
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
         return True
 
     def finish_run(self, run: TaskRun, task: Task | None) -> None:
@@ -655,6 +668,22 @@ class Store:
             return []
         sql = f"SELECT id FROM runs WHERE task_id IN ({_placeholders(task_ids)})"
         return [row["id"] for row in self.db.execute(sql, list(task_ids)).fetchall()]
+
+    def running_run_ids(self, task_id: str) -> list[str]:
+        """Ids of a task's runs still marked running (by any server of the data directory)."""
+        rows = self.db.execute(
+            "SELECT id FROM runs WHERE task_id = ? AND status = ?",
+            (task_id, RunStatus.RUNNING.value),
+        )
+        return [row["id"] for row in rows.fetchall()]
+
+    def killed_among(self, task_ids: Sequence[str]) -> list[str]:
+        """Which of some tasks are killed (or gone)."""
+        if not task_ids:
+            return []
+        sql = f"SELECT id FROM tasks WHERE killed = 0 AND id IN ({_placeholders(task_ids)})"
+        alive = {row["id"] for row in self.db.execute(sql, list(task_ids)).fetchall()}
+        return [task_id for task_id in task_ids if task_id not in alive]
 
     def live_tasks(self) -> list[Task]:
         """Scheduled and continuous tasks that are neither killed nor finished."""

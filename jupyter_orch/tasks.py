@@ -287,7 +287,10 @@ class TaskManager:
             self._unplan(task_id)
             self._failures.pop(task_id, None)
             task.killed = True
-            running = self.runner.kill(task_id)
+            # Runs another server of the data directory follows end when it sees the kill.
+            running = self.runner.kill(task_id) or await self.store.call(
+                self.store.running_run_ids, task_id
+            )
             task.status = TaskStatus.PENDING_KILL if running else TaskStatus.KILLED
             await self._save(task)
         return task

@@ -8,7 +8,7 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -312,6 +312,44 @@ def test_two_servers_on_one_data_directory_share_one_scheduler(server: Factory) 
     instants = [r["scheduled_for"] for r in second.runs(task_id)]
     assert len(instants) == len(set(instants))
     second.post("task/kill", {"id": task_id}, status=202)
+
+
+SLEEPER = "import time\nprint('up', flush=True)\ntime.sleep(120)\n"
+
+
+def _killed_through(answering: ServerProcess, task_id: str, runs_on: ServerProcess) -> None:
+    """Kill a task through one server while its run is followed by the other: the answer says
+    `pending_kill`, the run ends `killed`, and no run of the task starts after the answer."""
+    answer = answering.post("task/kill", {"id": task_id}, status=202)
+    answered = datetime.now(timezone.utc)
+    assert answer["status"] == "pending_kill"
+    final = answering.wait_task(task_id, {"killed"}, timeout=30)
+    runs = runs_on.runs(task_id)
+    assert runs and all(r["status"] == "killed" for r in runs), runs
+    assert all(datetime.fromisoformat(r["created_at"]) <= answered for r in runs)
+    assert final["status"] == runs_on.post("task/get_by_id", {"id": task_id})["status"]
+
+
+def test_a_kill_through_the_other_server_ends_the_scheduler_holders_runs(
+    server: Factory,
+) -> None:
+    holder, other = server(), server()
+    wait_for(lambda: "holds the scheduler" in other.log(), "the second server to say so")
+    orch_id = holder.upload({"main.py": SLEEPER})
+    body = {"workspace_id": 1, "orch_id": orch_id, "json": {}, "name": "sleeper"}
+    task_id = holder.post("task/run_continuously", body, status=201)["id"]
+    run_id = holder.wait_task(task_id, {"started"})["last_runs"][0]["run_id"]
+    wait_for(lambda: bool(holder.logs(run_id)), "the holder's run to start")
+    _killed_through(other, task_id, holder)
+
+
+def test_a_kill_through_the_scheduler_holder_ends_the_other_servers_runs(
+    server: Factory,
+) -> None:
+    holder, other = server(), server()
+    wait_for(lambda: "holds the scheduler" in other.log(), "the second server to say so")
+    task_id, _ = start_run(other, SLEEPER)  # run once: the server asked starts it
+    _killed_through(holder, task_id, other)
 
 
 def test_scheduler_lock_is_exclusive_until_released(tmp_path: Path) -> None:
