@@ -97,10 +97,14 @@ ORCHESTRATE.add_argument("--follow", action="store_true", help="stream the first
 
 TASKS = MagicParser("%orch_tasks", "The tasks of the current workspace.")
 TASKS.add_argument("--killed", action="store_true", help="list killed tasks too")
+TASKS.add_argument("--limit", type=int, default=100, help="the newest N tasks (100)")
+TASKS.add_argument("--after", help="the page after this task id")
+TASKS.add_argument("--all", action="store_true", help="every task")
 
 RUNS = MagicParser("%orch_runs", "A task's runs, newest first.")
 RUNS.add_argument("task", help="a task id, or a variable holding a Task")
-RUNS.add_argument("--limit", type=int, help="only the newest N runs")
+RUNS.add_argument("--limit", type=int, default=20, help="the newest N runs (20)")
+RUNS.add_argument("--all", action="store_true", help="every run")
 RUNS.add_argument("--status", help="only runs of this status (running, success, failure ...)")
 
 LOGS = MagicParser("%orch_logs", "A run's log; with --follow, printed live until the run ends.")
@@ -272,7 +276,9 @@ class OrchMagics(Magics):
     def orch_tasks(self, line: str) -> TaskList:
         """The tasks of the current workspace."""
         with one_line_errors("%orch_tasks"):
-            return self.client.list_tasks(killed=TASKS.parse_line(line).killed)
+            opts = TASKS.parse_line(line)
+            limit = None if opts.all else opts.limit
+            return self.client.list_tasks(killed=opts.killed, limit=limit, after=opts.after)
 
     @line_magic
     @with_usage(RUNS)
@@ -280,7 +286,7 @@ class OrchMagics(Magics):
         """A task's runs, newest first."""
         with one_line_errors("%orch_runs"):
             opts = RUNS.parse_line(line)
-            return self._task(opts.task).last_runs(opts.limit, opts.status)
+            return self._task(opts.task).last_runs(None if opts.all else opts.limit, opts.status)
 
     @line_magic
     @with_usage(LOGS)

@@ -54,3 +54,21 @@ async def test_a_run_followed_here_ends_with_its_event(tmp_path: Path) -> None:
         fh.write("c\n")
     ended.set()
     assert await asyncio.wait_for(reading, 5) == ["b", "c"]
+
+
+async def test_many_followers_share_one_watcher(tmp_path: Path) -> None:
+    """A hundred followers of one run: one watcher (one `stat` per tick), every line to each,
+    and the watcher goes with the last follower."""
+    log = tmp_path / "log"
+    log.write_text("")
+    ended = asyncio.Event()
+    follower = LogFollower(lambda run: log, lambda run: ended, interval=0.01)
+    readers = [asyncio.ensure_future(_collect(follower, "r3")) for _ in range(100)]
+    await asyncio.sleep(0.05)
+    assert list(follower._watches) == ["r3"] and follower._watches["r3"].followers == 100
+    with log.open("a") as fh:
+        fh.writelines(f"{i}\n" for i in range(1000))
+    ended.set()
+    results = await asyncio.wait_for(asyncio.gather(*readers), 10)
+    assert all(lines == [str(i) for i in range(1000)] for lines in results)
+    assert follower._watches == {}

@@ -156,6 +156,11 @@ async def test_schedule_and_the_line_magics(start_kernel: StartKernel) -> None:
     assert await kernel.value("_task.wait(timeout=30).known_status") == "killed"
     assert task_id not in (await kernel.ok("%orch_tasks")).data[0]["text/plain"]
     assert task_id in (await kernel.ok("%orch_tasks --killed")).data[0]["text/plain"]
+    # Pages: nothing after the only task; every run with --all.
+    after = await kernel.ok(f"%orch_tasks --killed --after {task_id}")
+    assert task_id not in after.data[0]["text/plain"]
+    every = await kernel.ok("%orch_runs _task --all")
+    assert len(every.data[0]["text/plain"].splitlines()) >= 3
 
 
 async def test_continuous_then_kill_by_id(start_kernel: StartKernel) -> None:
@@ -190,7 +195,8 @@ BAD_CELLS = [
     ("%orch_kill 00000000-0000-0000-0000-000000000000", "not found (404 Not Found)"),
     ("%orch_runs nope --limit few", "argument --limit: invalid int"),
     ("%orch_logs", "the following arguments are required: run"),
-    ("%orch_tasks --all", "unrecognized arguments: --all"),
+    ("%orch_tasks --every", "unrecognized arguments: --every"),
+    ("%orch_tasks --limit many", "argument --limit: invalid int"),
     ("%orch_pause not-a-uuid", "id: "),
 ]
 
