@@ -42,6 +42,7 @@ from .store import Store
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+BACKOFF_HISTORY = 10  # runs read to count a crash loop's fast failures (2^9 s > the cap)
 ON_TIME_SECONDS = 1.0  # how late the running scheduler may fire an instant and still run it
 
 
@@ -236,16 +237,36 @@ class TaskManager:
         ):
             task.status = self._after_continuous_run(task.id, run)
 
-    def _after_continuous_run(self, task_id: str, run: TaskRun) -> TaskStatus:
+    def _fast_failure(self, run: TaskRun) -> bool:
+        """A run that failed (not killed) within `crash_loop_seconds` of its start."""
+        if run.status in (RunStatus.SUCCESS, RunStatus.KILLED, RunStatus.RUNNING):
+            return False
         lasted = (run.ended_at or now()) - (run.started_at or run.created_at)
-        fast_failure = run.status is not RunStatus.SUCCESS and lasted < timedelta(
-            seconds=self.settings.crash_loop_seconds
-        )
-        if fast_failure and run.status is not RunStatus.KILLED:
+        return lasted < timedelta(seconds=self.settings.crash_loop_seconds)
+
+    def _after_continuous_run(self, task_id: str, run: TaskRun) -> TaskStatus:
+        if self._fast_failure(run):
             self._failures[task_id] = self._failures.get(task_id, 0) + 1
             return TaskStatus.CRASH_LOOP
         self._failures.pop(task_id, None)
         return TaskStatus.STARTED
+
+    async def _backoff_end(self, task: Task) -> datetime | None:
+        """When a crash-looping task's back-off ends, from its runs (after a restart, or on
+        the server that takes over the scheduler): the count of fast failures in a row is
+        not lost with the server that counted them."""
+        runs = await self.store.call(self.store.list_runs, task.id, BACKOFF_HISTORY)
+        ended = [run for run in runs if run.status is not RunStatus.RUNNING]
+        failures = 0
+        for run in ended:  # newest first
+            if not self._fast_failure(run):
+                break
+            failures += 1
+        if not failures or ended[0].ended_at is None:
+            return None
+        self._failures[task.id] = failures
+        delay = backoff_seconds(failures, self.settings.backoff_first, self.settings.backoff_max)
+        return ended[0].ended_at + timedelta(seconds=delay)
 
     async def after_end(self, task: Task | None, run: TaskRun) -> None:
         """Follow-ups of a run's end: the next continuous run, retention."""
@@ -405,8 +426,14 @@ class TaskManager:
             if task.run_type is RunType.SCHEDULED:
                 await self._catch_up(task, catch_up_missed)
                 return
-        if not running:
-            await self._restart(task.id)
+            if running:
+                return
+            if task.status is TaskStatus.CRASH_LOOP:
+                resume_at = await self._backoff_end(task)
+                if resume_at is not None and resume_at > self.clock():
+                    self.scheduler.set(task.id, resume_at)  # `_due` restarts it then
+                    return
+        await self._restart(task.id)
 
     async def _catch_up(self, task: Task, record_missed: bool) -> None:
         """After downtime: the latest missed instant runs if within the deadline."""

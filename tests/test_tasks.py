@@ -261,6 +261,47 @@ async def test_a_lagging_loop_records_missed_instants_instead_of_a_flood(world: 
     assert manager.scheduler.get(task.id) == START + timedelta(minutes=6)
 
 
+def crash_looping_task(store: Store, failed_at: list[datetime]) -> Task:
+    """A continuous task in `crash_loop` whose runs failed 1 s after their start, at these
+    moments (oldest first)."""
+    task = scheduled_task(store, orchestration(store), "* * * * *")
+    task.run_type, task.schedule, task.status = RunType.CONTINUOUS, None, TaskStatus.CRASH_LOOP
+    store.db.execute(
+        "UPDATE tasks SET run_type = ?, schedule = NULL WHERE id = ?",
+        (RunType.CONTINUOUS.value, task.id),
+    )
+    store.update_task(task)
+    for ended in failed_at:
+        begun = ended - timedelta(seconds=1)
+        run = TaskRun(new_id(), task.id, RunStatus.RUNNING, begun, begun, started_at=begun)
+        assert store.start_run(task, run, None)
+        run.status, run.exit_code, run.ended_at = RunStatus.FAILURE, 1, ended
+        store.finish_run(run, task)
+    return task
+
+
+async def test_a_crash_loop_keeps_its_back_off_through_a_restart(world: World) -> None:
+    manager, executor, clock, store = world
+    # Three fast failures in a row: the next run waits 4 s from the last one's end.
+    task = crash_looping_task(store, [START - timedelta(seconds=s) for s in (8, 5, 1)])
+    await manager.take_scheduling()  # a new server: nothing in memory about this task
+    await asyncio.sleep(0.05)
+    assert executor.launched == []  # not at once, which would restart the loop's count
+    assert manager.scheduler.get(task.id) == START + timedelta(seconds=3)
+    clock.moment = START + timedelta(seconds=3)
+    manager._due(task.id, START + timedelta(seconds=3))
+    await settle(executor, 1)
+    assert len(executor.launched) == 1
+
+
+async def test_a_crash_loop_whose_back_off_has_passed_restarts_at_once(world: World) -> None:
+    manager, executor, _, store = world
+    crash_looping_task(store, [START - timedelta(minutes=10)])
+    await manager.take_scheduling()
+    await settle(executor, 1)
+    assert len(executor.launched) == 1
+
+
 async def test_one_instant_never_gets_two_runs(world: World) -> None:
     manager, executor, _, store = world
     task = scheduled_task(store, orchestration(store), "0 0 1 1 *")
