@@ -17,7 +17,9 @@ import argparse
 import json
 import random
 import sqlite3
+import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -49,9 +51,11 @@ MIN_TASKS = 20 * PAGE  # a tenth of it still holds more than one page
 SEED = 42
 BASE_TIME = datetime(2026, 1, 1, tzinfo=timezone.utc)
 RECORDABLE_TASKS, RECORDABLE_RUNS = 10_000, 100_000
+BESIDE_LISTING = "task/get_by_id (10 runs), while `task/list {}` is answered in a loop"
 UNPAGED = frozenset(
     {"task/list {} (every task, 5 runs each)", "task/list {workspace_id, run_limit 1}"}
 )
+NOT_JUDGED = UNPAGED | {BESIDE_LISTING}
 Probe = tuple[str, str, Callable[[], dict[str, Any]], int]  # label, path, body maker, samples
 
 
@@ -335,6 +339,45 @@ def sample(
     return {**distribution(times), "answer_bytes": size}
 
 
+LIST_FOREVER = """
+import sys, requests
+url, token, flag = sys.argv[1:4]
+with requests.Session() as session:
+    session.headers["Authorization"] = "token " + token
+    while True:
+        response = session.post(url, json={}, timeout=300)
+        response.raise_for_status()
+        open(flag, "a").write("listed\\n")
+"""
+
+
+def beside_listing(client: Client, seed: Seed, count: int) -> dict[str, Any]:
+    """`get_by_id` timed while another process lists every task again and again: how long one
+    listing of the whole table holds up everyone else's requests. (Another process, so that
+    reading the listings does not slow the timing client.)"""
+    with tempfile.TemporaryDirectory() as tmp:
+        flag = Path(tmp) / "listed"
+        flag.touch()
+        token = client.session.headers["Authorization"].split()[-1]
+        command = [sys.executable, "-c", LIST_FOREVER, client.url("task/list"), token, str(flag)]
+        lister = subprocess.Popen(command)
+        try:
+            deadline = time.monotonic() + 300
+            while not flag.read_text() and lister.poll() is None:  # one whole listing first
+                if time.monotonic() > deadline:
+                    raise BenchError("the listing client never finished a listing")
+                time.sleep(0.01)
+            if lister.poll() is not None:
+                raise BenchError(f"the listing client exited with {lister.returncode}")
+            before = len(flag.read_text().splitlines())
+            result = sample(client, "task/get_by_id", lambda: {"id": seed.light_task()}, count, 0)
+            listings = len(flag.read_text().splitlines()) - before
+        finally:
+            lister.kill()
+            lister.wait(30)
+    return {**result, "listings": listings}
+
+
 def probes(seed: Seed, samples: int, big: int) -> list[Probe]:
     """(label, path, body maker, samples) of every request measured."""
     heavy = seed.task_ids[seed.heavy[0]]
@@ -436,6 +479,7 @@ def measure_size(tasks: int, runs: int, samples: int, big: int) -> dict[str, Any
         paging = paging_support(client, seed)
         for label, path, body, n in paged_probes(seed, samples, paging):
             results[label] = sample(client, path, body, n)
+        results[BESIDE_LISTING] = beside_listing(client, seed, samples)
     return {
         "tasks": tasks,
         "runs": runs,
@@ -471,7 +515,7 @@ def build_result(
         small = tenth["endpoints"].get(label)
         ratio = stats["p50"] / small["p50"] if small else float("nan")
         growth[label] = ratio
-        if label not in UNPAGED:
+        if label not in NOT_JUDGED:
             verdicts[label] = stats["p99"] <= GOAL_P99_MS and (
                 small is None or ratio <= GOAL_GROWTH
             )
@@ -572,7 +616,11 @@ def _notes(full: dict[str, Any], verdicts: dict[str, bool]) -> list[str]:
     notes = [
         f"over the goal: {', '.join(failed)}" if failed else "every judged request meets the goal",
         "not judged: the unpaged `task/list` requests, which answer every task (the contract's "
-        "default), so their cost follows the table by design; they are shown for reference",
+        "default), so their cost follows the table by design, and `get_by_id` beside them; "
+        "they are shown for reference",
+        f"beside listings of every task (completed meanwhile: "
+        f"{full['endpoints'][BESIDE_LISTING]['listings']}), `get_by_id` p99 "
+        f"{full['endpoints'][BESIDE_LISTING]['p99']:.1f} ms",
     ]
     if not paging["tasks"]:
         notes.append(

@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -22,12 +23,21 @@ from tornado.iostream import StreamClosedError
 
 from .errors import Forbidden, InvalidRequest, NotFound, OrchError, TooLarge
 from .fields import Fields, as_uuid, parse_json_object
-from .models import ConcurrencyPolicy, RunStatus, RunType
+from .models import ConcurrencyPolicy, RunStatus, RunType, Task
 from .service import OrchService, TaskRequest
 from .upload import MultipartReceiver
 
 PREFIX = "/orch/v1/api"
 Answer = tuple[int, Any]
+
+
+@dataclass
+class JsonArray:
+    """An answer that is a JSON array, given as pieces (lists of items) to send one by one."""
+
+    pieces: AsyncIterator[list[Any]]
+
+
 Endpoint = Callable[["OrchHandler", Fields], Awaitable[Answer]]
 
 
@@ -96,10 +106,21 @@ class OrchHandler(APIHandler):
             return
         super().log_exception(typ, value, tb)
 
-    def reply(self, status: int, data: Any) -> None:
-        """Send a JSON answer."""
+    async def reply(self, status: int, data: Any) -> None:
+        """Send a JSON answer; a `JsonArray` is sent a piece at a time, the event loop free
+        in between."""
         self.set_status(status)
-        self.finish(json.dumps(data))
+        if not isinstance(data, JsonArray):
+            self.finish(json.dumps(data))
+            return
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        opening = "["
+        async for items in data.pieces:
+            if items:
+                self.write(opening + ", ".join(json.dumps(item) for item in items))
+                opening = ", "
+                await self.flush()
+        self.finish("[]" if opening == "[" else "]")
 
 
 class ActionHandler(OrchHandler):
@@ -113,7 +134,7 @@ class ActionHandler(OrchHandler):
         """Parse the body, call the endpoint, answer."""
         fields = Fields(parse_json_object(self.request.body))
         status, data = await self.endpoint(self, fields)
-        self.reply(status, data)
+        await self.reply(status, data)
 
 
 @web.stream_request_body
@@ -167,7 +188,7 @@ class UploadHandler(OrchHandler):
             name=meta.string("name", required=False),
             owner=self.owner,
         )
-        self.reply(202, {"id": orch.id})
+        await self.reply(202, {"id": orch.id})
 
     def on_finish(self) -> None:
         """The temporary upload goes, whatever happened."""
@@ -397,17 +418,26 @@ async def task_get(h: OrchHandler, f: Fields) -> Answer:
 
 async def task_list(h: OrchHandler, f: Fields) -> Answer:
     """`task/list` with optional workspace, orchestration, sha and killed filters."""
-    limit = f.integer("run_limit", required=False, minimum=0)
-    tasks = await h.service.list_tasks(
+    run_limit = f.integer("run_limit", required=False, minimum=0)
+    filters = (
         f.integer("workspace_id", required=False),
         f.opt_uuid("orch_id"),
         f.string("orch_sha", required=False),
         f.boolean("killed"),
-        5 if limit is None else limit,
-        limit=f.integer("limit", required=False, minimum=1),
-        after=f.opt_uuid("after"),
+        5 if run_limit is None else run_limit,
     )
+    limit = f.integer("limit", required=False, minimum=1)
+    after = f.opt_uuid("after")
+    if limit is None and after is None:  # every task: read and sent a page at a time
+        pages = h.service.stream_tasks(*filters)
+        return 200, JsonArray(_task_pieces(pages))
+    tasks = await h.service.list_tasks(*filters, limit=limit, after=after)
     return 200, [t.to_json() for t in tasks]
+
+
+async def _task_pieces(pages: AsyncIterator[list[Task]]) -> AsyncIterator[list[Any]]:
+    async for page in pages:
+        yield [task.to_json() for task in page]
 
 
 async def task_by_sha(h: OrchHandler, f: Fields) -> Answer:

@@ -246,6 +246,7 @@ class TaskQuery:
     run_limit: int = 5
     limit: int | None = None
     after: str | None = None  # a task id: the page starts after it (newest first)
+    before: tuple[datetime, str] | None = None  # (created_at, id): only tasks older than this
 
     def where(self) -> tuple[str, list[object]]:
         """The SQL condition and its parameters."""
@@ -270,6 +271,9 @@ class TaskQuery:
             # Keyset paging: the cost of a page does not grow with how deep it is.
             sql += " AND (created_at, id) < (SELECT created_at, id FROM tasks WHERE id = ?)"
             params.append(self.after)
+        if self.before is not None:  # the same keyset, from a task already read
+            sql += " AND (created_at, id) < (?, ?)"
+            params.extend([_ts(self.before[0]), self.before[1]])
         return sql, params
 
 
