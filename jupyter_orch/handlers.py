@@ -25,6 +25,7 @@ from .errors import Forbidden, InvalidRequest, NotFound, OrchError, TooLarge
 from .fields import Fields, as_uuid, parse_json_object
 from .models import ConcurrencyPolicy, RunStatus, RunType, Task
 from .service import OrchService, TaskRequest
+from .store import TaskQuery
 from .upload import MultipartReceiver
 
 PREFIX = "/orch/v1/api"
@@ -419,20 +420,19 @@ async def task_get(h: OrchHandler, f: Fields) -> Answer:
 async def task_list(h: OrchHandler, f: Fields) -> Answer:
     """`task/list` with optional workspace, orchestration, sha and killed filters."""
     run_limit = f.integer("run_limit", required=False, minimum=0)
-    filters = (
-        f.integer("workspace_id", required=False),
-        f.opt_uuid("orch_id"),
-        f.string("orch_sha", required=False),
-        f.boolean("killed"),
-        5 if run_limit is None else run_limit,
+    workspace_id, orch_id = f.integer("workspace_id", required=False), f.opt_uuid("orch_id")
+    query = TaskQuery(
+        workspace_ids=[workspace_id] if workspace_id is not None else [],
+        orch_ids=[orch_id] if orch_id is not None else [],
+        orch_sha=f.string("orch_sha", required=False),
+        killed=f.boolean("killed"),
+        run_limit=5 if run_limit is None else run_limit,
+        limit=f.integer("limit", required=False, minimum=1),
+        after=f.opt_uuid("after"),
     )
-    limit = f.integer("limit", required=False, minimum=1)
-    after = f.opt_uuid("after")
-    if limit is None and after is None:  # every task: read and sent a page at a time
-        pages = h.service.stream_tasks(*filters)
-        return 200, JsonArray(_task_pieces(pages))
-    tasks = await h.service.list_tasks(*filters, limit=limit, after=after)
-    return 200, [t.to_json() for t in tasks]
+    if query.limit is None and query.after is None:  # every task: sent a page at a time
+        return 200, JsonArray(_task_pieces(h.service.stream_tasks(query)))
+    return 200, [t.to_json() for t in await h.service.list_tasks(query)]
 
 
 async def _task_pieces(pages: AsyncIterator[list[Task]]) -> AsyncIterator[list[Any]]:

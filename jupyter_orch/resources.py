@@ -318,15 +318,18 @@ def task_query(
     after: str | Resource | None = None,
 ) -> dict[str, Any]:
     """A `task/list` body: the filters in `body`, then killed, runs per task and paging."""
-    query = {**body, "run_limit": run_limit}
-    if not killed:
-        query["killed"] = False
-    if limit is not None:
-        query["limit"] = limit
-    start = page_start(after)
-    if start is not None:
-        query["after"] = start
-    return query
+    return given(
+        {**body, "run_limit": run_limit},
+        killed=None if killed else False,
+        limit=limit,
+        after=page_start(after),
+    )
+
+
+def given(body: dict[str, Any], **optional: Any) -> dict[str, Any]:
+    """`body` with the optional fields that have a value (None leaves a field out)."""
+    body.update({key: value for key, value in optional.items() if value is not None})
+    return body
 
 
 def one_schedule(schedule: str | Iterable[str]) -> str:
@@ -451,14 +454,7 @@ class Task(Resource):
         previous page, or its id) gives the page after it. Runs are ordered by their last
         change, so a run that ends moves to the front.
         """
-        body: dict[str, Any] = {"task_id": self.id}
-        if limit is not None:
-            body["limit"] = limit
-        if status is not None:
-            body["status"] = status
-        start = page_start(after)
-        if start is not None:
-            body["after"] = start
+        body = given({"task_id": self.id}, limit=limit, status=status, after=page_start(after))
         runs = self._client._post("task/list_task_runs", body)
         return TaskRunList(TaskRun(self._client, run) for run in runs)
 

@@ -526,55 +526,24 @@ class OrchService:
         task.next_run_at = self.tasks.next_run_at(task)
         return task
 
-    async def list_tasks(
-        self,
-        workspace_id: int | None,
-        orch_id: str | None,
-        orch_sha: str | None,
-        killed: bool | None,
-        run_limit: int,
-        limit: int | None = None,
-        after: str | None = None,
-    ) -> list[Task]:
-        """Tasks matching the filters, newest first; `limit` and `after` page through them."""
-        if after is not None:
-            await self.get_task(after, 0)  # an unknown page start is a 404, not an empty page
-        query = TaskQuery(
-            workspace_ids=[workspace_id] if workspace_id is not None else [],
-            orch_ids=[orch_id] if orch_id is not None else [],
-            orch_sha=orch_sha,
-            killed=killed,
-            run_limit=run_limit,
-            limit=limit,
-            after=after,
-        )
+    async def list_tasks(self, query: TaskQuery) -> list[Task]:
+        """Tasks matching the query, newest first; its `limit` and `after` page through them."""
+        if query.after is not None:
+            await self.get_task(query.after, 0)  # an unknown page start is a 404, not []
+        return await self._read_tasks(query)
+
+    async def _read_tasks(self, query: TaskQuery) -> list[Task]:
         tasks = await self._db(self.store.list_tasks, query)
         for task in tasks:
             task.next_run_at = self.tasks.next_run_at(task)
         return tasks
 
-    async def stream_tasks(
-        self,
-        workspace_id: int | None,
-        orch_id: str | None,
-        orch_sha: str | None,
-        killed: bool | None,
-        run_limit: int,
-    ) -> AsyncIterator[list[Task]]:
-        """Every task matching the filters, newest first, `STREAM_PAGE` at a time: one
-        listing of every task never holds the event loop or the database thread for long."""
-        query = TaskQuery(
-            workspace_ids=[workspace_id] if workspace_id is not None else [],
-            orch_ids=[orch_id] if orch_id is not None else [],
-            orch_sha=orch_sha,
-            killed=killed,
-            run_limit=run_limit,
-            limit=STREAM_PAGE,
-        )
+    async def stream_tasks(self, query: TaskQuery) -> AsyncIterator[list[Task]]:
+        """Every task matching the query, newest first, `STREAM_PAGE` at a time: one listing
+        of every task never holds the event loop or the database thread for long."""
+        query = replace(query, limit=STREAM_PAGE, after=None)
         while True:
-            tasks = await self._db(self.store.list_tasks, query)
-            for task in tasks:
-                task.next_run_at = self.tasks.next_run_at(task)
+            tasks = await self._read_tasks(query)
             if tasks:
                 yield tasks
             if len(tasks) < STREAM_PAGE:
