@@ -428,11 +428,11 @@ async def task_list(h: OrchHandler, f: Fields) -> Answer:
         killed=f.boolean("killed"),
         run_limit=5 if run_limit is None else run_limit,
         limit=f.integer("limit", required=False, minimum=1),
-        after=f.opt_uuid("after"),
     )
-    if query.limit is None and query.after is None:  # every task: sent a page at a time
+    after = f.opt_uuid("after")
+    if query.limit is None and after is None:  # every task: sent a page at a time
         return 200, JsonArray(_task_pieces(h.service.stream_tasks(query)))
-    return 200, [t.to_json() for t in await h.service.list_tasks(query)]
+    return 200, [t.to_json() for t in await h.service.list_tasks(query, after)]
 
 
 async def _task_pieces(pages: AsyncIterator[list[Task]]) -> AsyncIterator[list[Any]]:

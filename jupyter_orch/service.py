@@ -526,10 +526,12 @@ class OrchService:
         task.next_run_at = self.tasks.next_run_at(task)
         return task
 
-    async def list_tasks(self, query: TaskQuery) -> list[Task]:
-        """Tasks matching the query, newest first; its `limit` and `after` page through them."""
-        if query.after is not None:
-            await self.get_task(query.after, 0)  # an unknown page start is a 404, not []
+    async def list_tasks(self, query: TaskQuery, after: str | None = None) -> list[Task]:
+        """Tasks matching the query, newest first; the page after the task `after`, if given
+        (an unknown one is a 404, not an empty page)."""
+        if after is not None:
+            start = await self.get_task(after, 0)
+            query = replace(query, before=(start.created_at, start.id))
         return await self._read_tasks(query)
 
     async def _read_tasks(self, query: TaskQuery) -> list[Task]:
@@ -541,7 +543,7 @@ class OrchService:
     async def stream_tasks(self, query: TaskQuery) -> AsyncIterator[list[Task]]:
         """Every task matching the query, newest first, `STREAM_PAGE` at a time: one listing
         of every task never holds the event loop or the database thread for long."""
-        query = replace(query, limit=STREAM_PAGE, after=None)
+        query = replace(query, limit=STREAM_PAGE)
         while True:
             tasks = await self._read_tasks(query)
             if tasks:

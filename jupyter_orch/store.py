@@ -245,8 +245,9 @@ class TaskQuery:
     created_range: tuple[datetime, datetime] | None = None
     run_limit: int = 5
     limit: int | None = None
-    after: str | None = None  # a task id: the page starts after it (newest first)
-    before: tuple[datetime, str] | None = None  # (created_at, id): only tasks older than this
+    # Keyset paging, newest first: only tasks older than this (created_at, id), the key of
+    # the last task of the previous page. A page costs the same however deep it is.
+    before: tuple[datetime, str] | None = None
 
     def where(self) -> tuple[str, list[object]]:
         """The SQL condition and its parameters."""
@@ -267,11 +268,7 @@ class TaskQuery:
         if self.created_range is not None:
             sql += " AND created_at >= ? AND created_at <= ?"
             params.extend([_ts(self.created_range[0]), _ts(self.created_range[1])])
-        if self.after is not None:
-            # Keyset paging: the cost of a page does not grow with how deep it is.
-            sql += " AND (created_at, id) < (SELECT created_at, id FROM tasks WHERE id = ?)"
-            params.append(self.after)
-        if self.before is not None:  # the same keyset, from a task already read
+        if self.before is not None:
             sql += " AND (created_at, id) < (?, ?)"
             params.extend([_ts(self.before[0]), self.before[1]])
         return sql, params
