@@ -120,9 +120,8 @@ _SHIFT_SPAN = timedelta(hours=3)
 
 @dataclass(frozen=True)
 class _SetBack:
-    """A clock set back: wall times in [start, end) happen again from `change`, at `offset`."""
+    """A clock set back: wall times in [start, end) happen a second time, at `offset`."""
 
-    change: datetime
     offset: timedelta
     start: datetime
     end: datetime
@@ -156,7 +155,7 @@ def _set_back(zone: ZoneInfo, low: datetime, high: datetime) -> _SetBack | None:
             high = middle
     change = high.replace(microsecond=0)
     start, end = (change + later).replace(tzinfo=None), (change + before).replace(tzinfo=None)
-    return _SetBack(change, later, start, end)
+    return _SetBack(later, start, end)
 
 
 def _set_backs(zone: ZoneInfo, first: datetime, last: datetime) -> list[_SetBack]:
@@ -241,11 +240,6 @@ class Catchup:
     run: datetime | None
     missed: list[datetime]
     more_missed: bool  # instants older than `missed` were missed too (not listed)
-
-    @property
-    def latest(self) -> datetime | None:
-        """The newest instant this catch-up accounts for (run or missed)."""
-        return self.run or (self.missed[-1] if self.missed else None)
 
 
 def catch_up(

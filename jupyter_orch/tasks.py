@@ -452,11 +452,11 @@ class TaskManager:
                 "more than " if outcome.more_missed else "",
                 len(outcome.missed),
             )
-        if outcome.run is None and outcome.latest is not None:
-            task.last_fire_at = outcome.latest  # accounted for: not listed again next time
-            await self._save(task)
         if outcome.run is not None:
-            self._spawn(self.fire(task.id, outcome.run, trigger="catch_up"))
+            self._spawn(self.fire(task.id, outcome.run, trigger="catch_up"))  # sets last_fire_at
+        elif outcome.missed:
+            task.last_fire_at = outcome.missed[-1]  # accounted for: not listed again next time
+            await self._save(task)
 
     async def stop(self) -> None:
         """Stop the timers and background work."""
