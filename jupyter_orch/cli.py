@@ -163,38 +163,46 @@ def _more_follow(noun: str, shown: ResourceList[Any]) -> None:
     )
 
 
-def cmd_tasks(client: Client, opts: argparse.Namespace) -> int:
-    """List tasks, newest first: the newest --limit, the page --after a task, or --all."""
+def _emit_page(
+    opts: argparse.Namespace,
+    noun: str,
+    page: Callable[[int | None, str | None], ResourceList[Any]],
+    every: Callable[[], ResourceList[Any]],
+) -> int:
+    """The newest --limit (saying when more follow), the page --after an id, or --all.
+
+    `page(limit, after)` asks for one page (limit None: all after `after`); `every()` fetches
+    every one, page by page."""
     if opts.all:
-        if opts.after is not None:
-            _emit(opts, client.list_tasks(killed=opts.killed, after=opts.after))
-        else:
-            _emit(opts, TaskList(client.iter_tasks(killed=opts.killed, page_size=ALL_PAGE)))
+        _emit(opts, page(None, opts.after) if opts.after is not None else every())
         return OK
-    # one more than shown says whether more follow
-    found = client.list_tasks(killed=opts.killed, limit=opts.limit + 1, after=opts.after)
-    shown = TaskList(found[: opts.limit])
+    found = page(opts.limit + 1, opts.after)  # one more than shown says whether more follow
+    shown = type(found)(found[: opts.limit])
     _emit(opts, shown)
     if len(found) > opts.limit:
-        _more_follow("tasks", shown)
+        _more_follow(noun, shown)
     return OK
+
+
+def cmd_tasks(client: Client, opts: argparse.Namespace) -> int:
+    """List tasks, newest first: the newest --limit, the page --after a task, or --all."""
+    return _emit_page(
+        opts,
+        "tasks",
+        lambda limit, after: client.list_tasks(killed=opts.killed, limit=limit, after=after),
+        lambda: TaskList(client.iter_tasks(killed=opts.killed, page_size=ALL_PAGE)),
+    )
 
 
 def cmd_runs(client: Client, opts: argparse.Namespace) -> int:
     """List a task's runs, newest first: the newest --limit, the page --after a run, or --all."""
     task = client.get_task_by_id(opts.task)
-    if opts.all:
-        if opts.after is not None:
-            _emit(opts, task.last_runs(None, opts.status, opts.after))
-        else:
-            _emit(opts, TaskRunList(task.iter_runs(ALL_PAGE, opts.status)))
-        return OK
-    found = task.last_runs(opts.limit + 1, opts.status, opts.after)
-    shown = TaskRunList(found[: opts.limit])
-    _emit(opts, shown)
-    if len(found) > opts.limit:
-        _more_follow("runs", shown)
-    return OK
+    return _emit_page(
+        opts,
+        "runs",
+        lambda limit, after: task.last_runs(limit, opts.status, after),
+        lambda: TaskRunList(task.iter_runs(ALL_PAGE, opts.status)),
+    )
 
 
 def cmd_logs(client: Client, opts: argparse.Namespace) -> int:

@@ -61,10 +61,9 @@ def paged(
         raise ValueError(f"page_size must be at least 1, not {page_size}")
     seen: set[str] = set()
     while True:
-        request = {**body, "limit": page_size}
-        if after is not None:
-            request["after"] = after
-        page: list[dict[str, Any]] = client._post(endpoint, request)
+        page: list[dict[str, Any]] = client._post(
+            endpoint, given({**body, "limit": page_size}, after=after)
+        )
         for item in page:
             if str(item[key]) not in seen:
                 seen.add(str(item[key]))
@@ -460,9 +459,7 @@ class Task(Resource):
 
     def iter_runs(self, page_size: int = PAGE_SIZE, status: str | None = None) -> Iterator[TaskRun]:
         """Each run of the task, newest first, fetched `page_size` at a time."""
-        body: dict[str, Any] = {"task_id": self.id}
-        if status is not None:
-            body["status"] = status
+        body = given({"task_id": self.id}, status=status)
         for data in paged(self._client, "task/list_task_runs", body, page_size, "run_id"):
             yield TaskRun(self._client, data)
 
