@@ -16,7 +16,7 @@ import ipywidgets as w
 
 from ..client import Client
 from ..exceptions import NotFoundError, OrchClientError
-from ..resources import Task
+from ..resources import Task, given, task_query
 from . import render, rows
 from .base import Item, Panel, fail_text
 from .logview import LogView
@@ -281,9 +281,7 @@ class TasksPanel(Panel):
 
     def _fetch_page(self, after: str | None) -> list[Item]:
         """The page of tasks after task `after` (the newest without), filtered by status."""
-        body: dict[str, Any] = {"workspace_id": self._workspace_id, "run_limit": 1}
-        if not self._include_killed():
-            body["killed"] = False
+        body = task_query({"workspace_id": self._workspace_id}, self._include_killed(), 1)
         size, by_status = self.page_size, bool(self._status.value)
         wanted = size + 1  # one more than shown: whether a next page exists
         matched: list[Item] = []
@@ -291,10 +289,9 @@ class TasksPanel(Panel):
         cursor, ended = after, False
         while len(matched) < wanted:
             limit = max(wanted, self.scan_chunk) if by_status else wanted - len(matched)
-            request = {**body, "limit": limit}
-            if cursor is not None:
-                request["after"] = cursor
-            page: list[Item] = self.client._post("task/list", request)
+            page: list[Item] = self.client._post(
+                "task/list", given({**body, "limit": limit}, after=cursor)
+            )
             looked.extend(page)
             matched.extend(task for task in page if self._keep(task))
             if len(page) < limit:
