@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime
+from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, TypeVar
 
@@ -127,6 +127,11 @@ class Fields:
             words = ", ".join(e.value for e in enum)
             raise InvalidRequest(name, f"{value!r} is not one of {words}") from None
 
+    def time(self, name: str) -> datetime | None:
+        """An optional ISO 8601 time with a timezone (in UTC)."""
+        value = self._get(name, required=False)
+        return None if value is None else _parse_time(name, value)
+
     def time_range(self, name: str = "time_range") -> tuple[datetime, datetime] | None:
         """A `[from, to]` pair of ISO 8601 times with a timezone."""
         value = self._get(name, required=False)
@@ -157,7 +162,7 @@ def _parse_time(name: str, value: Any) -> datetime:
         raise InvalidRequest(name, f"{value!r} is not an ISO 8601 time") from None
     if parsed.tzinfo is None:
         raise InvalidRequest(name, f"{value!r} has no timezone")
-    return parsed
+    return parsed.astimezone(timezone.utc)  # stored times are UTC and compared as text
 
 
 def _kind(value: Any) -> str:

@@ -29,6 +29,8 @@ from .store import TaskQuery
 from .upload import MultipartReceiver
 
 PREFIX = "/orch/v1/api"
+# `task/activity`: failed runs in one answer, by default and at most
+ACTIVITY_DEFAULT, ACTIVITY_LIMIT = 20, 100
 Answer = tuple[int, Any]
 
 
@@ -466,6 +468,16 @@ async def task_runs(h: OrchHandler, f: Fields) -> Answer:
     return 200, [r.to_json() for r in runs]
 
 
+async def task_activity(h: OrchHandler, f: Fields) -> Answer:
+    """`task/activity {"since"?, "limit"?}` (ours): how many tasks have a run going, and the
+    runs that failed or timed out after `since`, newest first."""
+    limit = f.integer("limit", required=False, minimum=1)
+    if limit is not None and limit > ACTIVITY_LIMIT:
+        raise InvalidRequest("limit", f"must be at most {ACTIVITY_LIMIT}")
+    activity = await h.service.activity(f.time("since"), limit or ACTIVITY_DEFAULT)
+    return 200, activity.to_json()
+
+
 async def task_run_details(h: OrchHandler, f: Fields) -> Answer:
     """`task/get_run_details {"task", "pod_id"}`."""
     return 200, (await h.service.get_run(f.uuid("task"), f.uuid("pod_id"))).to_json()
@@ -496,6 +508,7 @@ ENDPOINTS: dict[str, Endpoint] = {
     "task/get_tasks_by_orch_sha": task_by_sha,
     "task/kill": task_kill,
     "task/list_task_runs": task_runs,
+    "task/activity": task_activity,
     "task/get_run_details": task_run_details,
     "task/get_logs_for_run": task_logs,
 }

@@ -210,6 +210,28 @@ class TaskRun:
         }
 
 
+# Run statuses that ended badly: the ones people are told about.
+FAILED_STATUSES = (RunStatus.FAILURE, RunStatus.TIMED_OUT)
+
+
+@dataclass
+class Activity:
+    """What a status bar needs of every task: how many have a run going, and the runs that
+    failed lately (each with its task's name), as of a moment of the server's clock."""
+
+    running: int
+    failed: list[tuple[TaskRun, str | None]]
+    as_of: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        """The wire shape of `task/activity`."""
+        return {
+            "running": self.running,
+            "failed": [{**run.to_json(), "task_name": name} for run, name in self.failed],
+            "as_of": iso(self.as_of),
+        }
+
+
 @dataclass
 class Skip:
     """A scheduled instant that did not run: missed while down, or skipped by policy."""

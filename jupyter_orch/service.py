@@ -31,6 +31,7 @@ from .executors import Executor
 from .follow import LogFollower
 from .lock import SchedulerLock
 from .models import (
+    Activity,
     ConcurrencyPolicy,
     Orchestration,
     OrchestrationStatus,
@@ -571,6 +572,10 @@ class OrchService:
         return await self.tasks.run_now(task_id)
 
     # -- runs -------------------------------------------------------------------------------
+
+    async def activity(self, since: datetime | None, limit: int) -> Activity:
+        """How many tasks have a run going; the newest `limit` failures after `since`."""
+        return await self._db(self.store.activity, since, limit)
 
     async def list_task_runs(
         self,

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .models import (
+    FAILED_STATUSES,
+    Activity,
     ConcurrencyPolicy,
     Orchestration,
     OrchestrationStatus,
@@ -105,7 +107,9 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE INDEX IF NOT EXISTS runs_task_updated ON runs(task_id, updated_at, created_at, id);
 CREATE INDEX IF NOT EXISTS runs_task_created ON runs(task_id, created_at);
-CREATE INDEX IF NOT EXISTS runs_status ON runs(status);
+-- Runs by status, newest change last: the running runs, and the latest failures of every task.
+CREATE INDEX IF NOT EXISTS runs_status_updated ON runs(status, updated_at);
+DROP INDEX IF EXISTS runs_status;
 -- One scheduled instant never gets two runs, whatever happens (manual runs have no instant).
 CREATE UNIQUE INDEX IF NOT EXISTS runs_instant ON runs(task_id, scheduled_for);
 CREATE TABLE IF NOT EXISTS skips (
@@ -677,6 +681,30 @@ class Store:
             (task_id, RunStatus.RUNNING.value),
         )
         return [row["id"] for row in rows.fetchall()]
+
+    def activity(self, since: datetime | None, limit: int) -> Activity:
+        """How many tasks have a run going, and the newest `limit` runs that failed or timed
+        out after `since` (none without it), each with its task's name."""
+        as_of = now()
+        running = self.db.execute(
+            "SELECT COUNT(DISTINCT task_id) FROM runs WHERE status = ?",
+            (RunStatus.RUNNING.value,),
+        ).fetchone()[0]
+        failed: list[tuple[TaskRun, str | None]] = []
+        if since is not None:
+            # one index range per status, newest first: the cost follows `limit`, not how
+            # many failures the table keeps
+            for status in FAILED_STATUSES:
+                rows = self.db.execute(
+                    "SELECT runs.*, tasks.name AS task_name FROM runs"
+                    " JOIN tasks ON tasks.id = runs.task_id"
+                    " WHERE runs.status = ? AND runs.updated_at > ?"
+                    " ORDER BY runs.updated_at DESC LIMIT ?",
+                    (status.value, _ts(since), limit),
+                )
+                failed.extend((_run(row), row["task_name"]) for row in rows.fetchall())
+            failed.sort(key=lambda pair: (pair[0].updated_at, pair[0].id), reverse=True)
+        return Activity(running=int(running), failed=failed[:limit], as_of=as_of)
 
     def killed_among(self, task_ids: Sequence[str]) -> list[str]:
         """Which of some tasks are killed (or gone)."""

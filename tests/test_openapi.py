@@ -395,6 +395,8 @@ def test_schemas_follow_the_contract_and_the_code() -> None:
         "IdAnswer",
         "TaskIds",
         "Error",
+        "Activity",
+        "FailedRun",
     ):
         schema = component(name)
         assert schema.get("additionalProperties") is False, name
@@ -461,6 +463,8 @@ def test_model_shapes_match_the_schemas() -> None:
     _check(task.to_json(), ["components", "schemas", "Task"], "task", pytest.fail)
     task.name, task.timeout, task.schedule = "t", 5, "*/1 * * * *"
     _check(task.to_json(), ["components", "schemas", "Task"], "task", pytest.fail)
+    activity = models.Activity(running=2, failed=[(ended, "t"), (ended, None)], as_of=stamp)
+    _check(activity.to_json(), ["components", "schemas", "Activity"], "activity", pytest.fail)
 
 
 # -- against the running server ------------------------------------------------------------
@@ -637,6 +641,8 @@ async def test_workspaces(api: Api) -> None:
         ("orchestration/list_all", {"time_range": ["2024-01-01T00:00:00"]}),
         ("orchestration/delete_orchestrations", {"orchestrations": []}),
         ("workspaces/list", b"null"),
+        ("task/activity", {"since": "2026-01-01T00:00:00"}),
+        ("task/activity", {"limit": 101}),
     ],
 )
 async def test_bad_requests_answer_the_error_schema(api: Api, path: str, body: Any) -> None:
@@ -765,3 +771,19 @@ async def test_scheduling_endpoints_answer_as_documented(api: Api) -> None:
     loop_id = (await call(api, "task/run_continuously", body, status=201))["id"]
     killed = await call(api, "task/kill", {"id": loop_id}, status=202)
     assert killed["run_type"] == "NetworkService"
+
+
+async def test_activity_answers_as_documented(api: Api) -> None:
+    quiet = await call(api, "task/activity", {})
+    assert_strict("task/activity", "post", 200, quiet)
+    orch_id = await upload(api, {"main.py": "raise SystemExit(2)\n"})
+    body = {"orch_id": orch_id, "workspace_id": 1, "json": {}, "name": "broken"}
+    task_id = (await call(api, "task/run_once", body, status=201))["id"]
+    await wait_task(api, task_id, {"failed"})
+    seen = await call(api, "task/activity", {"since": quiet["as_of"], "limit": 5})
+    assert [(r["task"], r["task_name"]) for r in seen["failed"]] == [(task_id, "broken")]
+    assert_strict("task/activity", "post", 200, seen)
+    for key in seen["failed"][0]:
+        broken = copy.deepcopy(seen)
+        broken["failed"][0].pop(key)
+        assert mismatches("task/activity", "post", 200, broken), f"dropping {key!r} goes unseen"
