@@ -1,4 +1,5 @@
-"""API latency with many tasks and runs stored: list, get_by_id, list_task_runs at two sizes.
+"""API latency with many tasks and runs stored: list, get_by_id, list_task_runs and activity
+at two sizes.
 
 Usage: python benchmarks/api_scale.py [--tasks 10000] [--runs-stored 100000] [--samples 200]
        [--big-samples 10] [--json PATH] [--quick]
@@ -6,9 +7,10 @@ Usage: python benchmarks/api_scale.py [--tasks 10000] [--runs-stored 100000] [--
 The data directory is seeded before the server starts: the server's own `Store` creates the
 schema, then one transaction inserts orchestrations, tasks and runs with plain SQL (every task
 a finished run-once task with about 10 runs, and one task in a thousand a killed scheduled task
-with 1,000 runs). Each endpoint is timed from just before the POST until the whole answer is
-read (not decoded), one request at a time. The same is done at a tenth of the size; the ratio
-of the two medians shows whether a request's cost follows the table's size or the page's.
+with 1,000 runs; one run in 50 failed). Each endpoint is timed from just before the POST until
+the whole answer is read (not decoded), one request at a time. The same is done at a tenth of
+the size; the ratio of the two medians shows whether a request's cost follows the table's size
+or the page's.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ GOAL_GROWTH = 2.0  # full / tenth median: well under the 10x of the tables
 HEAVY_RUNS = 1000
 TASKS_PER_ORCH = 100
 PAGE = 50
+FAILED_EVERY = 50  # one seeded run in this many failed: `task/activity` has failures to read
 MIN_TASKS = 20 * PAGE  # a tenth of it still holds more than one page
 SEED = 42
 BASE_TIME = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -189,7 +192,7 @@ def task_rows(seed: Seed) -> Iterator[tuple[Any, ...]]:
 
 
 def run_rows(seed: Seed) -> Iterator[tuple[Any, ...]]:
-    """Each task's runs, successful, a second apart after the task's creation."""
+    """Each task's runs, a second apart after the task's creation; one in 50 failed."""
     heavy = set(seed.heavy)
     for i, task_id in enumerate(seed.task_ids):
         base = 3600 + i * 60
@@ -200,13 +203,14 @@ def run_rows(seed: Seed) -> Iterator[tuple[Any, ...]]:
             run_id = str(uuid.UUID(int=seed.rng.getrandbits(128), version=4))
             if i == seed.heavy[0]:
                 seed.heavy_run_ids.append(run_id)
+            failed = (i + j) % FAILED_EVERY == 0
             yield (
                 run_id,
                 task_id,
-                "success",
+                "failure" if failed else "success",
                 trigger,
-                0,
-                "exit code 0",
+                1 if failed else 0,
+                "exit code 1" if failed else "exit code 0",
                 None,
                 start,
                 end,
@@ -400,6 +404,13 @@ def probes(seed: Seed, samples: int, big: int) -> list[Probe]:
             "task/list_task_runs limit 50 (1,000 runs)",
             "task/list_task_runs",
             lambda: {"task_id": heavy, "limit": PAGE},
+            samples,
+        ),
+        ("task/activity {} (running count, newest 20 failures)", "task/activity", dict, samples),
+        (
+            "task/activity {since: half-way through the runs}",
+            "task/activity",
+            lambda: {"since": _stamp(3600 + len(seed.task_ids) * 30)},
             samples,
         ),
         ("task/list {} (every task, 5 runs each)", "task/list", dict, big),

@@ -470,7 +470,7 @@ async def task_runs(h: OrchHandler, f: Fields) -> Answer:
 
 async def task_activity(h: OrchHandler, f: Fields) -> Answer:
     """`task/activity {"since"?, "limit"?}` (ours): how many tasks have a run going, and the
-    runs that failed or timed out after `since`, newest first."""
+    newest runs that failed or timed out (after `since`, if given)."""
     limit = f.integer("limit", required=False, minimum=1)
     if limit is not None and limit > ACTIVITY_LIMIT:
         raise InvalidRequest("limit", f"must be at most {ACTIVITY_LIMIT}")

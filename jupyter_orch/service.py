@@ -574,7 +574,7 @@ class OrchService:
     # -- runs -------------------------------------------------------------------------------
 
     async def activity(self, since: datetime | None, limit: int) -> Activity:
-        """How many tasks have a run going; the newest `limit` failures after `since`."""
+        """How many tasks have a run going; the newest `limit` failures (after `since`)."""
         return await self._db(self.store.activity, since, limit)
 
     async def list_task_runs(

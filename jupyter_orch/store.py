@@ -684,26 +684,25 @@ class Store:
 
     def activity(self, since: datetime | None, limit: int) -> Activity:
         """How many tasks have a run going, and the newest `limit` runs that failed or timed
-        out after `since` (none without it), each with its task's name."""
+        out (after `since`, if given), each with its task's name."""
         as_of = now()
         running = self.db.execute(
             "SELECT COUNT(DISTINCT task_id) FROM runs WHERE status = ?",
             (RunStatus.RUNNING.value,),
         ).fetchone()[0]
         failed: list[tuple[TaskRun, str | None]] = []
-        if since is not None:
-            # one index range per status, newest first: the cost follows `limit`, not how
-            # many failures the table keeps
-            for status in FAILED_STATUSES:
-                rows = self.db.execute(
-                    "SELECT runs.*, tasks.name AS task_name FROM runs"
-                    " JOIN tasks ON tasks.id = runs.task_id"
-                    " WHERE runs.status = ? AND runs.updated_at > ?"
-                    " ORDER BY runs.updated_at DESC LIMIT ?",
-                    (status.value, _ts(since), limit),
-                )
-                failed.extend((_run(row), row["task_name"]) for row in rows.fetchall())
-            failed.sort(key=lambda pair: (pair[0].updated_at, pair[0].id), reverse=True)
+        # one index range per status, newest first: the cost follows `limit`, not how many
+        # failures the table keeps
+        for status in FAILED_STATUSES:
+            rows = self.db.execute(
+                "SELECT runs.*, tasks.name AS task_name FROM runs"
+                " JOIN tasks ON tasks.id = runs.task_id"
+                " WHERE runs.status = ? AND runs.updated_at > ?"
+                " ORDER BY runs.updated_at DESC LIMIT ?",
+                (status.value, _ts(since) if since is not None else "", limit),
+            )
+            failed.extend((_run(row), row["task_name"]) for row in rows.fetchall())
+        failed.sort(key=lambda pair: (pair[0].updated_at, pair[0].id), reverse=True)
         return Activity(running=int(running), failed=failed[:limit], as_of=as_of)
 
     def killed_among(self, task_ids: Sequence[str]) -> list[str]:

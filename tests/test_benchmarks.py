@@ -169,11 +169,13 @@ def test_api_scale_quick(tmp_path: Path) -> None:
         assert (
             "task/get_by_id (10 runs)" in endpoints
             and "task/list {} (every task, 5 runs each)" in endpoints
+            and "task/activity {since: half-way through the runs}" in endpoints
         )
         assert all(_positive(e["p50"]) and _positive(e["p99"]) for e in endpoints.values())
         assert figures[size]["paging"]["tasks"] is True  # keyset pages are the newest first
         assert figures[size]["paging"]["runs"] is True
     assert set(figures["verdicts"]) <= set(figures["full"]["endpoints"])
+    assert "task/activity {} (running count, newest 20 failures)" in figures["verdicts"]
     assert isinstance(result["goal_met"], bool)
 
 

@@ -1,6 +1,7 @@
 import { requestAPI, streamJSONLines } from './handler';
 import {
   FollowEvent,
+  IActivity,
   IOrchApi,
   IOrchestration,
   ITask,
@@ -51,6 +52,10 @@ export class OrchClient implements IOrchApi {
       body.orch_id = query.orchId;
     }
     return post('task/list', body);
+  }
+
+  activity(since: string | null): Promise<IActivity> {
+    return post('task/activity', since === null ? {} : { since });
   }
 
   getTask(taskId: string, runLimit: number): Promise<ITask> {

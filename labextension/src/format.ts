@@ -15,7 +15,7 @@ export function kindOf(task: ITask): string {
 }
 
 /** A task's name, or a short form of its id. */
-export function taskName(task: ITask): string {
+export function taskName(task: Pick<ITask, 'id' | 'name'>): string {
   return task.name || `task ${task.id.slice(0, 8)}`;
 }
 

@@ -5,6 +5,7 @@ import { ILogLine, LineJoiner } from './logline';
 import { TaskPages } from './taskpages';
 import {
   FollowEvent,
+  IActivity,
   IOrchApi,
   IOrchestration,
   ITask,
@@ -26,7 +27,8 @@ export interface ILogChange {
 
 /** A run that ended badly since the last look. */
 export interface IFailedRun {
-  task: ITask;
+  taskId: string;
+  taskName: string | null;
   runId: string;
   status: RunStatus;
 }
@@ -37,16 +39,18 @@ export interface ITaskCount {
   exact: boolean;
 }
 
-/** Run statuses that deserve a notification. */
-const FAILED: ReadonlySet<RunStatus> = new Set<RunStatus>([
-  'failure',
-  'timed_out'
-]);
+/**
+ * How far before the previous answer's time failures are asked for again: a run that ended
+ * while that answer was read is not missed (runs already announced are skipped).
+ */
+const FAILURE_OVERLAP_MS = 10000;
 
 /**
  * The state the sidebar shows: orchestrations, tasks, the selected task's runs and the
  * selected run's log. It polls the server with cheap requests (the loaded tasks with one
  * run each, the selected task's runs) and follows the selected run's log as it is written.
+ * The running count and the failed runs come from `task/activity`, which covers every task
+ * whether loaded or not; while nobody looks at the list (`isIdle`), only that is polled.
  *
  * Tasks come a page at a time (`task/list` with `limit` and `after`): the newest page
  * first, another only when asked (`loadMoreTasks`). A poll asks again for as many tasks as
@@ -236,7 +240,10 @@ export class OrchModel implements IDisposable {
     return this._errorChanged;
   }
 
-  /** Poll the server every few seconds (slower while idle, slower still while hidden). */
+  /**
+   * Poll the server every few seconds (slower while idle, slower still while hidden); while
+   * idle, only the running count and the failures are asked for.
+   */
   start(): void {
     if (this._polling || this._disposed) {
       return;
@@ -294,7 +301,7 @@ export class OrchModel implements IDisposable {
       this._byOrch = own;
     }
     this._filterChanged.emit();
-    this._publish(null);
+    this._publish();
     if (orchId !== null && this._byOrch?.hasMore && !this._disposed) {
       void this._enqueue(() => this._load(false), false);
     }
@@ -438,51 +445,63 @@ export class OrchModel implements IDisposable {
   }
 
   /**
-   * Fetch the loaded tasks again (and orchestrations, workspaces when due) and the
-   * selected task's runs.
+   * Fetch the running count and the failures; unless idle, the loaded tasks again (and
+   * orchestrations, workspaces when due) and the selected task's runs.
    */
   private async _load(full: boolean): Promise<void> {
     if (this._disposed) {
       return;
     }
-    const tick = this._tick++;
     try {
-      if (full || this._workspaces.length === 0 || tick % 20 === 0) {
-        this._workspaces = await this._api.listWorkspaces();
+      if (!full && this._isIdle()) {
+        this._applyActivity(await this._api.activity(this._failedSince()));
+      } else {
+        await this._loadShown(full);
       }
-      const all = this._all;
-      const own = this._byOrch;
-      // while an orchestration is chosen, every task's list is not shown: only its
-      // newest page is watched, for the running count and the notifications
-      const polls: [TaskPages, number][] = [
-        [all, own ? this._pageSize : all.pollLimit]
-      ];
-      if (own) {
-        polls.push([own, own.pollLimit]);
-      }
-      const answers = await Promise.all(
-        polls.map(([pages, limit]) =>
-          this._api.listTasks(this._query(pages, limit))
-        )
-      );
-      const packaging = this._orchestrations.some(
-        o => o.status === 'pending_packaging' || o.status === 'packaging'
-      );
-      const polled = answers.flat();
-      const unknown = polled.some(t => !this._orchIndex.has(t.orch_id));
-      if (full || packaging || unknown || tick % 5 === 0) {
-        await this._loadOrchestrations();
-      }
-      const fresh = newerThan(answers[0], all.items[0]?.id ?? null);
-      polls.forEach(([pages, limit], i) => pages.applyPoll(answers[i], limit));
-      this._publish(polled, fresh);
-      await this._loadSelected(polled);
-      await this._loadRuns();
       this._setError(null);
     } catch (error) {
       this._setError(messageOf(error));
       throw error;
     }
+  }
+
+  /** What the sidebar shows, and the activity beside it. */
+  private async _loadShown(full: boolean): Promise<void> {
+    const tick = this._tick++;
+    if (full || this._workspaces.length === 0 || tick % 20 === 0) {
+      this._workspaces = await this._api.listWorkspaces();
+    }
+    const all = this._all;
+    const own = this._byOrch;
+    // while an orchestration is chosen, every task's list is not shown: only its
+    // newest page is watched, for the task counts of the orchestrations
+    const polls: [TaskPages, number][] = [
+      [all, own ? this._pageSize : all.pollLimit]
+    ];
+    if (own) {
+      polls.push([own, own.pollLimit]);
+    }
+    const [answers, activity] = await Promise.all([
+      Promise.all(
+        polls.map(([pages, limit]) =>
+          this._api.listTasks(this._query(pages, limit))
+        )
+      ),
+      this._api.activity(this._failedSince())
+    ]);
+    const packaging = this._orchestrations.some(
+      o => o.status === 'pending_packaging' || o.status === 'packaging'
+    );
+    const polled = answers.flat();
+    const unknown = polled.some(t => !this._orchIndex.has(t.orch_id));
+    if (full || packaging || unknown || tick % 5 === 0) {
+      await this._loadOrchestrations();
+    }
+    polls.forEach(([pages, limit], i) => pages.applyPoll(answers[i], limit));
+    this._publish();
+    this._applyActivity(activity);
+    await this._loadSelected(polled);
+    await this._loadRuns();
   }
 
   /** One page more of the list shown; if its start is gone, from the last polled task. */
@@ -506,7 +525,7 @@ export class OrchModel implements IDisposable {
         page = await ask();
       }
       pages.applyMore(page);
-      this._publish(null);
+      this._publish();
       this._setError(null);
     } catch (error) {
       this._setError(messageOf(error));
@@ -549,7 +568,7 @@ export class OrchModel implements IDisposable {
       (p): p is TaskPages => p !== null && p.replace(task)
     );
     if (stale.length > 0) {
-      this._publish(null);
+      this._publish();
     }
   }
 
@@ -596,19 +615,8 @@ export class OrchModel implements IDisposable {
     this._orchestrationsChanged.emit();
   }
 
-  /**
-   * The loaded tasks changed, or were polled (`polled`, with `fresh` the ids of tasks made
-   * since the previous poll): signal what changed.
-   */
-  private _publish(
-    polled: readonly ITask[] | null,
-    fresh: ReadonlySet<string> = new Set()
-  ): void {
-    let watched: Map<string, ITask> | null = null;
-    if (polled !== null) {
-      watched = new Map(polled.map(t => [t.id, t]));
-      this._noticeFailures(watched, fresh);
-    }
+  /** The loaded tasks may have changed: signal if they did. */
+  private _publish(): void {
     const lists = [this._all, this._byOrch];
     const key = lists
       .map(p => (p ? `${p.hasMore}\n${p.items.map(taskKey).join('\n')}` : ''))
@@ -639,48 +647,50 @@ export class OrchModel implements IDisposable {
     if (this._orchFilter && !this._orchIndex.has(this._orchFilter)) {
       this.setOrchFilter(null);
     }
-    if (watched !== null) {
-      let running = 0;
-      for (const task of watched.values()) {
-        if (task.last_runs[0]?.status === 'running') {
-          running += 1;
-        }
+  }
+
+  /**
+   * Apply a `task/activity` answer: the running count, and a signal for each failed run not
+   * announced before. The first look's failures (the newest ever) are only noted as seen.
+   */
+  private _applyActivity(activity: IActivity): void {
+    if (activity.running !== this._running) {
+      this._running = activity.running;
+      this._runningCountChanged.emit(activity.running);
+    }
+    const first = this._activityAt === null;
+    this._activityAt = activity.as_of;
+    for (const run of [...activity.failed].reverse()) {
+      if (this._announced.has(run.run_id)) {
+        continue;
       }
-      if (running !== this._running) {
-        this._running = running;
-        this._runningCountChanged.emit(running);
+      this._announced.set(run.run_id, Date.parse(run.updated_at));
+      if (first) {
+        continue;
+      }
+      this._runFailed.emit({
+        taskId: run.task,
+        taskName: run.task_name,
+        runId: run.run_id,
+        status: run.status
+      });
+    }
+    // a run that ended before the next look's start cannot come again
+    const since = Date.parse(this._activityAt) - FAILURE_OVERLAP_MS;
+    for (const [runId, at] of this._announced) {
+      if (at <= since) {
+        this._announced.delete(runId);
       }
     }
   }
 
-  /**
-   * Signal the newest runs that failed since the previous look (not on the first): of a
-   * task seen before, or of one made since (`fresh`), not of one that was merely not
-   * watched before (older than the tasks polled until now).
-   */
-  private _noticeFailures(
-    tasks: ReadonlyMap<string, ITask>,
-    fresh: ReadonlySet<string>
-  ): void {
-    const first = this._lastRuns === null;
-    const seen = (this._lastRuns ??= new Map());
-    for (const task of tasks.values()) {
-      const run = task.last_runs[0];
-      const before = seen.get(task.id);
-      seen.set(task.id, run ? { runId: run.run_id, status: run.status } : null);
-      if (first || !run || !FAILED.has(run.status)) {
-        continue;
-      }
-      const failedNow =
-        before === undefined
-          ? fresh.has(task.id)
-          : before === null ||
-            before.runId !== run.run_id ||
-            before.status === 'running';
-      if (failedNow) {
-        this._runFailed.emit({ task, runId: run.run_id, status: run.status });
-      }
+  /** Where the next look for failures starts (null on the first: the newest ever). */
+  private _failedSince(): string | null {
+    if (this._activityAt === null) {
+      return null;
     }
+    const at = Date.parse(this._activityAt) - FAILURE_OVERLAP_MS;
+    return new Date(at).toISOString();
   }
 
   /** The selected task's runs; its newest run is selected unless the user chose one. */
@@ -868,11 +878,10 @@ export class OrchModel implements IDisposable {
   private _taskIndex = new Map<string, ITask>();
   private _taskCounts = new Map<string, number>();
   private _tasksKey = '';
-  private _lastRuns: Map<
-    string,
-    { runId: string; status: RunStatus } | null
-  > | null = null;
   private _running = 0;
+  private _activityAt: string | null = null;
+  /** Failed runs announced, with when they ended (ms), until no look can bring them again. */
+  private _announced = new Map<string, number>();
 
   private _selectedTaskId: string | null = null;
   private _selectedRecord: ITask | null = null;
@@ -943,12 +952,6 @@ function taskKey(task: ITask): string {
 
 function runKey(run: ITaskRun): string {
   return [run.run_id, run.status, run.updated_at].join('|');
-}
-
-/** The ids of the tasks of a newest-first answer that come before `head` (all, without it). */
-function newerThan(answer: readonly ITask[], head: string | null): Set<string> {
-  const at = head === null ? -1 : answer.findIndex(t => t.id === head);
-  return new Set((at >= 0 ? answer.slice(0, at) : answer).map(t => t.id));
 }
 
 /** Whether an error is the server's 404 (the thing asked for is gone). */

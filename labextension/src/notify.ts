@@ -27,10 +27,11 @@ export class FailureNotifier implements IDisposable {
   }
 
   private _onFailed(_: OrchModel, failed: IFailedRun): void {
-    const { task, runId, status } = failed;
+    const { taskId, runId, status } = failed;
     const commands = this._commands;
     const what = status === 'timed_out' ? 'timed out' : 'failed';
-    Notification.error(`Task “${taskName(task)}”: a run ${what}.`, {
+    const name = taskName({ id: taskId, name: failed.taskName });
+    Notification.error(`Task “${name}”: a run ${what}.`, {
       autoClose: 15000,
       actions: [
         {
@@ -38,7 +39,7 @@ export class FailureNotifier implements IDisposable {
           caption: 'Show the run and its log in the Orchestrations panel',
           callback: () => {
             void commands.execute(CommandIDs.openRun, {
-              taskId: task.id,
+              taskId,
               runId
             });
           }

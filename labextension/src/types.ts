@@ -98,6 +98,20 @@ export interface ITaskRun {
   scheduled_for: string | null;
 }
 
+/** A run that failed or timed out, with its task's name (`task/activity`). */
+export interface IFailedTaskRun extends ITaskRun {
+  task_name: string | null;
+}
+
+/** How many tasks have a run going, and the runs that failed after a moment. */
+export interface IActivity {
+  running: number;
+  /** Newest first. */
+  failed: IFailedTaskRun[];
+  /** The server's time of the answer: where the next look starts. */
+  as_of: string;
+}
+
 /** A named group of orchestrations and tasks. */
 export interface IWorkspace {
   id: number;
@@ -155,6 +169,11 @@ export interface IOrchApi {
   /** One task with its newest runs; rejects with `status` 404 once it is gone. */
   getTask(taskId: string, runLimit: number): Promise<ITask>;
   listRuns(taskId: string, limit: number): Promise<ITaskRun[]>;
+  /**
+   * How many tasks have a run going, and the newest runs of any task that failed or timed
+   * out (after `since`, unless it is null).
+   */
+  activity(since: string | null): Promise<IActivity>;
   kill(taskId: string): Promise<ITask>;
   pause(taskId: string, pause: boolean): Promise<ITask>;
   runNow(taskId: string): Promise<ITaskRun>;

@@ -1,5 +1,7 @@
 import {
   FollowEvent,
+  IActivity,
+  IFailedTaskRun,
   IOrchApi,
   IOrchestration,
   ITask,
@@ -97,6 +99,7 @@ export class FakeApi implements IOrchApi {
   follows: LiveFollow[] = [];
   calls: string[] = [];
   failure: Error | null = null;
+  private _clock = 0;
 
   /** Add a task of an orchestration, with runs given newest first. */
   addTask(orch: IOrchestration, partial: Partial<ITask> = {}): ITask {
@@ -123,9 +126,16 @@ export class FakeApi implements IOrchApi {
     return task;
   }
 
+  /** The server's clock: every change and answer gets a later time than the one before. */
+  stamp(): string {
+    this._clock = Math.max(this._clock + 1, Date.now());
+    return new Date(this._clock).toISOString();
+  }
+
   /** Start a run of a task (it becomes the newest). */
   addRun(task: ITask, status: RunStatus, log: string[] = []): ITaskRun {
-    const run = makeRun(task.id, status);
+    const at = this.stamp();
+    const run = makeRun(task.id, status, { created_at: at, updated_at: at });
     this.runs.get(task.id)?.unshift(run);
     this.logs.set(run.run_id, log);
     if (status === 'running') {
@@ -137,7 +147,7 @@ export class FakeApi implements IOrchApi {
   /** Change a run's status. */
   setRun(run: ITaskRun, status: RunStatus): void {
     run.status = status;
-    run.updated_at = new Date().toISOString();
+    run.updated_at = this.stamp();
     if (status !== 'running') {
       this.live.delete(run.run_id);
     }
@@ -186,6 +196,26 @@ export class FakeApi implements IOrchApi {
   async listRuns(taskId: string, limit: number): Promise<ITaskRun[]> {
     this._call(`runs ${taskId}`);
     return (this.runs.get(taskId) ?? []).slice(0, limit).map(r => ({ ...r }));
+  }
+
+  /** Like the server: tasks with a run going; the newest 20 failures, after `since`. */
+  async activity(since: string | null): Promise<IActivity> {
+    this._call(since === null ? 'activity' : 'activity since');
+    const after = since === null ? -Infinity : Date.parse(since);
+    const tasks = new Map(this.tasks.map(t => [t.id, t]));
+    let running = 0;
+    const failed: IFailedTaskRun[] = [];
+    for (const [taskId, runs] of this.runs) {
+      running += runs.some(r => r.status === 'running') ? 1 : 0;
+      for (const run of runs) {
+        const bad = run.status === 'failure' || run.status === 'timed_out';
+        if (bad && Date.parse(run.updated_at) > after) {
+          failed.push({ ...run, task_name: tasks.get(taskId)?.name ?? null });
+        }
+      }
+    }
+    failed.sort((a, b) => Date.parse(b.updated_at) - Date.parse(a.updated_at));
+    return { running, failed: failed.slice(0, 20), as_of: this.stamp() };
   }
 
   async kill(taskId: string): Promise<ITask> {

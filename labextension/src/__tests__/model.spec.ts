@@ -116,12 +116,19 @@ describe('OrchModel', () => {
       model.runFailed.connect((_, f) => failed.push(f));
     });
 
-    it('are not announced on the first load', async () => {
+    it('are not announced on the first load, nor on later ones', async () => {
       const orch = makeOrch();
       api.orchestrations.push(orch);
       api.addRun(api.addTask(orch), 'failure');
       await model.refresh();
+      await model.refresh();
+      await model.refresh();
       expect(failed).toEqual([]);
+      expect(api.calls.filter(c => c.startsWith('activity'))).toEqual([
+        'activity',
+        'activity since',
+        'activity since'
+      ]);
     });
 
     it('are announced once when a running run fails', async () => {
@@ -133,7 +140,7 @@ describe('OrchModel', () => {
       api.setRun(run, 'failure');
       await model.refresh();
       await model.refresh();
-      expect(failed.map(f => [f.task.name, f.runId, f.status])).toEqual([
+      expect(failed.map(f => [f.taskName, f.runId, f.status])).toEqual([
         ['nightly', run.run_id, 'failure']
       ]);
     });
@@ -304,7 +311,7 @@ describe('OrchModel', () => {
       await model.kill(task.id);
       expect(model.task(task.id)?.status).toBe('killed');
       expect(
-        api.calls.filter(c => !/^(tasks|workspaces|orch|runs)/.test(c))
+        api.calls.filter(c => !/^(tasks|workspaces|orch|runs|activity)/.test(c))
       ).toEqual([
         `pause ${task.id} true`,
         `pause ${task.id} false`,
@@ -564,6 +571,28 @@ describe('OrchModel', () => {
       expect(api.calls.indexOf('workspaces')).toBe(0);
     });
 
+    it('counts and announces the runs of tasks that are not loaded', async () => {
+      const [oldest] = addTasks(api, orch, 5);
+      const run = api.addRun(oldest, 'running');
+      const announced: IFailedRun[] = [];
+      paged.runFailed.connect((_, f) => announced.push(f));
+      await paged.refresh();
+      expect(names(paged)).toEqual(['t4', 't3', 't2']);
+      expect(paged.runningCount).toBe(1);
+      api.setRun(run, 'timed_out');
+      await paged.refresh();
+      expect(paged.runningCount).toBe(0);
+      expect(announced).toEqual([
+        {
+          taskId: oldest.id,
+          taskName: 't0',
+          runId: run.run_id,
+          status: 'timed_out'
+        }
+      ]);
+      expect(names(paged)).toEqual(['t4', 't3', 't2']);
+    });
+
     it('announces no old failure of a task seen for the first time', async () => {
       const old = makeOrch({ name: 'old' });
       api.orchestrations.push(old);
@@ -582,7 +611,7 @@ describe('OrchModel', () => {
       // a later failure of that task is announced
       api.addRun(failed, 'failure');
       await paged.refresh();
-      expect(announced.map(f => f.task.name)).toEqual(['o0']);
+      expect(announced.map(f => f.taskName)).toEqual(['o0']);
     });
   });
 
@@ -633,8 +662,11 @@ describe('OrchModel', () => {
       polling.dispose();
     });
 
-    it('polls less often while nobody looks at the list', async () => {
+    it('asks only for the activity, less often, while nobody looks at the list', async () => {
       const polled = new FakeApi();
+      const orch = makeOrch();
+      polled.orchestrations.push(orch);
+      const task = polled.addTask(orch, { name: 'unseen' });
       let idle = true;
       const polling = new OrchModel({
         api: polled,
@@ -643,19 +675,32 @@ describe('OrchModel', () => {
         isHidden: () => false,
         isIdle: () => idle
       });
-      const count = () =>
-        polled.calls.filter(c => c === 'tasks 1 limit=100').length;
+      const failed: IFailedRun[] = [];
+      polling.runFailed.connect((_, f) => failed.push(f));
+      const count = (word: string) =>
+        polled.calls.filter(c => c.startsWith(word)).length;
       polling.start();
       await jest.advanceTimersByTimeAsync(4000);
-      expect(count()).toBe(1);
+      expect([count('tasks'), count('activity')]).toEqual([0, 1]);
+      // the status bar and the notifications still follow every task
+      polled.addRun(task, 'running');
+      polled.addRun(task, 'failure');
+      await jest.advanceTimersByTimeAsync(1000);
+      expect([count('tasks'), count('activity')]).toEqual([0, 2]);
+      expect(polling.runningCount).toBe(1);
+      expect(failed.map(f => f.taskName)).toEqual(['unseen']);
+      expect(polling.tasks).toEqual([]);
+
       idle = false;
       polling.wake();
       await jest.advanceTimersByTimeAsync(10);
-      expect(count()).toBe(2);
+      expect(count('tasks')).toBe(1);
+      expect(polling.tasks.map(t => t.name)).toEqual(['unseen']);
       await jest.advanceTimersByTimeAsync(1000);
-      expect(count()).toBe(3);
+      expect(count('tasks')).toBe(2);
       await jest.advanceTimersByTimeAsync(5000);
-      expect(count()).toBe(8);
+      expect([count('tasks'), count('activity')]).toEqual([7, 9]);
+      expect(failed).toHaveLength(1);
       polling.dispose();
     });
 
