@@ -409,6 +409,25 @@ async function main() {
       await setTheme(page, 'JupyterLab Light', true);
     });
 
+    await step(page, 'failure-notification-sidebar-closed', async () => {
+      // closed, the sidebar polls only task/activity: failures are still announced
+      const tab = page.locator(
+        '.jp-SideBar.jp-mod-left li[data-id="jp-orch-sidebar"]'
+      );
+      await tab.click();
+      await page.locator(sidebar).waitFor({ state: 'hidden' });
+      await api('task/run_once', {
+        orch_id: config.failingOrch,
+        workspace_id: 1,
+        name: 'unwatched'
+      });
+      const toast = page.locator('.Toastify__toast', { hasText: 'unwatched' });
+      await toast.waitFor({ timeout: 60000 });
+      assert.match(await toast.textContent(), /a run failed/);
+      await tab.click();
+      await taskRow(page, 'unwatched').waitFor();
+    });
+
     if (config.manyTasks > 0) {
       const made = [];
       const total = config.manyTasks;
