@@ -6,20 +6,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from jupyter_orch.models import (
-    Orchestration,
-    OrchestrationStatus,
-    RunStatus,
-    RunType,
-    Task,
-    TaskRun,
-    TaskStatus,
-    new_id,
-    now,
-)
+from jupyter_orch.models import RunStatus, TaskRun, new_id, now
 from jupyter_orch.store import Store
 
 from .conftest import Api
+from .test_tasks import orchestration, scheduled_task
 
 SLEEPER = {"main.py": "import time\nprint('up', flush=True)\ntime.sleep(60)\n"}
 FAILING = {"main.py": "raise SystemExit(3)\n"}
@@ -101,39 +92,12 @@ def test_failures_come_newest_first_across_statuses_and_read_by_index(tmp_path: 
     store = Store(tmp_path / "orch.db")
     store.open()
     t0 = now()
-    orch = Orchestration(
-        id=new_id(),
-        name="o",
-        file_name="o.zip",
-        file_size=1,
-        sha="0" * 64,
-        status=OrchestrationStatus.READY,
-        owner_id="me",
-        workspace_id=1,
-        entrypoint="main.py",
-        requirements=None,
-        created_at=t0,
-        updated_at=t0,
-    )
-    store.insert_orchestration(orch)
+    orch = orchestration(store)
     statuses = [RunStatus.FAILURE, RunStatus.TIMED_OUT, RunStatus.SUCCESS, RunStatus.FAILURE]
     statuses += [RunStatus.KILLED, RunStatus.TIMED_OUT, RunStatus.RUNNING, RunStatus.RUNNING]
     order: dict[str, int] = {}
     for i, status in enumerate(statuses):
-        task = Task(
-            id=new_id(),
-            name=f"t{i}",
-            workspace_id=1,
-            orch_id=orch.id,
-            orch_sha=orch.sha,
-            owner_id="me",
-            status=TaskStatus.STARTED,
-            run_type=RunType.ONCE,
-            input_data={},
-            created_at=t0,
-            updated_at=t0,
-        )
-        store.insert_task(task)
+        task = scheduled_task(store, orch, "0 0 1 1 *", f"t{i}")
         stamp = t0 + timedelta(seconds=i)
         run = TaskRun(
             id=new_id(), task_id=task.id, status=status, created_at=stamp, updated_at=stamp

@@ -150,11 +150,13 @@ def orchestration(store: Store) -> Orchestration:
     return orch
 
 
-def scheduled_task(store: Store, orch: Orchestration, schedule: str, **extra: object) -> Task:
+def scheduled_task(
+    store: Store, orch: Orchestration, schedule: str, name: str | None = None, **extra: object
+) -> Task:
     """A started scheduled task in the store."""
     task = Task(
         id=new_id(),
-        name=None,
+        name=name,
         workspace_id=1,
         orch_id=orch.id,
         orch_sha=orch.sha,
