@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -17,6 +18,7 @@ from .resources import (
     Task,
     TaskList,
     TaskRun,
+    TaskRunList,
     Workspace,
     WorkspaceList,
     paged,
@@ -210,6 +212,20 @@ class Client:
         return TaskRun(
             self, self._post("task/get_run_details", {"task": task_id, "pod_id": run_id})
         )
+
+    def failed_runs(self, since: datetime | str | None = None, limit: int = 20) -> TaskRunList:
+        """The newest runs of any task (of every workspace) that failed or timed out, newest
+        first: at most `limit` (100 at most), only those that ended after `since` if given (a
+        timezone-aware `datetime` or an ISO 8601 text with its timezone)."""
+        body: dict[str, Any] = {"limit": limit}
+        if since is not None:
+            body["since"] = since.isoformat() if isinstance(since, datetime) else since
+        answer = self._post("task/activity", body)
+        return TaskRunList(TaskRun(self, run) for run in answer["failed"])
+
+    def running_tasks(self) -> int:
+        """How many tasks (of every workspace) have a run going."""
+        return int(self._post("task/activity", {"limit": 1})["running"])
 
     def run_logs(self, run_id: str, limit: int | None = None) -> LogLines:
         """A run's log lines; only the last `limit` when given."""

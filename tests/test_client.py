@@ -17,6 +17,7 @@ import time
 import zipfile
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -340,6 +341,34 @@ async def test_kill_and_the_servers_errors_as_exceptions(sdk: Client, jp_servera
         wrong = Client(server_url(jp_serverapp), "wrong-token")
         with pytest.raises(AuthorizationError):
             wrong.list_workspaces()
+
+    await asyncio.to_thread(scenario)
+
+
+async def test_failed_runs_and_running_tasks_of_every_task(sdk: Client) -> None:
+    def scenario() -> None:
+        before = datetime.now(timezone.utc)
+        failing = sdk.upload_orchestration(
+            bytes_buffer=make_zip({"main.py": "raise SystemExit(4)\n"}), name="failing"
+        )
+        broke = failing.run_once("broke")
+        run = broke.first_run(timeout=60).wait(timeout=30)
+        assert run.known_status == "failure"
+        sleepy = sdk.upload_orchestration(
+            bytes_buffer=make_zip({"main.py": "import time\ntime.sleep(60)\n"}), name="sleepy"
+        )
+        slow = sleepy.run_once("slow")
+        slow.first_run(timeout=60)
+        assert sdk.running_tasks() == 1
+        assert [r.id for r in sdk.failed_runs()] == [run.id]
+        assert [r.id for r in sdk.failed_runs(since=before)] == [run.id]
+        assert [r.id for r in sdk.failed_runs(since=before.isoformat(), limit=1)] == [run.id]
+        assert len(sdk.failed_runs(since=datetime.now(timezone.utc))) == 0
+        slow.kill()
+        slow.wait(timeout=30)
+        assert sdk.running_tasks() == 0
+        with pytest.raises(BadRequestError, match="since"):
+            sdk.failed_runs(since="yesterday")
 
     await asyncio.to_thread(scenario)
 
