@@ -43,7 +43,13 @@ class Fields:
             raise InvalidRequest(name, "must not be null")
         return value
 
-    def integer(self, name: str, required: bool = True, minimum: int | None = None) -> int | None:
+    def integer(
+        self,
+        name: str,
+        required: bool = True,
+        minimum: int | None = None,
+        maximum: int | None = None,
+    ) -> int | None:
         """An integer field (booleans are not integers here)."""
         value = self._get(name, required)
         if value is None:
@@ -52,6 +58,8 @@ class Fields:
             raise InvalidRequest(name, f"must be an integer, not {_kind(value)}")
         if minimum is not None and value < minimum:
             raise InvalidRequest(name, f"must be at least {minimum}")
+        if maximum is not None and value > maximum:
+            raise InvalidRequest(name, f"must be at most {maximum}")
         return value
 
     def number(

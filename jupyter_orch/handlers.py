@@ -471,10 +471,10 @@ async def task_runs(h: OrchHandler, f: Fields) -> Answer:
 async def task_activity(h: OrchHandler, f: Fields) -> Answer:
     """`task/activity {"since"?, "limit"?}` (ours): how many tasks have a run going, and the
     newest runs that failed or timed out (after `since`, if given)."""
-    limit = f.integer("limit", required=False, minimum=1)
-    if limit is not None and limit > ACTIVITY_LIMIT:
-        raise InvalidRequest("limit", f"must be at most {ACTIVITY_LIMIT}")
-    activity = await h.service.activity(f.time("since"), limit or ACTIVITY_DEFAULT)
+    limit = f.integer("limit", required=False, minimum=1, maximum=ACTIVITY_LIMIT)
+    activity = await h.service.activity(
+        f.time("since"), ACTIVITY_DEFAULT if limit is None else limit
+    )
     return 200, activity.to_json()
 
 

@@ -821,7 +821,7 @@ class Store:
             " SELECT 1 FROM runs WHERE task_id = ? AND created_at >= ? LIMIT ?)",
             (task_id, cutoff, keep),
         ).fetchone()[0]
-        failed = (RunStatus.FAILURE.value, RunStatus.TIMED_OUT.value)
+        failed = tuple(status.value for status in FAILED_STATUSES)
         failure_kept = (
             start > 0
             and self.db.execute(
