@@ -343,6 +343,8 @@ describe('OrchModel', () => {
   });
 
   describe('paging', () => {
+    /** The names of eight tasks made by `addTasks`, newest first. */
+    const EIGHT = ['t7', 't6', 't5', 't4', 't3', 't2', 't1', 't0'];
     let paged: OrchModel;
     let orch: IOrchestration;
 
@@ -374,16 +376,7 @@ describe('OrchModel', () => {
       await paged.loadMoreTasks();
       expect(names(paged)).toEqual(['t7', 't6', 't5', 't4', 't3', 't2']);
       await paged.loadMoreTasks();
-      expect(names(paged)).toEqual([
-        't7',
-        't6',
-        't5',
-        't4',
-        't3',
-        't2',
-        't1',
-        't0'
-      ]);
+      expect(names(paged)).toEqual(EIGHT);
       expect(paged.hasMoreTasks).toBe(false);
       expect(taskCalls()).toEqual([
         'tasks 1 limit=3',
@@ -428,16 +421,7 @@ describe('OrchModel', () => {
       await paged.refresh();
       // nine wanted, six polled: the two oldest keep their last known state
       expect(taskCalls()).toEqual(['tasks 1 limit=6']);
-      expect(names(paged)).toEqual([
-        't7',
-        't6',
-        't5',
-        't4',
-        't3',
-        't2',
-        't1',
-        't0'
-      ]);
+      expect(names(paged)).toEqual(EIGHT);
       expect(paged.task(made[7].id)?.status).toBe('success');
       expect(paged.task(made[0].id)?.status).toBe('started');
       expect(paged.hasMoreTasks).toBe(false);
