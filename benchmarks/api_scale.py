@@ -226,7 +226,7 @@ def run_rows(seed: Seed) -> Iterator[tuple[Any, ...]]:
 
 def seed_data_dir(data_dir: Path, seed: Seed) -> dict[str, float]:
     """Create the schema with the server's `Store`, then insert everything in one transaction."""
-    from jupyter_orch.store import Store
+    from jupyter_orch.server.store import Store
 
     started = time.perf_counter()
     store = Store(data_dir / "orch.db")
@@ -268,7 +268,7 @@ def time_store_list(data_dir: Path, seed: Seed, repeat: int = 3) -> dict[str, fl
     """Milliseconds of the pieces of `task/list {"workspace_id": 1, "run_limit": 1}` (every
     task) run on the server's `Store` in this process, and two ways of reading the newest runs
     of the tasks holding many runs; best of `repeat`."""
-    from jupyter_orch.store import Store, TaskQuery
+    from jupyter_orch.server.store import Store, TaskQuery
 
     store = Store(data_dir / "orch.db")
     store.open()

@@ -231,7 +231,7 @@ def cpu_of(start: Callable[[], subprocess.Popen[bytes]], samples: int) -> float:
 
 def cpu_alone(samples: int) -> dict[str, float]:
     """CPU of the pieces of one run of `pass`, each started alone (nothing else running)."""
-    from jupyter_orch import supervise
+    from jupyter_orch._proc import supervise
 
     with tempfile.TemporaryDirectory(prefix="burst-cpu-") as tmp:
         source = Path(tmp) / "orch"
@@ -269,8 +269,8 @@ async def forked_cpu(source: Path, runs: Path, samples: int) -> float:
 
     A mean over all the runs, not a median: /proc counts CPU in clock ticks (10 ms here),
     coarser than one such run, so each run's own figure is 0, 10 or 20 ms."""
-    from jupyter_orch.executors.base import RunSpec, base_env
-    from jupyter_orch.executors.local import LocalExecutor
+    from jupyter_orch.server.executors.base import RunSpec, base_env
+    from jupyter_orch.server.executors.local import LocalExecutor
 
     executor = LocalExecutor()
     await executor.start()
@@ -304,7 +304,7 @@ async def forked_cpu(source: Path, runs: Path, samples: int) -> float:
 
 def _alive(run_dir: Path) -> bool:
     """Whether the run's supervisor is still a process (a zombie counts: not yet reaped)."""
-    from jupyter_orch import supervise
+    from jupyter_orch._proc import supervise
 
     info: dict[str, int] = json.loads((run_dir / "supervisor.json").read_text(encoding="utf-8"))
     return supervise.process_start_ticks(info["pid"]) == info["start"]

@@ -137,9 +137,9 @@ def _between(sample: dict[str, int | None], start: str | None, end: str) -> floa
 
 def supervisor_imports() -> str:
     """The import statements of `jupyter_orch/supervise.py`, as code for `python -c`."""
-    spec = importlib.util.find_spec("jupyter_orch.supervise")
+    spec = importlib.util.find_spec("jupyter_orch._proc.supervise")
     if spec is None or spec.origin is None:
-        raise BenchError("jupyter_orch.supervise not found")
+        raise BenchError("jupyter_orch._proc.supervise not found")
     tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
     imports = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
     return "\n".join(ast.unparse(node) for node in imports)

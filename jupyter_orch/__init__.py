@@ -13,8 +13,8 @@ from ._version import __version__
 from .runtime import in_task, task_args
 
 if TYPE_CHECKING:
-    from .client import Client
-    from .exceptions import (
+    from .sdk.client import Client
+    from .sdk.errors import (
         ApiError,
         AuthorizationError,
         BadRequestError,
@@ -27,28 +27,28 @@ if TYPE_CHECKING:
         ServerUnreachable,
         WaitTimeout,
     )
-    from .resources import Orchestration, Task, TaskRun, Workspace
-    from .runlog import LogLine
+    from .sdk.logs import LogLine
+    from .sdk.resources import Orchestration, Task, TaskRun, Workspace
 
 #: Names served on first use, and the module each lives in.
 _LAZY = {
-    "Client": "client",
-    "Orchestration": "resources",
-    "Task": "resources",
-    "TaskRun": "resources",
-    "Workspace": "resources",
-    "LogLine": "runlog",
-    "OrchClientError": "exceptions",
-    "ServerNotFound": "exceptions",
-    "ServerUnreachable": "exceptions",
-    "ApiError": "exceptions",
-    "BadRequestError": "exceptions",
-    "AuthorizationError": "exceptions",
-    "NotFoundError": "exceptions",
-    "ConflictError": "exceptions",
-    "PayloadTooLargeError": "exceptions",
-    "OrchestrationFailed": "exceptions",
-    "WaitTimeout": "exceptions",
+    "Client": "sdk.client",
+    "Orchestration": "sdk.resources",
+    "Task": "sdk.resources",
+    "TaskRun": "sdk.resources",
+    "Workspace": "sdk.resources",
+    "LogLine": "sdk.logs",
+    "OrchClientError": "sdk.errors",
+    "ServerNotFound": "sdk.errors",
+    "ServerUnreachable": "sdk.errors",
+    "ApiError": "sdk.errors",
+    "BadRequestError": "sdk.errors",
+    "AuthorizationError": "sdk.errors",
+    "NotFoundError": "sdk.errors",
+    "ConflictError": "sdk.errors",
+    "PayloadTooLargeError": "sdk.errors",
+    "OrchestrationFailed": "sdk.errors",
+    "WaitTimeout": "sdk.errors",
 }
 
 __all__ = [
@@ -99,6 +99,6 @@ def load_ipython_extension(ipython: Any) -> None:
 
 def _jupyter_server_extension_points() -> list[dict[str, Any]]:
     """Tell Jupyter Server where the extension application lives."""
-    from .app import OrchApp
+    from .server.app import OrchApp
 
-    return [{"module": "jupyter_orch.app", "app": OrchApp}]
+    return [{"module": "jupyter_orch.server.app", "app": OrchApp}]

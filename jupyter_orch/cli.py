@@ -16,9 +16,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .client import Client
-from .exceptions import ApiError, OrchClientError, ServerNotFound, ServerUnreachable
-from .resources import (
+from .sdk.client import Client
+from .sdk.errors import ApiError, OrchClientError, ServerNotFound, ServerUnreachable
+from .sdk.logs import write_lines
+from .sdk.resources import (
     RUN_LIMIT,
     Orchestration,
     ResourceList,
@@ -27,7 +28,6 @@ from .resources import (
     TaskRun,
     TaskRunList,
 )
-from .runlog import write_lines
 
 OK, RUN_FAILED, USAGE, REFUSED, NO_SERVER = 0, 1, 2, 3, 4
 #: Tasks `jupyter orch tasks` lists unless told otherwise.
@@ -41,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run a command (or, without one, the server); the process's exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or (args[0] not in COMMANDS and args[0] not in ("-h", "--help")):
-        from .app import OrchApp
+        from .server.app import OrchApp
 
         serve: Callable[..., None] = OrchApp.launch_instance
         serve(argv=args)

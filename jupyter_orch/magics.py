@@ -19,12 +19,12 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
 from IPython.display import display as ipython_display
 
-from . import display as tables
 from .bundle import cell_entries, requirements_text, zip_entries
-from .client import Client
-from .exceptions import OrchClientError
-from .resources import Orchestration, Task, TaskList, TaskRun, TaskRunList
-from .runlog import LogLines, write_lines
+from .sdk import display as tables
+from .sdk.client import Client
+from .sdk.errors import OrchClientError
+from .sdk.logs import LogLines, write_lines
+from .sdk.resources import Orchestration, Task, TaskList, TaskRun, TaskRunList
 
 if TYPE_CHECKING:
     from .widgets import TasksPanel

@@ -20,7 +20,7 @@ from typing import Any
 
 import requests
 
-from jupyter_orch.supervise import process_start_ticks
+from jupyter_orch._proc.supervise import process_start_ticks
 
 
 def free_port() -> int:

@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from jupyter_orch.models import RunStatus, TaskRun, new_id, now
-from jupyter_orch.store import Store
+from jupyter_orch.server.models import RunStatus, TaskRun, new_id, now
+from jupyter_orch.server.store import Store
 
 from .conftest import Api
 from .test_tasks import orchestration, scheduled_task

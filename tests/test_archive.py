@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_orch import archive
-from jupyter_orch.archive import ArchiveInfo, ArchiveLimits, extract_archive, inspect_archive
-from jupyter_orch.errors import ArchiveError
+from jupyter_orch.server import archive
+from jupyter_orch.server.archive import ArchiveInfo, ArchiveLimits, extract_archive, inspect_archive
+from jupyter_orch.server.errors import ArchiveError
 
 LIMITS = ArchiveLimits()
 MAIN = b"print('hello')\n"

@@ -25,10 +25,10 @@ from typing import Any
 import pytest
 
 import jupyter_orch
-from jupyter_orch import discovery
 from jupyter_orch.bundle import read_upload
-from jupyter_orch.client import Client
-from jupyter_orch.exceptions import (
+from jupyter_orch.sdk import discovery
+from jupyter_orch.sdk.client import Client
+from jupyter_orch.sdk.errors import (
     AuthorizationError,
     BadRequestError,
     ConflictError,
@@ -36,8 +36,8 @@ from jupyter_orch.exceptions import (
     ServerNotFound,
     ServerUnreachable,
 )
-from jupyter_orch.resources import TaskList
-from jupyter_orch.runlog import LogLine
+from jupyter_orch.sdk.logs import LogLine
+from jupyter_orch.sdk.resources import TaskList
 
 from .conftest import make_zip
 
@@ -269,7 +269,7 @@ def test_import_stays_cheap_and_the_sdk_comes_on_first_use() -> None:
         "print('requests' in sys.modules, jupyter_orch.Client.__module__)\n"
     )
     out = python(code).splitlines()
-    assert out == ["[]", "True jupyter_orch.client"]
+    assert out == ["[]", "True jupyter_orch.sdk.client"]
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         _ = jupyter_orch.nope  # type: ignore[attr-defined]
 

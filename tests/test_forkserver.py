@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_orch.executors.base import ExitRecord, RunSpec, base_env
-from jupyter_orch.executors.local import LocalExecutor, start_settings
-from jupyter_orch.models import RunStatus
+from jupyter_orch.server.executors.base import ExitRecord, RunSpec, base_env
+from jupyter_orch.server.executors.local import LocalExecutor, start_settings
+from jupyter_orch.server.models import RunStatus
 
 # What a fresh interpreter shows its script; compared between the two ways of starting.
 PROBE = r"""

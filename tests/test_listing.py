@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from jupyter_orch import service
-from jupyter_orch.store import Store, TaskQuery
+from jupyter_orch.server import service
+from jupyter_orch.server.store import Store, TaskQuery
 
 from .conftest import Api
 

@@ -28,7 +28,7 @@ from referencing.jsonschema import DRAFT202012
 from tornado.httpclient import HTTPResponse
 from tornado.web import RequestHandler
 
-from jupyter_orch import handlers, models
+from jupyter_orch.server import handlers, models
 
 from .conftest import API, Api, make_zip
 

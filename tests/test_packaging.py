@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from jupyter_orch.errors import ArchiveError
-from jupyter_orch.packaging import (
+from jupyter_orch.server.errors import ArchiveError
+from jupyter_orch.server.packaging import (
     LAST_USED,
     READY_MARK,
     SDK_PTH,
@@ -32,8 +32,8 @@ from jupyter_orch.packaging import (
     _summarise_failure,
     env_key,
 )
-from jupyter_orch.pipconfig import redact, uv_settings
-from jupyter_orch.requirements import check_requirements, normalise_requirements
+from jupyter_orch.server.pipconfig import redact, uv_settings
+from jupyter_orch.server.requirements import check_requirements, normalise_requirements
 
 from .conftest import Api, make_zip
 from .test_api import texts

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from jupyter_orch.lock import SchedulerLock
+from jupyter_orch.server.lock import SchedulerLock
 
 from .servers import (
     ServerProcess,

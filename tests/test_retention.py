@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from jupyter_orch.models import RunStatus, RunType, TaskRun, new_id, now
-from jupyter_orch.packaging import Packager
-from jupyter_orch.service import OrchService, ServiceConfig, TaskRequest
-from jupyter_orch.store import Pruned, Store
+from jupyter_orch.server.models import RunStatus, RunType, TaskRun, new_id, now
+from jupyter_orch.server.packaging import Packager
+from jupyter_orch.server.service import OrchService, ServiceConfig, TaskRequest
+from jupyter_orch.server.store import Pruned, Store
 
 from .test_tasks import START, FakeExecutor, orchestration, scheduled_task
 

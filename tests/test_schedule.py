@@ -7,8 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from jupyter_orch.errors import InvalidRequest
-from jupyter_orch.schedule import (
+from jupyter_orch.server.cron import (
     backoff_seconds,
     catch_up,
     newest_fires,
@@ -16,6 +15,7 @@ from jupyter_orch.schedule import (
     parse_cron,
     parse_timezone,
 )
+from jupyter_orch.server.errors import InvalidRequest
 
 UTC = timezone.utc
 NEW_YORK = ZoneInfo("America/New_York")

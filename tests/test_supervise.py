@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from jupyter_orch import supervise
+from jupyter_orch._proc import supervise
 
 LINE = re.compile(rb"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z (stdout|stderr) ([FP]) (.*)$", re.S)
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_orch.executors import Executor, ExitRecord, RunSpec
-from jupyter_orch.models import (
+from jupyter_orch.server.executors import Executor, ExitRecord, RunSpec
+from jupyter_orch.server.models import (
     Orchestration,
     OrchestrationStatus,
     RunStatus,
@@ -20,10 +20,10 @@ from jupyter_orch.models import (
     TaskStatus,
     new_id,
 )
-from jupyter_orch.runner import Runner, RunSettings
-from jupyter_orch.scheduler import Scheduler
-from jupyter_orch.store import Store
-from jupyter_orch.tasks import TaskManager, TaskSettings
+from jupyter_orch.server.runner import Runner, RunSettings
+from jupyter_orch.server.store import Store
+from jupyter_orch.server.tasks import TaskManager, TaskSettings
+from jupyter_orch.server.timers import Scheduler
 
 UTC = timezone.utc
 START = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)

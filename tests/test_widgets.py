@@ -19,9 +19,9 @@ from typing import Any, TypeVar
 
 import pytest
 
-from jupyter_orch.client import Client
-from jupyter_orch.runlog import LogLine
-from jupyter_orch.widgets import OrchestrationsPanel, TasksPanel, background, render
+from jupyter_orch.sdk.client import Client
+from jupyter_orch.sdk.logs import LogLine
+from jupyter_orch.widgets import OrchestrationsPanel, TasksPanel, render, threads
 
 from .conftest import Api
 from .test_client import Kernel, StartKernel, server_url, start_kernel
@@ -344,7 +344,7 @@ async def test_long_logs_keep_their_end_and_exit_stops_every_thread(
         panel.select_task(ticker)
         await until(lambda: panel.following, "the live log")
         assert len(panel_threads()) == 3  # two workers, one follower
-        background.stop_all()  # what happens at kernel shutdown
+        threads.stop_all()  # what happens at kernel shutdown
         await until(lambda: not panel_threads(), "every thread to end")
     finally:
         await asyncio.to_thread(panel.close)

@@ -17,10 +17,10 @@ from typing import Any, ClassVar
 
 import ipywidgets as w
 
-from ..client import Client
-from ..exceptions import ApiError, OrchClientError
+from ..sdk.client import Client
+from ..sdk.errors import ApiError, OrchClientError
 from . import render
-from .background import Job, Worker
+from .threads import Job, Worker
 
 Item = dict[str, Any]
 #: Seconds after which relative times ("3 min ago") are rendered again without any change.

@@ -9,11 +9,11 @@ from collections.abc import Callable
 
 import ipywidgets as w
 
-from ..client import Client
-from ..resources import RUN_ENDED
-from ..runlog import LogLine
+from ..sdk.client import Client
+from ..sdk.logs import LogLine
+from ..sdk.resources import RUN_ENDED
 from . import render
-from .background import LiveLog, Worker
+from .threads import LiveLog, Worker
 
 #: Lines of a log kept and shown (the newest).
 LOG_LINES = 1000

@@ -9,10 +9,10 @@ from typing import Any
 
 import ipywidgets as w
 
-from ..client import Client
-from ..exceptions import OrchClientError
-from ..resources import Orchestration
-from ..runlog import LogLine
+from ..sdk.client import Client
+from ..sdk.errors import OrchClientError
+from ..sdk.logs import LogLine
+from ..sdk.resources import Orchestration
 from . import render
 from .base import Item, Panel, fail_text
 

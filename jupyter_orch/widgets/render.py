@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from ..runlog import LogLine
+from ..sdk.logs import LogLine
 
 #: Status words and the JupyterLab colour that goes with each (the word is always shown too).
 GOOD, BUSY, WAIT, BAD, GONE = "good", "busy", "wait", "bad", "gone"

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from ..resources import TASK_ENDED
+from ..sdk.resources import TASK_ENDED
 from . import render
 
 TASK_COLUMNS = ("name", "type", "schedule", "status", "last run", "next run", "created")

@@ -14,9 +14,9 @@ from typing import Any, ClassVar
 
 import ipywidgets as w
 
-from ..client import Client
-from ..exceptions import NotFoundError, OrchClientError
-from ..resources import Task, given, task_query
+from ..sdk.client import Client
+from ..sdk.errors import NotFoundError, OrchClientError
+from ..sdk.resources import Task, given, task_query
 from . import render, rows
 from .base import Item, Panel, fail_text
 from .logview import LogView

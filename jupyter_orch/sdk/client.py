@@ -7,10 +7,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from . import runtime
-from .bundle import read_upload
+from .. import runtime
+from ..bundle import read_upload
 from .discovery import ServerInfo, find_server
-from .exceptions import NotFoundError
+from .errors import NotFoundError
+from .logs import LogFollower, LogLine, LogLines
 from .resources import (
     PAGE_SIZE,
     Orchestration,
@@ -24,7 +25,6 @@ from .resources import (
     paged,
     task_query,
 )
-from .runlog import LogFollower, LogLine, LogLines
 from .transport import READ_TIMEOUT, Transport
 
 DEFAULT_WORKSPACE = 1

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from .exceptions import ServerNotFound
-from .runtime import RUN_ID_VAR, TOKEN_VAR, URL_VAR
+from ..runtime import RUN_ID_VAR, TOKEN_VAR, URL_VAR
+from .errors import ServerNotFound
 
 HUB_URL_VAR = "JUPYTERHUB_SERVICE_URL"
 HUB_PREFIX_VAR = "JUPYTERHUB_SERVICE_PREFIX"

@@ -22,14 +22,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from . import logs
+from . import logfiles
 from .archive import ArchiveLimits, extract_archive
 from .background import Background
 from .bundle_path import bundle_path, resolve_inside
-from .errors import Conflict, InvalidRequest, NotFound
+from .cron import parse_cron, parse_timezone
+from .errors import InvalidRequest, Missing, WrongState
 from .executors import Executor
-from .follow import LogFollower
 from .lock import SchedulerLock
+from .logfiles import LogWatcher
 from .models import (
     Activity,
     ConcurrencyPolicy,
@@ -47,7 +48,6 @@ from .models import (
 from .packaging import Packager
 from .requirements import check_requirements, normalise_requirements
 from .runner import Runner, RunSettings
-from .schedule import parse_cron, parse_timezone
 from .store import Store, TaskQuery
 from .tasks import TaskManager, TaskSettings
 
@@ -121,7 +121,7 @@ class OrchService:
         self.runner = Runner(settings, store, executor, self._lock, packager)
         self.tasks = TaskManager(store, self.runner, config.task_settings, self._lock)
         self.tasks.on_run_end = self._after_run
-        self.follower = LogFollower(
+        self.follower = LogWatcher(
             lambda run: self.run_dir(run) / "log", self.runner.ended_event, self._running_elsewhere
         )
         self.scheduler_lock = SchedulerLock(config.data_dir / "scheduler.lock")
@@ -271,7 +271,7 @@ class OrchService:
             raise InvalidRequest("name", "must not be empty")
         workspace = await self._db(self.store.create_workspace, name.strip(), user)
         if workspace is None:
-            raise Conflict(f"a workspace named {name!r} already exists")
+            raise WrongState(f"a workspace named {name!r} already exists")
         return workspace
 
     async def list_workspaces(self) -> list[Workspace]:
@@ -279,10 +279,10 @@ class OrchService:
         return await self._db(self.store.list_workspaces)
 
     async def get_workspace(self, workspace_id: int) -> Workspace:
-        """One workspace, or NotFound."""
+        """One workspace, or Missing."""
         workspace = await self._db(self.store.get_workspace, workspace_id)
         if workspace is None:
-            raise NotFound("workspace", workspace_id)
+            raise Missing("workspace", workspace_id)
         return workspace
 
     # -- orchestrations ---------------------------------------------------------------------
@@ -337,7 +337,7 @@ class OrchService:
         """An orchestration from a folder or a `.py` file under the Jupyter root."""
         await self.get_workspace(workspace_id)
         if self.config.root_dir is None:
-            raise Conflict("this server has no Jupyter root to take files from")
+            raise WrongState("this server has no Jupyter root to take files from")
         target = resolve_inside(self.config.root_dir, relative)
         fd, tmp = tempfile.mkstemp(prefix="bundle-", suffix=".zip", dir=self.tmp_dir())
         os.close(fd)
@@ -393,10 +393,10 @@ class OrchService:
             await self.tasks.begin(task.id)
 
     async def get_orchestration(self, orch_id: str) -> Orchestration:
-        """One orchestration, or NotFound."""
+        """One orchestration, or Missing."""
         orch = await self._db(self.store.get_orchestration, orch_id)
         if orch is None:
-            raise NotFound("orchestration", orch_id)
+            raise Missing("orchestration", orch_id)
         return orch
 
     async def build_log(self, orch_id: str) -> str:
@@ -464,7 +464,7 @@ class OrchService:
         if not confirm:
             return answer
         if busy:
-            raise Conflict(f"tasks {', '.join(busy)} still have runs running; kill them first")
+            raise WrongState(f"tasks {', '.join(busy)} still have runs running; kill them first")
         await self._db(self.store.delete_orchestrations, ids)
         self.tasks.forget(task_ids)
         await asyncio.to_thread(self._remove_files, orchs, run_ids)
@@ -520,10 +520,10 @@ class OrchService:
         return task
 
     async def get_task(self, task_id: str, run_limit: int = 5) -> Task:
-        """One task with its newest runs, or NotFound."""
+        """One task with its newest runs, or Missing."""
         task = await self._db(self.store.get_task, task_id, run_limit)
         if task is None:
-            raise NotFound("task", task_id)
+            raise Missing("task", task_id)
         task.next_run_at = self.tasks.next_run_at(task)
         return task
 
@@ -592,22 +592,22 @@ class OrchService:
         return await self._db(self.store.list_runs, task_id, limit, status, time_range, after)
 
     async def get_run(self, task_id: str, run_id: str) -> TaskRun:
-        """One run of one task, or NotFound."""
+        """One run of one task, or Missing."""
         run = await self._db(self.store.get_run, run_id)
         if run is None or run.task_id != task_id:
-            raise NotFound("task run", run_id)
+            raise Missing("task run", run_id)
         return run
 
     async def _known_run(self, run_id: str) -> TaskRun:
         run = await self._db(self.store.get_run, run_id)
         if run is None:
-            raise NotFound("task run", run_id)
+            raise Missing("task run", run_id)
         return run
 
     async def run_logs(self, run_id: str, lines: int | None) -> list[str]:
         """A run's log lines (the last `lines` when given)."""
         await self._known_run(run_id)
-        return await asyncio.to_thread(logs.read_lines, self.run_dir(run_id) / "log", lines)
+        return await asyncio.to_thread(logfiles.read_lines, self.run_dir(run_id) / "log", lines)
 
     async def follow_logs(self, run_id: str, start: int) -> AsyncIterator[tuple[int, str]]:
         """(index, line) of a run's log from line `start`, live until the run ends."""

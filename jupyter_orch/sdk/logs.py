@@ -7,7 +7,7 @@ from collections.abc import Generator, Iterable, Iterator
 from typing import NamedTuple, TextIO
 
 from . import display
-from .exceptions import ServerUnreachable
+from .errors import ServerUnreachable
 from .transport import Transport
 
 #: A log stream cut this many times in a row without a new line is given up.

@@ -21,7 +21,9 @@ from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from .background import Background
-from .errors import Conflict, NotFound
+from .cron import Cron, backoff_seconds, catch_up, newest_fires, next_fire, parse_cron
+from .cron import parse_timezone as zone_of
+from .errors import Missing, WrongState
 from .models import (
     TASK_STATUS_FOR_RUN,
     ConcurrencyPolicy,
@@ -35,10 +37,8 @@ from .models import (
     now,
 )
 from .runner import Runner
-from .schedule import Cron, backoff_seconds, catch_up, newest_fires, next_fire, parse_cron
-from .schedule import parse_timezone as zone_of
-from .scheduler import Scheduler
 from .store import Store
+from .timers import Scheduler
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -100,7 +100,7 @@ class TaskManager:
     async def _task(self, task_id: str) -> Task:
         task = await self.store.call(self.store.get_task, task_id, 0)
         if task is None:
-            raise NotFound("task", task_id)
+            raise Missing("task", task_id)
         return task
 
     async def _orch(self, task: Task) -> Orchestration | None:
@@ -304,7 +304,7 @@ class TaskManager:
         async with self._lock(task_id):
             task = await self._task(task_id)
             if task.killed:
-                raise Conflict(f"task {task_id} is already killed")
+                raise WrongState(f"task {task_id} is already killed")
             self._unplan(task_id)
             self._failures.pop(task_id, None)
             task.killed = True
@@ -321,9 +321,9 @@ class TaskManager:
         async with self._lock(task_id):
             task = await self._task(task_id)
             if task.run_type is RunType.ONCE:
-                raise Conflict("only scheduled and continuous tasks can be paused")
+                raise WrongState("only scheduled and continuous tasks can be paused")
             if not task.live:
-                raise Conflict(f"task {task_id} is {task.status.value}; it cannot be paused")
+                raise WrongState(f"task {task_id} is {task.status.value}; it cannot be paused")
             if task.status in (TaskStatus.PAUSED, TaskStatus.PENDING_PAUSE):
                 return task
             self._unplan(task_id)
@@ -337,7 +337,7 @@ class TaskManager:
         async with self._lock(task_id):
             task = await self._task(task_id)
             if task.status not in (TaskStatus.PAUSED, TaskStatus.PENDING_PAUSE):
-                raise Conflict(f"task {task_id} is {task.status.value}, not paused")
+                raise WrongState(f"task {task_id} is {task.status.value}, not paused")
             task.status = TaskStatus.PENDING_RESUME
             if task.run_type is RunType.SCHEDULED:
                 # Instants of the pause are not owed: a restart must not catch them up.
@@ -365,19 +365,19 @@ class TaskManager:
         async with self._lock(task_id):
             task = await self._task(task_id)
             if task.run_type is not RunType.SCHEDULED:
-                raise Conflict("run_now is for scheduled tasks; this task is not one")
+                raise WrongState("run_now is for scheduled tasks; this task is not one")
             if task.killed:
-                raise Conflict(f"task {task_id} is killed")
+                raise WrongState(f"task {task_id} is killed")
             if task.status is TaskStatus.PENDING:
-                raise Conflict(f"task {task_id} waits for its orchestration's packaging")
+                raise WrongState(f"task {task_id} waits for its orchestration's packaging")
             policy = task.concurrency_policy
             if self.runner.running(task_id) and policy is ConcurrencyPolicy.FORBID:
-                raise Conflict("a run of this task is running and its policy is forbid")
+                raise WrongState("a run of this task is running and its policy is forbid")
             if self.runner.running(task_id) and policy is ConcurrencyPolicy.REPLACE:
                 self.runner.kill(task_id)
             orch = await self._orch(task)
             if orch is None or orch.status is not OrchestrationStatus.READY:
-                raise Conflict("the task's orchestration is not ready")
+                raise WrongState("the task's orchestration is not ready")
             run = await self.runner.start(task, orch, "manual")
         assert run is not None  # manual runs have no instant, so no duplicate
         return run

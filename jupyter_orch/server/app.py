@@ -12,7 +12,7 @@ from jupyter_server.extension.application import ExtensionApp
 from jupyter_server.utils import url_path_join
 from traitlets import Bool, Float, Int, Type, Unicode, default, validate
 
-from ._version import __version__
+from .._version import __version__
 from .archive import ArchiveLimits
 from .executors import Executor
 from .executors.local import LocalExecutor

@@ -1,6 +1,6 @@
 """Runs on the server's own machine: one supervisor process per run, watched through a pidfd.
 
-Supervisors are forked by the fork server (`jupyter_orch.forkserver`), started with the
+Supervisors are forked by the fork server (`jupyter_orch._proc.forkserver`), started with the
 executor; when it cannot be had, each supervisor is a new process started with `subprocess`.
 A pidfd tells the event loop when a process ends whether or not it is our child, so the same
 code follows a supervisor of either kind and one re-attached after a restart.
@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .. import forkserver, supervise
+from ..._proc import forkserver, supervise
 from ..models import RunStatus, now
 from .base import Executor, ExitRecord, RunSpec, base_env
 

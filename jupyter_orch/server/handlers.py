@@ -21,7 +21,7 @@ from jupyter_server.base.handlers import APIHandler
 from tornado import web
 from tornado.iostream import StreamClosedError
 
-from .errors import Forbidden, InvalidRequest, NotFound, OrchError, TooLarge
+from .errors import Forbidden, InvalidRequest, Missing, OrchError, TooLarge
 from .fields import Fields, as_uuid, parse_json_object
 from .models import ConcurrencyPolicy, RunStatus, RunType, Task
 from .service import OrchService, TaskRequest
@@ -293,7 +293,7 @@ class UnknownHandler(OrchHandler):
     async def prepare(self) -> None:  # type: ignore[override]
         """Authenticate first, so unknown paths reveal nothing to strangers."""
         await super().prepare()
-        raise NotFound("endpoint", self.request.path)
+        raise Missing("endpoint", self.request.path)
 
 
 # -- endpoint functions ----------------------------------------------------------------------

@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, TextIO, TypeVar
 
 from . import display
-from .exceptions import OrchClientError, OrchestrationFailed, WaitTimeout
-from .runlog import LogLines, write_lines
+from .errors import OrchClientError, OrchestrationFailed, WaitTimeout
+from .logs import LogLines, write_lines
 
 if TYPE_CHECKING:
     from .client import Client

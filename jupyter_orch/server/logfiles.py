@@ -1,4 +1,6 @@
-"""Following a run's log as it is written, with one file watcher per run however many follow.
+"""Run logs on the server: read whole or by their last lines, and followed as they are written.
+
+Following keeps one file watcher per run however many follow.
 
 A watcher checks the log's size every `interval` seconds while anyone follows the run and wakes
 its followers when the file grows or the run ends; each follower reads the new bytes from its
@@ -15,6 +17,34 @@ from functools import partial
 from pathlib import Path
 
 READ_CHUNK = 1 << 20
+_BLOCK = 1 << 16
+
+
+def read_lines(path: Path, last: int | None = None) -> list[str]:
+    """The log's lines (without newlines); only the last `last` when given."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read() if last is None else _tail_bytes(fh.fileno(), last)
+    except FileNotFoundError:
+        return []
+    # Split on "\n" only: a printed "\r" or U+2028 belongs to its line, not a new one.
+    lines = data.decode("utf-8", "replace").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines if last is None else lines[-last:] if last else []
+
+
+def _tail_bytes(fd: int, count: int) -> bytes:
+    """Enough bytes from the end of a file to hold its last `count` lines."""
+    end = os.fstat(fd).st_size
+    pos, chunks, newlines = end, [], 0
+    while pos > 0 and newlines <= count:
+        size = min(_BLOCK, pos)
+        pos -= size
+        chunk = os.pread(fd, size, pos)
+        chunks.append(chunk)
+        newlines += chunk.count(b"\n")
+    return b"".join(reversed(chunks))
 
 
 class _Watch:
@@ -28,7 +58,7 @@ class _Watch:
         self.task: asyncio.Task[None] | None = None
 
 
-class LogFollower:
+class LogWatcher:
     """Streams log lines of runs as they are written."""
 
     def __init__(

@@ -78,7 +78,7 @@ def isolate(run_env: Mapping[str, str]) -> dict[str, str]:
 def _link_sdk(envs_dir: Path) -> Path:
     """`envs/.sdk/jupyter_orch`, a link to the server's package; the folder to put on sys.path."""
     sdk = envs_dir / SDK_DIR
-    link, target = sdk / "jupyter_orch", Path(__file__).resolve().parent
+    link, target = sdk / "jupyter_orch", Path(__file__).resolve().parents[1]  # the package
     if link.is_symlink() and Path(os.readlink(link)) == target:
         return sdk
     sdk.mkdir(parents=True, exist_ok=True)

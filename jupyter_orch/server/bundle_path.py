@@ -14,7 +14,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from .archive import ArchiveLimits
-from .errors import ArchiveError, InvalidRequest, NotFound, TooLarge
+from .errors import ArchiveError, InvalidRequest, Missing, TooLarge
 
 #: Folders a project carries that are not part of its code.
 SKIPPED_DIRS = frozenset(
@@ -34,7 +34,7 @@ def resolve_inside(root: Path, relative: str) -> Path:
     if target != root and root not in target.parents:
         raise InvalidRequest("path", f"{relative!r} leads outside the Jupyter root")
     if not target.exists():
-        raise NotFound("path", relative)
+        raise Missing("path", relative)
     return target
 
 

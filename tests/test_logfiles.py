@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from jupyter_orch.follow import LogFollower
+from jupyter_orch.server.logfiles import LogWatcher
 
 
-async def _collect(follower: LogFollower, run_id: str, start: int = 0) -> list[str]:
+async def _collect(follower: LogWatcher, run_id: str, start: int = 0) -> list[str]:
     return [line async for _, line in follower.follow(run_id, start)]
 
 
@@ -24,7 +24,7 @@ async def test_a_run_another_server_follows_is_followed_to_its_end(tmp_path: Pat
 
     done = asyncio.Event()
     done.set()
-    follower = LogFollower(lambda run: log, lambda run: done, running_elsewhere, interval=0.01)
+    follower = LogWatcher(lambda run: log, lambda run: done, running_elsewhere, interval=0.01)
     reading = asyncio.ensure_future(_collect(follower, "r1"))
     await asyncio.sleep(0.1)
     assert not reading.done()  # without the check it would end here, after "one"
@@ -46,7 +46,7 @@ async def test_a_run_followed_here_ends_with_its_event(tmp_path: Path) -> None:
         asked.append(run_id)
         return False  # its end is recorded before the event is set
 
-    follower = LogFollower(lambda run: log, lambda run: ended, running_elsewhere, interval=0.01)
+    follower = LogWatcher(lambda run: log, lambda run: ended, running_elsewhere, interval=0.01)
     reading = asyncio.ensure_future(_collect(follower, "r2", start=1))
     await asyncio.sleep(0.05)
     assert asked == []  # no look at the records while this server follows the run
@@ -62,7 +62,7 @@ async def test_many_followers_share_one_watcher(tmp_path: Path) -> None:
     log = tmp_path / "log"
     log.write_text("")
     ended = asyncio.Event()
-    follower = LogFollower(lambda run: log, lambda run: ended, interval=0.01)
+    follower = LogWatcher(lambda run: log, lambda run: ended, interval=0.01)
     readers = [asyncio.ensure_future(_collect(follower, "r3")) for _ in range(100)]
     await asyncio.sleep(0.05)
     assert list(follower._watches) == ["r3"] and follower._watches["r3"].followers == 100

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from jupyter_orch.errors import ArchiveError
+from jupyter_orch.server.errors import ArchiveError
 
 _CHUNK = 64 * 1024
 _BOMB_MIN_SIZE = 1 << 20

@@ -19,9 +19,9 @@ from typing import Any
 
 import requests
 
-from ..exceptions import OrchClientError
-from ..runlog import LogFollower, LogLine
-from ..transport import Transport
+from ..sdk.errors import OrchClientError
+from ..sdk.logs import LogFollower, LogLine
+from ..sdk.transport import Transport
 
 log = logging.getLogger(__name__)
 Job = Callable[[], None]

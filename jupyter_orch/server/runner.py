@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from . import runtime
+from .. import runtime
 from .background import Background
 from .executors import Executor, ExitRecord, RunSpec
 from .executors.base import base_env

@@ -42,7 +42,7 @@ class Forbidden(OrchError):
     reason = "Forbidden"
 
 
-class NotFound(OrchError):
+class Missing(OrchError):
     """An id names nothing that exists."""
 
     status = 404
@@ -54,7 +54,7 @@ class NotFound(OrchError):
         self.ident = ident
 
 
-class Conflict(OrchError):
+class WrongState(OrchError):
     """The object's current state forbids the request."""
 
     status = 409

@@ -8,7 +8,7 @@ from typing import Any
 
 import requests
 
-from .exceptions import ApiError, NotFoundError, ServerUnreachable, api_error
+from .errors import ApiError, NotFoundError, ServerUnreachable, api_error
 
 PREFIX = "v1/api"
 #: Seconds to wait for a connection, and for any byte of an answer.

@@ -1,0 +1,1 @@
+"""The SDK: the HTTP client and its resources, used from kernels, terminals and runs."""

@@ -1,0 +1,1 @@
+"""The engine inside the Jupyter server: HTTP handlers, use cases, store, scheduling, runs."""
