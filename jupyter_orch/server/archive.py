@@ -14,7 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from jupyter_orch.bundle import ArchiveLimits
 from jupyter_orch.server.errors import ArchiveError
+
+# ArchiveLimits is defined with the zip builder, which keeps to the same limits.
+__all__ = ["ArchiveInfo", "ArchiveLimits", "extract_archive", "inspect_archive"]
 
 _CHUNK = 64 * 1024
 _BOMB_MIN_SIZE = 1 << 20
@@ -42,14 +46,6 @@ with contextlib.suppress(ImportError):  # lzma is absent only from stripped-down
     import lzma
 
     _READ_ERRORS += (lzma.LZMAError,)
-
-
-@dataclass(frozen=True)
-class ArchiveLimits:
-    """Upper bounds an uploaded archive must respect."""
-
-    max_files: int = 10_000
-    max_bytes: int = 1 << 30  # total uncompressed bytes
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,141 @@
+"""The one zip builder: the same folder gives the same bytes, with the rules it keeps."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from jupyter_orch.bundle import (
+    ArchiveLimits,
+    BundleError,
+    BundleTooLarge,
+    cell_entries,
+    read_upload,
+    write_bundle,
+    zip_entries,
+)
+
+PROJECT = {
+    "main.py": "from pkg import util\nprint(util.VALUE, open('data/rows/x.csv').read())\n",
+    "pkg/__init__.py": "",
+    "pkg/util.py": "VALUE = 42\n",
+    "data/rows/x.csv": "1,2,3\n",
+    "requirements.txt": "# nothing to install\n",
+    "__pycache__/main.cpython-312.pyc": "cache",
+    "pkg/__pycache__/util.cpython-312.pyc": "cache",
+    ".ipynb_checkpoints/main-checkpoint.py": "old",
+    "node_modules/left-pad/index.js": "",
+    ".git": "gitdir: ../.git/worktrees/project\n",  # a worktree's .git is a file
+}
+KEPT = ["data/rows/x.csv", "main.py", "pkg/__init__.py", "pkg/util.py", "requirements.txt"]
+LINK = "project/data/secrets is a link"
+
+
+def write(folder: Path, files: dict[str, str]) -> Path:
+    """A folder holding `files`."""
+    for name, text in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+def sha(data: bytes) -> str:
+    """The sha256 the server gives an archive."""
+    return hashlib.sha256(data).hexdigest()
+
+
+# -- one folder, one sha -------------------------------------------------------------------------
+
+
+def test_a_script_is_main_py_the_same_way(tmp_path: Path) -> None:
+    script = write(tmp_path, {"nightly.py": "print('nightly')\n"}) / "nightly.py"
+    data, file_name = read_upload(script)
+    assert file_name == "nightly.zip"
+    assert zip_entries({"main.py": script.read_bytes()}) == data
+    with (tmp_path / "out.zip").open("wb") as out:
+        assert write_bundle(script, out) == "nightly.zip"
+    assert (tmp_path / "out.zip").read_bytes() == data
+
+
+def test_times_and_permissions_do_not_change_the_sha(tmp_path: Path) -> None:
+    folder = write(tmp_path / "project", PROJECT)
+    before, _ = read_upload(folder)
+    os.utime(folder / "pkg" / "util.py", (1_000_000_000, 1_000_000_000))
+    (folder / "main.py").chmod(0o755)
+    after, _ = read_upload(folder)
+    assert sha(after) == sha(before)
+    infos = zipfile.ZipFile(io.BytesIO(after)).infolist()
+    assert {(i.date_time, i.external_attr >> 16) for i in infos} == {((1980, 1, 1, 0, 0, 0), 0o644)}
+
+
+def test_a_file_streamed_to_disk_equals_the_one_in_memory(tmp_path: Path) -> None:
+    folder = write(tmp_path / "project", {**PROJECT, "big.bin": "x" * 300_000})
+    with (tmp_path / "out.zip").open("wb") as out:
+        assert write_bundle(folder, out) == "project.zip"
+    assert (tmp_path / "out.zip").read_bytes() == read_upload(folder)[0]
+
+
+# -- links, special files, empty folders ------------------------------------------------------
+
+
+def test_a_link_inside_the_folder_is_refused_naming_it(tmp_path: Path) -> None:
+    project = write(tmp_path / "project", PROJECT)
+    os.symlink(project / "main.py", project / "data" / "secrets")
+    with pytest.raises(BundleError, match=LINK):
+        read_upload(project)
+
+
+def test_a_link_named_in_the_skip_list_is_skipped(tmp_path: Path) -> None:
+    folder = write(tmp_path / "project", {"main.py": ""})
+    os.symlink(tmp_path, folder / ".venv")
+    data, _ = read_upload(folder)
+    assert zipfile.ZipFile(io.BytesIO(data)).namelist() == ["main.py"]
+
+
+def test_the_folder_itself_may_be_a_link(tmp_path: Path) -> None:
+    folder = write(tmp_path / "project", PROJECT)
+    os.symlink(folder, tmp_path / "alias")
+    assert read_upload(tmp_path / "alias") == read_upload(folder)
+
+
+def test_special_files_and_empty_folders_are_refused(tmp_path: Path) -> None:
+    folder = write(tmp_path / "project", {"main.py": ""})
+    os.mkfifo(folder / "pipe")
+    with pytest.raises(BundleError, match="project/pipe is not a regular file"):
+        read_upload(folder)
+    write(tmp_path / "empty", {"__pycache__/x.pyc": ""})
+    with pytest.raises(BundleError, match="folder 'empty' holds no files"):
+        read_upload(tmp_path / "empty")
+
+
+# -- limits -----------------------------------------------------------------------------------
+
+
+def test_limits_are_checked_while_walking(tmp_path: Path) -> None:
+    folder = write(tmp_path / "project", PROJECT)
+    with pytest.raises(BundleTooLarge, match="'project' has more than 4 files"):
+        read_upload(folder, ArchiveLimits(max_files=4))
+    with pytest.raises(BundleTooLarge, match="'project' holds more than 50 bytes"):
+        read_upload(folder, ArchiveLimits(max_bytes=50))
+    assert read_upload(folder, ArchiveLimits(max_files=5))[0] == read_upload(folder)[0]
+    with pytest.raises(BundleTooLarge, match="the files hold more than 10 bytes"):
+        zip_entries({"main.py": b"x" * 11}, ArchiveLimits(max_bytes=10))
+
+
+# -- a notebook cell ------------------------------------------------------------------------------
+
+
+def test_a_cells_dir_goes_through_the_same_walk(tmp_path: Path) -> None:
+    write(tmp_path / "data", {"x.csv": "1\n", "__pycache__/y.pyc": "", "sub/z.txt": "z"})
+    entries = cell_entries("print(1)\n", tmp_path, "pkg==1\n", dirs=[Path("data")])
+    assert sorted(entries) == ["data/sub/z.txt", "data/x.csv", "main.py", "requirements.txt"]
+    names = zipfile.ZipFile(io.BytesIO(zip_entries(entries))).namelist()
+    assert names == sorted(entries)
+    os.symlink(tmp_path / "data" / "x.csv", tmp_path / "data" / "link")
+    with pytest.raises(BundleError, match="data/link is a link"):
+        cell_entries("print(1)\n", tmp_path, dirs=[Path("data")])
