@@ -1,12 +1,21 @@
-"""The one zip builder: the same folder gives the same bytes, with the rules it keeps."""
+"""The one zip builder: the same folder gives the same bytes whichever way it comes in.
+
+The four ways are the SDK's `read_upload`, `Client.upload_orchestration(path=...)`, the
+`jupyter orch upload` command and the sidebar's `orchestration/create_from_path`.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
+import json
 import os
+import sys
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,6 +28,9 @@ from jupyter_orch.bundle import (
     write_bundle,
     zip_entries,
 )
+from jupyter_orch.sdk.client import Client
+
+from .conftest import Api
 
 PROJECT = {
     "main.py": "from pkg import util\nprint(util.VALUE, open('data/rows/x.csv').read())\n",
@@ -34,6 +46,7 @@ PROJECT = {
 }
 KEPT = ["data/rows/x.csv", "main.py", "pkg/__init__.py", "pkg/util.py", "requirements.txt"]
 LINK = "project/data/secrets is a link"
+LIMITED = {"kill_grace_seconds": 1.0, "freeze_startup_objects": False, "max_archive_files": 4}
 
 
 def write(folder: Path, files: dict[str, str]) -> Path:
@@ -49,7 +62,62 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+@pytest.fixture
+def project(jp_root_dir: Path) -> Path:
+    """A project folder under the Jupyter root, so the sidebar's way can reach it too."""
+    return write(jp_root_dir / "project", PROJECT)
+
+
+@pytest.fixture
+def client(jp_serverapp: Any, api: Api) -> Iterator[Client]:
+    """An SDK client of the test server (`api` starts its HTTP listener); use it in a thread."""
+    found = Client(jp_serverapp.connection_url, jp_serverapp.identity_provider.token)
+    yield found
+    found.close()
+
+
+async def cli_upload(jp_serverapp: Any, folder: Path) -> tuple[int, str, str]:
+    """`jupyter orch upload FOLDER --json`: its exit code, stdout and stderr."""
+    url, token = jp_serverapp.connection_url, jp_serverapp.identity_provider.token
+    proc = await asyncio.create_subprocess_exec(
+        *[sys.executable, "-m", "jupyter_orch.cli", "upload", str(folder), "--json"],
+        *["--url", url, "--token", token],
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 90)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def create_from_path(api: Api, path: str) -> tuple[int, dict[str, Any]]:
+    """The sidebar's "Create orchestration": the status and the decoded answer."""
+    response = await api.call("orchestration/create_from_path", {"path": path})
+    return response.code, json.loads(response.body)
+
+
 # -- one folder, one sha -------------------------------------------------------------------------
+
+
+async def test_one_folder_gives_one_sha_whichever_way_it_comes(
+    project: Path, api: Api, client: Client, jp_serverapp: Any
+) -> None:
+    data, file_name = read_upload(project)
+    assert file_name == "project.zip"
+    assert zipfile.ZipFile(io.BytesIO(data)).namelist() == KEPT
+    expected = sha(data)
+
+    uploaded = await asyncio.to_thread(client.upload_orchestration, path=project)
+    code, out, err = await cli_upload(jp_serverapp, project)
+    assert code == 0, err
+    status, answer = await create_from_path(api, "project")
+    assert status == 202, answer
+    from_path = await api.ok("orchestration/get_by_id", {"id": answer["id"]})
+
+    assert uploaded.sha == expected
+    assert json.loads(out)["sha"] == expected
+    assert from_path["sha"] == expected
+    assert uploaded.file_name == json.loads(out)["file_name"] == from_path["file_name"]
 
 
 def test_a_script_is_main_py_the_same_way(tmp_path: Path) -> None:
@@ -83,11 +151,18 @@ def test_a_file_streamed_to_disk_equals_the_one_in_memory(tmp_path: Path) -> Non
 # -- links, special files, empty folders ------------------------------------------------------
 
 
-def test_a_link_inside_the_folder_is_refused_naming_it(tmp_path: Path) -> None:
-    project = write(tmp_path / "project", PROJECT)
+async def test_a_link_is_refused_the_same_way_by_sdk_and_server(
+    project: Path, api: Api, jp_serverapp: Any, data_dir: Path
+) -> None:
     os.symlink(project / "main.py", project / "data" / "secrets")
     with pytest.raises(BundleError, match=LINK):
         read_upload(project)
+    status, answer = await create_from_path(api, "project")
+    assert (status, answer["reason"]) == (400, "Invalid Archive")
+    assert LINK in answer["message"]
+    code, _, err = await cli_upload(jp_serverapp, project)
+    assert code == 2 and LINK in err
+    assert list((data_dir / "tmp").iterdir()) == []
 
 
 def test_a_link_named_in_the_skip_list_is_skipped(tmp_path: Path) -> None:
@@ -125,6 +200,14 @@ def test_limits_are_checked_while_walking(tmp_path: Path) -> None:
     assert read_upload(folder, ArchiveLimits(max_files=5))[0] == read_upload(folder)[0]
     with pytest.raises(BundleTooLarge, match="the files hold more than 10 bytes"):
         zip_entries({"main.py": b"x" * 11}, ArchiveLimits(max_bytes=10))
+
+
+@pytest.mark.parametrize("orch_config", [LIMITED])
+async def test_the_server_passes_its_limits(project: Path, api: Api, data_dir: Path) -> None:
+    status, answer = await create_from_path(api, "project")
+    assert (status, answer["reason"]) == (413, "Payload Too Large")
+    assert "'project' has more than 4 files" in answer["message"]
+    assert list((data_dir / "tmp").iterdir()) == []
 
 
 # -- a notebook cell ------------------------------------------------------------------------------

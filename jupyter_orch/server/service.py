@@ -25,7 +25,6 @@ from typing import Any, TypeVar
 from . import logfiles
 from .archive import ArchiveLimits, extract_archive
 from .background import Background
-from .bundle_path import bundle_path, resolve_inside
 from .cron import parse_cron, parse_timezone
 from .errors import InvalidRequest, Missing, WrongState
 from .executors import Executor
@@ -50,6 +49,7 @@ from .requirements import check_requirements, normalise_requirements
 from .runner import Runner, RunSettings
 from .store import Store, TaskQuery
 from .tasks import TaskManager, TaskSettings
+from .upload import bundle_path, resolve_inside
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
