@@ -8,6 +8,7 @@ import {
   IActivity,
   IOrchApi,
   IOrchestration,
+  IRunNowAnswer,
   ITask,
   ITaskQuery,
   ITaskRun,
@@ -381,7 +382,7 @@ export class OrchModel implements IDisposable {
   }
 
   /** Start one extra run of a task now; the new run is selected if its task is. */
-  async runNow(taskId: string): Promise<ITaskRun> {
+  async runNow(taskId: string): Promise<IRunNowAnswer> {
     const run = await this._api.runNow(taskId);
     if (taskId === this._selectedTaskId) {
       this._runPinned = false;
