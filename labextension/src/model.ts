@@ -2,6 +2,7 @@ import { IDisposable } from '@lumino/disposable';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { ILogLine, LineJoiner } from './logline';
+import { Poller } from './poller';
 import { TaskPages } from './taskpages';
 import {
   FollowEvent,
@@ -62,18 +63,20 @@ const FAILURE_OVERLAP_MS = 10000;
 export class OrchModel implements IDisposable {
   constructor(options: OrchModel.IOptions) {
     this._api = options.api;
-    this._interval = options.interval ?? 3000;
-    this._hiddenInterval = options.hiddenInterval ?? 15000;
-    this._idleInterval = options.idleInterval ?? 10000;
     this._isIdle = options.isIdle ?? (() => false);
+    this._poller = new Poller({
+      tick: () => this._enqueue(() => this._load(false), true),
+      interval: options.interval,
+      idleInterval: options.idleInterval,
+      isIdle: this._isIdle,
+      maxInterval: options.maxInterval,
+      isHidden: options.isHidden
+    });
     this._runsLimit = options.runsLimit ?? 50;
     this._pageSize = Math.max(1, options.pageSize ?? 100);
     this._maxPolled = Math.max(this._pageSize, options.maxPolledTasks ?? 500);
     this._all = this._newPages(null);
     this._maxLogLines = options.maxLogLines ?? 20000;
-    this._isHidden =
-      options.isHidden ??
-      (() => typeof document !== 'undefined' && document.hidden);
   }
 
   /** Every workspace. */
@@ -242,36 +245,23 @@ export class OrchModel implements IDisposable {
   }
 
   /**
-   * Poll the server every few seconds (slower while idle, slower still while hidden); while
-   * idle, only the running count and the failures are asked for.
+   * Poll the server every few seconds (slower while idle, not at all while the page is
+   * hidden); while idle, only the running count and the failures are asked for.
    */
   start(): void {
-    if (this._polling || this._disposed) {
-      return;
+    if (!this._disposed) {
+      this._poller.start();
     }
-    this._polling = true;
-    void this._poll();
   }
 
   /** Stop polling. */
   stop(): void {
-    this._polling = false;
-    if (this._timer !== null) {
-      clearTimeout(this._timer);
-      this._timer = null;
-    }
+    this._poller.stop();
   }
 
   /** Someone looks at the list again: poll now, then at the active pace. */
   wake(): void {
-    if (!this._polling || this._disposed) {
-      return;
-    }
-    if (this._timer !== null) {
-      clearTimeout(this._timer);
-      this._timer = null;
-    }
-    void this._poll();
+    this._poller.wake();
   }
 
   /** Load everything again now; throws with the server's message if it fails. */
@@ -412,26 +402,9 @@ export class OrchModel implements IDisposable {
       return;
     }
     this._disposed = true;
-    this.stop();
+    this._poller.dispose();
     this._stopFollow();
     Signal.clearData(this);
-  }
-
-  /** One poll, then the next one planned. */
-  private async _poll(): Promise<void> {
-    this._timer = null;
-    if (!this._polling || this._disposed) {
-      return;
-    }
-    await this._enqueue(() => this._load(false), false);
-    if (this._polling && !this._disposed && this._timer === null) {
-      const delay = this._isHidden()
-        ? this._hiddenInterval
-        : this._isIdle()
-          ? this._idleInterval
-          : this._interval;
-      this._timer = setTimeout(() => void this._poll(), delay);
-    }
   }
 
   /** Run loads one after another, so answers never land out of order. */
@@ -852,18 +825,13 @@ export class OrchModel implements IDisposable {
   }
 
   private _api: IOrchApi;
-  private _interval: number;
-  private _hiddenInterval: number;
+  private _poller: Poller;
   private _runsLimit: number;
   private _pageSize: number;
   private _maxPolled: number;
   private _maxLogLines: number;
-  private _isHidden: () => boolean;
-  private _idleInterval: number;
   private _isIdle: () => boolean;
   private _disposed = false;
-  private _polling = false;
-  private _timer: ReturnType<typeof setTimeout> | null = null;
   private _queue: Promise<void> = Promise.resolve();
   private _tick = 0;
   private _error: string | null = null;
@@ -918,12 +886,12 @@ export namespace OrchModel {
     api: IOrchApi;
     /** Milliseconds between polls (3000). */
     interval?: number;
-    /** Milliseconds between polls while the page is hidden (15000). */
-    hiddenInterval?: number;
     /** Milliseconds between polls while nobody looks at the list (10000). */
     idleInterval?: number;
     /** Whether nobody looks at the list (the sidebar is closed): poll less often. */
     isIdle?: () => boolean;
+    /** At most this many milliseconds between failing polls (30000). */
+    maxInterval?: number;
     /** How many runs of the selected task are listed (50). */
     runsLimit?: number;
     /** How many tasks a page holds: the first one, and each one loaded more (100). */
@@ -932,7 +900,7 @@ export namespace OrchModel {
     maxPolledTasks?: number;
     /** How many log lines are kept; older ones are dropped (20000). */
     maxLogLines?: number;
-    /** Whether the page is hidden (document.hidden by default). */
+    /** Whether the page is hidden: polling stands by (the document's visibility by default). */
     isHidden?: () => boolean;
   }
 }

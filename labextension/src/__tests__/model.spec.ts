@@ -630,19 +630,24 @@ describe('OrchModel', () => {
       polling.dispose();
     });
 
-    it('polls less often while the page is hidden', async () => {
+    it('stands by while the page is hidden, and polls again once it shows', async () => {
       const polled = new FakeApi();
+      let hidden = true;
       const polling = new OrchModel({
         api: polled,
         interval: 1000,
-        hiddenInterval: 10000,
-        isHidden: () => true
+        isHidden: () => hidden
       });
+      const count = () =>
+        polled.calls.filter(c => c === 'tasks 1 limit=100').length;
       polling.start();
       await jest.advanceTimersByTimeAsync(9000);
-      expect(polled.calls.filter(c => c === 'tasks 1 limit=100').length).toBe(
-        1
-      );
+      expect(count()).toBe(1);
+      await jest.advanceTimersByTimeAsync(60000);
+      expect(count()).toBe(1);
+      hidden = false;
+      await jest.advanceTimersByTimeAsync(1000);
+      expect(count()).toBe(2);
       polling.dispose();
     });
 
