@@ -21,7 +21,8 @@ import { CommandIDs } from './commandids';
 import { askForTask } from './createdialog';
 import { taskName } from './format';
 import { orchIcon } from './icons';
-import { messageOf, OrchModel } from './model';
+import { messageOf } from './errors';
+import { OrchModel } from './model';
 import { OrchSidebar } from './sidebar';
 import { IOrchestration, ITask } from './types';
 

@@ -1,12 +1,14 @@
 import { IDisposable } from '@lumino/disposable';
 import { ISignal, Signal } from '@lumino/signaling';
 
+import { ActivityModel } from './activitymodel';
+import { isNotFound, messageOf } from './errors';
+import { LoadQueue } from './loadqueue';
 import { ILogLine, LineJoiner } from './logline';
 import { Poller } from './poller';
 import { TaskPages } from './taskpages';
 import {
   FollowEvent,
-  IActivity,
   IOrchApi,
   IOrchestration,
   IRunNowAnswer,
@@ -27,25 +29,11 @@ export interface ILogChange {
   added: readonly ILogLine[];
 }
 
-/** A run that ended badly since the last look. */
-export interface IFailedRun {
-  taskId: string;
-  taskName: string | null;
-  runId: string;
-  status: RunStatus;
-}
-
 /** How many tasks of an orchestration are known; `exact` unless some are not loaded. */
 export interface ITaskCount {
   count: number;
   exact: boolean;
 }
-
-/**
- * How far before the previous answer's time failures are asked for again: a run that ended
- * while that answer was read is not missed (runs already announced are skipped).
- */
-const FAILURE_OVERLAP_MS = 10000;
 
 /**
  * The state the sidebar shows: orchestrations, tasks, the selected task's runs and the
@@ -63,9 +51,10 @@ const FAILURE_OVERLAP_MS = 10000;
 export class OrchModel implements IDisposable {
   constructor(options: OrchModel.IOptions) {
     this._api = options.api;
+    this.activity = new ActivityModel({ api: options.api });
     this._isIdle = options.isIdle ?? (() => false);
     this._poller = new Poller({
-      tick: () => this._enqueue(() => this._load(false), true),
+      tick: () => this._queue.run(() => this._load(false), true),
       interval: options.interval,
       idleInterval: options.idleInterval,
       isIdle: this._isIdle,
@@ -78,6 +67,9 @@ export class OrchModel implements IDisposable {
     this._all = this._newPages(null);
     this._maxLogLines = options.maxLogLines ?? 20000;
   }
+
+  /** The running count and the failed runs of every task. */
+  readonly activity: ActivityModel;
 
   /** Every workspace. */
   get workspaces(): readonly IWorkspace[] {
@@ -159,14 +151,9 @@ export class OrchModel implements IDisposable {
     return this._logDropped;
   }
 
-  /** How many tasks have a run going. */
-  get runningCount(): number {
-    return this._running;
-  }
-
   /** Why the last refresh failed (null when it worked). */
   get error(): string | null {
-    return this._error;
+    return this._queue.error;
   }
 
   /** Whether the model is disposed. */
@@ -229,19 +216,9 @@ export class OrchModel implements IDisposable {
     return this._logChanged;
   }
 
-  /** The number of tasks with a run going changed. */
-  get runningCountChanged(): ISignal<this, number> {
-    return this._runningCountChanged;
-  }
-
-  /** A run failed or timed out since the previous refresh. */
-  get runFailed(): ISignal<this, IFailedRun> {
-    return this._runFailed;
-  }
-
   /** A refresh failed, or worked again (null). */
-  get errorChanged(): ISignal<this, string | null> {
-    return this._errorChanged;
+  get errorChanged(): ISignal<LoadQueue, string | null> {
+    return this._queue.errorChanged;
   }
 
   /**
@@ -266,7 +243,7 @@ export class OrchModel implements IDisposable {
 
   /** Load everything again now; throws with the server's message if it fails. */
   refresh(): Promise<void> {
-    return this._enqueue(() => this._load(true), true);
+    return this._queue.run(() => this._load(true), true);
   }
 
   /**
@@ -294,7 +271,7 @@ export class OrchModel implements IDisposable {
     this._filterChanged.emit();
     this._publish();
     if (orchId !== null && this._byOrch?.hasMore && !this._disposed) {
-      void this._enqueue(() => this._load(false), false);
+      void this._queue.run(() => this._load(false), false);
     }
   }
 
@@ -310,12 +287,14 @@ export class OrchModel implements IDisposable {
     if (!pages.hasMore || this._disposed) {
       return Promise.resolve();
     }
-    const job = this._enqueue(() => this._loadMore(pages), true).finally(() => {
-      if (this._moreJob === job) {
-        this._moreJob = null;
-        this._tasksChanged.emit();
-      }
-    });
+    const job = this._queue
+      .run(() => this._loadMore(pages), true)
+      .finally(() => {
+        if (this._moreJob === job) {
+          this._moreJob = null;
+          this._tasksChanged.emit();
+        }
+      });
     this._moreJob = job;
     this._tasksChanged.emit();
     return job;
@@ -337,7 +316,7 @@ export class OrchModel implements IDisposable {
       this._selectionChanged.emit();
       this._runsChanged.emit();
     }
-    return this._enqueue(async () => {
+    return this._queue.run(async () => {
       await this._loadSelected();
       await this._loadRuns();
     }, false);
@@ -404,18 +383,13 @@ export class OrchModel implements IDisposable {
     this._disposed = true;
     this._poller.dispose();
     this._stopFollow();
+    this.activity.dispose();
+    this._queue.dispose();
     Signal.clearData(this);
   }
 
-  /** Run loads one after another, so answers never land out of order. */
-  private _enqueue(work: () => Promise<void>, rethrow: boolean): Promise<void> {
-    const next = this._queue.then(work);
-    this._queue = next.catch(() => undefined);
-    return rethrow ? next : next.catch(() => undefined);
-  }
-
   private async _refreshQuietly(): Promise<void> {
-    await this._enqueue(() => this._load(true), false);
+    await this._queue.run(() => this._load(true), false);
   }
 
   /**
@@ -426,17 +400,9 @@ export class OrchModel implements IDisposable {
     if (this._disposed) {
       return;
     }
-    try {
-      if (!full && this._isIdle()) {
-        this._applyActivity(await this._api.activity(this._failedSince()));
-      } else {
-        await this._loadShown(full);
-      }
-      this._setError(null);
-    } catch (error) {
-      this._setError(messageOf(error));
-      throw error;
-    }
+    await this._queue.report(() =>
+      !full && this._isIdle() ? this.activity.load() : this._loadShown(full)
+    );
   }
 
   /** What the sidebar shows, and the activity beside it. */
@@ -461,7 +427,7 @@ export class OrchModel implements IDisposable {
           this._api.listTasks(this._query(pages, limit))
         )
       ),
-      this._api.activity(this._failedSince())
+      this.activity.fetch()
     ]);
     const packaging = this._orchestrations.some(
       o => o.status === 'pending_packaging' || o.status === 'packaging'
@@ -473,7 +439,7 @@ export class OrchModel implements IDisposable {
     }
     polls.forEach(([pages, limit], i) => pages.applyPoll(answers[i], limit));
     this._publish();
-    this._applyActivity(activity);
+    this.activity.apply(activity);
     await this._loadSelected(polled);
     await this._loadRuns();
   }
@@ -487,7 +453,7 @@ export class OrchModel implements IDisposable {
       this._api.listTasks(
         this._query(pages, pages.pageSize, pages.after ?? undefined)
       );
-    try {
+    await this._queue.report(async () => {
       let page: ITask[];
       try {
         page = await ask();
@@ -500,11 +466,7 @@ export class OrchModel implements IDisposable {
       }
       pages.applyMore(page);
       this._publish();
-      this._setError(null);
-    } catch (error) {
-      this._setError(messageOf(error));
-      throw error;
-    }
+    });
   }
 
   /**
@@ -621,50 +583,6 @@ export class OrchModel implements IDisposable {
     if (this._orchFilter && !this._orchIndex.has(this._orchFilter)) {
       this.setOrchFilter(null);
     }
-  }
-
-  /**
-   * Apply a `task/activity` answer: the running count, and a signal for each failed run not
-   * announced before. The first look's failures (the newest ever) are only noted as seen.
-   */
-  private _applyActivity(activity: IActivity): void {
-    if (activity.running !== this._running) {
-      this._running = activity.running;
-      this._runningCountChanged.emit(activity.running);
-    }
-    const first = this._activityAt === null;
-    this._activityAt = activity.as_of;
-    for (const run of [...activity.failed].reverse()) {
-      if (this._announced.has(run.run_id)) {
-        continue;
-      }
-      this._announced.set(run.run_id, Date.parse(run.updated_at));
-      if (first) {
-        continue;
-      }
-      this._runFailed.emit({
-        taskId: run.task,
-        taskName: run.task_name,
-        runId: run.run_id,
-        status: run.status
-      });
-    }
-    // a run that ended before the next look's start cannot come again
-    const since = Date.parse(this._activityAt) - FAILURE_OVERLAP_MS;
-    for (const [runId, at] of this._announced) {
-      if (at <= since) {
-        this._announced.delete(runId);
-      }
-    }
-  }
-
-  /** Where the next look for failures starts (null on the first: the newest ever). */
-  private _failedSince(): string | null {
-    if (this._activityAt === null) {
-      return null;
-    }
-    const at = Date.parse(this._activityAt) - FAILURE_OVERLAP_MS;
-    return new Date(at).toISOString();
   }
 
   /** The selected task's runs; its newest run is selected unless the user chose one. */
@@ -817,13 +735,6 @@ export class OrchModel implements IDisposable {
     }
   }
 
-  private _setError(error: string | null): void {
-    if (error !== this._error) {
-      this._error = error;
-      this._errorChanged.emit(error);
-    }
-  }
-
   private _api: IOrchApi;
   private _poller: Poller;
   private _runsLimit: number;
@@ -832,9 +743,8 @@ export class OrchModel implements IDisposable {
   private _maxLogLines: number;
   private _isIdle: () => boolean;
   private _disposed = false;
-  private _queue: Promise<void> = Promise.resolve();
+  private _queue = new LoadQueue();
   private _tick = 0;
-  private _error: string | null = null;
 
   private _workspaces: IWorkspace[] = [];
   private _orchestrations: IOrchestration[] = [];
@@ -847,10 +757,6 @@ export class OrchModel implements IDisposable {
   private _taskIndex = new Map<string, ITask>();
   private _taskCounts = new Map<string, number>();
   private _tasksKey = '';
-  private _running = 0;
-  private _activityAt: string | null = null;
-  /** Failed runs announced, with when they ended (ms), until no look can bring them again. */
-  private _announced = new Map<string, number>();
 
   private _selectedTaskId: string | null = null;
   private _selectedRecord: ITask | null = null;
@@ -874,9 +780,6 @@ export class OrchModel implements IDisposable {
   private _selectionChanged = new Signal<this, void>(this);
   private _runsChanged = new Signal<this, void>(this);
   private _logChanged = new Signal<this, ILogChange>(this);
-  private _runningCountChanged = new Signal<this, number>(this);
-  private _runFailed = new Signal<this, IFailedRun>(this);
-  private _errorChanged = new Signal<this, string | null>(this);
 }
 
 /** The model's options. */
@@ -921,20 +824,6 @@ function taskKey(task: ITask): string {
 
 function runKey(run: ITaskRun): string {
   return [run.run_id, run.status, run.updated_at].join('|');
-}
-
-/** Whether an error is the server's 404 (the thing asked for is gone). */
-function isNotFound(error: unknown): boolean {
-  return (
-    typeof error === 'object' &&
-    error !== null &&
-    (error as { status?: unknown }).status === 404
-  );
-}
-
-/** The message of an error, whatever was thrown. */
-export function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 /** Wait, unless the signal aborts first. */

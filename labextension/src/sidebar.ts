@@ -12,6 +12,7 @@ import { CommandIDs } from './commandids';
 import { h } from './dom';
 import { orchIcon } from './icons';
 import { LogView } from './logview';
+import { LoadQueue } from './loadqueue';
 import { OrchModel } from './model';
 import { OrchList } from './orchlist';
 import { RunList } from './runlist';
@@ -78,7 +79,7 @@ export class OrchSidebar extends SidePanel {
     this._model.wake();
   }
 
-  private _onError(_: OrchModel, error: string | null): void {
+  private _onError(_: LoadQueue, error: string | null): void {
     this._error.hidden = error === null;
     this._error.textContent = error ? `Cannot refresh: ${error}` : '';
   }

@@ -342,6 +342,25 @@ export class FakeApi implements IOrchApi {
   }
 }
 
+/** Add `count` tasks named `${prefix}0`, `${prefix}1` …, the last one the newest. */
+export function addTasks(
+  api: FakeApi,
+  orch: IOrchestration,
+  count: number,
+  prefix = 't'
+): ITask[] {
+  const made: ITask[] = [];
+  for (let i = 0; i < count; i++) {
+    made.push(api.addTask(orch, { name: `${prefix}${i}` }));
+  }
+  return made;
+}
+
+/** The names of tasks. */
+export function names(tasks: readonly ITask[]): (string | null)[] {
+  return tasks.map(t => t.name);
+}
+
 /** The server's 404, as the client throws it (an error with a `status`). */
 export function notFound(message: string): Error {
   return Object.assign(new Error(message), { status: 404 });

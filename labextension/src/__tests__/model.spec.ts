@@ -1,24 +1,7 @@
-import { IFailedRun, ILogChange, OrchModel } from '../model';
-import { IOrchestration, ITask } from '../types';
-import { FakeApi, makeOrch, raw, until } from './fakeapi';
-
-/** Add `count` tasks named `${prefix}0`, `${prefix}1` …, the last one the newest. */
-function addTasks(
-  api: FakeApi,
-  orch: IOrchestration,
-  count: number,
-  prefix = 't'
-): ITask[] {
-  const made: ITask[] = [];
-  for (let i = 0; i < count; i++) {
-    made.push(api.addTask(orch, { name: `${prefix}${i}` }));
-  }
-  return made;
-}
-
-function names(model: OrchModel): (string | null)[] {
-  return model.tasks.map(t => t.name);
-}
+import { IFailedRun } from '../activitymodel';
+import { ILogChange, OrchModel } from '../model';
+import { IOrchestration } from '../types';
+import { addTasks, FakeApi, makeOrch, names, raw, until } from './fakeapi';
 
 function setup(): { api: FakeApi; model: OrchModel } {
   const api = new FakeApi();
@@ -82,93 +65,6 @@ describe('OrchModel', () => {
         '403: not authorized to read orchestrations',
         null
       ]);
-    });
-  });
-
-  describe('running count', () => {
-    it('counts tasks whose newest run is running', async () => {
-      const orch = makeOrch();
-      api.orchestrations.push(orch);
-      const a = api.addTask(orch);
-      const b = api.addTask(orch);
-      api.addTask(orch);
-      const runA = api.addRun(a, 'running');
-      api.addRun(b, 'success');
-      api.addRun(b, 'running');
-      const counts: number[] = [];
-      model.runningCountChanged.connect((_, n) => counts.push(n));
-
-      await model.refresh();
-      expect(model.runningCount).toBe(2);
-
-      api.setRun(runA, 'success');
-      await model.refresh();
-      expect(model.runningCount).toBe(1);
-      expect(counts).toEqual([2, 1]);
-    });
-  });
-
-  describe('failed runs', () => {
-    let failed: IFailedRun[];
-
-    beforeEach(() => {
-      failed = [];
-      model.runFailed.connect((_, f) => failed.push(f));
-    });
-
-    it('are not announced on the first load, nor on later ones', async () => {
-      const orch = makeOrch();
-      api.orchestrations.push(orch);
-      api.addRun(api.addTask(orch), 'failure');
-      await model.refresh();
-      await model.refresh();
-      await model.refresh();
-      expect(failed).toEqual([]);
-      expect(api.calls.filter(c => c.startsWith('activity'))).toEqual([
-        'activity',
-        'activity since',
-        'activity since'
-      ]);
-    });
-
-    it('are announced once when a running run fails', async () => {
-      const orch = makeOrch();
-      api.orchestrations.push(orch);
-      const task = api.addTask(orch, { name: 'nightly' });
-      const run = api.addRun(task, 'running');
-      await model.refresh();
-      api.setRun(run, 'failure');
-      await model.refresh();
-      await model.refresh();
-      expect(failed.map(f => [f.taskName, f.runId, f.status])).toEqual([
-        ['nightly', run.run_id, 'failure']
-      ]);
-    });
-
-    it('are announced for a run that started and failed between two looks', async () => {
-      const orch = makeOrch();
-      api.orchestrations.push(orch);
-      const task = api.addTask(orch);
-      api.addRun(task, 'success');
-      await model.refresh();
-      const run = api.addRun(task, 'timed_out');
-      const created = api.addTask(orch);
-      const other = api.addRun(created, 'failure');
-      await model.refresh();
-      expect(failed.map(f => f.runId).sort()).toEqual(
-        [run.run_id, other.run_id].sort()
-      );
-    });
-
-    it('are not announced for a killed run', async () => {
-      const orch = makeOrch();
-      api.orchestrations.push(orch);
-      const task = api.addTask(orch);
-      const run = api.addRun(task, 'running');
-      await model.refresh();
-      api.setRun(run, 'killed');
-      await model.refresh();
-      expect(failed).toEqual([]);
     });
   });
 
@@ -307,7 +203,7 @@ describe('OrchModel', () => {
       await model.setPaused(task.id, false);
       expect(model.task(task.id)?.status).toBe('started');
       await model.runNow(task.id);
-      expect(model.runningCount).toBe(1);
+      expect(model.activity.runningCount).toBe(1);
       await model.kill(task.id);
       expect(model.task(task.id)?.status).toBe('killed');
       expect(
@@ -369,14 +265,14 @@ describe('OrchModel', () => {
     it('loads the newest page, and the next one only when asked', async () => {
       const made = addTasks(api, orch, 8);
       await paged.refresh();
-      expect(names(paged)).toEqual(['t7', 't6', 't5']);
+      expect(names(paged.tasks)).toEqual(['t7', 't6', 't5']);
       expect(paged.hasMoreTasks).toBe(true);
       expect(taskCalls()).toEqual(['tasks 1 limit=3']);
 
       await paged.loadMoreTasks();
-      expect(names(paged)).toEqual(['t7', 't6', 't5', 't4', 't3', 't2']);
+      expect(names(paged.tasks)).toEqual(['t7', 't6', 't5', 't4', 't3', 't2']);
       await paged.loadMoreTasks();
-      expect(names(paged)).toEqual(EIGHT);
+      expect(names(paged.tasks)).toEqual(EIGHT);
       expect(paged.hasMoreTasks).toBe(false);
       expect(taskCalls()).toEqual([
         'tasks 1 limit=3',
@@ -421,7 +317,7 @@ describe('OrchModel', () => {
       await paged.refresh();
       // nine wanted, six polled: the two oldest keep their last known state
       expect(taskCalls()).toEqual(['tasks 1 limit=6']);
-      expect(names(paged)).toEqual(EIGHT);
+      expect(names(paged.tasks)).toEqual(EIGHT);
       expect(paged.task(made[7].id)?.status).toBe('success');
       expect(paged.task(made[0].id)?.status).toBe('started');
       expect(paged.hasMoreTasks).toBe(false);
@@ -430,19 +326,19 @@ describe('OrchModel', () => {
     it('keeps as many tasks as loaded when new ones come', async () => {
       addTasks(api, orch, 5);
       await paged.refresh();
-      expect(names(paged)).toEqual(['t4', 't3', 't2']);
+      expect(names(paged.tasks)).toEqual(['t4', 't3', 't2']);
       api.addTask(orch, { name: 'new' });
       await paged.refresh();
-      expect(names(paged)).toEqual(['new', 't4', 't3']);
+      expect(names(paged.tasks)).toEqual(['new', 't4', 't3']);
       expect(paged.hasMoreTasks).toBe(true);
       await paged.loadMoreTasks();
-      expect(names(paged)).toEqual(['new', 't4', 't3', 't2', 't1', 't0']);
+      expect(names(paged.tasks)).toEqual(['new', 't4', 't3', 't2', 't1', 't0']);
     });
 
     it('shows every task of a short list, with no more to load', async () => {
       addTasks(api, orch, 2);
       await paged.refresh();
-      expect(names(paged)).toEqual(['t1', 't0']);
+      expect(names(paged.tasks)).toEqual(['t1', 't0']);
       expect(paged.hasMoreTasks).toBe(false);
       expect(paged.taskCount(orch.id)).toEqual({ count: 2, exact: true });
     });
@@ -458,14 +354,28 @@ describe('OrchModel', () => {
       try {
         await capped.refresh();
         await capped.loadMoreTasks();
-        expect(names(capped)).toEqual(['t9', 't8', 't7', 't6', 't5', 't4']);
+        expect(names(capped.tasks)).toEqual([
+          't9',
+          't8',
+          't7',
+          't6',
+          't5',
+          't4'
+        ]);
         // t4 is past the polled three: its deletion goes unseen until a page starts there
         api.tasks = api.tasks.filter(t => t.id !== made[4].id);
         api.tasks = api.tasks.filter(t => t.id !== made[8].id);
         await capped.refresh();
-        expect(names(capped)).toEqual(['t9', 't7', 't6', 't5', 't4']);
+        expect(names(capped.tasks)).toEqual(['t9', 't7', 't6', 't5', 't4']);
         await capped.loadMoreTasks();
-        expect(names(capped)).toEqual(['t9', 't7', 't6', 't5', 't3', 't2']);
+        expect(names(capped.tasks)).toEqual([
+          't9',
+          't7',
+          't6',
+          't5',
+          't3',
+          't2'
+        ]);
         expect(capped.error).toBeNull();
       } finally {
         capped.dispose();
@@ -519,12 +429,12 @@ describe('OrchModel', () => {
       expect(paged.tasks).toEqual([]);
       expect(paged.hasMoreTasks).toBe(true);
       await until(() => paged.tasks.length === 3);
-      expect(names(paged)).toEqual(['o4', 'o3', 'o2']);
+      expect(names(paged.tasks)).toEqual(['o4', 'o3', 'o2']);
       expect(taskCalls()).toContain(`tasks 1 limit=3 orch=${old.id}`);
       expect(paged.taskCount(old.id)).toEqual({ count: 3, exact: false });
 
       await paged.loadMoreTasks();
-      expect(names(paged)).toEqual(['o4', 'o3', 'o2', 'o1', 'o0']);
+      expect(names(paged.tasks)).toEqual(['o4', 'o3', 'o2', 'o1', 'o0']);
       expect(taskCalls()).toContain(
         `tasks 1 limit=3 after=${mine[2].id} orch=${old.id}`
       );
@@ -538,7 +448,7 @@ describe('OrchModel', () => {
       );
 
       paged.setOrchFilter(null);
-      expect(names(paged)).toEqual(['x3', 'x2', 'x1']);
+      expect(names(paged.tasks)).toEqual(['x3', 'x2', 'x1']);
       expect(filterChanges).toBe(2);
     });
 
@@ -547,55 +457,12 @@ describe('OrchModel', () => {
       await paged.refresh();
       api.calls = [];
       paged.setOrchFilter(orch.id);
-      expect(names(paged)).toEqual(['t1', 't0']);
+      expect(names(paged.tasks)).toEqual(['t1', 't0']);
       expect(paged.hasMoreTasks).toBe(false);
       // every task was loaded: nothing to fetch before the next poll
       await paged.refresh();
       expect(taskCalls()).toContain(`tasks 1 limit=3 orch=${orch.id}`);
       expect(api.calls.indexOf('workspaces')).toBe(0);
-    });
-
-    it('counts and announces the runs of tasks that are not loaded', async () => {
-      const [oldest] = addTasks(api, orch, 5);
-      const run = api.addRun(oldest, 'running');
-      const announced: IFailedRun[] = [];
-      paged.runFailed.connect((_, f) => announced.push(f));
-      await paged.refresh();
-      expect(names(paged)).toEqual(['t4', 't3', 't2']);
-      expect(paged.runningCount).toBe(1);
-      api.setRun(run, 'timed_out');
-      await paged.refresh();
-      expect(paged.runningCount).toBe(0);
-      expect(announced).toEqual([
-        {
-          taskId: oldest.id,
-          taskName: 't0',
-          runId: run.run_id,
-          status: 'timed_out'
-        }
-      ]);
-      expect(names(paged)).toEqual(['t4', 't3', 't2']);
-    });
-
-    it('announces no old failure of a task seen for the first time', async () => {
-      const old = makeOrch({ name: 'old' });
-      api.orchestrations.push(old);
-      const [failed] = addTasks(api, old, 1, 'o');
-      api.addRun(failed, 'failure');
-      addTasks(api, orch, 4);
-      const announced: IFailedRun[] = [];
-      paged.runFailed.connect((_, f) => announced.push(f));
-      await paged.refresh();
-      await paged.refresh();
-      paged.setOrchFilter(old.id);
-      await until(() => paged.tasks.length === 1);
-      await paged.refresh();
-      expect(announced).toEqual([]);
-
-      // a later failure of that task is announced
-      api.addRun(failed, 'failure');
-      await paged.refresh();
-      expect(announced.map(f => f.taskName)).toEqual(['o0']);
     });
   });
 
@@ -665,7 +532,7 @@ describe('OrchModel', () => {
         isIdle: () => idle
       });
       const failed: IFailedRun[] = [];
-      polling.runFailed.connect((_, f) => failed.push(f));
+      polling.activity.runFailed.connect((_, f) => failed.push(f));
       const count = (word: string) =>
         polled.calls.filter(c => c.startsWith(word)).length;
       polling.start();
@@ -676,7 +543,7 @@ describe('OrchModel', () => {
       polled.addRun(task, 'failure');
       await jest.advanceTimersByTimeAsync(1000);
       expect([count('tasks'), count('activity')]).toEqual([0, 2]);
-      expect(polling.runningCount).toBe(1);
+      expect(polling.activity.runningCount).toBe(1);
       expect(failed.map(f => f.taskName)).toEqual(['unseen']);
       expect(polling.tasks).toEqual([]);
 
