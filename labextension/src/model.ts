@@ -2,13 +2,12 @@ import { IDisposable } from '@lumino/disposable';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { ActivityModel } from './activitymodel';
-import { isNotFound, messageOf } from './errors';
+import { isNotFound } from './errors';
 import { LoadQueue } from './loadqueue';
-import { ILogLine, LineJoiner } from './logline';
+import { IRunEnd, LogModel } from './logmodel';
 import { Poller } from './poller';
 import { TaskPages } from './taskpages';
 import {
-  FollowEvent,
   IOrchApi,
   IOrchestration,
   IRunNowAnswer,
@@ -16,18 +15,8 @@ import {
   ITaskQuery,
   ITaskRun,
   IWorkspace,
-  NewTask,
-  RunStatus
+  NewTask
 } from './types';
-
-/** Where the selected run's log stands. */
-export type LogState = 'idle' | 'following' | 'ended' | 'error';
-
-/** A change of the log: `reset` means start over from `lines`. */
-export interface ILogChange {
-  reset: boolean;
-  added: readonly ILogLine[];
-}
 
 /** How many tasks of an orchestration are known; `exact` unless some are not loaded. */
 export interface ITaskCount {
@@ -52,6 +41,11 @@ export class OrchModel implements IDisposable {
   constructor(options: OrchModel.IOptions) {
     this._api = options.api;
     this.activity = new ActivityModel({ api: options.api });
+    this.log = new LogModel({
+      api: options.api,
+      maxLines: options.maxLogLines
+    });
+    this.log.ended.connect(this._onRunEnded, this);
     this._isIdle = options.isIdle ?? (() => false);
     this._poller = new Poller({
       tick: () => this._queue.run(() => this._load(false), true),
@@ -65,11 +59,13 @@ export class OrchModel implements IDisposable {
     this._pageSize = Math.max(1, options.pageSize ?? 100);
     this._maxPolled = Math.max(this._pageSize, options.maxPolledTasks ?? 500);
     this._all = this._newPages(null);
-    this._maxLogLines = options.maxLogLines ?? 20000;
   }
 
   /** The running count and the failed runs of every task. */
   readonly activity: ActivityModel;
+
+  /** The selected run's log, followed while the run goes on. */
+  readonly log: LogModel;
 
   /** Every workspace. */
   get workspaces(): readonly IWorkspace[] {
@@ -131,26 +127,6 @@ export class OrchModel implements IDisposable {
     return this._selectedRunId;
   }
 
-  /** The selected run's whole lines so far. */
-  get logLines(): readonly ILogLine[] {
-    return this._log;
-  }
-
-  /** Whether the log is being followed, complete, or failed. */
-  get logState(): LogState {
-    return this._logState;
-  }
-
-  /** Why following the log failed. */
-  get logError(): string | null {
-    return this._logError;
-  }
-
-  /** How many lines were dropped from the head of a very long log. */
-  get logDropped(): number {
-    return this._logDropped;
-  }
-
   /** Why the last refresh failed (null when it worked). */
   get error(): string | null {
     return this._queue.error;
@@ -209,11 +185,6 @@ export class OrchModel implements IDisposable {
   /** The selected task's runs changed. */
   get runsChanged(): ISignal<this, void> {
     return this._runsChanged;
-  }
-
-  /** Lines were added to the log, or it started over, or its state changed. */
-  get logChanged(): ISignal<this, ILogChange> {
-    return this._logChanged;
   }
 
   /** A refresh failed, or worked again (null). */
@@ -311,8 +282,7 @@ export class OrchModel implements IDisposable {
       this._runsKey = '';
       this._selectedRunId = null;
       this._runPinned = false;
-      this._stopFollow();
-      this._resetLog('idle');
+      this.log.clear();
       this._selectionChanged.emit();
       this._runsChanged.emit();
     }
@@ -329,13 +299,13 @@ export class OrchModel implements IDisposable {
       return;
     }
     this._selectedRunId = runId;
-    this._stopFollow();
+    this.log.stop();
     this._selectionChanged.emit();
     if (runId === null) {
-      this._resetLog('idle');
-      return;
+      this.log.clear();
+    } else {
+      this.log.follow(runId);
     }
-    this._startFollow(runId);
   }
 
   /** Kill a task; its runs end, its logs stay. */
@@ -382,7 +352,7 @@ export class OrchModel implements IDisposable {
     }
     this._disposed = true;
     this._poller.dispose();
-    this._stopFollow();
+    this.log.dispose();
     this.activity.dispose();
     this._queue.dispose();
     Signal.clearData(this);
@@ -608,120 +578,9 @@ export class OrchModel implements IDisposable {
     }
   }
 
-  private _resetLog(state: LogState): void {
-    this._log = [];
-    this._logDropped = 0;
-    this._joiner = new LineJoiner();
-    this._pending = [];
-    this._logState = state;
-    this._logError = null;
-    this._logChanged.emit({ reset: true, added: [] });
-  }
-
-  private _startFollow(runId: string): void {
-    this._resetLog('following');
-    const controller = new AbortController();
-    this._follow = controller;
-    void this._followLoop(runId, controller);
-  }
-
-  private _stopFollow(): void {
-    this._follow?.abort();
-    this._follow = null;
-    if (this._flushTimer !== null) {
-      clearTimeout(this._flushTimer);
-      this._flushTimer = null;
-    }
-  }
-
-  /** Follow until the run has ended; after a broken connection resume where it stopped. */
-  private async _followLoop(
-    runId: string,
-    controller: AbortController
-  ): Promise<void> {
-    const signal = controller.signal;
-    let next = 0;
-    let failures = 0;
-    let lastError = 'the connection ended early';
-    while (!signal.aborted) {
-      let end: RunStatus | null = null;
-      const onEvent = (event: FollowEvent): void => {
-        if (signal.aborted) {
-          return;
-        }
-        failures = 0;
-        if ('n' in event) {
-          next = event.n + 1;
-          const line = this._joiner.push(event.n, event.line);
-          if (line) {
-            this._queueLine(line);
-          }
-        } else if ('end' in event) {
-          end = event.status;
-          next = event.next;
-        }
-      };
-      try {
-        await this._api.followLogs(runId, next, onEvent, signal);
-      } catch (error) {
-        lastError = messageOf(error);
-      }
-      if (signal.aborted) {
-        return;
-      }
-      if (end !== null) {
-        for (const line of this._joiner.flush()) {
-          this._queueLine(line);
-        }
-        this._flush();
-        this._logState = 'ended';
-        this._logChanged.emit({ reset: false, added: [] });
-        this._runEnded(runId, end);
-        return;
-      }
-      this._flush();
-      failures += 1;
-      if (failures > 5) {
-        this._logState = 'error';
-        this._logError = lastError;
-        this._logChanged.emit({ reset: false, added: [] });
-        return;
-      }
-      await sleep(Math.min(500 * 2 ** failures, 8000), signal);
-    }
-  }
-
-  /** Lines are shown in batches, so a burst of output is one update. */
-  private _queueLine(line: ILogLine): void {
-    this._pending.push(line);
-    if (this._flushTimer === null) {
-      this._flushTimer = setTimeout(() => this._flush(), 50);
-    }
-  }
-
-  private _flush(): void {
-    if (this._flushTimer !== null) {
-      clearTimeout(this._flushTimer);
-      this._flushTimer = null;
-    }
-    if (this._pending.length === 0) {
-      return;
-    }
-    const added = this._pending;
-    this._pending = [];
-    this._log.push(...added);
-    if (this._log.length > this._maxLogLines) {
-      const drop = this._log.length - Math.floor(this._maxLogLines * 0.9);
-      this._log.splice(0, drop);
-      this._logDropped += drop;
-      this._logChanged.emit({ reset: true, added: [] });
-      return;
-    }
-    this._logChanged.emit({ reset: false, added });
-  }
-
   /** The followed run has ended: show its final status at once, then refresh. */
-  private _runEnded(runId: string, status: RunStatus): void {
+  private _onRunEnded(_: LogModel, end: IRunEnd): void {
+    const { runId, status } = end;
     const run = this._runs.find(r => r.run_id === runId);
     if (run && run.status !== status) {
       this._runs = this._runs.map(r =>
@@ -740,7 +599,6 @@ export class OrchModel implements IDisposable {
   private _runsLimit: number;
   private _pageSize: number;
   private _maxPolled: number;
-  private _maxLogLines: number;
   private _isIdle: () => boolean;
   private _disposed = false;
   private _queue = new LoadQueue();
@@ -765,21 +623,11 @@ export class OrchModel implements IDisposable {
   private _selectedRunId: string | null = null;
   private _runPinned = false;
 
-  private _log: ILogLine[] = [];
-  private _logDropped = 0;
-  private _logState: LogState = 'idle';
-  private _logError: string | null = null;
-  private _joiner = new LineJoiner();
-  private _pending: ILogLine[] = [];
-  private _flushTimer: ReturnType<typeof setTimeout> | null = null;
-  private _follow: AbortController | null = null;
-
   private _orchestrationsChanged = new Signal<this, void>(this);
   private _tasksChanged = new Signal<this, void>(this);
   private _filterChanged = new Signal<this, void>(this);
   private _selectionChanged = new Signal<this, void>(this);
   private _runsChanged = new Signal<this, void>(this);
-  private _logChanged = new Signal<this, ILogChange>(this);
 }
 
 /** The model's options. */
@@ -824,17 +672,4 @@ function taskKey(task: ITask): string {
 
 function runKey(run: ITaskRun): string {
   return [run.run_id, run.status, run.updated_at].join('|');
-}
-
-/** Wait, unless the signal aborts first. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise(resolve => {
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-  });
 }

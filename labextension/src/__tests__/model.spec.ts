@@ -1,5 +1,5 @@
 import { IFailedRun } from '../activitymodel';
-import { ILogChange, OrchModel } from '../model';
+import { OrchModel } from '../model';
 import { IOrchestration } from '../types';
 import { addTasks, FakeApi, makeOrch, names, raw, until } from './fakeapi';
 
@@ -83,64 +83,34 @@ describe('OrchModel', () => {
       await model.selectTask(task.id);
       expect(model.runs.map(r => r.run_id)[0]).toBe(newest.run_id);
       expect(model.selectedRunId).toBe(newest.run_id);
-      await until(() => model.logState === 'ended');
-      expect(model.logLines.map(l => [l.stream, l.text])).toEqual([
+      await until(() => model.log.state === 'ended');
+      expect(model.log.lines.map(l => [l.stream, l.text])).toEqual([
         ['stdout', 'hello'],
         ['stderr', 'oops']
       ]);
     });
 
-    it('joins the pieces of a long line', async () => {
-      const orch = makeOrch();
-      api.orchestrations.push(orch);
-      const task = api.addTask(orch);
-      api.addRun(task, 'success', [
-        raw('abc', 'stdout', 'P'),
-        raw('err', 'stderr'),
-        raw('def', 'stdout', 'P'),
-        raw('ghi')
-      ]);
-      await model.refresh();
-      await model.selectTask(task.id);
-      await until(() => model.logState === 'ended');
-      expect(model.logLines.map(l => [l.n, l.text])).toEqual([
-        [1, 'err'],
-        [0, 'abcdefghi']
-      ]);
-    });
-
-    it('follows a running run live and resumes after a broken connection', async () => {
+    it("shows the followed run's final status when its log ends, then refreshes", async () => {
       const orch = makeOrch();
       api.orchestrations.push(orch);
       const task = api.addTask(orch, { run_type: 'NetworkService' });
       const run = api.addRun(task, 'running', [raw('one')]);
-      const changes: ILogChange[] = [];
-      model.logChanged.connect((_, change) => changes.push(change));
       await model.refresh();
       await model.selectTask(task.id);
       await until(() => api.follows.length === 1);
-      await until(() => model.logLines.length === 1);
-      expect(model.logState).toBe('following');
+      expect(model.log.state).toBe('following');
+      expect(model.selectedRun?.status).toBe('running');
 
-      api.logs.get(run.run_id)?.push(raw('two'));
-      api.follows[0].send({ n: 1, line: raw('two') });
-      await until(() => model.logLines.length === 2);
-      expect(changes[changes.length - 1].added.map(l => l.text)).toEqual([
-        'two'
-      ]);
-
-      // the connection breaks: the model asks again from the next line
-      api.follows[0].close();
-      await until(() => api.follows.length === 2);
-      expect(api.follows[1].from).toBe(2);
-
+      api.calls = [];
       api.setRun(run, 'success');
-      api.follows[1].send({ end: true, status: 'success', next: 2 });
-      api.follows[1].close();
-      await until(() => model.logState === 'ended');
-      expect(model.logLines.map(l => l.text)).toEqual(['one', 'two']);
+      api.follows[0].send({ end: true, status: 'success', next: 1 });
+      api.follows[0].close();
+      await until(() => model.log.state === 'ended');
       expect(model.selectedRun?.status).toBe('success');
-    }, 10000);
+      await until(() => api.calls.includes(`runs ${task.id}`));
+      expect(model.selectedRun?.status).toBe('success');
+      expect(model.log.lines.map(l => l.text)).toEqual(['one']);
+    });
 
     it('moves to a newer run unless the user chose one', async () => {
       const orch = makeOrch();
