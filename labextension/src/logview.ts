@@ -32,7 +32,7 @@ export class LogView extends Widget {
     this.node.append(this._header, this._body, this._jump);
 
     model.log.changed.connect(this._onLog, this);
-    model.runsChanged.connect(this._renderHeader, this);
+    model.runs.changed.connect(this._renderHeader, this);
     model.selectionChanged.connect(this._renderHeader, this);
     this._onLog(model.log, { reset: true, added: [] });
   }

@@ -61,7 +61,7 @@ export class OrchSidebar extends SidePanel {
     (this.content as AccordionPanel).setRelativeSizes([1, 3, 1.5, 3]);
 
     model.errorChanged.connect(this._onError, this);
-    model.tasksChanged.connect(this._onState, this);
+    model.tasks.changed.connect(this._onState, this);
     model.selectionChanged.connect(this._onState, this);
   }
 

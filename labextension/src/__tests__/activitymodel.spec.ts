@@ -135,7 +135,7 @@ describe('ActivityModel', () => {
       const announced: IFailedRun[] = [];
       paged.activity.runFailed.connect((_, f) => announced.push(f));
       await paged.refresh();
-      expect(names(paged.tasks)).toEqual(['t4', 't3', 't2']);
+      expect(names(paged.tasks.items)).toEqual(['t4', 't3', 't2']);
       expect(paged.activity.runningCount).toBe(1);
       api.setRun(run, 'timed_out');
       await paged.refresh();
@@ -148,7 +148,7 @@ describe('ActivityModel', () => {
           status: 'timed_out'
         }
       ]);
-      expect(names(paged.tasks)).toEqual(['t4', 't3', 't2']);
+      expect(names(paged.tasks.items)).toEqual(['t4', 't3', 't2']);
     });
 
     it('announces no old failure of a task seen for the first time', async () => {
@@ -161,8 +161,8 @@ describe('ActivityModel', () => {
       paged.activity.runFailed.connect((_, f) => announced.push(f));
       await paged.refresh();
       await paged.refresh();
-      paged.setOrchFilter(old.id);
-      await until(() => paged.tasks.length === 1);
+      paged.tasks.setOrchFilter(old.id);
+      await until(() => paged.tasks.items.length === 1);
       await paged.refresh();
       expect(announced).toEqual([]);
 
