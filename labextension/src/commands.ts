@@ -19,9 +19,9 @@ import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 
 import { CommandIDs } from './commandids';
 import { askForTask } from './createdialog';
+import { messageOf } from './errors';
 import { taskName } from './format';
 import { orchIcon } from './icons';
-import { messageOf } from './errors';
 import { OrchModel } from './model';
 import { OrchSidebar } from './sidebar';
 import { IOrchestration, ITask } from './types';

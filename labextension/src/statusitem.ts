@@ -1,9 +1,9 @@
 import { Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
+import { ActivityModel } from './activitymodel';
 import { h } from './dom';
 import { orchIcon } from './icons';
-import { ActivityModel } from './activitymodel';
 
 /** The status bar's count of tasks with a run going; activating it opens the sidebar. */
 export class RunningStatus extends Widget {
