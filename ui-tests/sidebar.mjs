@@ -458,11 +458,26 @@ async function main() {
           }
           made.push(...(await Promise.all(batch)));
         }
-        // the newest page only, and a bar to load more
+        // the newest page only, and a bar to load more; it is the page of a poll made after
+        // the last task (tasks made after a poll come at the top with the next one)
+        const [newest] = await api('task/list', { limit: 1, run_limit: 0 });
+        const firstListed = () =>
+          page.evaluate(() => {
+            const list = document.querySelector(
+              '.jp-OrchTaskList .jp-OrchRows'
+            );
+            list.scrollTop = 0;
+            const first = list.querySelector(
+              '.jp-OrchRows-row[aria-posinset="1"] .jp-OrchTaskList-name'
+            );
+            return first?.textContent ?? null;
+          });
         await until(
           'the newest page of tasks to be listed',
           async () =>
-            (await listed()) === 100 && (await page.locator(more).isVisible())
+            (await listed()) === 100 &&
+            (await page.locator(more).isVisible()) &&
+            (await firstListed()) === newest.name
         );
         assert.equal(
           await page

@@ -2,12 +2,15 @@ import { requestAPI, streamJSONLines } from './handler';
 import {
   FollowEvent,
   IActivity,
+  IIdAnswer,
   IOrchApi,
   IOrchestration,
   ITask,
   ITaskQuery,
+  IRunNowAnswer,
   ITaskRun,
   IWorkspace,
+  IWorkspaceList,
   NewTask
 } from './types';
 
@@ -29,10 +32,7 @@ const CREATE_ENDPOINT: Record<NewTask['kind'], string> = {
 /** The orchestration API over HTTP, for the model. */
 export class OrchClient implements IOrchApi {
   async listWorkspaces(): Promise<IWorkspace[]> {
-    const answer = await post<{ workspaces: IWorkspace[] }>(
-      'workspaces/list',
-      {}
-    );
+    const answer = await post<IWorkspaceList>('workspaces/list', {});
     return answer.workspaces;
   }
 
@@ -74,13 +74,13 @@ export class OrchClient implements IOrchApi {
     return post('task/pause', { id: taskId, pause });
   }
 
-  runNow(taskId: string): Promise<ITaskRun> {
+  runNow(taskId: string): Promise<IRunNowAnswer> {
     return post('task/run_now', { id: taskId });
   }
 
   async createFromPath(path: string, name?: string): Promise<string> {
     const body = name ? { path, name } : { path };
-    const answer = await post<{ id: string }>(
+    const answer = await post<IIdAnswer>(
       'orchestration/create_from_path',
       body
     );
@@ -88,7 +88,7 @@ export class OrchClient implements IOrchApi {
   }
 
   async createTask(task: NewTask): Promise<string> {
-    const answer = await post<{ id: string }>(
+    const answer = await post<IIdAnswer>(
       CREATE_ENDPOINT[task.kind],
       task.request
     );

@@ -19,9 +19,10 @@ import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 
 import { CommandIDs } from './commandids';
 import { askForTask } from './createdialog';
+import { messageOf } from './errors';
 import { taskName } from './format';
 import { orchIcon } from './icons';
-import { messageOf, OrchModel } from './model';
+import { OrchModel } from './model';
 import { OrchSidebar } from './sidebar';
 import { IOrchestration, ITask } from './types';
 
@@ -192,7 +193,7 @@ export function addCommands(options: ICommandsOptions): IDisposable {
           return;
         }
         open();
-        const orch = model.orchestration(orchId);
+        const orch = model.orchestrations.get(orchId);
         await askForTask(
           {
             id: orchId,
@@ -214,9 +215,9 @@ export function addCommands(options: ICommandsOptions): IDisposable {
       const row = app.contextMenuHitTest(node =>
         node.classList.contains('jp-OrchOrchList-row')
       );
-      id = row?.dataset.key ?? model.orchFilter;
+      id = row?.dataset.key ?? model.tasks.orchFilter;
     }
-    return id ? model.orchestration(id) : null;
+    return id ? model.orchestrations.get(id) : null;
   };
 
   set.add(
@@ -246,8 +247,9 @@ export function addCommands(options: ICommandsOptions): IDisposable {
         }
         open();
         const task = model.task(taskId);
-        if (task && model.orchFilter && model.orchFilter !== task.orch_id) {
-          model.setOrchFilter(null);
+        const filter = model.tasks.orchFilter;
+        if (task && filter && filter !== task.orch_id) {
+          model.tasks.setOrchFilter(null);
         }
         await model.selectTask(taskId);
         if (runId) {

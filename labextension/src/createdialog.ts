@@ -3,7 +3,8 @@ import { Widget } from '@lumino/widgets';
 
 import { cronProblem, describeCron } from './cron';
 import { h } from './dom';
-import { messageOf, OrchModel } from './model';
+import { messageOf } from './errors';
+import { OrchModel } from './model';
 import {
   defaultForm,
   formProblems,

@@ -44,7 +44,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     app.shell.add(sidebar, 'left', { rank: 600 });
     restorer?.add(sidebar, 'jupyter-orch-sidebar');
     if (statusBar) {
-      const item = new RunningStatus(model, () => {
+      const item = new RunningStatus(model.activity, () => {
         void app.commands.execute(CommandIDs.open);
       });
       statusBar.registerStatusItem('jupyter_orch:running', {
@@ -53,7 +53,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
         rank: 5
       });
     }
-    new FailureNotifier(model, app.commands);
+    new FailureNotifier(model.activity, app.commands);
     model.start();
   }
 };

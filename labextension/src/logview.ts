@@ -4,7 +4,8 @@ import { Widget } from '@lumino/widgets';
 import { badge, h } from './dom';
 import { duration, when } from './format';
 import { clockTime, ILogLine } from './logline';
-import { ILogChange, OrchModel } from './model';
+import { ILogChange, LogModel } from './logmodel';
+import { OrchModel } from './model';
 
 /**
  * The selected run's log, live while the run goes on. It keeps to the newest line
@@ -30,10 +31,10 @@ export class LogView extends Widget {
     this._jump.addEventListener('click', this._onJump);
     this.node.append(this._header, this._body, this._jump);
 
-    model.logChanged.connect(this._onLog, this);
-    model.runsChanged.connect(this._renderHeader, this);
+    model.log.changed.connect(this._onLog, this);
+    model.runs.changed.connect(this._renderHeader, this);
     model.selectionChanged.connect(this._renderHeader, this);
-    this._onLog(model, { reset: true, added: [] });
+    this._onLog(model.log, { reset: true, added: [] });
   }
 
   /** Whether the view keeps to the newest line. */
@@ -51,20 +52,20 @@ export class LogView extends Widget {
     super.dispose();
   }
 
-  private _onLog(model: OrchModel, change: ILogChange): void {
+  private _onLog(log: LogModel, change: ILogChange): void {
     if (change.reset) {
       this._body.replaceChildren();
       this._stick = true;
-      if (model.logDropped > 0) {
+      if (log.dropped > 0) {
         this._body.appendChild(
           h(
             'div',
             'jp-OrchLogView-note',
-            `${model.logDropped} earlier lines are not shown.`
+            `${log.dropped} earlier lines are not shown.`
           )
         );
       }
-      this._append(model.logLines);
+      this._append(log.lines);
     } else {
       this._append(change.added);
     }
@@ -123,15 +124,15 @@ export class LogView extends Widget {
         parts.push(run.reason);
       }
     }
-    const state = model.logState;
+    const { state, error, lines } = model.log;
     if (state === 'following' && (!run || run.status === 'running')) {
       parts.push(h('span', 'jp-OrchLogView-live', 'live'));
     } else if (state === 'error') {
       parts.push(
-        h('span', 'jp-OrchLogView-error', `log unavailable: ${model.logError}`)
+        h('span', 'jp-OrchLogView-error', `log unavailable: ${error}`)
       );
     }
-    if (state === 'ended' && model.logLines.length === 0) {
+    if (state === 'ended' && lines.length === 0) {
       parts.push('(no output)');
     }
     parts.forEach((part, index) => {

@@ -1,117 +1,73 @@
 import { IDisposable } from '@lumino/disposable';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { ILogLine, LineJoiner } from './logline';
-import { TaskPages } from './taskpages';
-import {
-  FollowEvent,
-  IActivity,
-  IOrchApi,
-  IOrchestration,
-  ITask,
-  ITaskQuery,
-  ITaskRun,
-  IWorkspace,
-  NewTask,
-  RunStatus
-} from './types';
-
-/** Where the selected run's log stands. */
-export type LogState = 'idle' | 'following' | 'ended' | 'error';
-
-/** A change of the log: `reset` means start over from `lines`. */
-export interface ILogChange {
-  reset: boolean;
-  added: readonly ILogLine[];
-}
-
-/** A run that ended badly since the last look. */
-export interface IFailedRun {
-  taskId: string;
-  taskName: string | null;
-  runId: string;
-  status: RunStatus;
-}
-
-/** How many tasks of an orchestration are known; `exact` unless some are not loaded. */
-export interface ITaskCount {
-  count: number;
-  exact: boolean;
-}
+import { ActivityModel } from './activitymodel';
+import { isNotFound } from './errors';
+import { LoadQueue } from './loadqueue';
+import { IRunEnd, LogModel } from './logmodel';
+import { OrchestrationsModel } from './orchestrationsmodel';
+import { Poller } from './poller';
+import { RunsModel } from './runsmodel';
+import { TasksModel } from './tasksmodel';
+import { IOrchApi, IRunNowAnswer, ITask, ITaskRun, NewTask } from './types';
 
 /**
- * How far before the previous answer's time failures are asked for again: a run that ended
- * while that answer was read is not missed (runs already announced are skipped).
- */
-const FAILURE_OVERLAP_MS = 10000;
-
-/**
- * The state the sidebar shows: orchestrations, tasks, the selected task's runs and the
- * selected run's log. It polls the server with cheap requests (the loaded tasks with one
- * run each, the selected task's runs) and follows the selected run's log as it is written.
- * The running count and the failed runs come from `task/activity`, which covers every task
- * whether loaded or not; while nobody looks at the list (`isIdle`), only that is polled.
- *
- * Tasks come a page at a time (`task/list` with `limit` and `after`): the newest page
- * first, another only when asked (`loadMoreTasks`). A poll asks again for as many tasks as
- * are loaded (at most `maxPolledTasks`), so its cost follows what the list shows, not how
- * many tasks the server keeps. While an orchestration is chosen, its own tasks are paged
- * (`orch_id`), and only the newest page of every task is polled beside them.
+ * What the sidebar shows, composed of one model per part: `orchestrations`, `tasks` (the
+ * loaded pages), `runs` of the selected task, `log` of the selected run and `activity` (the
+ * running count and failed runs of every task). This model holds the selection and the
+ * actions, and polls: every few seconds it asks for the loaded tasks with one run each, the
+ * selected task's runs and the activity (the orchestrations every fifth poll, or while one
+ * is packaged). While nobody looks at the list (`isIdle`), only the activity is polled. The
+ * loads wait in one line (`LoadQueue`), so answers never land out of order.
  */
 export class OrchModel implements IDisposable {
   constructor(options: OrchModel.IOptions) {
-    this._api = options.api;
-    this._interval = options.interval ?? 3000;
-    this._hiddenInterval = options.hiddenInterval ?? 15000;
-    this._idleInterval = options.idleInterval ?? 10000;
+    const api = options.api;
+    this._api = api;
     this._isIdle = options.isIdle ?? (() => false);
-    this._runsLimit = options.runsLimit ?? 50;
-    this._pageSize = Math.max(1, options.pageSize ?? 100);
-    this._maxPolled = Math.max(this._pageSize, options.maxPolledTasks ?? 500);
-    this._all = this._newPages(null);
-    this._maxLogLines = options.maxLogLines ?? 20000;
-    this._isHidden =
-      options.isHidden ??
-      (() => typeof document !== 'undefined' && document.hidden);
+    this.orchestrations = new OrchestrationsModel({ api });
+    this.tasks = new TasksModel({
+      api,
+      queue: this._queue,
+      orchestrations: this.orchestrations,
+      pollNow: () => void this._queue.run(() => this._load(false), false),
+      pageSize: options.pageSize,
+      maxPolledTasks: options.maxPolledTasks
+    });
+    this.runs = new RunsModel({ api, limit: options.runsLimit });
+    this.log = new LogModel({ api, maxLines: options.maxLogLines });
+    this.activity = new ActivityModel({ api });
+    this.tasks.changed.connect(this._onTasksChanged, this);
+    this.log.ended.connect(this._onRunEnded, this);
+    this._poller = new Poller({
+      tick: () => this._queue.run(() => this._load(false), true),
+      interval: options.interval,
+      idleInterval: options.idleInterval,
+      isIdle: this._isIdle,
+      maxInterval: options.maxInterval,
+      isHidden: options.isHidden
+    });
   }
 
-  /** Every workspace. */
-  get workspaces(): readonly IWorkspace[] {
-    return this._workspaces;
-  }
+  /** The workspaces and their orchestrations. */
+  readonly orchestrations: OrchestrationsModel;
 
-  /** Every orchestration, newest first. */
-  get orchestrations(): readonly IOrchestration[] {
-    return this._orchestrations;
-  }
+  /** The loaded tasks: every task's, or the chosen orchestration's. */
+  readonly tasks: TasksModel;
 
-  /**
-   * The loaded tasks, newest first, each with its newest run: every task's, or the chosen
-   * orchestration's.
-   */
-  get tasks(): readonly ITask[] {
-    return this._shownPages().items;
-  }
+  /** The selected task's runs. */
+  readonly runs: RunsModel;
 
-  /** Whether older tasks than those loaded may exist (`loadMoreTasks` fetches them). */
-  get hasMoreTasks(): boolean {
-    return this._shownPages().hasMore;
-  }
+  /** The selected run's log, followed while the run goes on. */
+  readonly log: LogModel;
 
-  /** Whether a page of older tasks is being fetched. */
-  get loadingMoreTasks(): boolean {
-    return this._moreJob !== null;
-  }
-
-  /** The orchestration whose tasks alone are shown, if any. */
-  get orchFilter(): string | null {
-    return this._orchFilter;
-  }
+  /** The running count and the failed runs of every task. */
+  readonly activity: ActivityModel;
 
   /** The selected task (loaded or not: it stays selected while it exists). */
   get selectedTask(): ITask | null {
     return this._selectedTaskId
-      ? (this._taskIndex.get(this._selectedTaskId) ?? this._selectedRecord)
+      ? (this.tasks.task(this._selectedTaskId) ?? this._selectedRecord)
       : null;
   }
 
@@ -120,14 +76,9 @@ export class OrchModel implements IDisposable {
     return this._selectedTaskId;
   }
 
-  /** The selected task's runs, newest first. */
-  get runs(): readonly ITaskRun[] {
-    return this._runs;
-  }
-
   /** The selected run. */
   get selectedRun(): ITaskRun | null {
-    return this._runs.find(r => r.run_id === this._selectedRunId) ?? null;
+    return this.runs.run(this._selectedRunId);
   }
 
   /** The selected run's id (set before its details are loaded). */
@@ -135,79 +86,14 @@ export class OrchModel implements IDisposable {
     return this._selectedRunId;
   }
 
-  /** The selected run's whole lines so far. */
-  get logLines(): readonly ILogLine[] {
-    return this._log;
-  }
-
-  /** Whether the log is being followed, complete, or failed. */
-  get logState(): LogState {
-    return this._logState;
-  }
-
-  /** Why following the log failed. */
-  get logError(): string | null {
-    return this._logError;
-  }
-
-  /** How many lines were dropped from the head of a very long log. */
-  get logDropped(): number {
-    return this._logDropped;
-  }
-
-  /** How many tasks have a run going. */
-  get runningCount(): number {
-    return this._running;
-  }
-
   /** Why the last refresh failed (null when it worked). */
   get error(): string | null {
-    return this._error;
+    return this._queue.error;
   }
 
-  /** Whether the model is disposed. */
-  get isDisposed(): boolean {
-    return this._disposed;
-  }
-
-  /** The orchestration with this id. */
-  orchestration(id: string): IOrchestration | null {
-    return this._orchIndex.get(id) ?? null;
-  }
-
-  /** The task with this id, if it is loaded (or selected). */
-  task(id: string): ITask | null {
-    return (
-      this._taskIndex.get(id) ??
-      (id === this._selectedTaskId ? this._selectedRecord : null)
-    );
-  }
-
-  /** How many tasks of an orchestration are loaded, and whether that is all of them. */
-  taskCount(orchId: string): ITaskCount {
-    const own = this._byOrch;
-    if (own && own.orchId === orchId && own.loaded) {
-      return { count: own.items.length, exact: !own.hasMore };
-    }
-    return {
-      count: this._taskCounts.get(orchId) ?? 0,
-      exact: !this._all.hasMore
-    };
-  }
-
-  /** The orchestrations changed. */
-  get orchestrationsChanged(): ISignal<this, void> {
-    return this._orchestrationsChanged;
-  }
-
-  /** The task list changed (a task, a status, a newest run, or what is loaded). */
-  get tasksChanged(): ISignal<this, void> {
-    return this._tasksChanged;
-  }
-
-  /** The orchestration filter changed. */
-  get filterChanged(): ISignal<this, void> {
-    return this._filterChanged;
+  /** A refresh failed, or worked again (null). */
+  get errorChanged(): ISignal<LoadQueue, string | null> {
+    return this._queue.errorChanged;
   }
 
   /** The selected task or run changed. */
@@ -215,138 +101,56 @@ export class OrchModel implements IDisposable {
     return this._selectionChanged;
   }
 
-  /** The selected task's runs changed. */
-  get runsChanged(): ISignal<this, void> {
-    return this._runsChanged;
+  /** Whether the model is disposed. */
+  get isDisposed(): boolean {
+    return this._disposed;
   }
 
-  /** Lines were added to the log, or it started over, or its state changed. */
-  get logChanged(): ISignal<this, ILogChange> {
-    return this._logChanged;
-  }
-
-  /** The number of tasks with a run going changed. */
-  get runningCountChanged(): ISignal<this, number> {
-    return this._runningCountChanged;
-  }
-
-  /** A run failed or timed out since the previous refresh. */
-  get runFailed(): ISignal<this, IFailedRun> {
-    return this._runFailed;
-  }
-
-  /** A refresh failed, or worked again (null). */
-  get errorChanged(): ISignal<this, string | null> {
-    return this._errorChanged;
+  /** The task with this id, if it is loaded (or selected). */
+  task(id: string): ITask | null {
+    return (
+      this.tasks.task(id) ??
+      (id === this._selectedTaskId ? this._selectedRecord : null)
+    );
   }
 
   /**
-   * Poll the server every few seconds (slower while idle, slower still while hidden); while
-   * idle, only the running count and the failures are asked for.
+   * Poll the server every few seconds (slower while idle, not at all while the page is
+   * hidden); while idle, only the running count and the failures are asked for.
    */
   start(): void {
-    if (this._polling || this._disposed) {
-      return;
+    if (!this._disposed) {
+      this._poller.start();
     }
-    this._polling = true;
-    void this._poll();
   }
 
   /** Stop polling. */
   stop(): void {
-    this._polling = false;
-    if (this._timer !== null) {
-      clearTimeout(this._timer);
-      this._timer = null;
-    }
+    this._poller.stop();
   }
 
   /** Someone looks at the list again: poll now, then at the active pace. */
   wake(): void {
-    if (!this._polling || this._disposed) {
-      return;
-    }
-    if (this._timer !== null) {
-      clearTimeout(this._timer);
-      this._timer = null;
-    }
-    void this._poll();
+    this._poller.wake();
   }
 
   /** Load everything again now; throws with the server's message if it fails. */
   refresh(): Promise<void> {
-    return this._enqueue(() => this._load(true), true);
-  }
-
-  /**
-   * Show only the tasks of one orchestration (null: every task). Its tasks already loaded
-   * show at once; its own pages are fetched from the server.
-   */
-  setOrchFilter(orchId: string | null): void {
-    if (orchId === this._orchFilter) {
-      return;
-    }
-    this._orchFilter = orchId;
-    this._moreJob = null;
-    if (orchId === null) {
-      this._byOrch = null;
-    } else {
-      // the loaded tasks are the newest of every task: those of this orchestration are
-      // the newest of its own, and all of them unless more tasks are to be loaded
-      const own = this._newPages(orchId);
-      own.prefill(
-        this._all.items.filter(t => t.orch_id === orchId),
-        this._all.hasMore
-      );
-      this._byOrch = own;
-    }
-    this._filterChanged.emit();
-    this._publish();
-    if (orchId !== null && this._byOrch?.hasMore && !this._disposed) {
-      void this._enqueue(() => this._load(false), false);
-    }
-  }
-
-  /**
-   * Fetch the page of tasks after the oldest loaded one (of the list shown); later polls
-   * keep that many tasks fresh. Resolves at once when every task is loaded.
-   */
-  loadMoreTasks(): Promise<void> {
-    if (this._moreJob !== null) {
-      return this._moreJob;
-    }
-    const pages = this._shownPages();
-    if (!pages.hasMore || this._disposed) {
-      return Promise.resolve();
-    }
-    const job = this._enqueue(() => this._loadMore(pages), true).finally(() => {
-      if (this._moreJob === job) {
-        this._moreJob = null;
-        this._tasksChanged.emit();
-      }
-    });
-    this._moreJob = job;
-    this._tasksChanged.emit();
-    return job;
+    return this._queue.run(() => this._load(true), true);
   }
 
   /** Select a task (null: none); its newest run is selected once its runs are loaded. */
   selectTask(taskId: string | null): Promise<void> {
     if (taskId !== this._selectedTaskId) {
       this._selectedTaskId = taskId;
-      this._selectedRecord = taskId
-        ? (this._taskIndex.get(taskId) ?? null)
-        : null;
-      this._runs = [];
-      this._runsKey = '';
+      this._selectedRecord = taskId ? this.tasks.task(taskId) : null;
       this._selectedRunId = null;
       this._runPinned = false;
-      this._stopFollow();
-      this._resetLog('idle');
+      this.log.clear();
+      this.runs.setTask(taskId);
       this._selectionChanged.emit();
-      this._runsChanged.emit();
     }
-    return this._enqueue(async () => {
+    return this._queue.run(async () => {
       await this._loadSelected();
       await this._loadRuns();
     }, false);
@@ -359,13 +163,13 @@ export class OrchModel implements IDisposable {
       return;
     }
     this._selectedRunId = runId;
-    this._stopFollow();
+    this.log.stop();
     this._selectionChanged.emit();
     if (runId === null) {
-      this._resetLog('idle');
-      return;
+      this.log.clear();
+    } else {
+      this.log.follow(runId);
     }
-    this._startFollow(runId);
   }
 
   /** Kill a task; its runs end, its logs stay. */
@@ -381,7 +185,7 @@ export class OrchModel implements IDisposable {
   }
 
   /** Start one extra run of a task now; the new run is selected if its task is. */
-  async runNow(taskId: string): Promise<ITaskRun> {
+  async runNow(taskId: string): Promise<IRunNowAnswer> {
     const run = await this._api.runNow(taskId);
     if (taskId === this._selectedTaskId) {
       this._runPinned = false;
@@ -411,37 +215,22 @@ export class OrchModel implements IDisposable {
       return;
     }
     this._disposed = true;
-    this.stop();
-    this._stopFollow();
+    this._poller.dispose();
+    for (const part of [
+      this.log,
+      this.runs,
+      this.tasks,
+      this.orchestrations,
+      this.activity,
+      this._queue
+    ]) {
+      part.dispose();
+    }
     Signal.clearData(this);
   }
 
-  /** One poll, then the next one planned. */
-  private async _poll(): Promise<void> {
-    this._timer = null;
-    if (!this._polling || this._disposed) {
-      return;
-    }
-    await this._enqueue(() => this._load(false), false);
-    if (this._polling && !this._disposed && this._timer === null) {
-      const delay = this._isHidden()
-        ? this._hiddenInterval
-        : this._isIdle()
-          ? this._idleInterval
-          : this._interval;
-      this._timer = setTimeout(() => void this._poll(), delay);
-    }
-  }
-
-  /** Run loads one after another, so answers never land out of order. */
-  private _enqueue(work: () => Promise<void>, rethrow: boolean): Promise<void> {
-    const next = this._queue.then(work);
-    this._queue = next.catch(() => undefined);
-    return rethrow ? next : next.catch(() => undefined);
-  }
-
   private async _refreshQuietly(): Promise<void> {
-    await this._enqueue(() => this._load(true), false);
+    await this._queue.run(() => this._load(true), false);
   }
 
   /**
@@ -452,85 +241,27 @@ export class OrchModel implements IDisposable {
     if (this._disposed) {
       return;
     }
-    try {
-      if (!full && this._isIdle()) {
-        this._applyActivity(await this._api.activity(this._failedSince()));
-      } else {
-        await this._loadShown(full);
-      }
-      this._setError(null);
-    } catch (error) {
-      this._setError(messageOf(error));
-      throw error;
-    }
+    await this._queue.report(() =>
+      !full && this._isIdle() ? this.activity.load() : this._loadShown(full)
+    );
   }
 
   /** What the sidebar shows, and the activity beside it. */
   private async _loadShown(full: boolean): Promise<void> {
     const tick = this._tick++;
-    if (full || this._workspaces.length === 0 || tick % 20 === 0) {
-      this._workspaces = await this._api.listWorkspaces();
-    }
-    const all = this._all;
-    const own = this._byOrch;
-    // while an orchestration is chosen, every task's list is not shown: only its
-    // newest page is watched, for the task counts of the orchestrations
-    const polls: [TaskPages, number][] = [
-      [all, own ? this._pageSize : all.pollLimit]
-    ];
-    if (own) {
-      polls.push([own, own.pollLimit]);
-    }
-    const [answers, activity] = await Promise.all([
-      Promise.all(
-        polls.map(([pages, limit]) =>
-          this._api.listTasks(this._query(pages, limit))
-        )
-      ),
-      this._api.activity(this._failedSince())
+    const orchestrations = this.orchestrations;
+    await orchestrations.loadWorkspaces(full || tick % 20 === 0);
+    const [poll, activity] = await Promise.all([
+      this.tasks.fetch(),
+      this.activity.fetch()
     ]);
-    const packaging = this._orchestrations.some(
-      o => o.status === 'pending_packaging' || o.status === 'packaging'
-    );
-    const polled = answers.flat();
-    const unknown = polled.some(t => !this._orchIndex.has(t.orch_id));
-    if (full || packaging || unknown || tick % 5 === 0) {
-      await this._loadOrchestrations();
+    if (full || tick % 5 === 0 || orchestrations.isStale(poll.tasks)) {
+      await orchestrations.load();
     }
-    polls.forEach(([pages, limit], i) => pages.applyPoll(answers[i], limit));
-    this._publish();
-    this._applyActivity(activity);
-    await this._loadSelected(polled);
+    poll.apply();
+    this.activity.apply(activity);
+    await this._loadSelected(poll.tasks);
     await this._loadRuns();
-  }
-
-  /** One page more of the list shown; if its start is gone, from the last polled task. */
-  private async _loadMore(pages: TaskPages): Promise<void> {
-    if (pages !== this._shownPages() || !pages.hasMore || this._disposed) {
-      return;
-    }
-    const ask = (): Promise<ITask[]> =>
-      this._api.listTasks(
-        this._query(pages, pages.pageSize, pages.after ?? undefined)
-      );
-    try {
-      let page: ITask[];
-      try {
-        page = await ask();
-      } catch (error) {
-        if (!isNotFound(error)) {
-          throw error;
-        }
-        pages.dropUnpolled();
-        page = await ask();
-      }
-      pages.applyMore(page);
-      this._publish();
-      this._setError(null);
-    } catch (error) {
-      this._setError(messageOf(error));
-      throw error;
-    }
   }
 
   /**
@@ -564,133 +295,7 @@ export class OrchModel implements IDisposable {
     }
     this._selectedRecord = task;
     // a loaded task older than the polled ones: its row shows the fresh record
-    const stale = [this._all, this._byOrch].filter(
-      (p): p is TaskPages => p !== null && p.replace(task)
-    );
-    if (stale.length > 0) {
-      this._publish();
-    }
-  }
-
-  /** The list shown: the chosen orchestration's tasks, or every task. */
-  private _shownPages(): TaskPages {
-    return this._byOrch ?? this._all;
-  }
-
-  private _newPages(orchId: string | null): TaskPages {
-    return new TaskPages({
-      pageSize: this._pageSize,
-      maxPolled: this._maxPolled,
-      orchId
-    });
-  }
-
-  private _query(pages: TaskPages, limit: number, after?: string): ITaskQuery {
-    const query: ITaskQuery = { runLimit: 1, limit };
-    if (after !== undefined) {
-      query.after = after;
-    }
-    if (pages.orchId !== null) {
-      query.orchId = pages.orchId;
-    }
-    return query;
-  }
-
-  private async _loadOrchestrations(): Promise<void> {
-    const lists = await Promise.all(
-      this._workspaces.map(w => this._api.listOrchestrations(w.id))
-    );
-    const orchs = lists
-      .flat()
-      .sort((a, b) => b.created_at.localeCompare(a.created_at));
-    const key = orchs
-      .map(o => `${o.id}|${o.status}|${o.updated_at}|${o.name}`)
-      .join('\n');
-    if (key === this._orchKey) {
-      return;
-    }
-    this._orchKey = key;
-    this._orchestrations = orchs;
-    this._orchIndex = new Map(orchs.map(o => [o.id, o]));
-    this._orchestrationsChanged.emit();
-  }
-
-  /** The loaded tasks may have changed: signal if they did. */
-  private _publish(): void {
-    const lists = [this._all, this._byOrch];
-    const key = lists
-      .map(p => (p ? `${p.hasMore}\n${p.items.map(taskKey).join('\n')}` : ''))
-      .join('\n--\n');
-    if (key !== this._tasksKey) {
-      this._tasksKey = key;
-      this._taskIndex = new Map();
-      for (const pages of lists) {
-        for (const task of pages?.items ?? []) {
-          this._taskIndex.set(task.id, task);
-        }
-      }
-      this._taskCounts = new Map();
-      for (const task of this._all.items) {
-        this._taskCounts.set(
-          task.orch_id,
-          (this._taskCounts.get(task.orch_id) ?? 0) + 1
-        );
-      }
-      const selected = this._selectedTaskId
-        ? this._taskIndex.get(this._selectedTaskId)
-        : undefined;
-      if (selected) {
-        this._selectedRecord = selected;
-      }
-      this._tasksChanged.emit();
-    }
-    if (this._orchFilter && !this._orchIndex.has(this._orchFilter)) {
-      this.setOrchFilter(null);
-    }
-  }
-
-  /**
-   * Apply a `task/activity` answer: the running count, and a signal for each failed run not
-   * announced before. The first look's failures (the newest ever) are only noted as seen.
-   */
-  private _applyActivity(activity: IActivity): void {
-    if (activity.running !== this._running) {
-      this._running = activity.running;
-      this._runningCountChanged.emit(activity.running);
-    }
-    const first = this._activityAt === null;
-    this._activityAt = activity.as_of;
-    for (const run of [...activity.failed].reverse()) {
-      if (this._announced.has(run.run_id)) {
-        continue;
-      }
-      this._announced.set(run.run_id, Date.parse(run.updated_at));
-      if (first) {
-        continue;
-      }
-      this._runFailed.emit({
-        taskId: run.task,
-        taskName: run.task_name,
-        runId: run.run_id,
-        status: run.status
-      });
-    }
-    // a run that ended before the next look's start cannot come again
-    const since = Date.parse(this._activityAt) - FAILURE_OVERLAP_MS;
-    for (const [runId, at] of this._announced) {
-      if (at <= since) {
-        this._announced.delete(runId);
-      }
-    }
-  }
-
-  /** Where the next look for failures starts (null on the first: the newest ever). */
-  private _failedSince(): string | null {
-    if (this._activityAt === null) {
-      return null;
-    }
-    const at = Date.parse(this._activityAt) - FAILURE_OVERLAP_MS;
-    return new Date(at).toISOString();
+    this.tasks.replace(task);
   }
 
   /** The selected task's runs; its newest run is selected unless the user chose one. */
@@ -699,16 +304,11 @@ export class OrchModel implements IDisposable {
     if (taskId === null) {
       return;
     }
-    const runs = await this._api.listRuns(taskId, this._runsLimit);
-    if (taskId !== this._selectedTaskId || this._disposed) {
+    const current = await this.runs.load();
+    if (!current || taskId !== this._selectedTaskId || this._disposed) {
       return;
     }
-    const key = runs.map(runKey).join('\n');
-    if (key !== this._runsKey) {
-      this._runsKey = key;
-      this._runs = runs;
-      this._runsChanged.emit();
-    }
+    const runs = this.runs.items;
     const newest = runs[0]?.run_id ?? null;
     const present = runs.some(r => r.run_id === this._selectedRunId);
     if (newest !== null && (!this._runPinned || !present)) {
@@ -716,198 +316,34 @@ export class OrchModel implements IDisposable {
     }
   }
 
-  private _resetLog(state: LogState): void {
-    this._log = [];
-    this._logDropped = 0;
-    this._joiner = new LineJoiner();
-    this._pending = [];
-    this._logState = state;
-    this._logError = null;
-    this._logChanged.emit({ reset: true, added: [] });
-  }
-
-  private _startFollow(runId: string): void {
-    this._resetLog('following');
-    const controller = new AbortController();
-    this._follow = controller;
-    void this._followLoop(runId, controller);
-  }
-
-  private _stopFollow(): void {
-    this._follow?.abort();
-    this._follow = null;
-    if (this._flushTimer !== null) {
-      clearTimeout(this._flushTimer);
-      this._flushTimer = null;
+  /** The loaded tasks changed: the selected one's record follows its row. */
+  private _onTasksChanged(): void {
+    const loaded = this._selectedTaskId
+      ? this.tasks.task(this._selectedTaskId)
+      : null;
+    if (loaded) {
+      this._selectedRecord = loaded;
     }
-  }
-
-  /** Follow until the run has ended; after a broken connection resume where it stopped. */
-  private async _followLoop(
-    runId: string,
-    controller: AbortController
-  ): Promise<void> {
-    const signal = controller.signal;
-    let next = 0;
-    let failures = 0;
-    let lastError = 'the connection ended early';
-    while (!signal.aborted) {
-      let end: RunStatus | null = null;
-      const onEvent = (event: FollowEvent): void => {
-        if (signal.aborted) {
-          return;
-        }
-        failures = 0;
-        if ('n' in event) {
-          next = event.n + 1;
-          const line = this._joiner.push(event.n, event.line);
-          if (line) {
-            this._queueLine(line);
-          }
-        } else if ('end' in event) {
-          end = event.status;
-          next = event.next;
-        }
-      };
-      try {
-        await this._api.followLogs(runId, next, onEvent, signal);
-      } catch (error) {
-        lastError = messageOf(error);
-      }
-      if (signal.aborted) {
-        return;
-      }
-      if (end !== null) {
-        for (const line of this._joiner.flush()) {
-          this._queueLine(line);
-        }
-        this._flush();
-        this._logState = 'ended';
-        this._logChanged.emit({ reset: false, added: [] });
-        this._runEnded(runId, end);
-        return;
-      }
-      this._flush();
-      failures += 1;
-      if (failures > 5) {
-        this._logState = 'error';
-        this._logError = lastError;
-        this._logChanged.emit({ reset: false, added: [] });
-        return;
-      }
-      await sleep(Math.min(500 * 2 ** failures, 8000), signal);
-    }
-  }
-
-  /** Lines are shown in batches, so a burst of output is one update. */
-  private _queueLine(line: ILogLine): void {
-    this._pending.push(line);
-    if (this._flushTimer === null) {
-      this._flushTimer = setTimeout(() => this._flush(), 50);
-    }
-  }
-
-  private _flush(): void {
-    if (this._flushTimer !== null) {
-      clearTimeout(this._flushTimer);
-      this._flushTimer = null;
-    }
-    if (this._pending.length === 0) {
-      return;
-    }
-    const added = this._pending;
-    this._pending = [];
-    this._log.push(...added);
-    if (this._log.length > this._maxLogLines) {
-      const drop = this._log.length - Math.floor(this._maxLogLines * 0.9);
-      this._log.splice(0, drop);
-      this._logDropped += drop;
-      this._logChanged.emit({ reset: true, added: [] });
-      return;
-    }
-    this._logChanged.emit({ reset: false, added });
   }
 
   /** The followed run has ended: show its final status at once, then refresh. */
-  private _runEnded(runId: string, status: RunStatus): void {
-    const run = this._runs.find(r => r.run_id === runId);
-    if (run && run.status !== status) {
-      this._runs = this._runs.map(r =>
-        r.run_id === runId ? { ...r, status } : r
-      );
-      this._runsKey = '';
-      this._runsChanged.emit();
-    }
-    if (run && run.status === 'running') {
+  private _onRunEnded(_: LogModel, end: IRunEnd): void {
+    if (this.runs.markEnded(end.runId, end.status)) {
       void this._refreshQuietly();
     }
   }
 
-  private _setError(error: string | null): void {
-    if (error !== this._error) {
-      this._error = error;
-      this._errorChanged.emit(error);
-    }
-  }
-
   private _api: IOrchApi;
-  private _interval: number;
-  private _hiddenInterval: number;
-  private _runsLimit: number;
-  private _pageSize: number;
-  private _maxPolled: number;
-  private _maxLogLines: number;
-  private _isHidden: () => boolean;
-  private _idleInterval: number;
   private _isIdle: () => boolean;
+  private _poller: Poller;
+  private _queue = new LoadQueue();
   private _disposed = false;
-  private _polling = false;
-  private _timer: ReturnType<typeof setTimeout> | null = null;
-  private _queue: Promise<void> = Promise.resolve();
   private _tick = 0;
-  private _error: string | null = null;
-
-  private _workspaces: IWorkspace[] = [];
-  private _orchestrations: IOrchestration[] = [];
-  private _orchIndex = new Map<string, IOrchestration>();
-  private _orchKey = '';
-  private _orchFilter: string | null = null;
-  private _all: TaskPages;
-  private _byOrch: TaskPages | null = null;
-  private _moreJob: Promise<void> | null = null;
-  private _taskIndex = new Map<string, ITask>();
-  private _taskCounts = new Map<string, number>();
-  private _tasksKey = '';
-  private _running = 0;
-  private _activityAt: string | null = null;
-  /** Failed runs announced, with when they ended (ms), until no look can bring them again. */
-  private _announced = new Map<string, number>();
-
   private _selectedTaskId: string | null = null;
   private _selectedRecord: ITask | null = null;
-  private _runs: ITaskRun[] = [];
-  private _runsKey = '';
   private _selectedRunId: string | null = null;
   private _runPinned = false;
-
-  private _log: ILogLine[] = [];
-  private _logDropped = 0;
-  private _logState: LogState = 'idle';
-  private _logError: string | null = null;
-  private _joiner = new LineJoiner();
-  private _pending: ILogLine[] = [];
-  private _flushTimer: ReturnType<typeof setTimeout> | null = null;
-  private _follow: AbortController | null = null;
-
-  private _orchestrationsChanged = new Signal<this, void>(this);
-  private _tasksChanged = new Signal<this, void>(this);
-  private _filterChanged = new Signal<this, void>(this);
   private _selectionChanged = new Signal<this, void>(this);
-  private _runsChanged = new Signal<this, void>(this);
-  private _logChanged = new Signal<this, ILogChange>(this);
-  private _runningCountChanged = new Signal<this, number>(this);
-  private _runFailed = new Signal<this, IFailedRun>(this);
-  private _errorChanged = new Signal<this, string | null>(this);
 }
 
 /** The model's options. */
@@ -917,12 +353,14 @@ export namespace OrchModel {
     api: IOrchApi;
     /** Milliseconds between polls (3000). */
     interval?: number;
-    /** Milliseconds between polls while the page is hidden (15000). */
-    hiddenInterval?: number;
     /** Milliseconds between polls while nobody looks at the list (10000). */
     idleInterval?: number;
     /** Whether nobody looks at the list (the sidebar is closed): poll less often. */
     isIdle?: () => boolean;
+    /** At most this many milliseconds between failing polls (30000). */
+    maxInterval?: number;
+    /** Whether the page is hidden: polling stands by (the document's visibility by default). */
+    isHidden?: () => boolean;
     /** How many runs of the selected task are listed (50). */
     runsLimit?: number;
     /** How many tasks a page holds: the first one, and each one loaded more (100). */
@@ -931,52 +369,5 @@ export namespace OrchModel {
     maxPolledTasks?: number;
     /** How many log lines are kept; older ones are dropped (20000). */
     maxLogLines?: number;
-    /** Whether the page is hidden (document.hidden by default). */
-    isHidden?: () => boolean;
   }
-}
-
-/** What a task row shows: a change of any of it is a change of the list. */
-function taskKey(task: ITask): string {
-  const run = task.last_runs[0];
-  return [
-    task.id,
-    task.name,
-    task.status,
-    task.updated_at,
-    task.next_run_at,
-    run?.run_id,
-    run?.status
-  ].join('|');
-}
-
-function runKey(run: ITaskRun): string {
-  return [run.run_id, run.status, run.updated_at].join('|');
-}
-
-/** Whether an error is the server's 404 (the thing asked for is gone). */
-function isNotFound(error: unknown): boolean {
-  return (
-    typeof error === 'object' &&
-    error !== null &&
-    (error as { status?: unknown }).status === 404
-  );
-}
-
-/** The message of an error, whatever was thrown. */
-export function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
-/** Wait, unless the signal aborts first. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise(resolve => {
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-  });
 }

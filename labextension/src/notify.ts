@@ -2,9 +2,9 @@ import { Notification } from '@jupyterlab/apputils';
 import { CommandRegistry } from '@lumino/commands';
 import { IDisposable } from '@lumino/disposable';
 
+import { ActivityModel, IFailedRun } from './activitymodel';
 import { CommandIDs } from './commandids';
 import { taskName } from './format';
-import { IFailedRun, OrchModel } from './model';
 
 /** More failures than this in one look are told in one notification. */
 const MAX_SINGLE = 3;
@@ -17,10 +17,10 @@ const AUTO_CLOSE = 15000;
  * one look brings more than a few, a single notification names their tasks instead.
  */
 export class FailureNotifier implements IDisposable {
-  constructor(model: OrchModel, commands: CommandRegistry) {
-    this._model = model;
+  constructor(activity: ActivityModel, commands: CommandRegistry) {
+    this._activity = activity;
     this._commands = commands;
-    model.runFailed.connect(this._onFailed, this);
+    activity.runFailed.connect(this._onFailed, this);
   }
 
   get isDisposed(): boolean {
@@ -33,11 +33,11 @@ export class FailureNotifier implements IDisposable {
     }
     this._disposed = true;
     this._pending = [];
-    this._model.runFailed.disconnect(this._onFailed, this);
+    this._activity.runFailed.disconnect(this._onFailed, this);
   }
 
   /** The model signals one look's failures together: they are told once it is done. */
-  private _onFailed(_: OrchModel, failed: IFailedRun): void {
+  private _onFailed(_: ActivityModel, failed: IFailedRun): void {
     this._pending.push(failed);
     if (this._pending.length === 1) {
       queueMicrotask(() => this._flush());
@@ -102,7 +102,7 @@ export class FailureNotifier implements IDisposable {
     });
   }
 
-  private _model: OrchModel;
+  private _activity: ActivityModel;
   private _commands: CommandRegistry;
   private _disposed = false;
   private _pending: IFailedRun[] = [];

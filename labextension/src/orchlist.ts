@@ -17,15 +17,17 @@ export class OrchList extends RowsPanel<IOrchestration> {
       emptyText: 'No orchestrations yet.',
       key: orch => orch.id,
       render: (orch, row) => this._renderRow(orch, row),
-      isSelected: orch => orch.id === model.orchFilter,
+      isSelected: orch => orch.id === model.tasks.orchFilter,
       onActivate: orch =>
-        model.setOrchFilter(model.orchFilter === orch.id ? null : orch.id)
+        model.tasks.setOrchFilter(
+          model.tasks.orchFilter === orch.id ? null : orch.id
+        )
     });
     this.rows.node.addEventListener('keydown', this._onKeyDown);
     this.node.appendChild(this.rows.node);
-    model.orchestrationsChanged.connect(this._onChange, this);
-    model.tasksChanged.connect(this._onChange, this);
-    model.filterChanged.connect(this._onFilter, this);
+    model.orchestrations.changed.connect(this._onChange, this);
+    model.tasks.changed.connect(this._onChange, this);
+    model.tasks.filterChanged.connect(this._onFilter, this);
     this._onChange();
   }
 
@@ -37,7 +39,7 @@ export class OrchList extends RowsPanel<IOrchestration> {
   }
 
   private _onChange(): void {
-    this.rows.setItems(this._model.orchestrations);
+    this.rows.setItems(this._model.orchestrations.items);
   }
 
   private _onFilter(): void {
@@ -46,7 +48,7 @@ export class OrchList extends RowsPanel<IOrchestration> {
 
   private _renderRow(orch: IOrchestration, row: HTMLElement): void {
     row.classList.add('jp-OrchOrchList-row');
-    const { count, exact } = this._model.taskCount(orch.id);
+    const { count, exact } = this._model.tasks.count(orch.id);
     // with tasks still to load, what is loaded is a lower bound ("3+ tasks")
     const tasks = exact
       ? `${count} task${count === 1 ? '' : 's'}`
@@ -84,9 +86,10 @@ export class OrchList extends RowsPanel<IOrchestration> {
   }
 
   private _onKeyDown = (event: KeyboardEvent): void => {
-    if (event.key === 'Escape' && this._model.orchFilter) {
+    const tasks = this._model.tasks;
+    if (event.key === 'Escape' && tasks.orchFilter) {
       event.preventDefault();
-      this._model.setOrchFilter(null);
+      tasks.setOrchFilter(null);
     }
   };
 

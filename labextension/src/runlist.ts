@@ -22,7 +22,7 @@ export class RunList extends RowsPanel<ITaskRun> {
       onActivate: run => model.selectRun(run.run_id)
     });
     this.node.appendChild(this.rows.node);
-    model.runsChanged.connect(this._onRuns, this);
+    model.runs.changed.connect(this._onRuns, this);
     model.selectionChanged.connect(this._onSelection, this);
     this._onRuns();
   }
@@ -32,7 +32,7 @@ export class RunList extends RowsPanel<ITaskRun> {
     this.rows.setEmptyText(
       model.selectedTaskId ? 'No run yet.' : 'Select a task to see its runs.'
     );
-    this.rows.setItems(model.runs);
+    this.rows.setItems(model.runs.items);
   }
 
   private _onSelection(): void {

@@ -11,6 +11,7 @@ import { AccordionPanel, Widget } from '@lumino/widgets';
 import { CommandIDs } from './commandids';
 import { h } from './dom';
 import { orchIcon } from './icons';
+import { LoadQueue } from './loadqueue';
 import { LogView } from './logview';
 import { OrchModel } from './model';
 import { OrchList } from './orchlist';
@@ -60,7 +61,7 @@ export class OrchSidebar extends SidePanel {
     (this.content as AccordionPanel).setRelativeSizes([1, 3, 1.5, 3]);
 
     model.errorChanged.connect(this._onError, this);
-    model.tasksChanged.connect(this._onState, this);
+    model.tasks.changed.connect(this._onState, this);
     model.selectionChanged.connect(this._onState, this);
   }
 
@@ -78,7 +79,7 @@ export class OrchSidebar extends SidePanel {
     this._model.wake();
   }
 
-  private _onError(_: OrchModel, error: string | null): void {
+  private _onError(_: LoadQueue, error: string | null): void {
     this._error.hidden = error === null;
     this._error.textContent = error ? `Cannot refresh: ${error}` : '';
   }

@@ -1,13 +1,13 @@
 import { Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
+import { ActivityModel } from './activitymodel';
 import { h } from './dom';
 import { orchIcon } from './icons';
-import { OrchModel } from './model';
 
 /** The status bar's count of tasks with a run going; activating it opens the sidebar. */
 export class RunningStatus extends Widget {
-  constructor(model: OrchModel, onOpen: () => void) {
+  constructor(activity: ActivityModel, onOpen: () => void) {
     super();
     this._onOpen = onOpen;
     this.addClass('jp-OrchRunningStatus');
@@ -19,8 +19,8 @@ export class RunningStatus extends Widget {
     this.node.append(icon, this._text);
     this.node.addEventListener('click', this._onClick);
     this.node.addEventListener('keydown', this._onKeyDown);
-    model.runningCountChanged.connect(this._render, this);
-    this._render(model, model.runningCount);
+    activity.runningCountChanged.connect(this._render, this);
+    this._render(activity, activity.runningCount);
   }
 
   override dispose(): void {
@@ -33,7 +33,7 @@ export class RunningStatus extends Widget {
     super.dispose();
   }
 
-  private _render(_: OrchModel, count: number): void {
+  private _render(_: ActivityModel, count: number): void {
     const text = `${count} running`;
     this._text.textContent = text;
     this.node.title = `${count} task${count === 1 ? '' : 's'} with a run going: open Orchestrations`;

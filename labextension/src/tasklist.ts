@@ -68,9 +68,9 @@ export class TaskList extends RowsPanel<ITask> {
     this._moreBar.append(this._moreLabel, this._moreButton);
     this.node.append(filters, this._orchBar, this.rows.node, this._moreBar);
 
-    model.tasksChanged.connect(this._refilter, this);
-    model.filterChanged.connect(this._refilter, this);
-    model.orchestrationsChanged.connect(this._refilter, this);
+    model.tasks.changed.connect(this._refilter, this);
+    model.tasks.filterChanged.connect(this._refilter, this);
+    model.orchestrations.changed.connect(this._refilter, this);
     model.selectionChanged.connect(this._onSelection, this);
     this._refilter();
   }
@@ -90,15 +90,13 @@ export class TaskList extends RowsPanel<ITask> {
   }
 
   private _refilter(): void {
-    const model = this._model;
+    const { tasks, orchestrations } = this._model;
     const text = this._search.value.trim().toLowerCase();
     const hideKilled = this._hideKilled.checked;
-    const orch = model.orchFilter
-      ? model.orchestration(model.orchFilter)
-      : null;
+    const orch = tasks.orchFilter ? orchestrations.get(tasks.orchFilter) : null;
     this._orchBar.hidden = orch === null;
     this._orchLabel.textContent = orch ? `Tasks of ${orch.name}` : '';
-    const shown = model.tasks.filter(task => {
+    const shown = tasks.items.filter(task => {
       if (orch && task.orch_id !== orch.id) {
         return false;
       }
@@ -112,9 +110,9 @@ export class TaskList extends RowsPanel<ITask> {
       const haystack = `${taskName(task)} ${task.status} ${kindOf(task)} ${last}`;
       return haystack.toLowerCase().includes(text);
     });
-    const more = model.hasMoreTasks;
+    const more = tasks.hasMore;
     this.rows.setEmptyText(
-      model.tasks.length === 0
+      tasks.items.length === 0
         ? more
           ? 'Loading tasks…'
           : 'No tasks. Right-click a folder or a .py file to create one.'
@@ -128,13 +126,13 @@ export class TaskList extends RowsPanel<ITask> {
 
   /** The bar under the list: how many tasks are loaded, and a button for more. */
   private _renderMore(filtered: boolean): void {
-    const model = this._model;
-    const loading = model.loadingMoreTasks;
-    const hidden = !model.hasMoreTasks;
+    const tasks = this._model.tasks;
+    const loading = tasks.loadingMore;
+    const hidden = !tasks.hasMore;
     this._moreBar.hidden = hidden;
     // the bar's class lays it out as a flex row, which `hidden` alone would not hide
     this._moreBar.style.display = hidden ? 'none' : '';
-    const count = model.tasks.length;
+    const count = tasks.items.length;
     const newest = `newest ${count.toLocaleString()} task${count === 1 ? '' : 's'}`;
     const label = filtered ? `Filters apply to the ${newest}` : `The ${newest}`;
     this._moreLabel.textContent = label;
@@ -145,7 +143,7 @@ export class TaskList extends RowsPanel<ITask> {
 
   private _loadMore(): void {
     // a failure is shown by the sidebar (the model's error); the button tries again
-    this._model.loadMoreTasks().catch(() => undefined);
+    this._model.tasks.loadMore().catch(() => undefined);
   }
 
   private _onSelection(): void {
@@ -196,7 +194,7 @@ export class TaskList extends RowsPanel<ITask> {
   };
 
   private _onClearOrch = (): void => {
-    this._model.setOrchFilter(null);
+    this._model.tasks.setOrchFilter(null);
   };
 
   private _onMoreClick = (): void => {

@@ -1,6 +1,7 @@
 /**
- * The shapes of the orchestration API (see jupyter_orch/openapi.json), and the
- * interface the model uses to reach it.
+ * The shapes of the orchestration API, field for field as jupyter_orch/openapi.json
+ * describes them (`__tests__/openapi.spec.ts` checks it), and the interface the models use
+ * to reach it.
  */
 
 /** Where an orchestration's packaging stands. */
@@ -30,6 +31,13 @@ export type RunStatus =
 /** How a task makes runs: once, on a schedule, continuously. */
 export type RunType = 'Oneshot' | 'CronJob' | 'NetworkService';
 
+/** The flavor word matching a `RunType`. */
+export type Flavor =
+  'exec_orch_oneshot' | 'exec_orch_cron' | 'exec_orch_service';
+
+/** What a scheduled instant does while an earlier run of its task still runs. */
+export type ConcurrencyPolicy = 'allow' | 'forbid' | 'replace';
+
 /** A JSON value, as task arguments hold. */
 export type JSONValue =
   string | number | boolean | null | JSONValue[] | { [key: string]: JSONValue };
@@ -48,6 +56,7 @@ export interface IOrchestration {
   owner_id: string;
   workspace_id: number;
   image_path: string;
+  task_id: string | null;
   entrypoint: string;
   requirements: boolean;
   error: string | null;
@@ -64,29 +73,48 @@ export interface ITaskRunSummary {
   updated_at: string;
 }
 
+/** A scheduled instant that did not run. */
+export interface ISkip {
+  task: string;
+  scheduled_for: string;
+  reason: string;
+  recorded_at: string;
+}
+
 /** An order to run an orchestration. */
 export interface ITask {
   id: string;
   name: string | null;
   workspace_id: number;
   orch_id: string;
+  orch_sha: string;
+  owner_id: string;
   status: TaskStatus;
   killed: boolean;
   input_data: JSONObject;
   run_type: RunType;
+  flavor: Flavor;
   schedule: string | null;
   timezone: string | null;
   timeout: number | null;
+  reap_threshold_secs: number | null;
+  extra_env_vars: { [name: string]: string };
   created_at: string;
   updated_at: string;
   last_runs: ITaskRunSummary[];
   next_run_at: string | null;
+  concurrency_policy: ConcurrencyPolicy;
+  starting_deadline_seconds: number | null;
+  keep_runs: number | null;
+  keep_days: number | null;
+  last_skipped: ISkip[];
 }
 
 /** One execution of a task. */
 export interface ITaskRun {
   task: string;
   run_id: string;
+  pod_id: string;
   status: RunStatus;
   created_at: string;
   updated_at: string;
@@ -96,6 +124,11 @@ export interface ITaskRun {
   reason: string | null;
   trigger: 'once' | 'schedule' | 'catch_up' | 'manual' | 'continuous';
   scheduled_for: string | null;
+}
+
+/** The run `task/run_now` started (`id` is its `run_id`). */
+export interface IRunNowAnswer extends ITaskRun {
+  id: string;
 }
 
 /** A run that failed or timed out, with its task's name (`task/activity`). */
@@ -116,6 +149,19 @@ export interface IActivity {
 export interface IWorkspace {
   id: number;
   name: string;
+  created_at: string;
+  /** Empty for the default workspace. */
+  created_by: string;
+}
+
+/** The answer of `workspaces/list`. */
+export interface IWorkspaceList {
+  workspaces: IWorkspace[];
+}
+
+/** The answer of the requests that create something: its id. */
+export interface IIdAnswer {
+  id: string;
 }
 
 /** One JSON line of `task/follow_logs`. */
@@ -124,19 +170,26 @@ export type FollowEvent =
   | { heartbeat: true }
   | { end: true; status: RunStatus; next: number };
 
-/** What every task kind takes. */
+/** What every task kind takes (`task/run_once`, `task/run_continuously`). */
 export interface ITaskRequest {
   orch_id: string;
   workspace_id: number;
-  json: JSONObject;
+  /** The task's arguments ({} if absent). */
+  json?: JSONObject;
   name?: string;
   timeout?: number;
+  /** Accepted for compatibility; no effect. */
+  debug?: boolean;
+  keep_runs?: number;
+  keep_days?: number;
 }
 
-/** A scheduled task's extra fields. */
+/** A scheduled task's extra fields (`task/run_scheduled`). */
 export interface IScheduledRequest extends ITaskRequest {
   schedule: string;
   timezone?: string;
+  concurrency_policy?: ConcurrencyPolicy;
+  starting_deadline_seconds?: number;
 }
 
 /** How a new task runs. */
@@ -176,7 +229,7 @@ export interface IOrchApi {
   activity(since: string | null): Promise<IActivity>;
   kill(taskId: string): Promise<ITask>;
   pause(taskId: string, pause: boolean): Promise<ITask>;
-  runNow(taskId: string): Promise<ITaskRun>;
+  runNow(taskId: string): Promise<IRunNowAnswer>;
   createFromPath(path: string, name?: string): Promise<string>;
   createTask(task: NewTask): Promise<string>;
   /**

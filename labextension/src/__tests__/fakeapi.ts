@@ -4,6 +4,7 @@ import {
   IFailedTaskRun,
   IOrchApi,
   IOrchestration,
+  IRunNowAnswer,
   ITask,
   ITaskQuery,
   ITaskRun,
@@ -34,6 +35,7 @@ export function makeOrch(
     owner_id: '',
     workspace_id: 1,
     image_path: 'server',
+    task_id: null,
     entrypoint: 'main.py',
     requirements: false,
     error: null,
@@ -50,9 +52,11 @@ export function makeRun(
   status: RunStatus,
   partial: Partial<ITaskRun> = {}
 ): ITaskRun {
+  const runId = newId();
   return {
     task,
-    run_id: newId(),
+    run_id: runId,
+    pod_id: runId,
     status,
     created_at: '2026-01-01T00:00:00+00:00',
     updated_at: '2026-01-01T00:00:00+00:00',
@@ -90,7 +94,14 @@ export class LiveFollow {
 
 /** The server, in memory: tasks keep their runs; every call is recorded. */
 export class FakeApi implements IOrchApi {
-  workspaces: IWorkspace[] = [{ id: 1, name: 'default' }];
+  workspaces: IWorkspace[] = [
+    {
+      id: 1,
+      name: 'default',
+      created_at: '2026-01-01T00:00:00+00:00',
+      created_by: ''
+    }
+  ];
   orchestrations: IOrchestration[] = [];
   tasks: ITask[] = [];
   runs = new Map<string, ITaskRun[]>();
@@ -103,22 +114,33 @@ export class FakeApi implements IOrchApi {
 
   /** Add a task of an orchestration, with runs given newest first. */
   addTask(orch: IOrchestration, partial: Partial<ITask> = {}): ITask {
+    const id = newId();
     const task: ITask = {
-      id: newId(),
+      id,
       name: 'task',
       workspace_id: 1,
       orch_id: orch.id,
+      orch_sha: orch.sha,
+      owner_id: '',
       status: 'started',
       killed: false,
       input_data: {},
       run_type: 'Oneshot',
+      flavor: 'exec_orch_oneshot',
       schedule: null,
       timezone: null,
       timeout: null,
+      reap_threshold_secs: null,
+      extra_env_vars: { ORCH_OWNER_ID: '', ORCH_SHA: orch.sha, TASK_ID: id },
       created_at: '2026-01-01T00:00:00+00:00',
       updated_at: '2026-01-01T00:00:00+00:00',
       last_runs: [],
       next_run_at: null,
+      concurrency_policy: 'allow',
+      starting_deadline_seconds: null,
+      keep_runs: null,
+      keep_days: null,
+      last_skipped: [],
       ...partial
     };
     this.tasks.unshift(task);
@@ -236,9 +258,10 @@ export class FakeApi implements IOrchApi {
     return task;
   }
 
-  async runNow(taskId: string): Promise<ITaskRun> {
+  async runNow(taskId: string): Promise<IRunNowAnswer> {
     this._call(`run_now ${taskId}`);
-    return this.addRun(this._task(taskId), 'running');
+    const run = this.addRun(this._task(taskId), 'running');
+    return { ...run, id: run.run_id };
   }
 
   async createFromPath(path: string): Promise<string> {
@@ -317,6 +340,25 @@ export class FakeApi implements IOrchApi {
       throw this.failure;
     }
   }
+}
+
+/** Add `count` tasks named `${prefix}0`, `${prefix}1` …, the last one the newest. */
+export function addTasks(
+  api: FakeApi,
+  orch: IOrchestration,
+  count: number,
+  prefix = 't'
+): ITask[] {
+  const made: ITask[] = [];
+  for (let i = 0; i < count; i++) {
+    made.push(api.addTask(orch, { name: `${prefix}${i}` }));
+  }
+  return made;
+}
+
+/** The names of tasks. */
+export function names(tasks: readonly ITask[]): (string | null)[] {
+  return tasks.map(t => t.name);
 }
 
 /** The server's 404, as the client throws it (an error with a `status`). */

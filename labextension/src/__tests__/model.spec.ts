@@ -1,28 +1,11 @@
-import { IFailedRun, ILogChange, OrchModel } from '../model';
-import { IOrchestration, ITask } from '../types';
-import { FakeApi, makeOrch, raw, until } from './fakeapi';
-
-/** Add `count` tasks named `${prefix}0`, `${prefix}1` …, the last one the newest. */
-function addTasks(
-  api: FakeApi,
-  orch: IOrchestration,
-  count: number,
-  prefix = 't'
-): ITask[] {
-  const made: ITask[] = [];
-  for (let i = 0; i < count; i++) {
-    made.push(api.addTask(orch, { name: `${prefix}${i}` }));
-  }
-  return made;
-}
-
-function names(model: OrchModel): (string | null)[] {
-  return model.tasks.map(t => t.name);
-}
+import { IFailedRun } from '../activitymodel';
+import { OrchModel } from '../model';
+import { IOrchestration } from '../types';
+import { addTasks, FakeApi, makeOrch, names, raw, until } from './fakeapi';
 
 function setup(): { api: FakeApi; model: OrchModel } {
   const api = new FakeApi();
-  const model = new OrchModel({ api, isHidden: () => false });
+  const model = new OrchModel({ api });
   return { api, model };
 }
 
@@ -45,13 +28,13 @@ describe('OrchModel', () => {
       api.addTask(orch, { name: 'first' });
       let tasksChanged = 0;
       let orchsChanged = 0;
-      model.tasksChanged.connect(() => (tasksChanged += 1));
-      model.orchestrationsChanged.connect(() => (orchsChanged += 1));
+      model.tasks.changed.connect(() => (tasksChanged += 1));
+      model.orchestrations.changed.connect(() => (orchsChanged += 1));
 
       await model.refresh();
-      expect(model.orchestrations.map(o => o.name)).toEqual(['hello']);
-      expect(model.tasks.map(t => t.name)).toEqual(['first']);
-      expect(model.taskCount(orch.id)).toEqual({ count: 1, exact: true });
+      expect(model.orchestrations.items.map(o => o.name)).toEqual(['hello']);
+      expect(names(model.tasks.items)).toEqual(['first']);
+      expect(model.tasks.count(orch.id)).toEqual({ count: 1, exact: true });
       expect([tasksChanged, orchsChanged]).toEqual([1, 1]);
 
       await model.refresh();
@@ -85,93 +68,6 @@ describe('OrchModel', () => {
     });
   });
 
-  describe('running count', () => {
-    it('counts tasks whose newest run is running', async () => {
-      const orch = makeOrch();
-      api.orchestrations.push(orch);
-      const a = api.addTask(orch);
-      const b = api.addTask(orch);
-      api.addTask(orch);
-      const runA = api.addRun(a, 'running');
-      api.addRun(b, 'success');
-      api.addRun(b, 'running');
-      const counts: number[] = [];
-      model.runningCountChanged.connect((_, n) => counts.push(n));
-
-      await model.refresh();
-      expect(model.runningCount).toBe(2);
-
-      api.setRun(runA, 'success');
-      await model.refresh();
-      expect(model.runningCount).toBe(1);
-      expect(counts).toEqual([2, 1]);
-    });
-  });
-
-  describe('failed runs', () => {
-    let failed: IFailedRun[];
-
-    beforeEach(() => {
-      failed = [];
-      model.runFailed.connect((_, f) => failed.push(f));
-    });
-
-    it('are not announced on the first load, nor on later ones', async () => {
-      const orch = makeOrch();
-      api.orchestrations.push(orch);
-      api.addRun(api.addTask(orch), 'failure');
-      await model.refresh();
-      await model.refresh();
-      await model.refresh();
-      expect(failed).toEqual([]);
-      expect(api.calls.filter(c => c.startsWith('activity'))).toEqual([
-        'activity',
-        'activity since',
-        'activity since'
-      ]);
-    });
-
-    it('are announced once when a running run fails', async () => {
-      const orch = makeOrch();
-      api.orchestrations.push(orch);
-      const task = api.addTask(orch, { name: 'nightly' });
-      const run = api.addRun(task, 'running');
-      await model.refresh();
-      api.setRun(run, 'failure');
-      await model.refresh();
-      await model.refresh();
-      expect(failed.map(f => [f.taskName, f.runId, f.status])).toEqual([
-        ['nightly', run.run_id, 'failure']
-      ]);
-    });
-
-    it('are announced for a run that started and failed between two looks', async () => {
-      const orch = makeOrch();
-      api.orchestrations.push(orch);
-      const task = api.addTask(orch);
-      api.addRun(task, 'success');
-      await model.refresh();
-      const run = api.addRun(task, 'timed_out');
-      const created = api.addTask(orch);
-      const other = api.addRun(created, 'failure');
-      await model.refresh();
-      expect(failed.map(f => f.runId).sort()).toEqual(
-        [run.run_id, other.run_id].sort()
-      );
-    });
-
-    it('are not announced for a killed run', async () => {
-      const orch = makeOrch();
-      api.orchestrations.push(orch);
-      const task = api.addTask(orch);
-      const run = api.addRun(task, 'running');
-      await model.refresh();
-      api.setRun(run, 'killed');
-      await model.refresh();
-      expect(failed).toEqual([]);
-    });
-  });
-
   describe('selection', () => {
     it("selects the task's newest run and reads its log", async () => {
       const orch = makeOrch();
@@ -185,66 +81,36 @@ describe('OrchModel', () => {
       await model.refresh();
 
       await model.selectTask(task.id);
-      expect(model.runs.map(r => r.run_id)[0]).toBe(newest.run_id);
+      expect(model.runs.items.map(r => r.run_id)[0]).toBe(newest.run_id);
       expect(model.selectedRunId).toBe(newest.run_id);
-      await until(() => model.logState === 'ended');
-      expect(model.logLines.map(l => [l.stream, l.text])).toEqual([
+      await until(() => model.log.state === 'ended');
+      expect(model.log.lines.map(l => [l.stream, l.text])).toEqual([
         ['stdout', 'hello'],
         ['stderr', 'oops']
       ]);
     });
 
-    it('joins the pieces of a long line', async () => {
-      const orch = makeOrch();
-      api.orchestrations.push(orch);
-      const task = api.addTask(orch);
-      api.addRun(task, 'success', [
-        raw('abc', 'stdout', 'P'),
-        raw('err', 'stderr'),
-        raw('def', 'stdout', 'P'),
-        raw('ghi')
-      ]);
-      await model.refresh();
-      await model.selectTask(task.id);
-      await until(() => model.logState === 'ended');
-      expect(model.logLines.map(l => [l.n, l.text])).toEqual([
-        [1, 'err'],
-        [0, 'abcdefghi']
-      ]);
-    });
-
-    it('follows a running run live and resumes after a broken connection', async () => {
+    it("shows the followed run's final status when its log ends, then refreshes", async () => {
       const orch = makeOrch();
       api.orchestrations.push(orch);
       const task = api.addTask(orch, { run_type: 'NetworkService' });
       const run = api.addRun(task, 'running', [raw('one')]);
-      const changes: ILogChange[] = [];
-      model.logChanged.connect((_, change) => changes.push(change));
       await model.refresh();
       await model.selectTask(task.id);
       await until(() => api.follows.length === 1);
-      await until(() => model.logLines.length === 1);
-      expect(model.logState).toBe('following');
+      expect(model.log.state).toBe('following');
+      expect(model.selectedRun?.status).toBe('running');
 
-      api.logs.get(run.run_id)?.push(raw('two'));
-      api.follows[0].send({ n: 1, line: raw('two') });
-      await until(() => model.logLines.length === 2);
-      expect(changes[changes.length - 1].added.map(l => l.text)).toEqual([
-        'two'
-      ]);
-
-      // the connection breaks: the model asks again from the next line
-      api.follows[0].close();
-      await until(() => api.follows.length === 2);
-      expect(api.follows[1].from).toBe(2);
-
+      api.calls = [];
       api.setRun(run, 'success');
-      api.follows[1].send({ end: true, status: 'success', next: 2 });
-      api.follows[1].close();
-      await until(() => model.logState === 'ended');
-      expect(model.logLines.map(l => l.text)).toEqual(['one', 'two']);
+      api.follows[0].send({ end: true, status: 'success', next: 1 });
+      api.follows[0].close();
+      await until(() => model.log.state === 'ended');
       expect(model.selectedRun?.status).toBe('success');
-    }, 10000);
+      await until(() => api.calls.includes(`runs ${task.id}`));
+      expect(model.selectedRun?.status).toBe('success');
+      expect(model.log.lines.map(l => l.text)).toEqual(['one']);
+    });
 
     it('moves to a newer run unless the user chose one', async () => {
       const orch = makeOrch();
@@ -277,22 +143,6 @@ describe('OrchModel', () => {
       expect(model.selectedTask).toBeNull();
       expect(model.selectedRunId).toBeNull();
     });
-
-    it('filters by orchestration and forgets a filter whose orchestration is gone', async () => {
-      const orch = makeOrch();
-      api.orchestrations.push(orch);
-      api.addTask(orch);
-      await model.refresh();
-      let changes = 0;
-      model.filterChanged.connect(() => (changes += 1));
-      model.setOrchFilter(orch.id);
-      expect(model.orchFilter).toBe(orch.id);
-      api.orchestrations = [];
-      api.tasks = [];
-      await model.refresh();
-      expect(model.orchFilter).toBeNull();
-      expect(changes).toBe(2);
-    });
   });
 
   describe('actions', () => {
@@ -307,7 +157,7 @@ describe('OrchModel', () => {
       await model.setPaused(task.id, false);
       expect(model.task(task.id)?.status).toBe('started');
       await model.runNow(task.id);
-      expect(model.runningCount).toBe(1);
+      expect(model.activity.runningCount).toBe(1);
       await model.kill(task.id);
       expect(model.task(task.id)?.status).toBe('killed');
       expect(
@@ -332,7 +182,7 @@ describe('OrchModel', () => {
 
     it('creates an orchestration from a path, then a task that gets selected', async () => {
       const orchId = await model.createFromPath('projects/hello');
-      expect(model.orchestration(orchId)?.name).toBe('hello');
+      expect(model.orchestrations.get(orchId)?.name).toBe('hello');
       const taskId = await model.createTask({
         kind: 'once',
         request: { orch_id: orchId, workspace_id: 1, json: {}, name: 'hi' }
@@ -342,19 +192,12 @@ describe('OrchModel', () => {
     });
   });
 
-  describe('paging', () => {
-    /** The names of eight tasks made by `addTasks`, newest first. */
-    const EIGHT = ['t7', 't6', 't5', 't4', 't3', 't2', 't1', 't0'];
+  describe('beside the paged tasks', () => {
     let paged: OrchModel;
     let orch: IOrchestration;
 
     beforeEach(() => {
-      paged = new OrchModel({
-        api,
-        isHidden: () => false,
-        pageSize: 3,
-        maxPolledTasks: 6
-      });
+      paged = new OrchModel({ api, pageSize: 3, maxPolledTasks: 6 });
       orch = makeOrch();
       api.orchestrations.push(orch);
     });
@@ -363,124 +206,15 @@ describe('OrchModel', () => {
       paged.dispose();
     });
 
-    const taskCalls = (): string[] =>
-      api.calls.filter(c => c.startsWith('tasks '));
-
-    it('loads the newest page, and the next one only when asked', async () => {
-      const made = addTasks(api, orch, 8);
-      await paged.refresh();
-      expect(names(paged)).toEqual(['t7', 't6', 't5']);
-      expect(paged.hasMoreTasks).toBe(true);
-      expect(taskCalls()).toEqual(['tasks 1 limit=3']);
-
-      await paged.loadMoreTasks();
-      expect(names(paged)).toEqual(['t7', 't6', 't5', 't4', 't3', 't2']);
-      await paged.loadMoreTasks();
-      expect(names(paged)).toEqual(EIGHT);
-      expect(paged.hasMoreTasks).toBe(false);
-      expect(taskCalls()).toEqual([
-        'tasks 1 limit=3',
-        `tasks 1 limit=3 after=${made[5].id}`,
-        `tasks 1 limit=3 after=${made[2].id}`
-      ]);
-
-      // every task is loaded: nothing more is asked
-      await paged.loadMoreTasks();
-      expect(taskCalls().length).toBe(3);
-    });
-
-    it('asks once for a page asked for twice, and says it is loading', async () => {
-      addTasks(api, orch, 5);
-      await paged.refresh();
-      const changes: boolean[] = [];
-      paged.tasksChanged.connect(() => changes.push(paged.loadingMoreTasks));
-      const first = paged.loadMoreTasks();
-      const second = paged.loadMoreTasks();
-      expect(paged.loadingMoreTasks).toBe(true);
-      await Promise.all([first, second]);
-      expect(paged.loadingMoreTasks).toBe(false);
-      expect(taskCalls().filter(c => c.includes('after=')).length).toBe(1);
-      expect(paged.tasks.length).toBe(5);
-      expect(changes[0]).toBe(true);
-      expect(changes[changes.length - 1]).toBe(false);
-    });
-
-    it('polls as many tasks as are loaded, up to the cap', async () => {
-      const made = addTasks(api, orch, 8);
-      await paged.refresh();
-      await paged.loadMoreTasks();
-      api.calls = [];
-      await paged.refresh();
-      expect(taskCalls()).toEqual(['tasks 1 limit=6']);
-      expect(paged.tasks.length).toBe(6);
-
-      await paged.loadMoreTasks();
-      api.calls = [];
-      made[0].status = 'success';
-      made[7].status = 'success';
-      await paged.refresh();
-      // nine wanted, six polled: the two oldest keep their last known state
-      expect(taskCalls()).toEqual(['tasks 1 limit=6']);
-      expect(names(paged)).toEqual(EIGHT);
-      expect(paged.task(made[7].id)?.status).toBe('success');
-      expect(paged.task(made[0].id)?.status).toBe('started');
-      expect(paged.hasMoreTasks).toBe(false);
-    });
-
-    it('keeps as many tasks as loaded when new ones come', async () => {
-      addTasks(api, orch, 5);
-      await paged.refresh();
-      expect(names(paged)).toEqual(['t4', 't3', 't2']);
-      api.addTask(orch, { name: 'new' });
-      await paged.refresh();
-      expect(names(paged)).toEqual(['new', 't4', 't3']);
-      expect(paged.hasMoreTasks).toBe(true);
-      await paged.loadMoreTasks();
-      expect(names(paged)).toEqual(['new', 't4', 't3', 't2', 't1', 't0']);
-    });
-
-    it('shows every task of a short list, with no more to load', async () => {
-      addTasks(api, orch, 2);
-      await paged.refresh();
-      expect(names(paged)).toEqual(['t1', 't0']);
-      expect(paged.hasMoreTasks).toBe(false);
-      expect(paged.taskCount(orch.id)).toEqual({ count: 2, exact: true });
-    });
-
-    it('forgets deleted tasks, and loads on from the polled ones when the oldest is gone', async () => {
-      const made = addTasks(api, orch, 10);
-      const capped = new OrchModel({
-        api,
-        isHidden: () => false,
-        pageSize: 3,
-        maxPolledTasks: 3
-      });
-      try {
-        await capped.refresh();
-        await capped.loadMoreTasks();
-        expect(names(capped)).toEqual(['t9', 't8', 't7', 't6', 't5', 't4']);
-        // t4 is past the polled three: its deletion goes unseen until a page starts there
-        api.tasks = api.tasks.filter(t => t.id !== made[4].id);
-        api.tasks = api.tasks.filter(t => t.id !== made[8].id);
-        await capped.refresh();
-        expect(names(capped)).toEqual(['t9', 't7', 't6', 't5', 't4']);
-        await capped.loadMoreTasks();
-        expect(names(capped)).toEqual(['t9', 't7', 't6', 't5', 't3', 't2']);
-        expect(capped.error).toBeNull();
-      } finally {
-        capped.dispose();
-      }
-    });
-
     it('keeps the selection across polls and pages, loaded or not', async () => {
       const made = addTasks(api, orch, 8);
       await paged.refresh();
-      await paged.loadMoreTasks();
+      await paged.tasks.loadMore();
       await paged.selectTask(made[3].id);
       addTasks(api, orch, 4, 'n');
       await paged.refresh();
       // t3 is no longer among the six loaded, yet stays selected and fresh
-      expect(paged.tasks.map(t => t.id)).not.toContain(made[3].id);
+      expect(paged.tasks.items.map(t => t.id)).not.toContain(made[3].id);
       expect(paged.selectedTaskId).toBe(made[3].id);
       made[3].status = 'paused';
       await paged.refresh();
@@ -505,97 +239,23 @@ describe('OrchModel', () => {
       expect(api.calls.filter(c => c.startsWith('task ')).length).toBe(0);
     });
 
-    it("pages an orchestration's tasks on their own", async () => {
+    it("polls at once when an orchestration's own tasks are to be fetched", async () => {
       const old = makeOrch({ name: 'old' });
       api.orchestrations.push(old);
-      const mine = addTasks(api, old, 5, 'o');
-      addTasks(api, orch, 4, 'x');
-      await paged.refresh();
-      expect(paged.taskCount(old.id)).toEqual({ count: 0, exact: false });
-
-      let filterChanges = 0;
-      paged.filterChanged.connect(() => (filterChanges += 1));
-      paged.setOrchFilter(old.id);
-      expect(paged.tasks).toEqual([]);
-      expect(paged.hasMoreTasks).toBe(true);
-      await until(() => paged.tasks.length === 3);
-      expect(names(paged)).toEqual(['o4', 'o3', 'o2']);
-      expect(taskCalls()).toContain(`tasks 1 limit=3 orch=${old.id}`);
-      expect(paged.taskCount(old.id)).toEqual({ count: 3, exact: false });
-
-      await paged.loadMoreTasks();
-      expect(names(paged)).toEqual(['o4', 'o3', 'o2', 'o1', 'o0']);
-      expect(taskCalls()).toContain(
-        `tasks 1 limit=3 after=${mine[2].id} orch=${old.id}`
-      );
-      expect(paged.taskCount(old.id)).toEqual({ count: 5, exact: true });
-
-      // a poll asks for the five shown, and for every task's newest page
-      api.calls = [];
-      await paged.refresh();
-      expect(taskCalls().sort()).toEqual(
-        ['tasks 1 limit=3', `tasks 1 limit=6 orch=${old.id}`].sort()
-      );
-
-      paged.setOrchFilter(null);
-      expect(names(paged)).toEqual(['x3', 'x2', 'x1']);
-      expect(filterChanges).toBe(2);
-    });
-
-    it("shows an orchestration's loaded tasks at once", async () => {
-      addTasks(api, orch, 2);
-      await paged.refresh();
-      api.calls = [];
-      paged.setOrchFilter(orch.id);
-      expect(names(paged)).toEqual(['t1', 't0']);
-      expect(paged.hasMoreTasks).toBe(false);
-      // every task was loaded: nothing to fetch before the next poll
-      await paged.refresh();
-      expect(taskCalls()).toContain(`tasks 1 limit=3 orch=${orch.id}`);
-      expect(api.calls.indexOf('workspaces')).toBe(0);
-    });
-
-    it('counts and announces the runs of tasks that are not loaded', async () => {
-      const [oldest] = addTasks(api, orch, 5);
-      const run = api.addRun(oldest, 'running');
-      const announced: IFailedRun[] = [];
-      paged.runFailed.connect((_, f) => announced.push(f));
-      await paged.refresh();
-      expect(names(paged)).toEqual(['t4', 't3', 't2']);
-      expect(paged.runningCount).toBe(1);
-      api.setRun(run, 'timed_out');
-      await paged.refresh();
-      expect(paged.runningCount).toBe(0);
-      expect(announced).toEqual([
-        {
-          taskId: oldest.id,
-          taskName: 't0',
-          runId: run.run_id,
-          status: 'timed_out'
-        }
-      ]);
-      expect(names(paged)).toEqual(['t4', 't3', 't2']);
-    });
-
-    it('announces no old failure of a task seen for the first time', async () => {
-      const old = makeOrch({ name: 'old' });
-      api.orchestrations.push(old);
-      const [failed] = addTasks(api, old, 1, 'o');
-      api.addRun(failed, 'failure');
+      addTasks(api, old, 2, 'o');
       addTasks(api, orch, 4);
-      const announced: IFailedRun[] = [];
-      paged.runFailed.connect((_, f) => announced.push(f));
       await paged.refresh();
-      await paged.refresh();
-      paged.setOrchFilter(old.id);
-      await until(() => paged.tasks.length === 1);
-      await paged.refresh();
-      expect(announced).toEqual([]);
-
-      // a later failure of that task is announced
-      api.addRun(failed, 'failure');
-      await paged.refresh();
-      expect(announced.map(f => f.taskName)).toEqual(['o0']);
+      api.calls = [];
+      paged.tasks.setOrchFilter(old.id);
+      await until(() => paged.tasks.items.length === 2);
+      // the whole poll, as the poller would make it
+      expect(api.calls).toEqual(
+        expect.arrayContaining([
+          `tasks 1 limit=3 orch=${old.id}`,
+          'tasks 1 limit=3',
+          'activity since'
+        ])
+      );
     });
   });
 
@@ -612,8 +272,7 @@ describe('OrchModel', () => {
       const polled = new FakeApi();
       const polling = new OrchModel({
         api: polled,
-        interval: 1000,
-        isHidden: () => false
+        interval: 1000
       });
       polling.start();
       await jest.advanceTimersByTimeAsync(10);
@@ -630,19 +289,24 @@ describe('OrchModel', () => {
       polling.dispose();
     });
 
-    it('polls less often while the page is hidden', async () => {
+    it('stands by while the page is hidden, and polls again once it shows', async () => {
       const polled = new FakeApi();
+      let hidden = true;
       const polling = new OrchModel({
         api: polled,
         interval: 1000,
-        hiddenInterval: 10000,
-        isHidden: () => true
+        isHidden: () => hidden
       });
+      const count = () =>
+        polled.calls.filter(c => c === 'tasks 1 limit=100').length;
       polling.start();
       await jest.advanceTimersByTimeAsync(9000);
-      expect(polled.calls.filter(c => c === 'tasks 1 limit=100').length).toBe(
-        1
-      );
+      expect(count()).toBe(1);
+      await jest.advanceTimersByTimeAsync(60000);
+      expect(count()).toBe(1);
+      hidden = false;
+      await jest.advanceTimersByTimeAsync(1000);
+      expect(count()).toBe(2);
       polling.dispose();
     });
 
@@ -656,11 +320,10 @@ describe('OrchModel', () => {
         api: polled,
         interval: 1000,
         idleInterval: 5000,
-        isHidden: () => false,
         isIdle: () => idle
       });
       const failed: IFailedRun[] = [];
-      polling.runFailed.connect((_, f) => failed.push(f));
+      polling.activity.runFailed.connect((_, f) => failed.push(f));
       const count = (word: string) =>
         polled.calls.filter(c => c.startsWith(word)).length;
       polling.start();
@@ -671,15 +334,15 @@ describe('OrchModel', () => {
       polled.addRun(task, 'failure');
       await jest.advanceTimersByTimeAsync(1000);
       expect([count('tasks'), count('activity')]).toEqual([0, 2]);
-      expect(polling.runningCount).toBe(1);
+      expect(polling.activity.runningCount).toBe(1);
       expect(failed.map(f => f.taskName)).toEqual(['unseen']);
-      expect(polling.tasks).toEqual([]);
+      expect(polling.tasks.items).toEqual([]);
 
       idle = false;
       polling.wake();
       await jest.advanceTimersByTimeAsync(10);
       expect(count('tasks')).toBe(1);
-      expect(polling.tasks.map(t => t.name)).toEqual(['unseen']);
+      expect(names(polling.tasks.items)).toEqual(['unseen']);
       await jest.advanceTimersByTimeAsync(1000);
       expect(count('tasks')).toBe(2);
       await jest.advanceTimersByTimeAsync(5000);
@@ -693,8 +356,7 @@ describe('OrchModel', () => {
       polled.failure = new Error('down');
       const polling = new OrchModel({
         api: polled,
-        interval: 1000,
-        isHidden: () => false
+        interval: 1000
       });
       polling.start();
       await jest.advanceTimersByTimeAsync(10);

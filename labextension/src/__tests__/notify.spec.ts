@@ -1,7 +1,7 @@
 import { Signal } from '@lumino/signaling';
 
+import { ActivityModel, IFailedRun } from '../activitymodel';
 import { CommandIDs } from '../commandids';
-import { IFailedRun, OrchModel } from '../model';
 import { FailureNotifier } from '../notify';
 
 type Action = { label: string; callback: () => void };
@@ -15,8 +15,8 @@ jest.mock('@jupyterlab/apputils', () => ({
   }
 }));
 
-/** The model's side of the notifier: only its signal. */
-class FakeModel {
+/** The activity model's side of the notifier: only its signal. */
+class FakeActivity {
   readonly runFailed = new Signal<this, IFailedRun>(this);
 }
 
@@ -26,21 +26,21 @@ function failure(n: number, name: string | null = `job ${n}`): IFailedRun {
 }
 
 describe('FailureNotifier', () => {
-  let model: FakeModel;
+  let model: FakeActivity;
   let executed: [string, unknown][];
   let notifier: FailureNotifier;
 
   beforeEach(() => {
     mockShown.length = 0;
     executed = [];
-    model = new FakeModel();
+    model = new FakeActivity();
     const commands = {
       execute: async (id: string, args?: unknown) => {
         executed.push([id, args]);
       }
     };
     notifier = new FailureNotifier(
-      model as unknown as OrchModel,
+      model as unknown as ActivityModel,
       commands as never
     );
   });
