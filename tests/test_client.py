@@ -11,6 +11,7 @@ import asyncio
 import io
 import json
 import os
+import pickle
 import subprocess
 import sys
 import time
@@ -36,7 +37,7 @@ from jupyter_orch.sdk.errors import (
     ServerNotFound,
     ServerUnreachable,
 )
-from jupyter_orch.sdk.logs import LogLine
+from jupyter_orch.sdk.logs import LogLine, LogLines
 from jupyter_orch.sdk.resources import TaskList
 
 from .conftest import make_zip
@@ -289,7 +290,11 @@ async def test_upload_run_once_wait_logs_and_listings(sdk: Client, tmp_path: Pat
         assert (task.name, task.run_type, task.input_data) == ("greet", "once", {"name": "SDK"})
         run = task.first_run(timeout=60).wait(timeout=60)
         assert run.status() == "success" and run.task_id == task.id
-        assert [line.text for line in run.logs()] == ["hello, SDK", "artifact"]
+        logs = run.logs()
+        assert [line.text for line in logs] == ["hello, SDK", "artifact"]
+        # each line is the server's str, as Wallaroo's logs() gives: str operations just work
+        assert all(isinstance(line, str) for line in logs) and "hello, SDK" in logs[0]
+        assert logs[0].split()[1:] == ["stdout", "F", "hello,", "SDK"]
         assert str(run.logs(limit=1)) == "artifact\n"
         assert task.wait(timeout=30).status() == "success"
         assert task.last_runs() == [run] and task.last_runs(status="failure") == []
@@ -391,7 +396,8 @@ async def test_scheduled_task_pause_resume_run_now_and_last_runs(sdk: Client) ->
         task = orch.run_scheduled("tick", {"*/1 * * * * *"}, {"name": "cron"}, timezone="UTC")
         assert task.run_type == "scheduled" and task.to_dict()["schedule"] == "*/1 * * * * *"
         first = task.first_run(timeout=30).wait(timeout=30)
-        assert [str(line) for line in first.logs()] == ["hello, cron"]
+        [line] = first.logs()
+        assert (line.text, str(line).endswith(" stdout F hello, cron")) == ("hello, cron", True)
         assert task.pause().known_status in ("pending_pause", "paused")
         deadline = time.monotonic() + 30
         while task.status() != "paused":
@@ -571,13 +577,39 @@ def test_lists_show_empty_states_and_html_is_escaped() -> None:
     table = TaskList([task])
     assert repr(table).splitlines()[0].startswith("id") and "last run" in repr(table)
     assert "&lt;b&gt;" in table._repr_html_()
-    line = LogLine.parse("2026-01-01T00:00:00.000000001Z stderr P part")
-    assert (line.stream, line.text, line.partial, line.raw.endswith(" P part")) == (
-        "stderr",
-        "part",
-        True,
-        True,
+
+
+def test_a_log_line_is_a_str_holding_the_servers_line() -> None:
+    raw = "2026-01-01T00:00:00.000000001Z stdout F hello, <world>"
+    line = LogLine(raw)
+    assert isinstance(line, str) and line == raw and hash(line) == hash(raw)
+    assert str(line) == line.raw == raw and type(str(line)) is str
+    assert "hello" in line and "bye" not in line and line.endswith("<world>")
+    assert line.split() == ["2026-01-01T00:00:00.000000001Z", "stdout", "F", "hello,", "<world>"]
+    assert line.split(" ", 3)[3] == line.text == "hello, <world>"
+    assert (line.time, line.stream, line.partial) == (
+        "2026-01-01T00:00:00.000000001Z",
+        "stdout",
+        False,
     )
+    assert json.dumps([line]) == json.dumps([raw]) and repr(line) == repr(raw)
+    again = pickle.loads(pickle.dumps(line))
+    assert (again, again.text, again.stream) == (raw, "hello, <world>", "stdout")
+    part = LogLine.parse("2026-01-01T00:00:01.5Z stderr P a long li")
+    assert (part.stream, part.text, part.partial) == ("stderr", "a long li", True)
+    plain = LogLine("not the runtime's format")
+    assert (plain.time, plain.stream, plain.text) == ("", "", "not the runtime's format")
+    built = LogLine.of_text("x stdout F y")  # a build log's line: text, never parsed
+    assert (built, built.text, built.stream) == ("x stdout F y", "x stdout F y", "")
+
+    logs = LogLines([line, part, LogLine("2026-01-01T00:00:02Z stderr F ne")])
+    assert logs == [raw, part.raw, "2026-01-01T00:00:02Z stderr F ne"]
+    assert str(logs) == "hello, <world>\na long line\n"  # the output, as printed
+    shown = repr(logs)
+    assert shown.splitlines()[0].split() == ["time", "(UTC)", "stream", "output"]
+    assert "2026-01-01 00:00:00  stdout  hello, <world>" in shown
+    assert "&lt;world&gt;" in logs._repr_html_() and "<world>" not in logs._repr_html_()
+    assert repr(LogLines()) == "(no log lines)"
 
 
 async def test_client_in_a_kernel_started_by_the_server(

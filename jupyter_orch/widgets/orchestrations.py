@@ -180,7 +180,7 @@ class OrchestrationsPanel(Panel):
             empty = "The build has printed nothing yet."
         else:
             empty = "Nothing to build: no requirements.txt, it runs on the server's Python."
-        lines = [LogLine("", "", text) for text in self._build_log.splitlines()]
+        lines = [LogLine.of_text(text) for text in self._build_log.splitlines()]
         self._log_box.value = render.log_box(lines, empty)
 
     def _start_task(self, orch_id: str, name: str, args_text: str) -> None:
