@@ -284,12 +284,16 @@ async def test_upload_run_once_wait_logs_and_listings(sdk: Client, tmp_path: Pat
 
     def scenario() -> None:
         orch = sdk.upload_orchestration(path=folder, name="hello")
-        assert (orch.name, orch.file_name, orch.workspace_id) == ("hello", "code.zip", 1)
+        assert (orch.name(), orch.file_name(), orch.workspace_id()) == ("hello", "code.zip", 1)
         assert orch.wait_ready(timeout=60).status() == "ready"
         task = orch.run_once("greet", json_args={"name": "SDK"}, timeout=60)
-        assert (task.name, task.run_type, task.input_data) == ("greet", "once", {"name": "SDK"})
+        assert (task.name(), task.run_type(), task.input_data()) == (
+            "greet",
+            "once",
+            {"name": "SDK"},
+        )
         run = task.first_run(timeout=60).wait(timeout=60)
-        assert run.status() == "success" and run.task_id == task.id
+        assert run.status() == "success" and run.task_id() == task.id()
         logs = run.logs()
         assert [line.text for line in logs] == ["hello, SDK", "artifact"]
         # each line is the server's str, as Wallaroo's logs() gives: str operations just work
@@ -298,10 +302,64 @@ async def test_upload_run_once_wait_logs_and_listings(sdk: Client, tmp_path: Pat
         assert str(run.logs(limit=1)) == "artifact\n"
         assert task.wait(timeout=30).status() == "success"
         assert task.last_runs() == [run] and task.last_runs(status="failure") == []
-        assert sdk.get_task_by_id(task.id) == task
+        assert sdk.get_task_by_id(task.id()) == task
         assert task in sdk.list_tasks() and task in orch.list_tasks()
         assert orch in sdk.list_orchestrations(workspace_name="default")
-        assert sdk.get_orchestration_by_id(orch.id).sha == orch.sha
+        assert sdk.get_orchestration_by_id(orch.id()).sha() == orch.sha()
+
+    await asyncio.to_thread(scenario)
+
+
+async def test_accessors_are_methods_as_in_wallaroos_sdk(sdk: Client) -> None:
+    def scenario() -> None:
+        # the bytes first, as Wallaroo's upload_orchestration(bytes_buffer, path, name, ...)
+        orch = sdk.upload_orchestration(make_zip({"main.py": HELLO}), name="methods")
+        data = orch.to_dict()
+        assert orch.task() is None  # no task started from it yet
+        assert (orch.id(), orch.name(), orch.file_name(), orch.sha(), orch.workspace_id()) == (
+            data["id"],
+            "methods",
+            "orchestration.zip",
+            data["sha"],
+            1,
+        )
+        assert orch.status() == "ready"
+        created, updated = orch.created_at(), orch.updated_at()
+        assert created == datetime.fromisoformat(data["created_at"]) and created.tzinfo
+        assert updated is not None and updated >= created
+
+        once = orch.run_once("once", json_args={"n": 1}, timeout=60)
+        yearly = orch.run_scheduled("yearly", FAR, debug=True)
+        again = orch.run_continuously("again", {"n": 2})
+        assert [t.task_type() for t in (once, yearly, again)] == [
+            "Temporary Run",
+            "Scheduled Run",
+            "Continuous Run",
+        ]
+        assert [t.run_type() for t in (once, yearly, again)] == ["once", "scheduled", "continuous"]
+        assert orch.task() == again  # the newest task of the orchestration
+        assert orch.list_tasks() == [again, yearly, once]
+        assert (once.name(), once.workspace_id(), once.input_data(), once.orch_id()) == (
+            "once",
+            1,
+            {"n": 1},
+            orch.id(),
+        )
+        assert once.id() == once.to_dict()["id"] and isinstance(once.created_at(), datetime)
+        run = once.first_run(timeout=60).wait(timeout=60)
+        assert (run.id(), run.task_id()) == (run.to_dict()["run_id"], once.id())
+        assert run.created_at() is not None and run.updated_at() is not None
+        assert once.wait(timeout=30).status() == "success"
+        assert once.last_runs(limit=1, status="success") == [run]
+        assert [str(line) for line in run.logs(limit=1)] == [str(run.logs()[-1])]
+
+        # kill() gives the status word, as Wallaroo's does
+        for task in (again, yearly):
+            word = task.kill()
+            assert type(word) is str and word in ("pending_kill", "killed")
+            assert task.known_status() == word
+            assert task.wait(timeout=30).status() == "killed"
+        assert orch.task() == again  # killed tasks too
 
     await asyncio.to_thread(scenario)
 
@@ -313,10 +371,10 @@ async def test_bytes_buffer_script_and_same_code_same_sha(sdk: Client, tmp_path:
     def scenario() -> None:
         one = sdk.upload_orchestration(path=script)
         two = sdk.upload_orchestration(path=script)
-        assert (one.name, one.file_name) == ("job", "job.zip")
-        assert one.sha == two.sha and one.id != two.id  # reproducible archives
+        assert (one.name(), one.file_name()) == ("job", "job.zip")
+        assert one.sha() == two.sha() and one.id() != two.id()  # reproducible archives
         raw = sdk.upload_orchestration(bytes_buffer=make_zip({"main.py": HELLO}), name="raw")
-        assert (raw.name, raw.file_name) == ("raw", "orchestration.zip")
+        assert (raw.name(), raw.file_name()) == ("raw", "orchestration.zip")
         with pytest.raises(ValueError, match="exactly one"):
             sdk.upload_orchestration()
 
@@ -330,9 +388,10 @@ async def test_kill_and_the_servers_errors_as_exceptions(sdk: Client, jp_servera
         orch = sdk.upload_orchestration(bytes_buffer=make_zip({"main.py": code}), name="slow")
         task = orch.run_once("slow")
         run = task.first_run(timeout=30)
-        assert task.kill().known_status in ("pending_kill", "killed")
-        assert run.wait(timeout=30).known_status == "killed"
-        assert task.wait(timeout=30).known_status == "killed"
+        assert task.kill() in ("pending_kill", "killed")  # the status word, as Wallaroo's
+        assert task.known_status() in ("pending_kill", "killed")
+        assert run.wait(timeout=30).known_status() == "killed"
+        assert task.wait(timeout=30).known_status() == "killed"
         with pytest.raises(ConflictError, match="already killed") as conflict:
             task.kill()
         assert conflict.value.status == 409 and conflict.value.reason == "Conflict"
@@ -358,16 +417,16 @@ async def test_failed_runs_and_running_tasks_of_every_task(sdk: Client) -> None:
         )
         broke = failing.run_once("broke")
         run = broke.first_run(timeout=60).wait(timeout=30)
-        assert run.known_status == "failure"
+        assert run.known_status() == "failure"
         sleepy = sdk.upload_orchestration(
             bytes_buffer=make_zip({"main.py": "import time\ntime.sleep(60)\n"}), name="sleepy"
         )
         slow = sleepy.run_once("slow")
         slow.first_run(timeout=60)
         assert sdk.running_tasks() == 1
-        assert [r.id for r in sdk.failed_runs()] == [run.id]
-        assert [r.id for r in sdk.failed_runs(since=before)] == [run.id]
-        assert [r.id for r in sdk.failed_runs(since=before.isoformat(), limit=1)] == [run.id]
+        assert [r.id() for r in sdk.failed_runs()] == [run.id()]
+        assert [r.id() for r in sdk.failed_runs(since=before)] == [run.id()]
+        assert [r.id() for r in sdk.failed_runs(since=before.isoformat(), limit=1)] == [run.id()]
         assert len(sdk.failed_runs(since=datetime.now(timezone.utc))) == 0
         slow.kill()
         slow.wait(timeout=30)
@@ -394,21 +453,21 @@ async def test_scheduled_task_pause_resume_run_now_and_last_runs(sdk: Client) ->
     def scenario() -> None:
         orch = sdk.upload_orchestration(bytes_buffer=make_zip({"main.py": HELLO}), name="tick")
         task = orch.run_scheduled("tick", {"*/1 * * * * *"}, {"name": "cron"}, timezone="UTC")
-        assert task.run_type == "scheduled" and task.to_dict()["schedule"] == "*/1 * * * * *"
+        assert task.run_type() == "scheduled" and task.to_dict()["schedule"] == "*/1 * * * * *"
         first = task.first_run(timeout=30).wait(timeout=30)
         [line] = first.logs()
         assert (line.text, str(line).endswith(" stdout F hello, cron")) == ("hello, cron", True)
-        assert task.pause().known_status in ("pending_pause", "paused")
+        assert task.pause() in ("pending_pause", "paused")
         deadline = time.monotonic() + 30
         while task.status() != "paused":
-            assert time.monotonic() < deadline, task.known_status
+            assert time.monotonic() < deadline, task.known_status()
             time.sleep(0.05)
         manual = task.run_now()
         assert manual.wait(timeout=30).to_dict()["trigger"] == "manual"
-        assert task.resume().known_status in ("pending_resume", "started")
+        assert task.resume() in ("pending_resume", "started")
         assert len(task.last_runs(limit=2)) == 2
-        assert task.kill().known_status in ("pending_kill", "killed")
-        assert task.wait(timeout=30).known_status == "killed"
+        assert task.kill() in ("pending_kill", "killed")
+        assert task.wait(timeout=30).known_status() == "killed"
 
     await asyncio.to_thread(scenario)
 
@@ -419,18 +478,19 @@ async def test_continuous_task_and_following_a_run(sdk: Client) -> None:
     def scenario() -> None:
         orch = sdk.upload_orchestration(bytes_buffer=make_zip({"main.py": code}), name="loop")
         task = orch.run_continuously("loop")
-        assert task.run_type == "continuous"
+        assert task.run_type() == "continuous"
         run = task.first_run(timeout=30)
         out = io.StringIO()
-        assert run.follow(out=out).known_status == "success"
+        assert run.follow(out=out).known_status() == "success"
         assert out.getvalue() == "n 0\nn 1\nn 2\n"
-        follower = sdk.follow_logs(run.id, start=2)
+        follower = sdk.follow_logs(run.id(), start=2)
         assert [line.text for line in follower] == ["n 2"] and follower.status == "success"
         deadline = time.monotonic() + 30
         while len(task.last_runs()) < 2:
             assert time.monotonic() < deadline, "no second run"
             time.sleep(0.05)
-        assert task.kill().wait(timeout=30).known_status == "killed"
+        task.kill()
+        assert task.wait(timeout=30).known_status() == "killed"
 
     await asyncio.to_thread(scenario)
 
@@ -458,7 +518,7 @@ async def test_tasks_page_by_keyset(sdk: Client, monkeypatch: pytest.MonkeyPatch
         calls = spy(sdk, monkeypatch)
 
         def names(tasks: Any) -> list[str | None]:
-            return [t.name for t in tasks]
+            return [t.name() for t in tasks]
 
         # every task by default, each with its newest run only
         assert names(sdk.list_tasks()) == ["q0", "p4", "p3", "p2", "p1"]
@@ -466,7 +526,7 @@ async def test_tasks_page_by_keyset(sdk: Client, monkeypatch: pytest.MonkeyPatch
         newest = sdk.list_tasks(limit=2)
         assert names(newest) == ["q0", "p4"]
         assert names(sdk.list_tasks(limit=2, after=newest[-1])) == ["p3", "p2"]
-        assert names(sdk.list_tasks(limit=2, after=made[2].id)) == ["p1"]
+        assert names(sdk.list_tasks(limit=2, after=made[2].id())) == ["p1"]
         assert names(sdk.list_tasks(limit=2, after=made[1], killed=True)) == ["p0"]
         assert sdk.list_tasks(limit=2, after=made[1]) == []
         assert calls[-1][1] == {
@@ -474,7 +534,7 @@ async def test_tasks_page_by_keyset(sdk: Client, monkeypatch: pytest.MonkeyPatch
             "run_limit": 1,
             "killed": False,
             "limit": 2,
-            "after": made[1].id,
+            "after": made[1].id(),
         }
         with pytest.raises(NotFoundError):  # a page after an unknown task is refused
             sdk.list_tasks(limit=2, after="00000000-0000-0000-0000-000000000000")
@@ -493,7 +553,7 @@ async def test_tasks_page_by_keyset(sdk: Client, monkeypatch: pytest.MonkeyPatch
         assert names(orch.list_tasks(limit=3)) == ["p4", "p3", "p2"]
         assert names(orch.list_tasks(limit=3, after=made[2])) == ["p1"]
         assert names(orch.iter_tasks(killed=True, page_size=3)) == ["p4", "p3", "p2", "p1", "p0"]
-        assert calls[-1][1]["orch_id"] == orch.id
+        assert calls[-1][1]["orch_id"] == orch.id()
         for task in sdk.list_tasks():
             task.kill()
 
@@ -509,31 +569,32 @@ async def test_runs_page_by_keyset_and_the_first_run(
         first, second, third = (task.run_now().wait(timeout=60) for _ in range(3))
         calls = spy(sdk, monkeypatch)
 
-        # the newest 20 by default, not every run the task keeps
+        # every run the task keeps by default (Wallaroo's limit=None), or the newest N
         assert task.last_runs() == [third, second, first]
-        assert calls[-1] == ("task/list_task_runs", {"task_id": task.id, "limit": 20})
-        assert task.last_runs(limit=None) == [third, second, first]
-        assert calls[-1] == ("task/list_task_runs", {"task_id": task.id})
+        assert calls[-1] == ("task/list_task_runs", {"task_id": task.id()})
+        assert task.last_runs(limit=20) == [third, second, first]
+        assert calls[-1] == ("task/list_task_runs", {"task_id": task.id(), "limit": 20})
         page = task.last_runs(limit=2)
         assert page == [third, second]
         assert task.last_runs(limit=2, after=page[-1]) == [first]
-        assert task.last_runs(limit=2, after=first.id) == []
+        assert task.last_runs(limit=2, after=first.id()) == []
         assert list(task.iter_runs(page_size=2)) == [third, second, first]
         assert list(task.iter_runs(status="failure")) == []
 
         # the first run is the oldest, even when the task has several
         del calls[:]
         assert task.first_run(timeout=10) == first
-        assert calls[0] == ("task/list_task_runs", {"task_id": task.id, "limit": 2})
-        assert task.kill().wait(timeout=30).known_status == "killed"
+        assert calls[0] == ("task/list_task_runs", {"task_id": task.id(), "limit": 2})
+        task.kill()
+        assert task.wait(timeout=30).known_status() == "killed"
 
     await asyncio.to_thread(scenario)
 
 
 async def test_workspaces(sdk: Client) -> None:
     def scenario() -> None:
-        assert [w.name for w in sdk.list_workspaces()] == ["default"]
-        assert sdk.get_current_workspace().id == 1
+        assert [w.name() for w in sdk.list_workspaces()] == ["default"]
+        assert sdk.get_current_workspace().id() == 1
         team = sdk.create_workspace("team")
         assert sdk.get_workspace("team") == team and sdk.get_workspace("nope") is None
         with pytest.raises(ConflictError):
@@ -541,7 +602,7 @@ async def test_workspaces(sdk: Client) -> None:
         assert sdk.get_workspace("more", create_if_not_exist=True) is not None
         assert sdk.set_current_workspace("team") == team
         orch = sdk.upload_orchestration(bytes_buffer=make_zip({"main.py": HELLO}), name="t")
-        assert orch.workspace_id == team.id
+        assert orch.workspace_id() == team.id()
         assert sdk.list_orchestrations() == [orch]
         assert sdk.list_orchestrations(workspace_id=1) == []
         assert sdk.list_tasks(workspace_name="team") == []
@@ -554,7 +615,7 @@ async def test_a_run_calls_back_with_its_own_token(sdk: Client) -> None:
         "import os, jupyter_orch\n"
         "client = jupyter_orch.Client()\n"
         "task = client.get_task_by_id(os.environ['TASK_ID'])\n"
-        "print(client.in_task(), client.task_args(), task.name, client.server.source[:10])\n"
+        "print(client.in_task(), client.task_args(), task.name(), client.server.source[:10])\n"
     )
 
     def scenario() -> None:
@@ -577,6 +638,22 @@ def test_lists_show_empty_states_and_html_is_escaped() -> None:
     table = TaskList([task])
     assert repr(table).splitlines()[0].startswith("id") and "last run" in repr(table)
     assert "&lt;b&gt;" in table._repr_html_()
+    run = jupyter_orch.TaskRun(
+        client,
+        {
+            "task": "t1",
+            "run_id": "r1",
+            "status": "success",
+            "created_at": "2026-01-01T00:00:00+00:00",
+            "updated_at": "2026-01-01T00:00:05+00:00",
+        },
+    )
+    names = [name for name, _ in run.fields()][:5]
+    assert names == ["task id", "run id", "status", "created", "updated"]
+    assert "2026-01-01 00:00:05+00:00" in run._repr_html_() and "r1" in repr(run)
+    assert jupyter_orch.TaskRun.columns[:5] == ("task id", "run id", "status", "created", "updated")
+    once = jupyter_orch.Task(client, {"id": "t2", "run_type": "Oneshot", "status": "pending"})
+    assert ("type", "Temporary Run") in once.fields() and "Temporary Run" in once.row()
 
 
 def test_a_log_line_is_a_str_holding_the_servers_line() -> None:

@@ -99,7 +99,7 @@ class Client:
     def get_workspace(self, name: str, create_if_not_exist: bool = False) -> Workspace | None:
         """The workspace of this name; None (or a new one) when there is none."""
         for workspace in self.list_workspaces():
-            if workspace.name == name:
+            if workspace.name() == name:
                 return workspace
         return self.create_workspace(name) if create_if_not_exist else None
 
@@ -107,15 +107,15 @@ class Client:
         """The workspace uploads and listings use by default (`default`, id 1, at first)."""
         wanted = self._workspace
         for workspace in self.list_workspaces():
-            if wanted in (workspace.id, workspace.name):
+            if wanted in (workspace.id(), workspace.name()):
                 return workspace
         raise NotFoundError(404, f"workspace {wanted} not found", "Not Found")
 
     def set_current_workspace(self, workspace: Workspace | int | str) -> Workspace:
         """Make a workspace (object, id or name) the default one."""
-        self._workspace = workspace.id if isinstance(workspace, Workspace) else workspace
+        self._workspace = workspace.id() if isinstance(workspace, Workspace) else workspace
         current = self.get_current_workspace()
-        self._workspace = current.id
+        self._workspace = current.id()
         return current
 
     def _workspace_id(self, workspace_id: int | None = None, name: str | None = None) -> int:
@@ -125,21 +125,28 @@ class Client:
             found = self.get_workspace(name)
             if found is None:
                 raise NotFoundError(404, f"workspace {name!r} not found", "Not Found")
-            return found.id
+            return found.id()
         if isinstance(self._workspace, int):
             return self._workspace
-        return self.set_current_workspace(self._workspace).id
+        return self.set_current_workspace(self._workspace).id()
 
     # -- orchestrations ------------------------------------------------------------------------
 
     def upload_orchestration(
         self,
-        path: str | Path | None = None,
         bytes_buffer: bytes | IO[bytes] | None = None,
+        path: str | Path | None = None,
         name: str | None = None,
         file_name: str | None = None,
     ) -> Orchestration:
-        """Upload code as an orchestration: a zip, a folder or a script by `path`, or zip bytes."""
+        """Upload code as an orchestration: zip bytes, or a zip, a folder or a script by `path`.
+
+        The arguments come in the order of Wallaroo's SDK; a path given first (a `str` or a
+        `Path` where the bytes go) is taken as the path.
+        """
+        first: object = bytes_buffer  # typed for bytes; a path given positionally is taken too
+        if isinstance(first, (str, Path)) and path is None:
+            bytes_buffer, path = None, first
         if path is not None and bytes_buffer is None:
             data, default_file = read_upload(Path(path).expanduser())
         elif bytes_buffer is not None and path is None:
@@ -203,9 +210,9 @@ class Client:
         for data in paged(self, "task/list", body, page_size):
             yield Task(self, data)
 
-    def get_task_by_id(self, id: str) -> Task:
+    def get_task_by_id(self, task_id: str) -> Task:
         """One task."""
-        return Task(self, self._post("task/get_by_id", {"id": id}))
+        return Task(self, self._post("task/get_by_id", {"id": task_id}))
 
     def get_task_run(self, task_id: str, run_id: str) -> TaskRun:
         """One run of a task."""
