@@ -48,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return OK
     opts = build_parser().parse_args(args)
     try:
-        client = Client(opts.url, opts.token, workspace=_workspace(opts.workspace))
+        client = Client(url=opts.url, token=opts.token, workspace=_workspace(opts.workspace))
         return int(COMMANDS[opts.command][0](client, opts))
     except (ServerNotFound, ServerUnreachable) as exc:
         return _fail(NO_SERVER, exc)

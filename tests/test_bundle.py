@@ -71,7 +71,7 @@ def project(jp_root_dir: Path) -> Path:
 @pytest.fixture
 def client(jp_serverapp: Any, api: Api) -> Iterator[Client]:
     """An SDK client of the test server (`api` starts its HTTP listener); use it in a thread."""
-    found = Client(jp_serverapp.connection_url, jp_serverapp.identity_provider.token)
+    found = Client(url=jp_serverapp.connection_url, token=jp_serverapp.identity_provider.token)
     yield found
     found.close()
 

@@ -12,6 +12,7 @@ import io
 import json
 import os
 import pickle
+import socket
 import subprocess
 import sys
 import time
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 import jupyter_orch
 from jupyter_orch.bundle import read_upload
@@ -159,7 +161,7 @@ def sdk(jp_serverapp: Any, jp_fetch: Any) -> Iterator[Client]:
 
     `jp_fetch` is asked for because it starts the server's HTTP listener.
     """
-    client = Client(server_url(jp_serverapp), jp_serverapp.identity_provider.token)
+    client = Client(url=server_url(jp_serverapp), token=jp_serverapp.identity_provider.token)
     yield client
     client.close()
 
@@ -273,6 +275,95 @@ def test_import_stays_cheap_and_the_sdk_comes_on_first_use() -> None:
     assert out == ["[]", "True jupyter_orch.sdk.client"]
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         _ = jupyter_orch.nope  # type: ignore[attr-defined]
+
+
+# -- Wallaroo's Client arguments -----------------------------------------------------------------
+
+NOWHERE = "http://127.0.0.1:9/"  # a URL never asked: these clients make no request
+
+
+def test_wallaroos_auth_types_are_accepted_and_change_nothing() -> None:
+    for auth_type in (None, "sso", "SSO", "user_password", "none", "test_auth", "token", "orch"):
+        wl = Client(url=NOWHERE, token="t", auth_type=auth_type)
+        assert wl.auth.auth_header() == wl.auth_header() == {"Authorization": "token t"}
+    accepted = "'none', 'sso', 'user_password', 'test_auth', 'token', 'orch' or None"
+    with pytest.raises(ValueError, match=f"auth_type: one of {accepted}, as in Wallaroo's SDK"):
+        Client(url=NOWHERE, token="t", auth_type="kerberos")
+    assert Client(url=NOWHERE, token="").auth.auth_header() == {}  # a server without a token
+    assert "s3cr3t" not in repr(Client(url=NOWHERE, token="s3cr3t").auth)
+
+
+def test_api_endpoint_is_the_base_of_the_rest_paths() -> None:
+    wl = Client(
+        api_endpoint="http://127.0.0.1:9/lab/",
+        auth_endpoint="http://127.0.0.1:9/auth",
+        auth_type="sso",
+        interactive=False,
+        token="t",
+    )
+    assert wl.api_endpoint == wl.api_url == "http://127.0.0.1:9/lab/orch"
+    assert f"{wl.api_endpoint}/v1/api/task/run_once" == wl._transport.url("task/run_once")
+    same = Client(api_endpoint="http://h:1/orch/v1/api", url="http://h:1", token="")
+    assert same.api_endpoint == "http://h:1/orch"
+    with pytest.raises(ValueError, match="name different servers"):
+        Client(api_endpoint="http://a:1/", url="http://b:1/", token="")
+    # Wallaroo's second argument is request_timeout: a token there is a mistake, said plainly
+    with pytest.raises(TypeError, match=r"by name, Client\(url=\.\.\., token=\.\.\.\)"):
+        Client(NOWHERE, "a-token")  # type: ignore[arg-type]
+
+
+def test_request_timeout_bounds_each_request() -> None:
+    assert Client(url=NOWHERE, token="").request_timeout == 120.0
+    assert Client(url=NOWHERE, token="")._transport.timeout == (10.0, 120.0)
+    wl = Client(api_endpoint=NOWHERE, request_timeout=30, token="")
+    assert (wl.request_timeout, wl._transport.timeout) == (30.0, (10.0, 30.0))
+    assert Client(url=NOWHERE, token="", timeout=2)._transport.timeout == (2.0, 2.0)
+    for bad in (0, -1, "soon"):
+        with pytest.raises((ValueError, TypeError)):
+            Client(url=NOWHERE, token="", request_timeout=bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="not two different values"):
+        Client(url=NOWHERE, token="", request_timeout=5, timeout=6)
+    # a server that takes the connection and never answers: given up after request_timeout
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        port = silent.getsockname()[1]
+        slow = Client(api_endpoint=f"http://127.0.0.1:{port}/", request_timeout=0.5, token="")
+        start = time.monotonic()
+        with pytest.raises(ServerUnreachable, match="timed out"):
+            slow.list_workspaces()
+        assert time.monotonic() - start < 5
+
+
+async def test_rest_calls_with_requests_as_wallaroos_tutorials_write_them(
+    jp_serverapp: Any, jp_fetch: Any
+) -> None:
+    def scenario() -> None:
+        # no token given: the one of the running server at that URL is found
+        wl = Client(api_endpoint=server_url(jp_serverapp), auth_type="sso", request_timeout=60)
+        assert wl.api_endpoint == server_url(jp_serverapp) + "orch"
+        headers = wl.auth.auth_header()
+        assert headers == {"Authorization": f"token {jp_serverapp.identity_provider.token}"}
+
+        data = make_zip({"main.py": HELLO})
+        orch = requests.post(
+            f"{wl.api_endpoint}/v1/api/orchestration/upload",
+            headers=headers,
+            files=[
+                ("file", ("hello.zip", data, "application/octet-stream")),
+                ("metadata", ("metadata", '{"workspace_id": 1}', "application/json")),
+            ],
+        ).json()
+        body = {"workspace_id": 1, "orch_id": orch["id"], "json": {"name": "REST"}}
+        url = f"{wl.api_endpoint}/v1/api/task/run_once"
+        task = requests.post(url, headers=headers, json=body).json()
+        run = wl.get_task_by_id(task["id"]).first_run(timeout=60).wait(timeout=60)
+        url = f"{wl.api_endpoint}/v1/api/task/get_logs_for_run"
+        logs = requests.post(url, headers=headers, json={"id": run.id()}).json()["logs"]
+        assert len(logs) == 1 and logs[0].endswith(" stdout F hello, REST")
+        assert run.logs() == logs  # the SDK's lines are those very strings
+        refused = requests.post(url, json={"id": run.id()})
+        assert refused.status_code == 403
+
+    await asyncio.to_thread(scenario)
 
 
 # -- the object model ----------------------------------------------------------------------------
@@ -402,7 +493,7 @@ async def test_kill_and_the_servers_errors_as_exceptions(sdk: Client, jp_servera
             orch.run_scheduled("bad", "every tuesday")
         with pytest.raises(ValueError, match="exactly one"):
             orch.run_scheduled("bad", ["* * * * *", "@hourly"])
-        wrong = Client(server_url(jp_serverapp), "wrong-token")
+        wrong = Client(url=server_url(jp_serverapp), token="wrong-token")
         with pytest.raises(AuthorizationError):
             wrong.list_workspaces()
 
@@ -440,9 +531,9 @@ async def test_failed_runs_and_running_tasks_of_every_task(sdk: Client) -> None:
 async def test_unreachable_and_not_an_orchestration_server(sdk: Client, jp_serverapp: Any) -> None:
     def scenario() -> None:
         with pytest.raises(ServerUnreachable, match=r"cannot reach http://127\.0\.0\.1:9/"):
-            Client("http://127.0.0.1:9/", "").list_workspaces()
+            Client(url="http://127.0.0.1:9/", token="").list_workspaces()
         # The Jupyter server answers, but nothing of ours lives at that path.
-        other = Client(server_url(jp_serverapp) + "elsewhere/", sdk.server.token)
+        other = Client(url=server_url(jp_serverapp) + "elsewhere/", token=sdk.server.token)
         with pytest.raises(NotFoundError, match="is the jupyter_orch extension enabled"):
             other.list_workspaces()
 

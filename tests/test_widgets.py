@@ -115,7 +115,7 @@ def test_importing_the_package_leaves_ipywidgets_alone() -> None:
 @pytest.fixture
 def client(jp_serverapp: Any, jp_fetch: Any) -> Iterator[Client]:
     """A client of the test server (`jp_fetch` starts its HTTP listener)."""
-    found = Client(server_url(jp_serverapp), jp_serverapp.identity_provider.token)
+    found = Client(url=server_url(jp_serverapp), token=jp_serverapp.identity_provider.token)
     yield found
     found.close()
 

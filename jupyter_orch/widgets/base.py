@@ -33,7 +33,7 @@ def own_client(client: Client | None) -> Client:
     """A client of its own for the panel's worker thread (a `requests` session is per thread)."""
     if client is None:
         return Client(timeout=PANEL_TIMEOUT)
-    return Client(client.server.api_url, client.server.token, timeout=PANEL_TIMEOUT)
+    return Client(url=client.server.api_url, token=client.server.token, timeout=PANEL_TIMEOUT)
 
 
 def fail_text(exc: Exception) -> str:
