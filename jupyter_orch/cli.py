@@ -48,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return OK
     opts = build_parser().parse_args(args)
     try:
-        client = Client(opts.url, opts.token, workspace=_workspace(opts.workspace))
+        client = Client(url=opts.url, token=opts.token, workspace=_workspace(opts.workspace))
         return int(COMMANDS[opts.command][0](client, opts))
     except (ServerNotFound, ServerUnreachable) as exc:
         return _fail(NO_SERVER, exc)
@@ -97,7 +97,7 @@ def _orchestration(client: Client, ref: str) -> Orchestration:
         return client.get_orchestration_by_id(str(uuid.UUID(ref)))
     except ValueError:
         pass
-    named = [o for o in client.list_orchestrations() if o.name == ref]
+    named = [o for o in client.list_orchestrations() if o.name() == ref]
     if not named:
         raise ValueError(f"{ref}: no such file, orchestration id or orchestration name")
     return max(named, key=lambda o: str(o.to_dict().get("created_at")))
@@ -111,10 +111,10 @@ def _after_start(opts: argparse.Namespace, task: Task) -> int:
     run = task.first_run()
     if opts.follow:
         run.follow()
-        print(f"run {run.id} ended: {run.known_status}", file=sys.stderr)
+        print(f"run {run.id()} ended: {run.known_status()}", file=sys.stderr)
     else:
         _emit(opts, run.wait())
-    return OK if run.known_status == "success" else RUN_FAILED
+    return OK if run.known_status() == "success" else RUN_FAILED
 
 
 def cmd_upload(client: Client, opts: argparse.Namespace) -> int:
@@ -127,7 +127,7 @@ def cmd_upload(client: Client, opts: argparse.Namespace) -> int:
 def cmd_run_once(client: Client, opts: argparse.Namespace) -> int:
     """Run an orchestration once."""
     orch = _orchestration(client, opts.orch)
-    task = orch.run_once(opts.name or orch.name or "", _json_object(opts.args), opts.timeout)
+    task = orch.run_once(opts.name or orch.name() or "", _json_object(opts.args), opts.timeout)
     return _after_start(opts, task)
 
 
@@ -135,15 +135,15 @@ def cmd_schedule(client: Client, opts: argparse.Namespace) -> int:
     """Run an orchestration on a cron schedule."""
     orch = _orchestration(client, opts.orch)
     args = _json_object(opts.args)
-    name = opts.name or orch.name or ""
-    task = orch.run_scheduled(name, opts.cron, args, opts.timeout, opts.timezone)
+    name = opts.name or orch.name() or ""
+    task = orch.run_scheduled(name, opts.cron, args, opts.timeout, timezone=opts.timezone)
     return _after_start(opts, task)
 
 
 def cmd_continuous(client: Client, opts: argparse.Namespace) -> int:
     """Run an orchestration continuously."""
     orch = _orchestration(client, opts.orch)
-    task = orch.run_continuously(opts.name or orch.name or "", _json_object(opts.args))
+    task = orch.run_continuously(opts.name or orch.name() or "", _json_object(opts.args))
     return _after_start(opts, task)
 
 
@@ -155,7 +155,7 @@ def cmd_orchestrations(client: Client, opts: argparse.Namespace) -> int:
 
 def _more_follow(noun: str, shown: ResourceList[Any]) -> None:
     """Say on stderr (stdout stays the list, or its JSON) how to list what was left out."""
-    last = shown[-1].key
+    last = shown[-1].id()
     print(
         f"{len(shown)} {noun} shown, more follow: --after {last} for the next page, "
         f"--all for every one",
@@ -224,19 +224,25 @@ def cmd_logs(client: Client, opts: argparse.Namespace) -> int:
 
 def cmd_kill(client: Client, opts: argparse.Namespace) -> int:
     """Kill a task."""
-    _emit(opts, client.get_task_by_id(opts.task).kill())
+    task = client.get_task_by_id(opts.task)
+    task.kill()
+    _emit(opts, task)
     return OK
 
 
 def cmd_pause(client: Client, opts: argparse.Namespace) -> int:
     """Pause a task."""
-    _emit(opts, client.get_task_by_id(opts.task).pause())
+    task = client.get_task_by_id(opts.task)
+    task.pause()
+    _emit(opts, task)
     return OK
 
 
 def cmd_resume(client: Client, opts: argparse.Namespace) -> int:
     """Resume a paused task."""
-    _emit(opts, client.get_task_by_id(opts.task).resume())
+    task = client.get_task_by_id(opts.task)
+    task.resume()
+    _emit(opts, task)
     return OK
 
 

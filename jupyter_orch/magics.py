@@ -239,7 +239,9 @@ class OrchMagics(Magics):
         if mode == "once":
             task = orch.run_once(opts.name, args, timeout=opts.timeout)
         elif mode == "schedule":
-            task = orch.run_scheduled(opts.name, opts.schedule, args, opts.timeout, opts.timezone)
+            task = orch.run_scheduled(
+                opts.name, opts.schedule, args, opts.timeout, timezone=opts.timezone
+            )
         else:
             task = orch.run_continuously(opts.name, args)
         self.ns["_task"] = task
@@ -247,11 +249,14 @@ class OrchMagics(Magics):
 
     @staticmethod
     def _summary(orch: Orchestration, task: Task | None) -> Summary:
-        pairs = [("orchestration", f"{orch.name} ({orch.id})"), ("packaging", orch.known_status)]
+        pairs = [
+            ("orchestration", f"{orch.name()} ({orch.id()})"),
+            ("packaging", orch.known_status()),
+        ]
         if task is not None:
-            pairs += [("task", f"{task.name} ({task.id})"), ("type", task.run_type)]
-            pairs.append(("status", task.known_status))
-        return Summary(f"Uploaded {orch.name}", pairs)
+            pairs += [("task", f"{task.name()} ({task.id()})"), ("type", task.task_type())]
+            pairs.append(("status", task.known_status()))
+        return Summary(f"Uploaded {orch.name()}", pairs)
 
     def _watch_first_run(self, task: Task, follow: bool) -> None:
         """Print the first run's output (live, or once it has ended) and how it ended."""
@@ -263,9 +268,9 @@ class OrchMagics(Magics):
             else:
                 print(run.wait().logs(), end="")
         except KeyboardInterrupt:
-            print(f"stopped waiting; task {task.id} goes on (%orch_kill {task.id} ends it)")
+            print(f"stopped waiting; task {task.id()} goes on (%orch_kill {task.id()} ends it)")
             return
-        ended = f"run {run.id} ended: {run.known_status}"
+        ended = f"run {run.id()} ended: {run.known_status()}"
         code = run.to_dict().get("exit_code")
         print(ended if code is None else f"{ended} (exit {code})")
 
@@ -308,21 +313,27 @@ class OrchMagics(Magics):
     def orch_kill(self, line: str) -> Task:
         """Kill a task: no more runs, active runs ended."""
         with one_line_errors("%orch_kill"):
-            return self._task(KILL.parse_line(line).task).kill()
+            task = self._task(KILL.parse_line(line).task)
+            task.kill()
+            return task
 
     @line_magic
     @with_usage(PAUSE)
     def orch_pause(self, line: str) -> Task:
         """Pause a scheduled or continuous task."""
         with one_line_errors("%orch_pause"):
-            return self._task(PAUSE.parse_line(line).task).pause()
+            task = self._task(PAUSE.parse_line(line).task)
+            task.pause()
+            return task
 
     @line_magic
     @with_usage(RESUME)
     def orch_resume(self, line: str) -> Task:
         """Resume a paused task."""
         with one_line_errors("%orch_resume"):
-            return self._task(RESUME.parse_line(line).task).resume()
+            task = self._task(RESUME.parse_line(line).task)
+            task.resume()
+            return task
 
     @line_magic
     @with_usage(PANEL)
@@ -350,18 +361,18 @@ class OrchMagics(Magics):
         found = self._named(ref)
         if isinstance(found, Task):
             return found
-        task_id = found.task_id if isinstance(found, TaskRun) else ref
+        task_id = found.task_id() if isinstance(found, TaskRun) else ref
         return self.client.get_task_by_id(task_id)
 
     def _run_id(self, ref: str) -> str:
         found = self._named(ref)
         if isinstance(found, TaskRun):
-            return found.id
+            return found.id()
         if isinstance(found, Task):
             runs = found.last_runs(limit=1)
             if not runs:
-                raise UsageError(f"task {found.id} has no run yet")
-            return runs[0].id
+                raise UsageError(f"task {found.id()} has no run yet")
+            return runs[0].id()
         return ref
 
 

@@ -71,7 +71,7 @@ def project(jp_root_dir: Path) -> Path:
 @pytest.fixture
 def client(jp_serverapp: Any, api: Api) -> Iterator[Client]:
     """An SDK client of the test server (`api` starts its HTTP listener); use it in a thread."""
-    found = Client(jp_serverapp.connection_url, jp_serverapp.identity_provider.token)
+    found = Client(url=jp_serverapp.connection_url, token=jp_serverapp.identity_provider.token)
     yield found
     found.close()
 
@@ -114,10 +114,10 @@ async def test_one_folder_gives_one_sha_whichever_way_it_comes(
     assert status == 202, answer
     from_path = await api.ok("orchestration/get_by_id", {"id": answer["id"]})
 
-    assert uploaded.sha == expected
+    assert uploaded.sha() == expected
     assert json.loads(out)["sha"] == expected
     assert from_path["sha"] == expected
-    assert uploaded.file_name == json.loads(out)["file_name"] == from_path["file_name"]
+    assert uploaded.file_name() == json.loads(out)["file_name"] == from_path["file_name"]
 
 
 def test_a_script_is_main_py_the_same_way(tmp_path: Path) -> None:

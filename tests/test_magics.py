@@ -49,17 +49,21 @@ async def test_orchestrate_once_waits_and_prints_the_output(start_kernel: StartK
     assert lines[1].startswith("run ") and lines[1].endswith(" ended: success (exit 0)")
     [summary] = result.data
     assert summary["text/plain"].startswith("Uploaded hello")
-    assert "<table>" in summary["text/html"] and "once" in summary["text/plain"]
+    assert "<table>" in summary["text/html"] and "Temporary Run" in summary["text/plain"]
     assert await kernel.value("'ran_here' in dir()") is False  # the cell ran as a task only
-    names = "_orch.name, _task.name, _task.run_type, _run.known_status, _task.id in str(_task)"
-    assert await kernel.value(names) == ["hello", "hello", "once", "success", True]
+    names = "_orch.name(), _task.name(), _task.task_type(), _run.known_status()"
+    assert await kernel.value(names) == ["hello", "hello", "Temporary Run", "success"]
+    assert await kernel.value("_task.id() in str(_task), _run.task_id() == _task.id()") == [
+        True,
+        True,
+    ]
 
 
 async def test_without_a_run_option_it_only_uploads(start_kernel: StartKernel) -> None:
     kernel = await loaded(start_kernel)
     result = await kernel.ok("%%orchestrate just_upload\nprint('never here')\n")
     assert result.stdout == "" and "task" not in result.data[0]["text/plain"]
-    assert await kernel.value("_orch.name, _orch.status(), '_task' in dir()") == [
+    assert await kernel.value("_orch.name(), _orch.status(), '_task' in dir()") == [
         "just_upload",
         "ready",
         False,
@@ -132,8 +136,8 @@ async def test_schedule_and_the_line_magics(start_kernel: StartKernel) -> None:
         "print('tick')\n"
     )
     assert result.stdout.startswith("tick\n") and "ended: success" in result.stdout
-    assert "scheduled" in result.data[0]["text/plain"]
-    task_id = await kernel.value("_task.id")
+    assert "Scheduled Run" in result.data[0]["text/plain"]
+    task_id = await kernel.value("_task.id()")
     assert await kernel.value("_task.to_dict()['timezone']") == "Europe/Paris"
 
     tasks = await kernel.ok("%orch_tasks")
@@ -142,7 +146,7 @@ async def test_schedule_and_the_line_magics(start_kernel: StartKernel) -> None:
     assert len(runs.data[0]["text/plain"].splitlines()) == 3  # header, rule, one run
     logs = await kernel.ok("%orch_logs _run")
     assert "tick" in logs.data[0]["text/plain"] and "stdout" in logs.data[0]["text/html"]
-    followed = await kernel.ok("%orch_logs {_run.id} --follow")
+    followed = await kernel.ok("%orch_logs {_run.id()} --follow")
     assert followed.stdout == "tick\n"
     newest = await kernel.ok("%orch_logs _task --limit 1")
     assert "tick" in newest.data[0]["text/plain"]
@@ -153,7 +157,7 @@ async def test_schedule_and_the_line_magics(start_kernel: StartKernel) -> None:
     assert status_of(resumed) in ("pending_resume", "started")
     killed = await kernel.ok("%orch_kill _task")
     assert status_of(killed) in ("pending_kill", "killed")
-    assert await kernel.value("_task.wait(timeout=30).known_status") == "killed"
+    assert await kernel.value("_task.wait(timeout=30).known_status()") == "killed"
     assert task_id not in (await kernel.ok("%orch_tasks")).data[0]["text/plain"]
     assert task_id in (await kernel.ok("%orch_tasks --killed")).data[0]["text/plain"]
     # Pages: nothing after the only task; every run with --all.
@@ -166,12 +170,12 @@ async def test_schedule_and_the_line_magics(start_kernel: StartKernel) -> None:
 async def test_continuous_then_kill_by_id(start_kernel: StartKernel) -> None:
     kernel = await loaded(start_kernel)
     result = await kernel.ok("%%orchestrate looping --continuous\nprint('again')\n")
-    assert "continuous" in result.data[0]["text/plain"]
-    task_id = await kernel.value("_task.id")
+    assert "Continuous Run" in result.data[0]["text/plain"]
+    task_id = await kernel.value("_task.id()")
     await kernel.ok("_task.first_run(timeout=30).wait(timeout=30)")
     killed = await kernel.ok(f"%orch_kill {task_id}")
     assert task_id in killed.data[0]["text/plain"]
-    assert await kernel.value("_task.wait(timeout=30).known_status") == "killed"
+    assert await kernel.value("_task.wait(timeout=30).known_status()") == "killed"
 
 
 BAD_CELLS = [

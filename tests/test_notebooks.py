@@ -24,6 +24,7 @@ EXPECTED = {
     "05-task-args": [
         "workspace: dev-workspace",
         "workspace: forecasts",
+        "workspace id: 2",
         "pipeline: daily-forecast",
         "forecasts",
         "(False, {})",

@@ -89,7 +89,9 @@ def test_statuses_show_a_word_and_a_mark_not_colour_alone() -> None:
 def test_everything_shown_is_escaped() -> None:
     evil = "<script>alert(1)</script>"
     assert "<script>" not in render.badge(evil)
-    assert "<script>" not in render.log_box([LogLine("t", "stdout", evil)], "empty")
+    assert "<script>" not in render.log_box(
+        [LogLine(f"2026-01-01T00:00:00Z stdout F {evil}")], "empty"
+    )
     assert "<script>" not in render.message(evil, ok=False)
     assert "<script>" not in render.table(["a"], [], None, evil)
     table = render.table(["<b>"], [[render.esc(evil)]], 0, "none")
@@ -113,7 +115,7 @@ def test_importing_the_package_leaves_ipywidgets_alone() -> None:
 @pytest.fixture
 def client(jp_serverapp: Any, jp_fetch: Any) -> Iterator[Client]:
     """A client of the test server (`jp_fetch` starts its HTTP listener)."""
-    found = Client(server_url(jp_serverapp), jp_serverapp.identity_provider.token)
+    found = Client(url=server_url(jp_serverapp), token=jp_serverapp.identity_provider.token)
     yield found
     found.close()
 

@@ -9,7 +9,7 @@ from typing import IO, Any
 
 from .. import runtime
 from ..bundle import read_upload
-from .discovery import ServerInfo, find_server
+from .discovery import ServerInfo, api_url_of, find_server
 from .errors import NotFoundError
 from .logs import LogFollower, LogLine, LogLines
 from .resources import (
@@ -28,6 +28,52 @@ from .resources import (
 from .transport import READ_TIMEOUT, Transport
 
 DEFAULT_WORKSPACE = 1
+#: The `auth_type` values of Wallaroo's SDK (in any case). Each is accepted and changes
+#: nothing: the Jupyter server's token authenticates every request.
+AUTH_TYPES = ("none", "sso", "user_password", "test_auth", "token", "orch")
+
+
+class Auth:
+    """Wallaroo's `wl.auth`: the header that authenticates a REST call made by hand."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def auth_header(self) -> dict[str, str]:
+        """`{"Authorization": "token …"}`, for `requests.post(url, headers=..., json=...)`;
+        `{}` for a server that asks for no token."""
+        return {"Authorization": f"token {self._token}"} if self._token else {}
+
+    def __repr__(self) -> str:
+        return "<jupyter_orch Auth: the Jupyter server's token>"
+
+
+def check_auth_type(auth_type: object) -> None:
+    """Accept Wallaroo's `auth_type` values (and None); a ValueError names them otherwise."""
+    if auth_type is None or (isinstance(auth_type, str) and auth_type.lower() in AUTH_TYPES):
+        return
+    accepted = ", ".join(repr(word) for word in AUTH_TYPES)
+    raise ValueError(
+        f"auth_type: one of {accepted} or None, as in Wallaroo's SDK; not {auth_type!r} "
+        "(it changes nothing here: the Jupyter server's token authenticates)"
+    )
+
+
+def read_timeout(request_timeout: object, timeout: object) -> float:
+    """The seconds an HTTP request may wait, from Wallaroo's `request_timeout` or ours."""
+    if isinstance(request_timeout, str):
+        raise TypeError(
+            "Client's second argument is request_timeout (seconds), as in Wallaroo's SDK: "
+            "give the server's URL and token by name, Client(url=..., token=...)"
+        )
+    if request_timeout is not None and timeout is not None and request_timeout != timeout:
+        raise ValueError("give request_timeout or timeout, not two different values")
+    seconds = request_timeout if request_timeout is not None else timeout
+    if seconds is None:
+        return READ_TIMEOUT
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
+        raise ValueError(f"request_timeout: a number of seconds above 0, not {seconds!r}")
+    return float(seconds)
 
 
 class Client:
@@ -36,30 +82,52 @@ class Client:
     With no arguments it finds the server: inside a run the run's own URL and token, then
     `JUPYTER_ORCH_URL`/`JUPYTER_ORCH_TOKEN`, the Jupyter server that started this kernel,
     JupyterHub's variables, and the newest running server of this user.
+
+    Wallaroo's arguments come first: `api_endpoint` is the server's URL (or the API's, ending
+    in `/orch`), `request_timeout` the seconds an HTTP request may wait, and `auth_type`
+    (`auth_endpoint`, `interactive`) are accepted and ignored, the Jupyter token being the
+    authentication. Ours are given by name: `url` (the same as `api_endpoint`), `token`,
+    `workspace` and `timeout` (the same as `request_timeout`).
     """
 
     def __init__(
         self,
+        api_endpoint: str | None = None,
+        request_timeout: float | None = None,
+        auth_type: str | None = None,
+        *,
         url: str | None = None,
         token: str | None = None,
         workspace: int | str | None = None,
-        timeout: float = READ_TIMEOUT,
+        timeout: float | None = None,
+        auth_endpoint: str | None = None,
+        interactive: bool | None = None,
     ) -> None:
-        self.server: ServerInfo = find_server(url, token)
-        self._transport = Transport(self.server.api_url, self.server.token, timeout)
+        check_auth_type(auth_type)
+        seconds = read_timeout(request_timeout, timeout)
+        if api_endpoint and url and api_url_of(api_endpoint) != api_url_of(url):
+            raise ValueError(f"api_endpoint {api_endpoint} and url {url} name different servers")
+        self.server: ServerInfo = find_server(url or api_endpoint, token)
+        #: The API's base URL (`…/orch`): `f"{wl.api_endpoint}/v1/api/task/run_once"`.
+        self.api_endpoint = self.server.api_url
+        #: The seconds an HTTP request may wait for an answer.
+        self.request_timeout = seconds
+        #: `wl.auth.auth_header()` gives the header of a REST call made by hand.
+        self.auth = Auth(self.server.token)
+        self._transport = Transport(self.server.api_url, self.server.token, seconds)
         self._workspace: int | str = DEFAULT_WORKSPACE if workspace is None else workspace
 
     @property
     def api_url(self) -> str:
-        """The API's base URL (`…/orch`); endpoints are under `{api_url}/v1/api/`."""
+        """The API's base URL (`…/orch`), as `api_endpoint`."""
         return self.server.api_url
 
     def __repr__(self) -> str:
         return f"<jupyter_orch.Client {self.api_url} (found through {self.server.source})>"
 
     def auth_header(self) -> dict[str, str]:
-        """The header that authenticates a request, for use with `requests` directly."""
-        return {"Authorization": f"token {self.server.token}"} if self.server.token else {}
+        """The header that authenticates a request made by hand, as `auth.auth_header()`."""
+        return self.auth.auth_header()
 
     @staticmethod
     def in_task() -> bool:
@@ -99,7 +167,7 @@ class Client:
     def get_workspace(self, name: str, create_if_not_exist: bool = False) -> Workspace | None:
         """The workspace of this name; None (or a new one) when there is none."""
         for workspace in self.list_workspaces():
-            if workspace.name == name:
+            if workspace.name() == name:
                 return workspace
         return self.create_workspace(name) if create_if_not_exist else None
 
@@ -107,15 +175,15 @@ class Client:
         """The workspace uploads and listings use by default (`default`, id 1, at first)."""
         wanted = self._workspace
         for workspace in self.list_workspaces():
-            if wanted in (workspace.id, workspace.name):
+            if wanted in (workspace.id(), workspace.name()):
                 return workspace
         raise NotFoundError(404, f"workspace {wanted} not found", "Not Found")
 
     def set_current_workspace(self, workspace: Workspace | int | str) -> Workspace:
         """Make a workspace (object, id or name) the default one."""
-        self._workspace = workspace.id if isinstance(workspace, Workspace) else workspace
+        self._workspace = workspace.id() if isinstance(workspace, Workspace) else workspace
         current = self.get_current_workspace()
-        self._workspace = current.id
+        self._workspace = current.id()
         return current
 
     def _workspace_id(self, workspace_id: int | None = None, name: str | None = None) -> int:
@@ -125,21 +193,28 @@ class Client:
             found = self.get_workspace(name)
             if found is None:
                 raise NotFoundError(404, f"workspace {name!r} not found", "Not Found")
-            return found.id
+            return found.id()
         if isinstance(self._workspace, int):
             return self._workspace
-        return self.set_current_workspace(self._workspace).id
+        return self.set_current_workspace(self._workspace).id()
 
     # -- orchestrations ------------------------------------------------------------------------
 
     def upload_orchestration(
         self,
-        path: str | Path | None = None,
         bytes_buffer: bytes | IO[bytes] | None = None,
+        path: str | Path | None = None,
         name: str | None = None,
         file_name: str | None = None,
     ) -> Orchestration:
-        """Upload code as an orchestration: a zip, a folder or a script by `path`, or zip bytes."""
+        """Upload code as an orchestration: zip bytes, or a zip, a folder or a script by `path`.
+
+        The arguments come in the order of Wallaroo's SDK; a path given first (a `str` or a
+        `Path` where the bytes go) is taken as the path.
+        """
+        first: object = bytes_buffer  # typed for bytes; a path given positionally is taken too
+        if isinstance(first, (str, Path)) and path is None:
+            bytes_buffer, path = None, first
         if path is not None and bytes_buffer is None:
             data, default_file = read_upload(Path(path).expanduser())
         elif bytes_buffer is not None and path is None:
@@ -203,9 +278,9 @@ class Client:
         for data in paged(self, "task/list", body, page_size):
             yield Task(self, data)
 
-    def get_task_by_id(self, id: str) -> Task:
+    def get_task_by_id(self, task_id: str) -> Task:
         """One task."""
-        return Task(self, self._post("task/get_by_id", {"id": id}))
+        return Task(self, self._post("task/get_by_id", {"id": task_id}))
 
     def get_task_run(self, task_id: str, run_id: str) -> TaskRun:
         """One run of a task."""

@@ -1,10 +1,11 @@
-"""A run's log on the client side: parsed lines, their display, and following them live."""
+"""A run's log on the client side: its lines, their display, and following them live."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Generator, Iterable, Iterator
-from typing import NamedTuple, TextIO
+from datetime import datetime
+from typing import TextIO
 
 from . import display
 from .errors import ServerUnreachable
@@ -14,46 +15,85 @@ from .transport import Transport
 MAX_RECONNECTS = 5
 
 
-class LogLine(NamedTuple):
-    """One line of a run's log: time (UTC, nanoseconds), stream, text, cut-up piece or not."""
+class LogLine(str):
+    """One line of a run's log: the line itself, as the server sent it, with its parts.
+
+    A `str` holding the container runtime's line (`<time> <stream> F|P <text>`), as Wallaroo's
+    `TaskRun.logs()` gives, so every string operation works on it: `"done" in line`,
+    `line.split()`, `line.startswith(...)`, `json.dumps(...)`. `str(line)` is that whole line.
+    Its parts: `time` (RFC 3339, UTC, nanoseconds; empty when the line has none), `stream`
+    (`stdout` or `stderr`), `text` (what the run printed) and `partial` (True for a piece of a
+    line cut at the size limit, which the next piece continues).
+    """
 
     time: str
     stream: str
     text: str
-    partial: bool = False
+    partial: bool
+
+    def __new__(cls, raw: str) -> LogLine:
+        line = super().__new__(cls, raw)
+        parts = raw.split(" ", 3)
+        if len(parts) < 3 or parts[2] not in ("F", "P"):
+            line.time, line.stream, line.text, line.partial = "", "", raw, False
+        else:
+            line.time, line.stream, line.partial = parts[0], parts[1], parts[2] == "P"
+            line.text = parts[3] if len(parts) > 3 else ""
+        return line
 
     @classmethod
     def parse(cls, raw: str) -> LogLine:
         """A log line from the container runtime's format: `time stream F|P text`."""
-        parts = raw.split(" ", 3)
-        if len(parts) < 3 or parts[2] not in ("F", "P"):
-            return cls("", "", raw)
-        return cls(parts[0], parts[1], parts[3] if len(parts) > 3 else "", parts[2] == "P")
+        return cls(raw)
+
+    @classmethod
+    def of_text(cls, text: str) -> LogLine:
+        """A line of text with no time or stream (a build log's line, say)."""
+        line = super().__new__(cls, text)
+        line.time, line.stream, line.text, line.partial = "", "", text, False
+        return line
 
     @property
     def raw(self) -> str:
-        """The line in the container runtime's format, as the server sent it."""
-        return f"{self.time} {self.stream} {'P' if self.partial else 'F'} {self.text}"
+        """The line in the container runtime's format, as the server sent it (`str(line)`)."""
+        return str(self)
 
-    def __str__(self) -> str:
-        return self.text
+
+def printed(lines: Iterable[LogLine]) -> str:
+    """The lines' text as the run printed it: a cut-up long line is joined again."""
+    return "".join(line.text if line.partial else f"{line.text}\n" for line in lines)
+
+
+def short_time(stamp: str) -> str:
+    """A log line's time to the second, in UTC: `2026-01-01 00:00:00`."""
+    try:
+        moment = datetime.fromisoformat(stamp[:19])
+    except ValueError:
+        return stamp
+    return moment.isoformat(sep=" ")
 
 
 class LogLines(list[LogLine]):
-    """A run's log; `str()` is its output as printed, the display adds times and streams."""
+    """A run's log: a list of its lines, each a `str` (see `LogLine`), oldest first.
 
-    columns = ("time", "stream", "output")
+    `str()` is the output as the run printed it; the display (`repr`, and a table in a
+    notebook) shows each line's time (UTC, to the second), stream and text.
+    """
+
+    columns = ("time (UTC)", "stream", "output")
+    empty = "(no log lines)"
 
     def __str__(self) -> str:
-        return "".join(line.text if line.partial else f"{line.text}\n" for line in self)
+        return printed(self)
+
+    def _rows(self) -> list[list[str]]:
+        return [[short_time(line.time), line.stream, line.text] for line in self]
 
     def __repr__(self) -> str:
-        rows = [[line.time, line.stream, line.text] for line in self]
-        return display.text_table(self.columns, rows, "(no log lines)")
+        return display.text_table(self.columns, self._rows(), self.empty)
 
     def _repr_html_(self) -> str:
-        rows = [[line.time, line.stream, line.text] for line in self]
-        return display.html_table(self.columns, rows, "(no log lines)")
+        return display.html_table(self.columns, self._rows(), self.empty)
 
 
 def write_lines(lines: Iterable[LogLine], out: TextIO) -> None:

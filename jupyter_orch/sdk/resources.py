@@ -1,7 +1,9 @@
 """The SDK's objects, after Wallaroo's: workspaces, orchestrations, tasks and task runs.
 
-Each object holds the server's answer as last fetched (`to_dict()`); methods that ask the
-server (`status()`, `kill()` ...) refresh it. Displaying an object never calls the server.
+As in Wallaroo's SDK, what an object holds is read by calling a method (`task.id()`,
+`task.name()`, `run.logs()`). Each object keeps the server's answer as last fetched
+(`to_dict()`); those accessors read it, while `status()` and the actions (`kill()` ...) ask the
+server and refresh it. Displaying an object never calls the server.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, TextIO, TypeVar
 
 from . import display
@@ -22,8 +25,15 @@ if TYPE_CHECKING:
 
 RUN_ENDED = frozenset({"success", "failure", "timed_out", "killed", "unknown"})
 TASK_ENDED = frozenset({"success", "failed", "timed_out", "killed"})
+#: `Task.run_type()`: the server's run type in a word.
 KINDS = {"Oneshot": "once", "CronJob": "scheduled", "NetworkService": "continuous"}
-#: Runs `Task.last_runs()` lists unless told otherwise.
+#: `Task.task_type()`: the run type as Wallaroo's SDK displays it.
+TASK_TYPES = {
+    "Oneshot": "Temporary Run",
+    "CronJob": "Scheduled Run",
+    "NetworkService": "Continuous Run",
+}
+#: Runs the command line and `%orch_runs` list unless told otherwise.
 RUN_LIMIT = 20
 #: Objects asked for per request by the `iter_*` methods unless told otherwise.
 PAGE_SIZE = 100
@@ -41,6 +51,14 @@ def poll(check: Callable[[], T | None], timeout: float | None, what: str) -> T:
         time.sleep(delay if left is None else min(delay, left))
         delay = min(delay * 1.5, 1.0)
     return value
+
+
+def moment(value: object) -> datetime | None:
+    """A server time (ISO 8601 with its offset) as an aware `datetime`; None when absent."""
+    if not value:
+        return None
+    text = str(value)
+    return datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
 
 
 def paged(
@@ -75,7 +93,7 @@ def paged(
 
 def page_start(after: str | Resource | None) -> str | None:
     """The id a page starts after, given as an id or as the last object of the previous page."""
-    return after.key if isinstance(after, Resource) else after
+    return after._key if isinstance(after, Resource) else after
 
 
 class Resource:
@@ -89,19 +107,23 @@ class Resource:
         self._data = dict(data)
 
     @property
-    def key(self) -> str:
-        """The object's id as text."""
+    def _key(self) -> str:
+        """The object's id as text (what equality, hashing and paging use)."""
         return str(self._data["id"])
 
-    @property
     def known_status(self) -> str:
-        """The status as last fetched (`status()` asks the server)."""
+        """The status as last fetched, without asking the server (`status()` asks)."""
         return str(self._data.get("status", ""))
 
     def to_dict(self) -> dict[str, Any]:
         """The server's answer for this object (a copy)."""
         copied: dict[str, Any] = json.loads(json.dumps(self._data))
         return copied
+
+    def _text(self, field: str) -> str:
+        """A field as text; empty when the server did not send it."""
+        value = self._data.get(field)
+        return "" if value is None else str(value)
 
     def fields(self) -> list[tuple[str, str]]:
         """Name and value of each field shown when the object is displayed."""
@@ -112,16 +134,16 @@ class Resource:
         return []
 
     def __repr__(self) -> str:
-        return display.text_fields(f"{self.kind} {self.key}", self.fields())
+        return display.text_fields(f"{self.kind} {self._key}", self.fields())
 
     def _repr_html_(self) -> str:
-        return display.html_fields(f"{self.kind} {self.key}", self.fields())
+        return display.html_fields(f"{self.kind} {self._key}", self.fields())
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Resource) and type(other) is type(self) and other.key == self.key
+        return isinstance(other, Resource) and type(other) is type(self) and other._key == self._key
 
     def __hash__(self) -> int:
-        return hash((type(self).__name__, self.key))
+        return hash((type(self).__name__, self._key))
 
 
 R = TypeVar("R", bound=Resource)
@@ -150,27 +172,33 @@ class Workspace(Resource):
     kind = "Workspace"
     columns = ("id", "name", "created", "created by")
 
-    @property
     def id(self) -> int:
         """The workspace's id."""
         return int(self._data["id"])
 
-    @property
     def name(self) -> str:
         """The workspace's name."""
         return str(self._data["name"])
 
+    def created_at(self) -> datetime | None:
+        """When the workspace was made."""
+        return moment(self._data.get("created_at"))
+
+    def created_by(self) -> str:
+        """Who made it."""
+        return self._text("created_by")
+
     def fields(self) -> list[tuple[str, str]]:
         """Fields shown when displayed."""
         return [
-            ("name", self.name),
+            ("name", self.name()),
             ("created", display.short_time(self._data.get("created_at"))),
             ("created by", display.cell(self._data.get("created_by"))),
         ]
 
     def row(self) -> list[str]:
         """Cells of a workspace table."""
-        return [self.key, *(value for _, value in self.fields())]
+        return [self._key, *(value for _, value in self.fields())]
 
 
 class Orchestration(Resource):
@@ -179,30 +207,33 @@ class Orchestration(Resource):
     kind = "Orchestration"
     columns = ("id", "name", "status", "file", "sha", "created")
 
-    @property
     def id(self) -> str:
         """The orchestration's id."""
-        return self.key
+        return self._key
 
-    @property
     def name(self) -> str | None:
         """The name given at upload."""
         return self._data.get("name")
 
-    @property
+    def file_name(self) -> str:
+        """The uploaded file's name."""
+        return self._text("file_name")
+
     def sha(self) -> str:
         """SHA-256 of the uploaded zip."""
-        return str(self._data.get("sha", ""))
+        return self._text("sha")
 
-    @property
     def workspace_id(self) -> int:
         """The workspace the orchestration belongs to."""
         return int(self._data["workspace_id"])
 
-    @property
-    def file_name(self) -> str:
-        """The uploaded file's name."""
-        return str(self._data.get("file_name", ""))
+    def created_at(self) -> datetime | None:
+        """When it was uploaded."""
+        return moment(self._data.get("created_at"))
+
+    def updated_at(self) -> datetime | None:
+        """When it last changed (its packaging status), as last fetched."""
+        return moment(self._data.get("updated_at"))
 
     def fields(self) -> list[tuple[str, str]]:
         """Fields shown when displayed."""
@@ -210,10 +241,11 @@ class Orchestration(Resource):
         pairs = [
             ("name", display.cell(data.get("name"))),
             ("status", display.cell(data.get("status"))),
-            ("file", f"{self.file_name} ({data.get('file_size', '?')} bytes)"),
-            ("sha", self.sha),
+            ("file", f"{self.file_name()} ({data.get('file_size', '?')} bytes)"),
+            ("sha", self.sha()),
             ("workspace", display.cell(data.get("workspace_id"))),
             ("created", display.short_time(data.get("created_at"))),
+            ("updated", display.short_time(data.get("updated_at"))),
         ]
         if data.get("error"):
             pairs.insert(2, ("error", str(data["error"])))
@@ -224,11 +256,11 @@ class Orchestration(Resource):
         data = self._data
         name, status = display.cell(data.get("name")), display.cell(data.get("status"))
         created = display.short_time(data.get("created_at"))
-        return [self.id, name, status, self.file_name, self.sha[:12], created]
+        return [self.id(), name, status, self.file_name(), self.sha()[:12], created]
 
     def refresh(self) -> Orchestration:
         """Fetch the orchestration again."""
-        self._data = self._client._post("orchestration/get_by_id", {"id": self.id})
+        self._data = self._client._post("orchestration/get_by_id", {"id": self.id()})
         return self
 
     def status(self) -> str:
@@ -237,7 +269,7 @@ class Orchestration(Resource):
 
     def build_log(self) -> str:
         """The output of the build of the orchestration's environment."""
-        return str(self._client._post("orchestration/get_build_log", {"id": self.id})["log"])
+        return str(self._client._post("orchestration/get_build_log", {"id": self.id()})["log"])
 
     def wait_ready(self, timeout: float | None = None) -> Orchestration:
         """Wait until packaging ends; OrchestrationFailed with the reason when it failed."""
@@ -246,15 +278,19 @@ class Orchestration(Resource):
             status = self.status()
             return status if status in ("ready", "error") else None
 
-        if poll(ended, timeout, f"orchestration {self.id} packaging") == "error":
-            raise OrchestrationFailed(f"orchestration {self.id}: {self._data.get('error')}")
+        if poll(ended, timeout, f"orchestration {self.id()} packaging") == "error":
+            raise OrchestrationFailed(f"orchestration {self.id()}: {self._data.get('error')}")
         return self
 
     def run_once(
-        self, name: str, json_args: Mapping[str, Any] | None = None, timeout: int | None = None
+        self,
+        name: str,
+        json_args: Mapping[str, Any] | None = None,
+        timeout: int | None = None,
+        debug: bool = False,
     ) -> Task:
         """A task that runs the orchestration once, with `json_args` as its arguments."""
-        return self._start("task/run_once", name, json_args, timeout=timeout)
+        return self._start("task/run_once", name, json_args, debug, timeout=timeout)
 
     def run_scheduled(
         self,
@@ -262,15 +298,28 @@ class Orchestration(Resource):
         schedule: str | Iterable[str],
         json_args: Mapping[str, Any] | None = None,
         timeout: int | None = None,
+        debug: bool = False,
         timezone: str | None = None,
     ) -> Task:
-        """A task that runs each time the cron `schedule` is met (5 fields, or 6 with seconds)."""
+        """A task that runs each time the cron `schedule` is met (5 fields, or 6 with seconds),
+        in UTC unless `timezone` names another."""
         extra = {"schedule": one_schedule(schedule), "timezone": timezone}
-        return self._start("task/run_scheduled", name, json_args, timeout=timeout, **extra)
+        return self._start("task/run_scheduled", name, json_args, debug, timeout=timeout, **extra)
 
-    def run_continuously(self, name: str, json_args: Mapping[str, Any] | None = None) -> Task:
+    def run_continuously(
+        self, name: str, json_args: Mapping[str, Any] | None = None, debug: bool = False
+    ) -> Task:
         """A task that starts a new run whenever the previous one ends."""
-        return self._start("task/run_continuously", name, json_args)
+        return self._start("task/run_continuously", name, json_args, debug)
+
+    def task(self) -> Task | None:
+        """The newest task started from this orchestration (killed or not); None if none was.
+
+        Wallaroo's `task()` gives the orchestration's task; here an orchestration may have
+        started many, and this is the one started last.
+        """
+        tasks = self.list_tasks(killed=True, limit=1)
+        return tasks[0] if tasks else None
 
     def list_tasks(
         self,
@@ -285,26 +334,33 @@ class Orchestration(Resource):
         previous page, or its id) the page after it. Each task comes with its newest
         `run_limit` runs.
         """
-        body = task_query({"orch_id": self.id}, killed, run_limit, limit, after)
+        body = task_query({"orch_id": self.id()}, killed, run_limit, limit, after)
         return TaskList(Task(self._client, t) for t in self._client._post("task/list", body))
 
     def iter_tasks(
         self, killed: bool = False, page_size: int = PAGE_SIZE, run_limit: int = 1
     ) -> Iterator[Task]:
         """Each task of this orchestration, newest first, fetched `page_size` at a time."""
-        body = task_query({"orch_id": self.id}, killed, run_limit)
+        body = task_query({"orch_id": self.id()}, killed, run_limit)
         for data in paged(self._client, "task/list", body, page_size):
             yield Task(self._client, data)
 
     def _start(
-        self, endpoint: str, name: str, json_args: Mapping[str, Any] | None, **extra: Any
+        self,
+        endpoint: str,
+        name: str,
+        json_args: Mapping[str, Any] | None,
+        debug: bool,
+        **extra: Any,
     ) -> Task:
         body = {
-            "orch_id": self.id,
-            "workspace_id": self.workspace_id,
+            "orch_id": self.id(),
+            "workspace_id": self.workspace_id(),
             "json": dict(json_args or {}),
         }
         body.update({"name": name, **{k: v for k, v in extra.items() if v is not None}})
+        if debug:
+            body["debug"] = True
         task_id = self._client._post(endpoint, body)["id"]
         return self._client.get_task_by_id(task_id)
 
@@ -347,41 +403,53 @@ class Task(Resource):
     kind = "Task"
     columns = ("id", "name", "type", "status", "schedule", "last run", "created")
 
-    @property
     def id(self) -> str:
         """The task's id."""
-        return self.key
+        return self._key
 
-    @property
     def name(self) -> str | None:
         """The task's name."""
         return self._data.get("name")
 
-    @property
-    def orch_id(self) -> str:
-        """The orchestration the task runs."""
-        return str(self._data.get("orch_id", ""))
+    def workspace_id(self) -> int:
+        """The workspace the task belongs to."""
+        return int(self._data["workspace_id"])
 
-    @property
+    def input_data(self) -> dict[str, Any]:
+        """The task's arguments (its `json_args`)."""
+        return dict(self._data.get("input_data") or {})
+
+    def task_type(self) -> str:
+        """`Temporary Run` (run once), `Scheduled Run` or `Continuous Run`, as Wallaroo's."""
+        word = self._text("run_type")
+        return TASK_TYPES.get(word, word)
+
     def run_type(self) -> str:
         """`once`, `scheduled` or `continuous`."""
-        word = str(self._data.get("run_type", ""))
+        word = self._text("run_type")
         return KINDS.get(word, word)
 
-    @property
-    def input_data(self) -> dict[str, Any]:
-        """The task's arguments (`json_args`)."""
-        return dict(self._data.get("input_data") or {})
+    def orch_id(self) -> str:
+        """The orchestration the task runs."""
+        return self._text("orch_id")
+
+    def created_at(self) -> datetime | None:
+        """When the task was made."""
+        return moment(self._data.get("created_at"))
+
+    def updated_at(self) -> datetime | None:
+        """When the task last changed, as last fetched."""
+        return moment(self._data.get("updated_at"))
 
     def fields(self) -> list[tuple[str, str]]:
         """Fields shown when displayed."""
         data = self._data
         pairs = [
-            ("name", display.cell(self.name)),
-            ("type", self.run_type),
+            ("name", display.cell(self.name())),
+            ("type", self.task_type()),
             ("status", display.cell(data.get("status"))),
-            ("orchestration", self.orch_id),
-            ("arguments", json.dumps(self.input_data)),
+            ("orchestration", self.orch_id()),
+            ("arguments", json.dumps(self.input_data())),
         ]
         if data.get("schedule"):
             zone = data.get("timezone") or "UTC"
@@ -390,7 +458,9 @@ class Task(Resource):
         if data.get("timeout"):
             pairs.append(("timeout", f"{data['timeout']} s"))
         pairs.append(("last run", self._last_run_text()))
+        pairs.append(("workspace", display.cell(data.get("workspace_id"))))
         pairs.append(("created", display.short_time(data.get("created_at"))))
+        pairs.append(("updated", display.short_time(data.get("updated_at"))))
         return pairs
 
     def _last_run_text(self) -> str:
@@ -401,9 +471,9 @@ class Task(Resource):
         """Cells of a task table."""
         runs = self._data.get("last_runs") or []
         return [
-            self.id,
-            display.cell(self.name),
-            self.run_type,
+            self.id(),
+            display.cell(self.name()),
+            self.task_type(),
             display.cell(self._data.get("status")),
             display.cell(self._data.get("schedule")),
             display.cell(runs[0]["status"]) if runs else "",
@@ -412,54 +482,59 @@ class Task(Resource):
 
     def refresh(self) -> Task:
         """Fetch the task again."""
-        self._data = self._client._post("task/get_by_id", {"id": self.id})
+        self._data = self._client._post("task/get_by_id", {"id": self.id()})
         return self
 
     def status(self) -> str:
         """The task's status now (`started`, `success`, `failed`, `killed`, `paused` ...)."""
         return str(self.refresh()._data["status"])
 
-    def kill(self) -> Task:
-        """Stop future runs and end the active ones (`pending_kill`, then `killed`)."""
-        self._data = self._client._post("task/kill", {"id": self.id})
-        return self
+    def kill(self) -> str:
+        """Stop future runs and end the active ones; the status word (`pending_kill` until
+        its runs have ended, then `killed`)."""
+        return self._act("task/kill", {"id": self.id()})
 
-    def pause(self) -> Task:
-        """Stop starting runs until resumed; active runs go on (`pending_pause`, `paused`)."""
-        self._data = self._client._post("task/pause", {"id": self.id, "pause": True})
-        return self
+    def pause(self) -> str:
+        """Start no run until resumed (active runs go on); the status word (`pending_pause`,
+        then `paused`)."""
+        return self._act("task/pause", {"id": self.id(), "pause": True})
 
-    def resume(self) -> Task:
-        """Start runs again after a pause (`pending_resume`, `started`)."""
-        self._data = self._client._post("task/pause", {"id": self.id, "pause": False})
-        return self
+    def resume(self) -> str:
+        """Start runs again after a pause; the status word (`pending_resume`, then
+        `started`)."""
+        return self._act("task/pause", {"id": self.id(), "pause": False})
+
+    def _act(self, endpoint: str, body: dict[str, Any]) -> str:
+        self._data = self._client._post(endpoint, body)
+        return self.known_status()
 
     def run_now(self) -> TaskRun:
         """Start one run of a scheduled task at once, outside its schedule."""
-        answer = self._client._post("task/run_now", {"id": self.id})
+        answer = self._client._post("task/run_now", {"id": self.id()})
         if "run_id" in answer:  # the server sends the whole run along with its id
             return TaskRun(self._client, answer)
-        return self._client.get_task_run(self.id, answer["id"])
+        return self._client.get_task_run(self.id(), answer["id"])
 
     def last_runs(
         self,
-        limit: int | None = RUN_LIMIT,
+        limit: int | None = None,
         status: str | None = None,
         after: str | TaskRun | None = None,
     ) -> TaskRunList:
-        """The task's newest runs, newest first: `limit` of them (20; None for every one).
+        """The task's runs, newest first: every run it keeps, or the newest `limit`.
 
-        `status` keeps one kind (`running`, `failure` ...); `after` (the last run of the
-        previous page, or its id) gives the page after it. Runs are ordered by their last
-        change, so a run that ends moves to the front.
+        `status` keeps one kind (`running`, `success`, `failure`, `timed_out`; `all`);
+        `after` (the last run of the previous page, or its id) gives the page after it:
+        `last_runs(limit=20, after=page[-1])`. Runs are ordered by their last change, so a
+        run that ends moves to the front.
         """
-        body = given({"task_id": self.id}, limit=limit, status=status, after=page_start(after))
+        body = given({"task_id": self.id()}, limit=limit, status=status, after=page_start(after))
         runs = self._client._post("task/list_task_runs", body)
         return TaskRunList(TaskRun(self._client, run) for run in runs)
 
     def iter_runs(self, page_size: int = PAGE_SIZE, status: str | None = None) -> Iterator[TaskRun]:
         """Each run of the task, newest first, fetched `page_size` at a time."""
-        body = given({"task_id": self.id}, status=status)
+        body = given({"task_id": self.id()}, status=status)
         for data in paged(self._client, "task/list_task_runs", body, page_size, "run_id"):
             yield TaskRun(self._client, data)
 
@@ -478,14 +553,14 @@ class Task(Resource):
                 oldest = deque(self.iter_runs(), maxlen=1)
                 return oldest[0] if oldest else None
             if self.status() in TASK_ENDED:
-                raise OrchClientError(f"task {self.id} is {self._data['status']} without a run")
+                raise OrchClientError(f"task {self.id()} is {self.known_status()} without a run")
             return None
 
-        return poll(found, timeout, f"task {self.id} has no run yet")
+        return poll(found, timeout, f"task {self.id()} has no run yet")
 
     def wait(self, timeout: float | None = None) -> Task:
         """Wait until the task has ended (a run-once task: its run has ended)."""
-        poll(lambda: self if self.status() in TASK_ENDED else None, timeout, f"task {self.id}")
+        poll(lambda: self if self.status() in TASK_ENDED else None, timeout, f"task {self.id()}")
         return self
 
 
@@ -493,31 +568,39 @@ class TaskRun(Resource):
     """One execution of a task, with its status and log."""
 
     kind = "Task run"
-    columns = ("run id", "status", "trigger", "started", "ended", "exit code")
+    columns = ("task id", "run id", "status", "created", "updated", "trigger", "exit code")
 
     @property
-    def key(self) -> str:
-        """The run's id as text."""
+    def _key(self) -> str:
         return str(self._data["run_id"])
 
-    @property
     def id(self) -> str:
-        """The run's id."""
-        return self.key
+        """The run's id (Wallaroo's "pod id")."""
+        return self._key
 
-    @property
     def task_id(self) -> str:
         """The task this run belongs to."""
         return str(self._data["task"])
+
+    def created_at(self) -> datetime | None:
+        """When the run was made."""
+        return moment(self._data.get("created_at"))
+
+    def updated_at(self) -> datetime | None:
+        """When the run last changed (its status), as last fetched."""
+        return moment(self._data.get("updated_at"))
 
     def fields(self) -> list[tuple[str, str]]:
         """Fields shown when displayed."""
         data = self._data
         pairs = [
-            ("task", self.task_id),
+            ("task id", self.task_id()),
+            ("run id", self.id()),
             ("status", display.cell(data.get("status"))),
+            ("created", display.short_time(data.get("created_at"))),
+            ("updated", display.short_time(data.get("updated_at"))),
             ("trigger", display.cell(data.get("trigger"))),
-            ("started", display.short_time(data.get("started_at") or data.get("created_at"))),
+            ("started", display.short_time(data.get("started_at"))),
             ("ended", display.short_time(data.get("ended_at"))),
             ("exit code", display.cell(data.get("exit_code"))),
         ]
@@ -527,11 +610,20 @@ class TaskRun(Resource):
 
     def row(self) -> list[str]:
         """Cells of a run table."""
-        return [self.id, *(value for _, value in self.fields()[1:6])]
+        data = self._data
+        return [
+            self.task_id(),
+            self.id(),
+            display.cell(data.get("status")),
+            display.short_time(data.get("created_at")),
+            display.short_time(data.get("updated_at")),
+            display.cell(data.get("trigger")),
+            display.cell(data.get("exit_code")),
+        ]
 
     def refresh(self) -> TaskRun:
         """Fetch the run again."""
-        body = {"task": self.task_id, "pod_id": self.id}
+        body = {"task": self.task_id(), "pod_id": self.id()}
         self._data = self._client._post("task/get_run_details", body)
         return self
 
@@ -540,17 +632,18 @@ class TaskRun(Resource):
         return str(self.refresh()._data["status"])
 
     def logs(self, limit: int | None = None) -> LogLines:
-        """The run's log; only the last `limit` lines when given."""
-        return self._client.run_logs(self.id, limit)
+        """The run's log lines, oldest first, each a `str` in the container runtime's format
+        (`LogLine`); only the newest `limit` when given."""
+        return self._client.run_logs(self.id(), limit)
 
     def wait(self, timeout: float | None = None) -> TaskRun:
         """Wait until the run has ended."""
-        poll(lambda: self if self.status() in RUN_ENDED else None, timeout, f"run {self.id}")
+        poll(lambda: self if self.status() in RUN_ENDED else None, timeout, f"run {self.id()}")
         return self
 
     def follow(self, out: TextIO | None = None) -> TaskRun:
         """Print the run's output as it is written, until the run ends; then the ended run."""
-        write_lines(self._client.follow_logs(self.id), out or sys.stdout)
+        write_lines(self._client.follow_logs(self.id()), out or sys.stdout)
         return self.refresh()
 
 

@@ -21,7 +21,7 @@ class Transport:
 
     def __init__(self, api_url: str, token: str, timeout: float = READ_TIMEOUT) -> None:
         self.api_url = api_url.rstrip("/")
-        self.timeout = (CONNECT_TIMEOUT, timeout)
+        self.timeout = (min(CONNECT_TIMEOUT, timeout), timeout)
         self.session = requests.Session()
         if token:
             self.session.headers["Authorization"] = f"token {token}"

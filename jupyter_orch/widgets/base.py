@@ -33,7 +33,7 @@ def own_client(client: Client | None) -> Client:
     """A client of its own for the panel's worker thread (a `requests` session is per thread)."""
     if client is None:
         return Client(timeout=PANEL_TIMEOUT)
-    return Client(client.server.api_url, client.server.token, timeout=PANEL_TIMEOUT)
+    return Client(url=client.server.api_url, token=client.server.token, timeout=PANEL_TIMEOUT)
 
 
 def fail_text(exc: Exception) -> str:
@@ -260,9 +260,9 @@ class Panel(w.VBox):
     def _load_workspaces(self) -> None:
         spaces = self.client.list_workspaces()
         if self._workspace_id is None:
-            self._workspace_id = self.client.get_current_workspace().id
-        options = [(space.name, space.id) for space in spaces]
-        if self._workspace_id not in {space.id for space in spaces}:
+            self._workspace_id = self.client.get_current_workspace().id()
+        options = [(space.name(), space.id()) for space in spaces]
+        if self._workspace_id not in {space.id() for space in spaces}:
             raise OrchClientError(f"workspace {self._workspace_id} not found")
         with self._workspace.hold_sync():
             self._workspace.options = options

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import ipywidgets as w
 
 from ..sdk.client import Client
-from ..sdk.logs import LogLine
+from ..sdk.logs import LogLine, printed
 from ..sdk.resources import RUN_ENDED
 from . import render
 from .threads import LiveLog, Worker
@@ -46,7 +46,7 @@ class LogView:
     def text(self) -> str:
         """The output as shown (its newest `LOG_LINES` lines)."""
         with self._lock:
-            return "".join(line.text if line.partial else f"{line.text}\n" for line in self._lines)
+            return printed(self._lines)
 
     @property
     def following(self) -> bool:

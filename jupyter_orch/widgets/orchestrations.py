@@ -99,7 +99,7 @@ class OrchestrationsPanel(Panel):
     def _empty_text(self) -> str:
         return (
             "No orchestrations in this workspace yet. Upload one with "
-            "Client().upload_orchestration(path) or %%orchestrate NAME in a cell."
+            "Client().upload_orchestration(path=...) or %%orchestrate NAME in a cell."
         )
 
     def _cells(self, item: Mapping[str, Any], at: datetime) -> list[str]:
@@ -180,7 +180,7 @@ class OrchestrationsPanel(Panel):
             empty = "The build has printed nothing yet."
         else:
             empty = "Nothing to build: no requirements.txt, it runs on the server's Python."
-        lines = [LogLine("", "", text) for text in self._build_log.splitlines()]
+        lines = [LogLine.of_text(text) for text in self._build_log.splitlines()]
         self._log_box.value = render.log_box(lines, empty)
 
     def _start_task(self, orch_id: str, name: str, args_text: str) -> None:
@@ -193,14 +193,14 @@ class OrchestrationsPanel(Panel):
             self._say('Arguments must be a JSON object, like {"key": "value"}.', ok=False)
             return
         orch = Orchestration(self.client, self._orch or {"id": orch_id})
-        task_name = name or orch.name or orch_id[:8]
+        task_name = name or orch.name() or orch_id[:8]
         try:
             task = orch.run_once(task_name, args)
         except OrchClientError as exc:
             self._say(f"Run once failed: {fail_text(exc)}", ok=False)
             return
-        self.last_task_id = task.id
+        self.last_task_id = task.id()
         self._say(
-            f"Started task {task_name} ({task.id}): {render.words(task.known_status)}. "
+            f"Started task {task_name} ({task.id()}): {render.words(task.known_status())}. "
             "TasksPanel() shows its runs and log."
         )

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from ..sdk.logs import LogLine
+from ..sdk.logs import LogLine, printed
 
 #: Status words and the JupyterLab colour that goes with each (the word is always shown too).
 GOOD, BUSY, WAIT, BAD, GONE = "good", "busy", "wait", "bad", "gone"
@@ -188,7 +188,7 @@ def message(text: str, ok: bool) -> str:
 
 def log_box(lines: Iterable[LogLine], empty: str) -> str:
     """A run's output in a scroll box that starts at its end, so the newest lines show."""
-    text = "".join(line.text if line.partial else f"{line.text}\n" for line in lines)
+    text = printed(lines)
     if not text:
         return f'<p style="{_MUTED};font-style:italic">{esc(empty)}</p>'
     # column-reverse puts the scroll origin at the bottom: a live log shows its newest lines.

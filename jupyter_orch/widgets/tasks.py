@@ -230,12 +230,12 @@ class TasksPanel(Panel):
         """Do an action and say how it went (or what the server answered)."""
         known = self._task if self._task_id == task_id and self._task else {}
         task = Task(self.client, {**known, "id": task_id})
-        name = task.name or task_id[:8]
+        name = task.name() or task_id[:8]
         done: dict[str, Callable[[], str]] = {
-            "kill": lambda: f"Kill requested for {name}: {render.words(task.kill().known_status)}.",
-            "pause": lambda: f"Paused {name}: {render.words(task.pause().known_status)}.",
-            "resume": lambda: f"Resumed {name}: {render.words(task.resume().known_status)}.",
-            "run_now": lambda: f"Started run {task.run_now().id[:8]} of {name}.",
+            "kill": lambda: f"Kill requested for {name}: {render.words(task.kill())}.",
+            "pause": lambda: f"Paused {name}: {render.words(task.pause())}.",
+            "resume": lambda: f"Resumed {name}: {render.words(task.resume())}.",
+            "run_now": lambda: f"Started run {task.run_now().id()[:8]} of {name}.",
         }
         try:
             text = done[action]()
