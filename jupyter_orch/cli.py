@@ -222,28 +222,21 @@ def cmd_logs(client: Client, opts: argparse.Namespace) -> int:
     return OK
 
 
-def cmd_kill(client: Client, opts: argparse.Namespace) -> int:
-    """Kill a task."""
-    task = client.get_task_by_id(opts.task)
-    task.kill()
-    _emit(opts, task)
-    return OK
+def _task_action(action: Callable[[Task], object]) -> Command:
+    """A command that does one thing to a task, then shows the task."""
+
+    def command(client: Client, opts: argparse.Namespace) -> int:
+        task = client.get_task_by_id(opts.task)
+        action(task)
+        _emit(opts, task)
+        return OK
+
+    return command
 
 
-def cmd_pause(client: Client, opts: argparse.Namespace) -> int:
-    """Pause a task."""
-    task = client.get_task_by_id(opts.task)
-    task.pause()
-    _emit(opts, task)
-    return OK
-
-
-def cmd_resume(client: Client, opts: argparse.Namespace) -> int:
-    """Resume a paused task."""
-    task = client.get_task_by_id(opts.task)
-    task.resume()
-    _emit(opts, task)
-    return OK
+cmd_kill = _task_action(Task.kill)
+cmd_pause = _task_action(Task.pause)
+cmd_resume = _task_action(Task.resume)
 
 
 COMMANDS: dict[str, tuple[Command, str]] = {

@@ -149,6 +149,18 @@ class Resource:
 R = TypeVar("R", bound=Resource)
 
 
+class Dated(Resource):
+    """A server object with creation and change times."""
+
+    def created_at(self) -> datetime | None:
+        """When the object was made."""
+        return moment(self._data.get("created_at"))
+
+    def updated_at(self) -> datetime | None:
+        """When the object last changed (its status), as last fetched."""
+        return moment(self._data.get("updated_at"))
+
+
 class ResourceList(list[R]):
     """A list of objects that displays as one table."""
 
@@ -201,7 +213,7 @@ class Workspace(Resource):
         return [self._key, *(value for _, value in self.fields())]
 
 
-class Orchestration(Resource):
+class Orchestration(Dated):
     """Uploaded code: run it once, on a schedule, or continuously."""
 
     kind = "Orchestration"
@@ -226,14 +238,6 @@ class Orchestration(Resource):
     def workspace_id(self) -> int:
         """The workspace the orchestration belongs to."""
         return int(self._data["workspace_id"])
-
-    def created_at(self) -> datetime | None:
-        """When it was uploaded."""
-        return moment(self._data.get("created_at"))
-
-    def updated_at(self) -> datetime | None:
-        """When it last changed (its packaging status), as last fetched."""
-        return moment(self._data.get("updated_at"))
 
     def fields(self) -> list[tuple[str, str]]:
         """Fields shown when displayed."""
@@ -397,7 +401,7 @@ def one_schedule(schedule: str | Iterable[str]) -> str:
     return items[0]
 
 
-class Task(Resource):
+class Task(Dated):
     """An order to run an orchestration: once, on a schedule, or continuously."""
 
     kind = "Task"
@@ -432,14 +436,6 @@ class Task(Resource):
     def orch_id(self) -> str:
         """The orchestration the task runs."""
         return self._text("orch_id")
-
-    def created_at(self) -> datetime | None:
-        """When the task was made."""
-        return moment(self._data.get("created_at"))
-
-    def updated_at(self) -> datetime | None:
-        """When the task last changed, as last fetched."""
-        return moment(self._data.get("updated_at"))
 
     def fields(self) -> list[tuple[str, str]]:
         """Fields shown when displayed."""
@@ -564,7 +560,7 @@ class Task(Resource):
         return self
 
 
-class TaskRun(Resource):
+class TaskRun(Dated):
     """One execution of a task, with its status and log."""
 
     kind = "Task run"
@@ -581,14 +577,6 @@ class TaskRun(Resource):
     def task_id(self) -> str:
         """The task this run belongs to."""
         return str(self._data["task"])
-
-    def created_at(self) -> datetime | None:
-        """When the run was made."""
-        return moment(self._data.get("created_at"))
-
-    def updated_at(self) -> datetime | None:
-        """When the run last changed (its status), as last fetched."""
-        return moment(self._data.get("updated_at"))
 
     def fields(self) -> list[tuple[str, str]]:
         """Fields shown when displayed."""
