@@ -308,32 +308,32 @@ class OrchMagics(Magics):
                 print("stopped following; the run goes on")
             return None
 
+    def _act(
+        self, magic: str, parser: MagicParser, line: str, action: Callable[[Task], object]
+    ) -> Task:
+        """Parse a task's id, do one thing to the task, and show it."""
+        with one_line_errors(magic):
+            task = self._task(parser.parse_line(line).task)
+            action(task)
+            return task
+
     @line_magic
     @with_usage(KILL)
     def orch_kill(self, line: str) -> Task:
         """Kill a task: no more runs, active runs ended."""
-        with one_line_errors("%orch_kill"):
-            task = self._task(KILL.parse_line(line).task)
-            task.kill()
-            return task
+        return self._act("%orch_kill", KILL, line, Task.kill)
 
     @line_magic
     @with_usage(PAUSE)
     def orch_pause(self, line: str) -> Task:
         """Pause a scheduled or continuous task."""
-        with one_line_errors("%orch_pause"):
-            task = self._task(PAUSE.parse_line(line).task)
-            task.pause()
-            return task
+        return self._act("%orch_pause", PAUSE, line, Task.pause)
 
     @line_magic
     @with_usage(RESUME)
     def orch_resume(self, line: str) -> Task:
         """Resume a paused task."""
-        with one_line_errors("%orch_resume"):
-            task = self._task(RESUME.parse_line(line).task)
-            task.resume()
-            return task
+        return self._act("%orch_resume", RESUME, line, Task.resume)
 
     @line_magic
     @with_usage(PANEL)
