@@ -18,6 +18,7 @@ from jupyter_orch.server.models import (
     Task,
     TaskRun,
     TaskStatus,
+    Trigger,
     new_id,
 )
 from jupyter_orch.server.runner import Runner, RunSettings
@@ -193,7 +194,7 @@ async def test_catch_up_after_downtime_runs_the_latest_instant_once(world: World
     await manager.take_scheduling()
     await settle(executor, 1)
     runs = store.list_runs(task.id)
-    assert [(r.trigger, r.scheduled_for) for r in runs] == [("catch_up", START)]
+    assert [(r.trigger, r.scheduled_for) for r in runs] == [(Trigger.CATCH_UP, START)]
     missed = sorted(s.scheduled_for for s in store.list_skips(task.id))
     assert missed == [START - timedelta(minutes=m) for m in (40, 30, 20, 10)]
     assert manager.scheduler.get(task.id) == START + timedelta(minutes=10)
@@ -324,6 +325,6 @@ def test_the_store_refuses_a_second_run_of_one_instant(tmp_path: Path) -> None:
     ]
     assert store.start_run(task, runs[0], None) is True
     assert store.start_run(task, runs[1], None) is False
-    manual = TaskRun(new_id(), task.id, RunStatus.RUNNING, START, START, trigger="manual")
+    manual = TaskRun(new_id(), task.id, RunStatus.RUNNING, START, START, trigger=Trigger.MANUAL)
     assert store.start_run(task, manual, None) is True  # no instant: no conflict
     store.close()

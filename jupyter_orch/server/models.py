@@ -85,6 +85,23 @@ class RunType(str, Enum):
         }[self]
 
 
+class Trigger(str, Enum):
+    """What started a run; the values are the contract's `trigger` words."""
+
+    ONCE = "once"  # a run-once task's run (or a run that could not start at all)
+    SCHEDULE = "schedule"  # a cron instant, on time
+    CATCH_UP = "catch_up"  # the latest instant missed while no scheduler ran
+    MANUAL = "manual"  # `run_now`
+    CONTINUOUS = "continuous"  # a continuous task's next run
+
+
+class SkipReason(str, Enum):
+    """Why a scheduled instant did not run."""
+
+    MISSED = "missed"  # no scheduler ran in time (downtime, a suspended machine)
+    STILL_RUNNING = "skipped: a run was still running"  # `concurrency_policy` forbid
+
+
 #: Task statuses after which nothing more happens.
 FINAL_TASK_STATUSES = frozenset(
     {TaskStatus.SUCCESS, TaskStatus.FAILED, TaskStatus.TIMED_OUT, TaskStatus.KILLED}
@@ -171,7 +188,7 @@ class TaskRun:
     status: RunStatus
     created_at: datetime
     updated_at: datetime
-    trigger: str = "once"
+    trigger: Trigger = Trigger.ONCE
     started_at: datetime | None = None
     ended_at: datetime | None = None
     exit_code: int | None = None
@@ -205,7 +222,7 @@ class TaskRun:
             "ended_at": iso(self.ended_at),
             "exit_code": self.exit_code,
             "reason": self.reason,
-            "trigger": self.trigger,
+            "trigger": self.trigger.value,
             "scheduled_for": iso(self.scheduled_for),
         }
 
@@ -238,7 +255,7 @@ class Skip:
 
     task_id: str
     scheduled_for: datetime
-    reason: str
+    reason: SkipReason
     recorded_at: datetime
 
     def to_json(self) -> dict[str, Any]:
@@ -246,7 +263,7 @@ class Skip:
         return {
             "task": self.task_id,
             "scheduled_for": iso(self.scheduled_for),
-            "reason": self.reason,
+            "reason": self.reason.value,
             "recorded_at": iso(self.recorded_at),
         }
 

@@ -21,7 +21,7 @@ from .background import Background
 from .executors import Executor, ExitRecord, RunSpec
 from .executors.base import base_env
 from .executors.local import append_note
-from .models import Orchestration, RunStatus, Task, TaskRun, TaskStatus, new_id, now
+from .models import Orchestration, RunStatus, Task, TaskRun, TaskStatus, Trigger, new_id, now
 from .packaging import Packager, isolate
 from .requirements import normalise_requirements
 from .store import Store
@@ -118,7 +118,7 @@ class Runner:
         )
         return env
 
-    def _new_run(self, task: Task, trigger: str, scheduled_for: datetime | None) -> TaskRun:
+    def _new_run(self, task: Task, trigger: Trigger, scheduled_for: datetime | None) -> TaskRun:
         stamp = now()
         return TaskRun(
             id=new_id(),
@@ -135,7 +135,7 @@ class Runner:
         self,
         task: Task,
         orch: Orchestration,
-        trigger: str,
+        trigger: Trigger,
         scheduled_for: datetime | None = None,
     ) -> TaskRun | None:
         """Record a run, then start it (the row exists before the process); None if its
@@ -174,7 +174,9 @@ class Runner:
         self._follow(run, future)
         return run
 
-    async def record_unrun(self, task: Task, reason: str, trigger: str = "once") -> TaskRun:
+    async def record_unrun(
+        self, task: Task, reason: str, trigger: Trigger = Trigger.ONCE
+    ) -> TaskRun:
         """A run that could not start at all: a failure whose log says why."""
         run = self._new_run(task, trigger, None)
         task.status = TaskStatus.STARTED

@@ -26,9 +26,11 @@ from .models import (
     RunStatus,
     RunType,
     Skip,
+    SkipReason,
     Task,
     TaskRun,
     TaskStatus,
+    Trigger,
     Workspace,
     now,
 )
@@ -194,7 +196,7 @@ def _run(row: sqlite3.Row) -> TaskRun:
         id=row["id"],
         task_id=row["task_id"],
         status=RunStatus(row["status"]),
-        trigger=row["trigger"],
+        trigger=Trigger(row["trigger"]),
         exit_code=row["exit_code"],
         reason=row["reason"],
         created_at=_req_dt(row["created_at"]),
@@ -209,7 +211,7 @@ def _skip(row: sqlite3.Row) -> Skip:
     return Skip(
         task_id=row["task_id"],
         scheduled_for=_req_dt(row["scheduled_for"]),
-        reason=row["reason"],
+        reason=SkipReason(row["reason"]),
         recorded_at=_req_dt(row["recorded_at"]),
     )
 
@@ -581,7 +583,7 @@ class Store:
                     run.id,
                     run.task_id,
                     run.status.value,
-                    run.trigger,
+                    run.trigger.value,
                     token_hash,
                     _ts(run.created_at),
                     _ts(run.updated_at),
@@ -721,13 +723,13 @@ class Store:
         ).fetchall()
         return [task for task in map(_task, rows) if task.live]
 
-    def add_skips(self, task_id: str, instants: Sequence[datetime], reason: str) -> None:
+    def add_skips(self, task_id: str, instants: Sequence[datetime], reason: SkipReason) -> None:
         """Record scheduled instants that did not run (once each)."""
         stamp = _ts(now())
         self.db.executemany(
             "INSERT OR IGNORE INTO skips (task_id, scheduled_for, reason, recorded_at)"
             " VALUES (?,?,?,?)",
-            [(task_id, _ts(instant), reason, stamp) for instant in instants],
+            [(task_id, _ts(instant), reason.value, stamp) for instant in instants],
         )
 
     def list_skips(self, task_id: str, limit: int | None = None) -> list[Skip]:

@@ -31,9 +31,11 @@ from .models import (
     OrchestrationStatus,
     RunStatus,
     RunType,
+    SkipReason,
     Task,
     TaskRun,
     TaskStatus,
+    Trigger,
     now,
 )
 from .runner import Runner
@@ -148,14 +150,14 @@ class TaskManager:
     async def _begin_ready(self, task: Task, orch: Orchestration) -> None:
         if task.run_type is RunType.ONCE:
             task.status = TaskStatus.STARTED
-            await self.runner.start(task, orch, "once")
+            await self.runner.start(task, orch, Trigger.ONCE)
             return
         task.status = TaskStatus.STARTED
         await self._save(task)
         if task.run_type is RunType.SCHEDULED:
             self._plan(task, after=self.clock())
         elif self.scheduling:
-            await self.runner.start(task, orch, "continuous")
+            await self.runner.start(task, orch, Trigger.CONTINUOUS)
 
     # -- timers -----------------------------------------------------------------------------
 
@@ -195,11 +197,13 @@ class TaskManager:
             missed.insert(0, at)
             run_at = None
         if missed:
-            self._spawn(self.store.call(self.store.add_skips, task_id, missed, "missed"))
+            self._spawn(self.store.call(self.store.add_skips, task_id, missed, SkipReason.MISSED))
         if run_at is not None:
             self._spawn(self.fire(task_id, run_at))
 
-    async def fire(self, task_id: str, instant: datetime, trigger: str = "schedule") -> None:
+    async def fire(
+        self, task_id: str, instant: datetime, trigger: Trigger = Trigger.SCHEDULE
+    ) -> None:
         """Start the run of one scheduled instant, as the task's concurrency policy says."""
         async with self._lock(task_id):
             task = await self.store.call(self.store.get_task, task_id, 0)
@@ -209,7 +213,7 @@ class TaskManager:
             running = self.runner.running(task_id)
             if running and task.concurrency_policy is ConcurrencyPolicy.FORBID:
                 await self.store.call(
-                    self.store.add_skips, task_id, [instant], "skipped: a run was still running"
+                    self.store.add_skips, task_id, [instant], SkipReason.STILL_RUNNING
                 )
                 task.last_fire_at = instant
                 await self._save(task)
@@ -295,7 +299,7 @@ class TaskManager:
                 return
             orch = await self._orch(task)
             if orch is not None and orch.status is OrchestrationStatus.READY:
-                await self.runner.start(task, orch, "continuous")
+                await self.runner.start(task, orch, Trigger.CONTINUOUS)
 
     # -- control ----------------------------------------------------------------------------
 
@@ -378,7 +382,7 @@ class TaskManager:
             orch = await self._orch(task)
             if orch is None or orch.status is not OrchestrationStatus.READY:
                 raise WrongState("the task's orchestration is not ready")
-            run = await self.runner.start(task, orch, "manual")
+            run = await self.runner.start(task, orch, Trigger.MANUAL)
         assert run is not None  # manual runs have no instant, so no duplicate
         return run
 
@@ -445,7 +449,7 @@ class TaskManager:
         last = task.last_fire_at or task.created_at
         outcome = catch_up(plan.cron, plan.zone, last, moment, plan.deadline)
         if outcome.missed:
-            await self.store.call(self.store.add_skips, task.id, outcome.missed, "missed")
+            await self.store.call(self.store.add_skips, task.id, outcome.missed, SkipReason.MISSED)
             log.info(
                 "jupyter_orch: task %s missed %s%d scheduled runs while no scheduler ran",
                 task.id,
@@ -453,7 +457,8 @@ class TaskManager:
                 len(outcome.missed),
             )
         if outcome.run is not None:
-            self._spawn(self.fire(task.id, outcome.run, trigger="catch_up"))  # sets last_fire_at
+            # `fire` sets last_fire_at
+            self._spawn(self.fire(task.id, outcome.run, trigger=Trigger.CATCH_UP))
         elif outcome.missed:
             task.last_fire_at = outcome.missed[-1]  # accounted for: not listed again next time
             await self._save(task)
