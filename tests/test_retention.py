@@ -14,8 +14,9 @@ import pytest
 
 from jupyter_orch.server.models import RunStatus, RunType, TaskRun, new_id, now
 from jupyter_orch.server.packaging import Packager
+from jupyter_orch.server.retention_queries import Pruned
 from jupyter_orch.server.service import OrchService, ServiceConfig, TaskRequest
-from jupyter_orch.server.store import Pruned, Store
+from jupyter_orch.server.store import Store
 
 from .test_tasks import START, FakeExecutor, orchestration, scheduled_task
 

@@ -23,9 +23,8 @@ from tornado.iostream import StreamClosedError
 
 from .errors import Forbidden, InvalidRequest, Missing, OrchError, TooLarge
 from .fields import Fields, as_uuid, parse_json_object
-from .models import ConcurrencyPolicy, RunStatus, RunType, Task
+from .models import ConcurrencyPolicy, RunStatus, RunType, Task, TaskQuery
 from .service import OrchService, TaskRequest
-from .store import TaskQuery
 from .upload import MultipartReceiver
 
 PREFIX = "/orch/v1/api"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import Enum
@@ -339,3 +340,19 @@ class Task:
             "updated_at": iso(self.updated_at),
             "last_runs": [run.summary() for run in self.last_runs],
         }
+
+
+@dataclass
+class TaskQuery:
+    """Filters and paging of a task listing (every filter given must hold)."""
+
+    workspace_ids: Sequence[int] = ()
+    orch_ids: Sequence[str] = ()
+    orch_sha: str | None = None
+    killed: bool | None = None
+    created_range: tuple[datetime, datetime] | None = None
+    run_limit: int = 5
+    limit: int | None = None
+    # Keyset paging, newest first: only tasks older than this (created_at, id), the key of
+    # the last task of the previous page. A page costs the same however deep it is.
+    before: tuple[datetime, str] | None = None

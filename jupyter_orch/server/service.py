@@ -39,6 +39,7 @@ from .models import (
     RunStatus,
     RunType,
     Task,
+    TaskQuery,
     TaskRun,
     TaskStatus,
     Workspace,
@@ -48,7 +49,7 @@ from .models import (
 from .packaging import Packager
 from .requirements import check_requirements, normalise_requirements
 from .runner import Runner, RunSettings
-from .store import Store, TaskQuery
+from .store import Store
 from .tasks import TaskManager, TaskSettings
 
 log = logging.getLogger(__name__)
