@@ -10,7 +10,7 @@ from jupyter_orch.server.models import RunStatus, TaskRun, new_id, now
 from jupyter_orch.server.store import Store
 
 from .conftest import Api
-from .test_tasks import orchestration, scheduled_task
+from .fakes import orchestration, scheduled_task
 
 SLEEPER = {"main.py": "import time\nprint('up', flush=True)\ntime.sleep(60)\n"}
 FAILING = {"main.py": "raise SystemExit(3)\n"}

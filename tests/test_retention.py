@@ -18,7 +18,7 @@ from jupyter_orch.server.retention_queries import Pruned
 from jupyter_orch.server.service import OrchService, ServiceConfig, TaskRequest
 from jupyter_orch.server.store import Store
 
-from .test_tasks import START, FakeExecutor, orchestration, scheduled_task
+from .fakes import START, FakeExecutor, orchestration, scheduled_task
 
 FAILED = {RunStatus.FAILURE.value, RunStatus.TIMED_OUT.value}
 

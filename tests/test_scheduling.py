@@ -12,8 +12,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import API, Api
-from .test_api import texts
+from .conftest import API, Api, texts
 
 QUICK = {"main.py": "print('tick', flush=True)\n"}
 SLOW = {"main.py": "import time\nprint('start', flush=True)\ntime.sleep(3)\nprint('done')\n"}
