@@ -4,8 +4,12 @@ executor whose runs end when the test says so, and rows to start from."""
 from __future__ import annotations
 
 import asyncio
+import functools
+import sqlite3
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any, TypeVar
 
 from jupyter_orch.server.executors import Executor, ExitRecord, RunSpec
 from jupyter_orch.server.models import (
@@ -19,6 +23,7 @@ from jupyter_orch.server.models import (
 )
 from jupyter_orch.server.store import Store
 
+T = TypeVar("T")
 UTC = timezone.utc
 START = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -58,7 +63,42 @@ class FakeExecutor(Executor):
         future.set_result(ExitRecord(status, 0, "test", datetime.now(UTC)))
 
 
-def orchestration(store: Store) -> Orchestration:
+class BlockingStore:
+    """A test's hands on a store: each of its methods runs on the store's own thread (the
+    store's rule) and the test waits for it; `sql` runs a statement there."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.store, name)
+
+        def blocking(*args: Any, **kwargs: Any) -> Any:
+            return self.store.call_blocking(functools.partial(method, *args, **kwargs))
+
+        return blocking
+
+    def sql(self, statement: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
+        """The rows of one statement."""
+        return self.store.call_blocking(lambda: self.store.db.execute(statement, params).fetchall())
+
+    def with_connection(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """`fn(connection)`, on the store's thread."""
+        return self.store.call_blocking(lambda: fn(self.store.db))
+
+    def close(self) -> None:
+        """Close the store."""
+        self.store.close()
+
+
+def open_store(path: Path) -> BlockingStore:
+    """A new store at `path`, opened, for a test's direct use."""
+    store = Store(path)
+    store.open()
+    return BlockingStore(store)
+
+
+def orchestration(store: BlockingStore) -> Orchestration:
     """A ready orchestration in the store."""
     orch = Orchestration(
         id=new_id(),
@@ -79,7 +119,11 @@ def orchestration(store: Store) -> Orchestration:
 
 
 def scheduled_task(
-    store: Store, orch: Orchestration, schedule: str, name: str | None = None, **extra: object
+    store: BlockingStore,
+    orch: Orchestration,
+    schedule: str,
+    name: str | None = None,
+    **extra: object,
 ) -> Task:
     """A started scheduled task in the store."""
     task = Task(

@@ -18,7 +18,7 @@ from jupyter_orch.server.retention_queries import Pruned
 from jupyter_orch.server.service import OrchService, ServiceConfig, TaskRequest
 from jupyter_orch.server.store import Store
 
-from .fakes import START, FakeExecutor, orchestration, scheduled_task
+from .fakes import START, BlockingStore, FakeExecutor, open_store, orchestration, scheduled_task
 
 FAILED = {RunStatus.FAILURE.value, RunStatus.TIMED_OUT.value}
 
@@ -36,10 +36,10 @@ def reference_doomed(rows: list[sqlite3.Row], keep: int, cutoff: datetime) -> li
     ]
 
 
-def add_run(store: Store, task_id: str, status: RunStatus, created: datetime) -> str:
+def add_run(store: BlockingStore, task_id: str, status: RunStatus, created: datetime) -> str:
     """An ended (or running) run of a task, created at `created`."""
     run_id = new_id()
-    store.db.execute(
+    store.sql(
         "INSERT INTO runs (id, task_id, status, trigger, created_at, updated_at)"
         " VALUES (?,?,?,?,?,?)",
         (run_id, task_id, status.value, "manual", created.isoformat(), created.isoformat()),
@@ -47,24 +47,23 @@ def add_run(store: Store, task_id: str, status: RunStatus, created: datetime) ->
     return run_id
 
 
-def runs_of(store: Store, task_id: str) -> list[sqlite3.Row]:
+def runs_of(store: BlockingStore, task_id: str) -> list[sqlite3.Row]:
     """A task's runs in retention's order, newest first."""
-    return store.db.execute(
+    return store.sql(
         "SELECT id, status, created_at FROM runs WHERE task_id = ? ORDER BY created_at DESC, id",
         (task_id,),
-    ).fetchall()
+    )
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
+def store(tmp_path: Path) -> Iterator[BlockingStore]:
     """An open store."""
-    opened = Store(tmp_path / "orch.db")
-    opened.open()
+    opened = open_store(tmp_path / "orch.db")
     yield opened
     opened.close()
 
 
-def test_one_call_prunes_many_tasks_each_by_its_own_rules(store: Store) -> None:
+def test_one_call_prunes_many_tasks_each_by_its_own_rules(store: BlockingStore) -> None:
     rng = random.Random(7)
     orch = orchestration(store)
     statuses = [RunStatus.SUCCESS] * 4 + [
@@ -111,7 +110,7 @@ def test_one_call_prunes_many_tasks_each_by_its_own_rules(store: Store) -> None:
         assert left == before[task.id] - set(expected[task.id]), task
 
 
-def test_the_latest_failure_and_running_runs_stay_and_overrides_win(store: Store) -> None:
+def test_the_latest_failure_and_running_runs_stay_and_overrides_win(store: BlockingStore) -> None:
     orch = orchestration(store)
     day = timedelta(days=1)
     plain = scheduled_task(store, orch, "* * * * *")
@@ -137,7 +136,7 @@ def test_the_latest_failure_and_running_runs_stay_and_overrides_win(store: Store
     assert [r["id"] for r in runs_of(store, patient.id)] == [patient_old]
 
 
-def test_limits_bound_a_call_and_name_what_is_left(store: Store) -> None:
+def test_limits_bound_a_call_and_name_what_is_left(store: BlockingStore) -> None:
     orch = orchestration(store)
     tasks = [scheduled_task(store, orch, "* * * * *", keep_runs=1) for _ in range(3)]
     for task in tasks:
@@ -158,18 +157,18 @@ def test_limits_bound_a_call_and_name_what_is_left(store: Store) -> None:
     assert [len(runs_of(store, t.id)) for t in tasks] == [1, 1, 1]
 
 
-def test_tasks_with_nothing_to_prune_cost_one_query(store: Store) -> None:
+def test_tasks_with_nothing_to_prune_cost_one_query(store: BlockingStore) -> None:
     orch = orchestration(store)
     tasks = [scheduled_task(store, orch, "* * * * *") for _ in range(200)]
     for task in tasks:
         for minutes in range(3):
             add_run(store, task.id, RunStatus.SUCCESS, START - timedelta(minutes=minutes))
     statements: list[str] = []
-    store.db.set_trace_callback(statements.append)
+    store.with_connection(lambda db: db.set_trace_callback(statements.append))
     try:
         pruned = store.prune_due([t.id for t in tasks], 3, 30.0, START, 500, 2000)
     finally:
-        store.db.set_trace_callback(None)
+        store.with_connection(lambda db: db.set_trace_callback(None))
     assert pruned == Pruned()
     assert len(statements) == 1  # no per-task statement, no transaction
 
@@ -218,7 +217,7 @@ async def test_many_runs_ending_together_lead_to_one_pass(
     service: tuple[OrchService, FakeExecutor], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     orch_service, executor = service
-    store = orch_service.store
+    store = BlockingStore(orch_service.store)
     gate = asyncio.Event()
     monkeypatch.setattr(orch_service, "_prune_wait", gate.wait)
     calls = count_calls(orch_service, monkeypatch)
@@ -257,7 +256,7 @@ async def test_what_a_pass_leaves_is_pruned_by_the_next(
     service: tuple[OrchService, FakeExecutor], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     orch_service, _ = service
-    store = orch_service.store
+    store = BlockingStore(orch_service.store)
     monkeypatch.setattr(orch_service, "prune_delay", 0.0)
     monkeypatch.setattr(orch_service, "prune_pass_limit", 5)
     calls = count_calls(orch_service, monkeypatch)
@@ -278,7 +277,7 @@ async def test_the_hourly_pass_goes_through_chunks_of_tasks(
     service: tuple[OrchService, FakeExecutor], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     orch_service, _ = service
-    store = orch_service.store
+    store = BlockingStore(orch_service.store)
     monkeypatch.setattr(orch_service, "prune_chunk", 10)
     calls = count_calls(orch_service, monkeypatch)
     orch = orchestration(store)

@@ -406,7 +406,7 @@ async def test_retention_keeps_the_newest_runs_and_the_latest_failure(api: Api) 
     service = _service()
     # The task's arguments decide the exit code; make later runs succeed.
     await service.store.call(
-        service.store.db.execute, "UPDATE tasks SET input_data='{}' WHERE id=?", (task_id,)
+        lambda: service.store.db.execute("UPDATE tasks SET input_data='{}' WHERE id=?", (task_id,))
     )
     for _ in range(4):
         await api.ok("task/run_now", {"id": task_id}, status=201)
@@ -432,7 +432,7 @@ async def test_retention_by_age(api: Api) -> None:
     run_id = task["last_runs"][0]["run_id"]
     old = "2020-01-01T00:00:00+00:00"
     await service.store.call(
-        service.store.db.execute, "UPDATE runs SET created_at=? WHERE id=?", (old, run_id)
+        lambda: service.store.db.execute("UPDATE runs SET created_at=? WHERE id=?", (old, run_id))
     )
     assert await service.prune(task["id"]) == [run_id]
     assert not service.run_dir(run_id).exists()

@@ -23,7 +23,16 @@ from jupyter_orch.server.store import Store
 from jupyter_orch.server.tasks import TaskManager, TaskSettings
 from jupyter_orch.server.timers import Scheduler
 
-from .fakes import START, UTC, Clock, FakeExecutor, orchestration, scheduled_task
+from .fakes import (
+    START,
+    UTC,
+    BlockingStore,
+    Clock,
+    FakeExecutor,
+    open_store,
+    orchestration,
+    scheduled_task,
+)
 
 
 async def test_timers_fire_in_order_and_can_be_replaced_or_cancelled() -> None:
@@ -66,7 +75,7 @@ async def test_a_sleeping_scheduler_wakes_for_an_earlier_timer() -> None:
         await scheduler.stop()
 
 
-World = tuple[TaskManager, FakeExecutor, Clock, Store]
+World = tuple[TaskManager, FakeExecutor, Clock, BlockingStore]
 
 
 @pytest.fixture
@@ -86,7 +95,7 @@ def world(tmp_path: Path, jp_asyncio_loop: asyncio.AbstractEventLoop) -> Iterato
     manager = TaskManager(
         store, runner, TaskSettings(starting_deadline_seconds=60), runner._lock, clock
     )
-    yield manager, executor, clock, store
+    yield manager, executor, clock, BlockingStore(store)
     jp_asyncio_loop.run_until_complete(manager.stop())
     jp_asyncio_loop.run_until_complete(runner.stop(kill_runs=False))
     store.close()
@@ -181,12 +190,12 @@ async def test_a_lagging_loop_records_missed_instants_instead_of_a_flood(world: 
     assert manager.scheduler.get(task.id) == START + timedelta(minutes=6)
 
 
-def crash_looping_task(store: Store, failed_at: list[datetime]) -> Task:
+def crash_looping_task(store: BlockingStore, failed_at: list[datetime]) -> Task:
     """A continuous task in `crash_loop` whose runs failed 1 s after their start, at these
     moments (oldest first)."""
     task = scheduled_task(store, orchestration(store), "* * * * *")
     task.run_type, task.schedule, task.status = RunType.CONTINUOUS, None, TaskStatus.CRASH_LOOP
-    store.db.execute(
+    store.sql(
         "UPDATE tasks SET run_type = ?, schedule = NULL WHERE id = ?",
         (RunType.CONTINUOUS.value, task.id),
     )
@@ -233,8 +242,7 @@ async def test_one_instant_never_gets_two_runs(world: World) -> None:
 
 
 def test_the_store_refuses_a_second_run_of_one_instant(tmp_path: Path) -> None:
-    store = Store(tmp_path / "orch.db")
-    store.open()
+    store = open_store(tmp_path / "orch.db")
     task = scheduled_task(store, orchestration(store), "* * * * *")
     runs = [
         TaskRun(new_id(), task.id, RunStatus.RUNNING, START, START, scheduled_for=START)

@@ -468,16 +468,24 @@ class OrchService:
             raise WrongState(f"tasks {', '.join(busy)} still have runs running; kill them first")
         await self._db(self.store.delete_orchestrations, ids)
         self.tasks.forget(task_ids)
-        await asyncio.to_thread(self._remove_files, orchs, run_ids)
+        # An archive goes with its last orchestration (two uploads of one zip share it).
+        unused = [
+            sha
+            for sha in dict.fromkeys(o.sha for o in orchs)
+            if await self._db(self.store.count_sha_users, sha) == 0
+        ]
+        await asyncio.to_thread(self._remove_files, orchs, unused, run_ids)
         answer["deleted"] = True
         return answer
 
-    def _remove_files(self, orchs: list[Orchestration], run_ids: list[str]) -> None:
+    def _remove_files(
+        self, orchs: list[Orchestration], unused_shas: list[str], run_ids: list[str]
+    ) -> None:
         for orch in orchs:
             shutil.rmtree(self.orch_dir(orch.id), ignore_errors=True)
             (self.data_dir / "envs" / f"{orch.id}.build.log").unlink(missing_ok=True)
-            if self.store.count_sha_users(orch.sha) == 0:
-                self.archive_path(orch.sha).unlink(missing_ok=True)
+        for sha in unused_shas:
+            self.archive_path(sha).unlink(missing_ok=True)
         for run_id in run_ids:
             shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
 

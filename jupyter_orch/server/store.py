@@ -2,7 +2,9 @@
 
 One connection, used from one dedicated thread: SQLite serialises writers anyway, and a single
 thread keeps every statement off the event loop without locks. The methods here are plain
-blocking functions; `Store.call` runs one of them on that thread. The tables and the mapping of
+blocking functions; `Store.call` runs one of them on that thread (`Store.call_blocking` off the
+event loop). The rule is checked: the connection is handed out (`Store.db`) on that thread only,
+and anywhere else `WrongThread` is raised. The tables and the mapping of
 rows to records are `schema.py`'s; retention's queries are `retention_queries.py`'s.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -74,6 +77,16 @@ def task_where(query: TaskQuery) -> tuple[str, list[object]]:
     return sql, params
 
 
+class WrongThread(AssertionError):
+    """The store's connection was asked for off the store's own thread (a bug of the caller)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            f"the store's connection is used on its own thread only, not on "
+            f"{threading.current_thread().name!r}: go through Store.call (or call_blocking)"
+        )
+
+
 class Store:
     """The SQLite database of one data directory."""
 
@@ -81,6 +94,7 @@ class Store:
         self.path = path
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="orch-db")
         self._db: sqlite3.Connection | None = None
+        self._thread: int | None = None  # the database thread's identity, once it has run
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -89,17 +103,30 @@ class Store:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, lambda: fn(*args))
 
+    def call_blocking(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run one store method on the database thread and wait for it: for start-up,
+        shutdown, tools and tests, never on the event loop."""
+        return self._executor.submit(fn, *args).result()
+
     @property
     def db(self) -> sqlite3.Connection:
-        """The open connection (opened by `open`)."""
+        """The open connection, on the database thread only (`WrongThread` elsewhere)."""
+        if threading.get_ident() != self._thread:  # one compare: always checked
+            raise WrongThread()
         if self._db is None:
             raise RuntimeError("store is not open")
         return self._db
 
     def open(self) -> None:
-        """Open (and create or migrate) the database."""
+        """Open (and create or migrate) the database, on the database thread."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self.call_blocking(self._connect)
+
+    def _connect(self) -> None:
+        self._thread = threading.get_ident()
+        # sqlite3's own check_same_thread stays on: a connection leaked to another thread
+        # fails there too.
+        db = sqlite3.connect(self.path, isolation_level=None)
         schema.prepare(db)
         self._db = db
 
