@@ -20,7 +20,6 @@ from .. import runtime
 from .background import Background
 from .executors import Executor, ExitRecord, RunSpec
 from .executors.base import base_env
-from .executors.local import append_note
 from .models import Orchestration, RunStatus, Task, TaskRun, TaskStatus, Trigger, new_id, now
 from .packaging import Packager, isolate
 from .requirements import normalise_requirements
@@ -73,14 +72,10 @@ class Runner:
         """A run's log, records and working directory."""
         return self.settings.data_dir / "runs" / run_id
 
-    def server_python(self) -> str:
-        """The interpreter of runs that need no environment of their own."""
-        return getattr(self.executor, "python", None) or "python3"
-
     async def _environment(self, orch: Orchestration) -> tuple[str | None, str]:
         """The run's interpreter (None if its environment cannot be had) and why not."""
         if orch.requirements is None or self.packager is None:
-            return self.server_python(), ""
+            return self.executor.interpreter(), ""
         # Reused at once (and marked used); rebuilt if idle collection removed it meanwhile.
         built = await self.packager.ensure(normalise_requirements(orch.requirements))
         return built.python, built.error or ""
@@ -182,7 +177,7 @@ class Runner:
         task.status = TaskStatus.STARTED
         await self.store.call(self.store.start_run, task, run, None)
         self.active[run.id] = task.id
-        await asyncio.to_thread(_note_only, self.run_dir(run.id), reason)
+        await self.executor.note(self.run_dir(run.id), f"jupyter_orch: {reason}")
         await self._finish(run, ExitRecord(RunStatus.FAILURE, None, reason, now()))
         return run
 
@@ -252,8 +247,3 @@ def _done(record: ExitRecord) -> asyncio.Future[ExitRecord]:
     future: asyncio.Future[ExitRecord] = asyncio.get_running_loop().create_future()
     future.set_result(record)
     return future
-
-
-def _note_only(run_dir: Path, text: str) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    append_note(run_dir, f"jupyter_orch: {text}")

@@ -25,7 +25,7 @@ from typing import Any
 
 from ..._proc import forkserver, supervise
 from ..models import RunStatus, now
-from .base import Executor, ExitRecord, RunSpec, base_env
+from .base import Executor, ExitRecord, RunSpec, append_note, base_env
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +57,6 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
-
-
-def append_note(run_dir: Path, text: str) -> None:
-    """Append a line of our own to a run's log, in the log's format."""
-    stamp = supervise.Clock().stamp(time.time_ns())
-    with open(run_dir / "log", "a", encoding="utf-8") as fh:
-        fh.write(f"{stamp} stderr F {text}\n")
 
 
 def read_exit(run_dir: Path, kill_requested: bool) -> ExitRecord:
@@ -266,13 +259,17 @@ class LocalExecutor(Executor):
     RETRY_SECONDS = 30.0
 
     def __init__(self, python: str = sys.executable, fork_server: bool = True) -> None:
-        self.python = python
+        self.python = python  # the server's own interpreter, by default
         self.use_fork_server = fork_server
         self._runs: dict[str, _Watched] = {}
         self._fork: ForkServer | None = None
         self._fork_env = {**base_env(), "PYTHONUNBUFFERED": "1"}
         self._fork_settings = start_settings(self._fork_env)
         self._fork_retry_at = 0.0
+
+    def interpreter(self) -> str:
+        """The server's interpreter (runs execute on this machine)."""
+        return self.python
 
     async def start(self) -> None:
         """Start the fork server (runs start without it if it cannot be started)."""
