@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from ..._proc import runfiles
 from ..._proc.supervise import Clock
 from ..models import RunStatus
 
@@ -26,7 +27,7 @@ def append_note(run_dir: Path, text: str) -> None:
     """Append a line of our own to a run's log, in the log's format (blocking)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     stamp = Clock().stamp(time.time_ns())
-    with open(run_dir / "log", "a", encoding="utf-8") as fh:
+    with open(run_dir / runfiles.LOG, "a", encoding="utf-8") as fh:
         fh.write(f"{stamp} stderr F {text}\n")
 
 
