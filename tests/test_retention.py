@@ -231,7 +231,7 @@ async def test_many_runs_ending_together_lead_to_one_pass(
             add_run(store, task.id, RunStatus.SUCCESS, now() - timedelta(minutes=m)) for m in (1, 2)
         ]
         for run_id in old_runs[task.id]:
-            (orch_service.run_dir(run_id) / "work").mkdir(parents=True)
+            (orch_service.data.run(run_id) / "work").mkdir(parents=True)
     await until(lambda: len(executor.pending) == 60)
 
     for run_id in list(executor.pending):
@@ -248,7 +248,7 @@ async def test_many_runs_ending_together_lead_to_one_pass(
         assert len(runs) == (1 if number % 2 else 2)  # keep_runs=1 here, the default 2 there
         assert all(r.status is RunStatus.SUCCESS and r.trigger == "once" for r in runs[:1])
         for run_id in old_runs[task_id]:
-            assert orch_service.run_dir(run_id).exists() == any(r.id == run_id for r in runs)
+            assert orch_service.data.run(run_id).exists() == any(r.id == run_id for r in runs)
     assert orch_service._prune_pass is None and not orch_service._prune_pending
 
 

@@ -420,9 +420,9 @@ async def test_retention_keeps_the_newest_runs_and_the_latest_failure(api: Api) 
     newest = sorted(runs, key=lambda r: r["created_at"])[-2:]
     assert all(r["status"] == "success" for r in newest)
     for run_id in before - kept:  # logs go with their run
-        assert not service.run_dir(run_id).exists()
+        assert not service.data.run(run_id).exists()
     for run_id in kept:
-        assert (service.run_dir(run_id) / "log").exists()
+        assert (service.data.run(run_id) / "log").exists()
     await api.ok("task/kill", {"id": task_id}, status=202)
 
 
@@ -435,7 +435,7 @@ async def test_retention_by_age(api: Api) -> None:
         lambda: service.store.db.execute("UPDATE runs SET created_at=? WHERE id=?", (old, run_id))
     )
     assert await service.prune(task["id"]) == [run_id]
-    assert not service.run_dir(run_id).exists()
+    assert not service.data.run(run_id).exists()
     assert await runs_of(api, task["id"]) == []
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from jupyter_orch.server.datadir import DataDir
 from jupyter_orch.server.models import (
     RunStatus,
     RunType,
@@ -86,7 +87,7 @@ def world(tmp_path: Path, jp_asyncio_loop: asyncio.AbstractEventLoop) -> Iterato
     executor = FakeExecutor()
     locks: dict[str, asyncio.Lock] = {}
     runner = Runner(
-        RunSettings(tmp_path, "http://127.0.0.1/orch", 1.0, 16384),
+        RunSettings(DataDir(tmp_path), "http://127.0.0.1/orch", 1.0, 16384),
         store,
         executor,
         lambda key: locks.setdefault(key, asyncio.Lock()),

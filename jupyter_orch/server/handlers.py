@@ -163,7 +163,7 @@ class UploadHandler(OrchHandler):
         self.request.connection.set_max_body_size(self.max_upload + slack)  # type: ignore[union-attr]
         self.receiver = MultipartReceiver(
             self.request.headers.get("Content-Type", ""),
-            self.service.tmp_dir(),
+            self.service.data.tmp,
             self.max_upload,
         )
 

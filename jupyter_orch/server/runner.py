@@ -17,7 +17,9 @@ from datetime import datetime
 from pathlib import Path
 
 from .. import runtime
+from .._proc import runfiles
 from .background import Background
+from .datadir import DataDir
 from .executors import Executor, ExitRecord, RunSpec
 from .executors.base import base_env
 from .models import Orchestration, RunStatus, Task, TaskRun, TaskStatus, Trigger, new_id, now
@@ -33,7 +35,7 @@ AfterEnd = Callable[[Task | None, TaskRun], Awaitable[None]]
 class RunSettings:
     """What every run of this server shares."""
 
-    data_dir: Path
+    data: DataDir
     callback_url: str
     kill_grace: float
     max_line: int
@@ -67,10 +69,6 @@ class Runner:
         self._watchers = Background("following a run")
         self.decide: Decide = lambda task, run: None
         self.after_end: AfterEnd = _nothing
-
-    def run_dir(self, run_id: str) -> Path:
-        """A run's log, records and working directory."""
-        return self.settings.data_dir / "runs" / run_id
 
     async def _environment(self, orch: Orchestration) -> tuple[str | None, str]:
         """The run's interpreter (None if its environment cannot be had) and why not."""
@@ -106,7 +104,7 @@ class Runner:
             {
                 "PYTHONUNBUFFERED": "1",
                 runtime.RUN_ID_VAR: run_id,
-                runtime.ARGS_FILE_VAR: str(self.run_dir(run_id) / "args.json"),
+                runtime.ARGS_FILE_VAR: str(self.settings.data.run_args(run_id)),
                 runtime.URL_VAR: self.settings.callback_url,
                 runtime.TOKEN_VAR: token,
             }
@@ -151,16 +149,16 @@ class Runner:
             env = isolate(env)  # the environment's own packages, not the server's path
         spec = RunSpec(
             run_id=run.id,
-            run_dir=self.run_dir(run.id),
+            run_dir=self.settings.data.run(run.id),
             argv=[python, "-u", entry.name],
             env=env,
-            source=self.settings.data_dir / "orchestrations" / orch.id,
+            source=self.settings.data.orchestration(orch.id),
             cwd=str(entry.parent) if str(entry.parent) != "." else "",
             timeout=task.timeout,
             grace=self.settings.kill_grace,
             max_line=self.settings.max_line,
             niceness=self.settings.niceness,
-            files={"args.json": json.dumps(task.input_data)},  # written by the supervisor
+            files={runfiles.ARGS: json.dumps(task.input_data)},  # written by the supervisor
         )
         try:
             future = await self.executor.launch(spec)
@@ -177,7 +175,7 @@ class Runner:
         task.status = TaskStatus.STARTED
         await self.store.call(self.store.start_run, task, run, None)
         self.active[run.id] = task.id
-        await self.executor.note(self.run_dir(run.id), f"jupyter_orch: {reason}")
+        await self.executor.note(self.settings.data.run(run.id), f"jupyter_orch: {reason}")
         await self._finish(run, ExitRecord(RunStatus.FAILURE, None, reason, now()))
         return run
 
@@ -222,7 +220,7 @@ class Runner:
             if token_hash:
                 self._tokens[token_hash] = run.id
             self.active[run.id] = run.task_id
-            self._follow(run, await self.executor.reattach(run.id, self.run_dir(run.id)))
+            self._follow(run, await self.executor.reattach(run.id, self.settings.data.run(run.id)))
 
     async def stop(self, kill_runs: bool) -> None:
         """Stop following runs; with `kill_runs`, end them first."""

@@ -27,6 +27,7 @@ from .archive import ArchiveLimits, extract_archive
 from .background import Background
 from .bundle_path import bundle_path, resolve_inside
 from .cron import parse_cron, parse_timezone
+from .datadir import DataDir
 from .errors import InvalidRequest, Missing, WrongState
 from .executors import Executor
 from .lock import SchedulerLock
@@ -111,9 +112,10 @@ class OrchService:
         self.store = store
         self.executor = executor
         self.packager = packager
+        self.data = DataDir(config.data_dir)
         self._locks: dict[str, asyncio.Lock] = {}
         settings = RunSettings(
-            config.data_dir,
+            self.data,
             config.callback_url,
             config.kill_grace,
             config.max_line,
@@ -123,9 +125,9 @@ class OrchService:
         self.tasks = TaskManager(store, self.runner, config.task_settings, self._lock)
         self.tasks.on_run_end = self._after_run
         self.follower = LogWatcher(
-            lambda run: self.run_dir(run) / "log", self.runner.ended_event, self._running_elsewhere
+            self.data.run_log, self.runner.ended_event, self._running_elsewhere
         )
-        self.scheduler_lock = SchedulerLock(config.data_dir / "scheduler.lock")
+        self.scheduler_lock = SchedulerLock(self.data.scheduler_lock)
         self._background = Background("background work")
         self._spawn = self._background.spawn
         self._prune_pending: set[str] = set()  # tasks whose runs ended since the last pass
@@ -133,35 +135,11 @@ class OrchService:
         self._seen_version = -1
         self._started: asyncio.Future[None] | None = None
 
-    # -- paths ------------------------------------------------------------------------------
-
-    @property
-    def data_dir(self) -> Path:
-        """The root of everything this service writes."""
-        return self.config.data_dir
-
-    def archive_path(self, sha: str) -> Path:
-        """Where an uploaded zip is kept, by content."""
-        return self.data_dir / "archives" / f"{sha}.zip"
-
-    def orch_dir(self, orch_id: str) -> Path:
-        """The extracted files of an orchestration."""
-        return self.data_dir / "orchestrations" / orch_id
-
-    def run_dir(self, run_id: str) -> Path:
-        """A run's log, records and working directory."""
-        return self.data_dir / "runs" / run_id
-
-    def tmp_dir(self) -> Path:
-        """Scratch space on the data directory's file system (renames stay atomic)."""
-        return self.data_dir / "tmp"
-
     # -- life cycle -------------------------------------------------------------------------
 
     def open(self) -> None:
         """Create the data directory and open the database (blocking; at server start)."""
-        for sub in ("archives", "orchestrations", "runs", "envs", "tmp"):
-            (self.data_dir / sub).mkdir(parents=True, exist_ok=True)
+        self.data.create()
         self.store.open()
 
     async def ensure_started(self) -> None:
@@ -181,7 +159,7 @@ class OrchService:
                 "jupyter_orch: the server with pid %s holds the scheduler of %s; this server "
                 "serves the API and runs what it is asked to run, and takes over if that one stops",
                 self.scheduler_lock.holder(),
-                self.data_dir,
+                self.data.root,
             )
             self._spawn(self._wait_for_lock())
         if self.config.freeze_startup_objects:
@@ -206,7 +184,7 @@ class OrchService:
         # Another process holds the lock: nothing here can signal its release, so look again.
         while not self.scheduler_lock.try_acquire():  # noqa: ASYNC110
             await asyncio.sleep(5.0)
-        log.info("jupyter_orch: this server now holds the scheduler of %s", self.data_dir)
+        log.info("jupyter_orch: this server now holds the scheduler of %s", self.data.root)
         await self._take_over()
 
     async def _env_keys_in_use(self) -> set[str]:
@@ -242,9 +220,9 @@ class OrchService:
                 log.exception("jupyter_orch: periodic work failed")
 
     def _clean_scratch(self) -> None:
-        shutil.rmtree(self.tmp_dir(), ignore_errors=True)
-        self.tmp_dir().mkdir(parents=True, exist_ok=True)
-        for leftover in (self.data_dir / "orchestrations").glob(".tmp-*"):
+        shutil.rmtree(self.data.tmp, ignore_errors=True)
+        self.data.tmp.mkdir(parents=True, exist_ok=True)
+        for leftover in self.data.unpacking_leftovers():
             shutil.rmtree(leftover, ignore_errors=True)
         self.packager.clean_incomplete()
 
@@ -326,7 +304,7 @@ class OrchService:
         try:
             await self._db(self.store.insert_orchestration, orch)
         except BaseException:
-            await asyncio.to_thread(shutil.rmtree, self.orch_dir(orch_id), True)
+            await asyncio.to_thread(shutil.rmtree, self.data.orchestration(orch_id), True)
             raise
         if requirements is not None:
             self._spawn(self._package(orch))
@@ -340,7 +318,7 @@ class OrchService:
         if self.config.root_dir is None:
             raise WrongState("this server has no Jupyter root to take files from")
         target = resolve_inside(self.config.root_dir, relative)
-        fd, tmp = tempfile.mkstemp(prefix="bundle-", suffix=".zip", dir=self.tmp_dir())
+        fd, tmp = tempfile.mkstemp(prefix="bundle-", suffix=".zip", dir=self.data.tmp)
         os.close(fd)
         try:
             limits = self.config.archive_limits
@@ -360,18 +338,18 @@ class OrchService:
 
     def _unpack(self, zip_path: Path, orch_id: str, sha: str) -> tuple[str, str | None]:
         """Validate, extract to a scratch folder, then move into place (all or nothing)."""
-        scratch = self.data_dir / "orchestrations" / f".tmp-{orch_id}"
+        scratch = self.data.unpacking(orch_id)
         info = extract_archive(zip_path, scratch, self.config.archive_limits)
         try:
             requirements = None
             if info.requirements is not None:
                 requirements = (scratch / info.requirements).read_text("utf-8", "replace")
                 check_requirements(requirements, self.config.allow_requirement_options)
-            archive = self.archive_path(sha)
+            archive = self.data.archive(sha)
             if not archive.exists():
                 shutil.copyfile(zip_path, archive.with_suffix(".part"))
                 os.replace(archive.with_suffix(".part"), archive)
-            os.replace(scratch, self.orch_dir(orch_id))
+            os.replace(scratch, self.data.orchestration(orch_id))
         except BaseException:
             shutil.rmtree(scratch, ignore_errors=True)
             raise
@@ -382,7 +360,7 @@ class OrchService:
         orch.status = OrchestrationStatus.PACKAGING
         await self._db(self.store.update_orchestration, orch)
         result = await self.packager.prepare(normalise_requirements(orch.requirements or ""))
-        build_log = self.data_dir / "envs" / f"{orch.id}.build.log"
+        build_log = self.data.build_log(orch.id)
         await asyncio.to_thread(build_log.write_text, result.log, "utf-8")
         orch.env_key, orch.build_seconds, orch.error = result.key, result.seconds, result.error
         if result.error is None:
@@ -403,8 +381,7 @@ class OrchService:
     async def build_log(self, orch_id: str) -> str:
         """The installer's output for an orchestration's environment."""
         await self.get_orchestration(orch_id)
-        path = self.data_dir / "envs" / f"{orch_id}.build.log"
-        return await asyncio.to_thread(_read_text, path)
+        return await asyncio.to_thread(_read_text, self.data.build_log(orch_id))
 
     async def list_orchestrations(self, workspace_id: int) -> list[Orchestration]:
         """The orchestrations of one workspace."""
@@ -446,7 +423,7 @@ class OrchService:
     async def archive_file(self, orch_id: str) -> tuple[Orchestration, Path]:
         """The stored zip of an orchestration, byte for byte as uploaded."""
         orch = await self.get_orchestration(orch_id)
-        return orch, self.archive_path(orch.sha)
+        return orch, self.data.archive(orch.sha)
 
     async def delete_orchestrations(self, orch_ids: list[str], confirm: bool) -> dict[str, Any]:
         """Delete orchestrations with their tasks, runs and files; without confirm, a preview."""
@@ -482,12 +459,12 @@ class OrchService:
         self, orchs: list[Orchestration], unused_shas: list[str], run_ids: list[str]
     ) -> None:
         for orch in orchs:
-            shutil.rmtree(self.orch_dir(orch.id), ignore_errors=True)
-            (self.data_dir / "envs" / f"{orch.id}.build.log").unlink(missing_ok=True)
+            shutil.rmtree(self.data.orchestration(orch.id), ignore_errors=True)
+            self.data.build_log(orch.id).unlink(missing_ok=True)
         for sha in unused_shas:
-            self.archive_path(sha).unlink(missing_ok=True)
+            self.data.archive(sha).unlink(missing_ok=True)
         for run_id in run_ids:
-            shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
+            shutil.rmtree(self.data.run(run_id), ignore_errors=True)
 
     # -- tasks ------------------------------------------------------------------------------
 
@@ -616,7 +593,7 @@ class OrchService:
     async def run_logs(self, run_id: str, lines: int | None) -> list[str]:
         """A run's log lines (the last `lines` when given)."""
         await self._known_run(run_id)
-        return await asyncio.to_thread(logfiles.read_lines, self.run_dir(run_id) / "log", lines)
+        return await asyncio.to_thread(logfiles.read_lines, self.data.run_log(run_id), lines)
 
     async def follow_logs(self, run_id: str, start: int) -> AsyncIterator[tuple[int, str]]:
         """(index, line) of a run's log from line `start`, live until the run ends."""
@@ -626,7 +603,7 @@ class OrchService:
     async def _running_elsewhere(self, run_id: str) -> bool:
         """Whether a run this server does not follow is still running (another server of the
         data directory started it): no exit record yet, and its row says running."""
-        if (self.run_dir(run_id) / "exit.json").exists():
+        if self.data.run_exit(run_id).exists():
             return False
         run = await self._db(self.store.get_run, run_id)
         return run is not None and run.status is RunStatus.RUNNING
@@ -703,7 +680,7 @@ class OrchService:
 
     def _remove_runs(self, run_ids: list[str]) -> None:
         for run_id in run_ids:
-            shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
+            shutil.rmtree(self.data.run(run_id), ignore_errors=True)
 
 
 def _digest(path: Path) -> tuple[str, int]:
