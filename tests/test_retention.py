@@ -186,6 +186,7 @@ def service(
     store = Store(config.data_dir / "orch.db")
     made = OrchService(config, store, executor, Packager(tmp_path / "data" / "envs"))
     made.open()
+    jp_asyncio_loop.run_until_complete(made.ensure_started())
     yield made, executor
     jp_asyncio_loop.run_until_complete(made.stop())
 
@@ -219,7 +220,8 @@ async def test_many_runs_ending_together_lead_to_one_pass(
     orch_service, executor = service
     store = BlockingStore(orch_service.store)
     gate = asyncio.Event()
-    monkeypatch.setattr(orch_service, "_prune_wait", gate.wait)
+    retention = orch_service.retention
+    monkeypatch.setattr(retention, "wait", gate.wait)
     calls = count_calls(orch_service, monkeypatch)
     orch = orchestration(store)
     task_ids, old_runs = [], {}
@@ -236,9 +238,9 @@ async def test_many_runs_ending_together_lead_to_one_pass(
 
     for run_id in list(executor.pending):
         executor.end(run_id, RunStatus.SUCCESS)
-    await until(lambda: len(orch_service._prune_pending) == 60)  # every end reached retention
+    await until(lambda: len(retention._pending) == 60)  # every end reached retention
 
-    scheduled = orch_service._prune_pass
+    scheduled = retention._pass
     assert scheduled is not None and calls == []  # one pass waits for all of them
     gate.set()
     await scheduled
@@ -249,7 +251,7 @@ async def test_many_runs_ending_together_lead_to_one_pass(
         assert all(r.status is RunStatus.SUCCESS and r.trigger == "once" for r in runs[:1])
         for run_id in old_runs[task_id]:
             assert orch_service.data.run(run_id).exists() == any(r.id == run_id for r in runs)
-    assert orch_service._prune_pass is None and not orch_service._prune_pending
+    assert retention._pass is None and not retention._pending
 
 
 async def test_what_a_pass_leaves_is_pruned_by_the_next(
@@ -257,17 +259,18 @@ async def test_what_a_pass_leaves_is_pruned_by_the_next(
 ) -> None:
     orch_service, _ = service
     store = BlockingStore(orch_service.store)
-    monkeypatch.setattr(orch_service, "prune_delay", 0.0)
-    monkeypatch.setattr(orch_service, "prune_pass_limit", 5)
+    retention = orch_service.retention
+    monkeypatch.setattr(retention, "delay", 0.0)
+    monkeypatch.setattr(retention, "pass_limit", 5)
     calls = count_calls(orch_service, monkeypatch)
     task = scheduled_task(store, orchestration(store), "* * * * *")
     for minutes in range(14):
         add_run(store, task.id, RunStatus.SUCCESS, now() - timedelta(minutes=minutes))
     run = TaskRun(new_id(), task.id, RunStatus.SUCCESS, now(), now())
 
-    orch_service._after_run(run)
-    orch_service._after_run(run)  # a second end before the pass: no second pass
-    await until(lambda: len(calls) >= 3 and orch_service._prune_pass is None)
+    retention.run_ended(run)
+    retention.run_ended(run)  # a second end before the pass: no second pass
+    await until(lambda: len(calls) >= 3 and retention._pass is None)
 
     assert calls == [[task.id]] * 3  # 5 + 5 + 2 of the 12 beyond keep_runs
     assert len(store.list_runs(task.id)) == 2
@@ -278,7 +281,7 @@ async def test_the_hourly_pass_goes_through_chunks_of_tasks(
 ) -> None:
     orch_service, _ = service
     store = BlockingStore(orch_service.store)
-    monkeypatch.setattr(orch_service, "prune_chunk", 10)
+    monkeypatch.setattr(orch_service.retention, "chunk", 10)
     calls = count_calls(orch_service, monkeypatch)
     orch = orchestration(store)
     tasks = [scheduled_task(store, orch, "* * * * *") for _ in range(25)]
@@ -286,7 +289,7 @@ async def test_the_hourly_pass_goes_through_chunks_of_tasks(
         for minutes in range(4):
             add_run(store, task.id, RunStatus.SUCCESS, now() - timedelta(minutes=minutes))
 
-    await orch_service._prune_all()
+    await orch_service.retention.prune_all()
 
     assert [len(ids) for ids in calls] == [10, 10, 5]
     assert all(len(store.list_runs(task.id)) == 2 for task in tasks)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from contextlib import AsyncExitStack
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from jupyter_orch.server.models import (
     Trigger,
     new_id,
 )
-from jupyter_orch.server.runner import Runner, RunSettings
+from jupyter_orch.server.runner import RunSettings
 from jupyter_orch.server.store import Store
 from jupyter_orch.server.tasks import TaskManager, TaskSettings
 from jupyter_orch.server.timers import Scheduler
@@ -85,20 +86,19 @@ def world(tmp_path: Path, jp_asyncio_loop: asyncio.AbstractEventLoop) -> Iterato
     store = Store(tmp_path / "orch.db")
     store.open()
     executor = FakeExecutor()
-    locks: dict[str, asyncio.Lock] = {}
-    runner = Runner(
-        RunSettings(DataDir(tmp_path), "http://127.0.0.1/orch", 1.0, 16384),
-        store,
-        executor,
-        lambda key: locks.setdefault(key, asyncio.Lock()),
-    )
     clock = Clock(START)
     manager = TaskManager(
-        store, runner, TaskSettings(starting_deadline_seconds=60), runner._lock, clock
+        store,
+        executor,
+        RunSettings(DataDir(tmp_path), "http://127.0.0.1/orch", 1.0, 16384),
+        TaskSettings(starting_deadline_seconds=60),
+        clock=clock,
     )
+    stack = AsyncExitStack()
+    jp_asyncio_loop.run_until_complete(manager.runner.start(stack))
+    jp_asyncio_loop.run_until_complete(manager.start(stack))
     yield manager, executor, clock, BlockingStore(store)
-    jp_asyncio_loop.run_until_complete(manager.stop())
-    jp_asyncio_loop.run_until_complete(runner.stop(kill_runs=False))
+    jp_asyncio_loop.run_until_complete(stack.aclose())
     store.close()
 
 

@@ -1,8 +1,8 @@
 """Run mechanics: record a run, start its supervisor, learn its end, kill it, re-attach to it.
 
 What a run's end means for its task (a final status, the next continuous run, a pause that
-completes) is not decided here: `Runner` asks its owner through two hooks, so the run's end
-and the task's new status are written in one transaction.
+completes) is not decided here: `Runner` asks its owner (`RunEnds`, the task manager), so the
+run's end and the task's new status are written in one transaction.
 """
 
 from __future__ import annotations
@@ -11,10 +11,12 @@ import asyncio
 import hashlib
 import json
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 from .. import runtime
 from .._proc import runfiles
@@ -27,8 +29,15 @@ from .packaging import Packager, isolate
 from .requirements import normalise_requirements
 from .store import Store
 
-Decide = Callable[[Task, TaskRun], None]
-AfterEnd = Callable[[Task | None, TaskRun], Awaitable[None]]
+
+class RunEnds(Protocol):
+    """What a run's end means for its task (the task manager decides)."""
+
+    def decide(self, task: Task, run: TaskRun) -> None:
+        """Set the task's status now that `run` has ended (written with the run's end)."""
+
+    async def after_end(self, task: Task | None, run: TaskRun) -> None:
+        """What follows once the end is written (the next continuous run, retention)."""
 
 
 @dataclass
@@ -56,6 +65,7 @@ class Runner:
         store: Store,
         executor: Executor,
         locks: Callable[[str], asyncio.Lock],
+        ends: RunEnds,
         packager: Packager | None = None,
     ) -> None:
         self.settings = settings
@@ -63,12 +73,21 @@ class Runner:
         self.executor = executor
         self.packager = packager
         self._lock = locks
+        self._ends = ends
         self.active: dict[str, str] = {}  # run id -> task id
         self._tokens: dict[str, str] = {}  # token hash -> run id
         self._ended: dict[str, asyncio.Event] = {}
         self._watchers = Background("following a run")
-        self.decide: Decide = lambda task, run: None
-        self.after_end: AfterEnd = _nothing
+
+    async def start(self, stack: AsyncExitStack, end_runs: bool = False) -> None:
+        """Start the executor. At stop (`stack` closing): with `end_runs`, end every active run
+        first; then stop the executor and stop following runs (they go on, re-attached by the
+        next server)."""
+        stack.push_async_callback(self._watchers.stop)
+        await self.executor.start()
+        stack.push_async_callback(self.executor.stop)
+        if end_runs:
+            stack.push_async_callback(self._end_runs)
 
     async def _environment(self, orch: Orchestration) -> tuple[str | None, str]:
         """The run's interpreter (None if its environment cannot be had) and why not."""
@@ -124,7 +143,7 @@ class Runner:
             scheduled_for=scheduled_for,
         )
 
-    async def start(
+    async def start_run(
         self,
         task: Task,
         orch: Orchestration,
@@ -198,12 +217,12 @@ class Runner:
         self._tokens = {h: r for h, r in self._tokens.items() if r != run.id}
         task = await self.store.call(self.store.get_task, run.task_id, 0)
         if task is not None:
-            self.decide(task, run)
+            self._ends.decide(task, run)
         await self.store.call(self.store.finish_run, run, task)
         event = self._ended.pop(run.id, None)
         if event is not None:
             event.set()
-        await self.after_end(task, run)
+        await self._ends.after_end(task, run)
 
     def kill(self, task_id: str) -> list[str]:
         """Ask every active run of a task to stop; their ids."""
@@ -222,23 +241,16 @@ class Runner:
             self.active[run.id] = run.task_id
             self._follow(run, await self.executor.reattach(run.id, self.settings.data.run(run.id)))
 
-    async def stop(self, kill_runs: bool) -> None:
-        """Stop following runs; with `kill_runs`, end them first."""
-        if kill_runs:
-            events = [self.ended_event(run_id) for run_id in list(self.active)]
-            for task_id in set(self.active.values()):
-                self.kill(task_id)
-            if events:
-                await asyncio.wait(
-                    [asyncio.ensure_future(e.wait()) for e in events],
-                    timeout=self.settings.kill_grace + 5,
-                )
-        await self.executor.stop()
-        await self._watchers.stop()
-
-
-async def _nothing(task: Task | None, run: TaskRun) -> None:
-    return None
+    async def _end_runs(self) -> None:
+        """Kill every active run and wait for their ends (a grace period and a bit, at most)."""
+        events = [self.ended_event(run_id) for run_id in list(self.active)]
+        for task_id in set(self.active.values()):
+            self.kill(task_id)
+        if events:
+            await asyncio.wait(
+                [asyncio.ensure_future(e.wait()) for e in events],
+                timeout=self.settings.kill_grace + 5,
+            )
 
 
 def _done(record: ExitRecord) -> asyncio.Future[ExitRecord]:
