@@ -69,7 +69,7 @@ async def test_a_sleeping_scheduler_wakes_for_an_earlier_timer() -> None:
     scheduler = Scheduler(lambda key, at: fired.set())
     scheduler.set("late", datetime.now(UTC) + timedelta(hours=1))
     scheduler.start()
-    await asyncio.sleep(0.05)  # the loop now sleeps for an hour
+    await asyncio.sleep(0)  # one turn of the event loop: the scheduler now sleeps for an hour
     scheduler.set("early", datetime.now(UTC))
     try:
         await asyncio.wait_for(fired.wait(), 5)  # without the wake-up this waits an hour
@@ -102,13 +102,10 @@ def world(tmp_path: Path, jp_asyncio_loop: asyncio.AbstractEventLoop) -> Iterato
     store.close()
 
 
-async def settle(executor: FakeExecutor, count: int) -> None:
-    """Let background work run until `count` runs were launched."""
-    for _ in range(200):
-        if len(executor.launched) >= count:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"{len(executor.launched)} launches, expected {count}")
+async def settle(manager: TaskManager, executor: FakeExecutor, count: int) -> None:
+    """Let the task work started so far run to its end; then `count` runs were launched."""
+    await manager.idle()
+    assert len(executor.launched) == count
 
 
 async def test_catch_up_after_downtime_runs_the_latest_instant_once(world: World) -> None:
@@ -119,7 +116,7 @@ async def test_catch_up_after_downtime_runs_the_latest_instant_once(world: World
     store.update_task(task)
     clock.moment = START + timedelta(seconds=30)  # 12:00 is 30 s old: within the 60 s deadline
     await manager.take_scheduling()
-    await settle(executor, 1)
+    await settle(manager, executor, 1)
     runs = store.list_runs(task.id)
     assert [(r.trigger, r.scheduled_for) for r in runs] == [(Trigger.CATCH_UP, START)]
     missed = sorted(s.scheduled_for for s in store.list_skips(task.id))
@@ -134,7 +131,7 @@ async def test_catch_up_past_the_deadline_runs_nothing(world: World) -> None:
     store.update_task(task)
     clock.moment = START + timedelta(minutes=5)  # 12:00 is 300 s old: past the deadline
     await manager.take_scheduling()
-    await asyncio.sleep(0.05)
+    await manager.idle()
     assert executor.launched == []
     assert len(store.list_skips(task.id)) == 3
 
@@ -146,14 +143,14 @@ async def test_instants_missed_past_the_deadline_are_listed_once(world: World) -
     store.update_task(task)
     clock.moment = START + timedelta(minutes=5)
     await manager.take_scheduling()
-    await asyncio.sleep(0.05)
+    await manager.idle()
     stored = store.get_task(task.id, 0)
     assert stored is not None and stored.last_fire_at == START  # accounted for
     # The next start (another server, a restart) finds nothing more to record.
     await manager.scheduler.stop()
     manager._unplan(task.id)
     await manager.take_scheduling()
-    await asyncio.sleep(0.05)
+    await manager.idle()
     assert len(store.list_skips(task.id)) == 3 and executor.launched == []
 
 
@@ -168,7 +165,7 @@ async def test_instants_of_a_pause_are_not_caught_up(world: World) -> None:
     # The server stops before the resumed task's next instant; another one takes over.
     await manager.stop()
     await manager.take_scheduling()
-    await asyncio.sleep(0.05)
+    await manager.idle()
     assert executor.launched == []
     assert store.list_skips(task.id) == []
     assert manager.scheduler.get(task.id) == START + timedelta(minutes=10)
@@ -183,8 +180,8 @@ async def test_a_lagging_loop_records_missed_instants_instead_of_a_flood(world: 
     await manager.take_scheduling()
     # The machine slept: the 12:01 timer is handled at 12:05:30.
     clock.moment = START + timedelta(minutes=5, seconds=30)
-    manager._due(task.id, START + timedelta(minutes=1))
-    await asyncio.sleep(0.05)
+    manager.scheduler.run_due()
+    await manager.idle()
     assert executor.launched == []  # 12:01 is 270 s late: past the 60 s deadline
     missed = sorted(s.scheduled_for for s in store.list_skips(task.id))
     assert missed == [START + timedelta(minutes=m) for m in (1, 2, 3, 4, 5)]
@@ -215,21 +212,22 @@ async def test_a_crash_loop_keeps_its_back_off_through_a_restart(world: World) -
     # Three fast failures in a row: the next run waits 4 s from the last one's end.
     task = crash_looping_task(store, [START - timedelta(seconds=s) for s in (8, 5, 1)])
     await manager.take_scheduling()  # a new server: nothing in memory about this task
-    await asyncio.sleep(0.05)
+    await manager.idle()
     assert executor.launched == []  # not at once, which would restart the loop's count
     assert manager.scheduler.get(task.id) == START + timedelta(seconds=3)
+    clock.moment = START + timedelta(seconds=3) - timedelta(milliseconds=1)
+    manager.scheduler.run_due()
+    await settle(manager, executor, 0)  # not a moment too early
     clock.moment = START + timedelta(seconds=3)
-    manager._due(task.id, START + timedelta(seconds=3))
-    await settle(executor, 1)
-    assert len(executor.launched) == 1
+    manager.scheduler.run_due()
+    await settle(manager, executor, 1)
 
 
 async def test_a_crash_loop_whose_back_off_has_passed_restarts_at_once(world: World) -> None:
     manager, executor, _, store = world
     crash_looping_task(store, [START - timedelta(minutes=10)])
     await manager.take_scheduling()
-    await settle(executor, 1)
-    assert len(executor.launched) == 1
+    await settle(manager, executor, 1)
 
 
 async def test_one_instant_never_gets_two_runs(world: World) -> None:
@@ -237,7 +235,7 @@ async def test_one_instant_never_gets_two_runs(world: World) -> None:
     task = scheduled_task(store, orchestration(store), "0 0 1 1 *")
     manager.scheduling = True
     await asyncio.gather(manager.fire(task.id, START), manager.fire(task.id, START))
-    await asyncio.sleep(0.05)
+    await manager.idle()
     assert len(executor.launched) == 1
     assert len(store.list_runs(task.id)) == 1
 
