@@ -99,6 +99,7 @@ class TaskManager:
         self.settings = settings
         self.clock = clock
         self._locks: dict[str, asyncio.Lock] = {}
+        # Built here: the runner asks this manager what each run's end means (`RunEnds`).
         self.runner = Runner(run_settings, store, executor, self.lock, self, packager)
         self.listener: RunEndListener = listener or _NoListener()
         self.scheduler = Scheduler(self._due, clock)
