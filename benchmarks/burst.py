@@ -231,7 +231,7 @@ def cpu_of(start: Callable[[], subprocess.Popen[bytes]], samples: int) -> float:
 
 def cpu_alone(samples: int) -> dict[str, float]:
     """CPU of the pieces of one run of `pass`, each started alone (nothing else running)."""
-    from jupyter_orch._proc import supervise
+    from jupyter_orch._proc import runfiles, supervise
 
     with tempfile.TemporaryDirectory(prefix="burst-cpu-") as tmp:
         source = Path(tmp) / "orch"
@@ -244,7 +244,7 @@ def cpu_alone(samples: int) -> dict[str, float]:
             run_dir = Path(tmp) / f"run-{next(counter)}"
             run_dir.mkdir()
             spec = {"argv": user, "env": dict(os.environ), "source": str(source), "cwd": ""}
-            supervise.write_spec(str(run_dir), {**spec, "grace": 10.0, "max_line": 16384})
+            runfiles.write_spec(str(run_dir), {**spec, "grace": 10.0, "max_line": 16384})
             return subprocess.Popen(supervise.command(sys.executable, str(run_dir)))
 
         # Ten times the samples: a cheap run, and a mean of coarse (clock tick) counts.

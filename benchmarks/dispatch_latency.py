@@ -136,13 +136,16 @@ def _between(sample: dict[str, int | None], start: str | None, end: str) -> floa
 
 
 def supervisor_imports() -> str:
-    """The import statements of `jupyter_orch/supervise.py`, as code for `python -c`."""
-    spec = importlib.util.find_spec("jupyter_orch._proc.supervise")
-    if spec is None or spec.origin is None:
-        raise BenchError("jupyter_orch._proc.supervise not found")
-    tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
-    imports = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
-    return "\n".join(ast.unparse(node) for node in imports)
+    """The top-level import statements of the supervisor's modules (`supervise.py` and the
+    `runfiles.py` it imports), as code for `python -c`."""
+    imports: list[ast.stmt] = []
+    for module in ("jupyter_orch._proc.supervise", "jupyter_orch._proc.runfiles"):
+        spec = importlib.util.find_spec(module)
+        if spec is None or spec.origin is None:
+            raise BenchError(f"{module} not found")
+        tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+        imports += [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    return "\n".join(dict.fromkeys(ast.unparse(node) for node in imports))
 
 
 def measure_context(client: Client, reps: int) -> dict[str, dict[str, float]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import re
 import time
 import uuid
 import zipfile
@@ -18,6 +19,7 @@ from tornado.httpclient import HTTPResponse
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
 API = "orch/v1/api"
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z (stdout|stderr) [FP] (.*)$")
 
 
 @pytest.fixture
@@ -72,6 +74,17 @@ def multipart(parts: list[tuple[str, str | None, bytes, str]]) -> tuple[bytes, s
         out.write(data + b"\r\n")
     out.write(f"--{boundary}--\r\n".encode())
     return out.getvalue(), f"multipart/form-data; boundary={boundary}"
+
+
+def texts(lines: list[str], stream: str | None = None) -> list[str]:
+    """The printed text of log lines, optionally of one stream."""
+    out = []
+    for line in lines:
+        match = LOG_LINE.match(line)
+        assert match, f"not a log line: {line!r}"
+        if stream is None or match.group(1) == stream:
+            out.append(match.group(2))
+    return out
 
 
 class Api:

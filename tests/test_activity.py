@@ -7,10 +7,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from jupyter_orch.server.models import RunStatus, TaskRun, new_id, now
-from jupyter_orch.server.store import Store
 
 from .conftest import Api
-from .test_tasks import orchestration, scheduled_task
+from .fakes import open_store, orchestration, scheduled_task
 
 SLEEPER = {"main.py": "import time\nprint('up', flush=True)\ntime.sleep(60)\n"}
 FAILING = {"main.py": "raise SystemExit(3)\n"}
@@ -89,8 +88,7 @@ async def test_bad_fields_are_named(api: Api) -> None:
 
 
 def test_failures_come_newest_first_across_statuses_and_read_by_index(tmp_path: Path) -> None:
-    store = Store(tmp_path / "orch.db")
-    store.open()
+    store = open_store(tmp_path / "orch.db")
     t0 = now()
     orch = orchestration(store)
     statuses = [RunStatus.FAILURE, RunStatus.TIMED_OUT, RunStatus.SUCCESS, RunStatus.FAILURE]
@@ -118,7 +116,7 @@ def test_failures_come_newest_first_across_statuses_and_read_by_index(tmp_path: 
         assert [order[r.id] for r, _ in store.activity(early, 2).failed] == [5, 3]
         assert [order[r.id] for r, _ in store.activity(None, 3).failed] == [5, 3, 1]  # ever
         plans = [
-            " ".join(row[3] for row in store.db.execute("EXPLAIN QUERY PLAN " + sql, params))
+            " ".join(row[3] for row in store.sql("EXPLAIN QUERY PLAN " + sql, params))
             for sql, params in (
                 ("SELECT COUNT(DISTINCT task_id) FROM runs WHERE status = ?", ("running",)),
                 (

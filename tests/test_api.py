@@ -4,29 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
 import uuid
 from typing import Any
 
 import pytest
 
-from .conftest import API, Api, make_zip
-
-LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z (stdout|stderr) [FP] (.*)$")
+from .conftest import API, Api, make_zip, texts
 
 HELLO = {"main.py": "print('hello')\nprint('world')\n"}
-
-
-def texts(lines: list[str], stream: str | None = None) -> list[str]:
-    """The printed text of log lines, optionally of one stream."""
-    out = []
-    for line in lines:
-        match = LOG_LINE.match(line)
-        assert match, f"not a log line: {line!r}"
-        if stream is None or match.group(1) == stream:
-            out.append(match.group(2))
-    return out
 
 
 async def test_upload_run_once_status_and_logs(api: Api) -> None:

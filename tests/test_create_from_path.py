@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import API, Api
-from .test_api import texts
+from .conftest import API, Api, texts
 
 
 async def create(api: Api, path: str, **extra: object) -> tuple[int, dict[str, object]]:

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from jupyter_orch.server import service
-from jupyter_orch.server.store import Store, TaskQuery
+from jupyter_orch.server.models import TaskQuery
+from jupyter_orch.server.store import Store
 
 from .conftest import Api
 

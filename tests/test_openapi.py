@@ -376,6 +376,8 @@ def test_schemas_follow_the_contract_and_the_code() -> None:
     assert {s.value for s in models.RunStatus} <= words_of("RunStatus")
     assert {t.value for t in models.RunType} == words_of("RunType")
     assert {t.flavor for t in models.RunType} == words_of("Flavor")
+    triggers = set(component("TaskRun")["properties"]["trigger"]["enum"])
+    assert {t.value for t in models.Trigger} == triggers
     for name, fields in CONTRACT_REQUIRED.items():
         assert fields <= set(component(name)["required"]), name
     # Response objects: closed, and everything they declare is always sent.

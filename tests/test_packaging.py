@@ -35,8 +35,7 @@ from jupyter_orch.server.packaging import (
 from jupyter_orch.server.pipconfig import redact, uv_settings
 from jupyter_orch.server.requirements import check_requirements, normalise_requirements
 
-from .conftest import Api, make_zip
-from .test_api import texts
+from .conftest import Api, make_zip, texts
 
 SHOW = (
     "import importlib.util, sys\n"

@@ -16,6 +16,7 @@ import pytest
 
 from jupyter_orch.server.lock import SchedulerLock
 
+from .conftest import texts
 from .servers import (
     ServerProcess,
     alive,
@@ -26,7 +27,6 @@ from .servers import (
     run_pids,
     wait_for,
 )
-from .test_api import texts
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -14,10 +14,11 @@ import pytest
 
 from jupyter_orch.server.models import RunStatus, RunType, TaskRun, new_id, now
 from jupyter_orch.server.packaging import Packager
+from jupyter_orch.server.retention_queries import Pruned
 from jupyter_orch.server.service import OrchService, ServiceConfig, TaskRequest
-from jupyter_orch.server.store import Pruned, Store
+from jupyter_orch.server.store import Store
 
-from .test_tasks import START, FakeExecutor, orchestration, scheduled_task
+from .fakes import START, BlockingStore, FakeExecutor, open_store, orchestration, scheduled_task
 
 FAILED = {RunStatus.FAILURE.value, RunStatus.TIMED_OUT.value}
 
@@ -35,10 +36,10 @@ def reference_doomed(rows: list[sqlite3.Row], keep: int, cutoff: datetime) -> li
     ]
 
 
-def add_run(store: Store, task_id: str, status: RunStatus, created: datetime) -> str:
+def add_run(store: BlockingStore, task_id: str, status: RunStatus, created: datetime) -> str:
     """An ended (or running) run of a task, created at `created`."""
     run_id = new_id()
-    store.db.execute(
+    store.sql(
         "INSERT INTO runs (id, task_id, status, trigger, created_at, updated_at)"
         " VALUES (?,?,?,?,?,?)",
         (run_id, task_id, status.value, "manual", created.isoformat(), created.isoformat()),
@@ -46,24 +47,23 @@ def add_run(store: Store, task_id: str, status: RunStatus, created: datetime) ->
     return run_id
 
 
-def runs_of(store: Store, task_id: str) -> list[sqlite3.Row]:
+def runs_of(store: BlockingStore, task_id: str) -> list[sqlite3.Row]:
     """A task's runs in retention's order, newest first."""
-    return store.db.execute(
+    return store.sql(
         "SELECT id, status, created_at FROM runs WHERE task_id = ? ORDER BY created_at DESC, id",
         (task_id,),
-    ).fetchall()
+    )
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
+def store(tmp_path: Path) -> Iterator[BlockingStore]:
     """An open store."""
-    opened = Store(tmp_path / "orch.db")
-    opened.open()
+    opened = open_store(tmp_path / "orch.db")
     yield opened
     opened.close()
 
 
-def test_one_call_prunes_many_tasks_each_by_its_own_rules(store: Store) -> None:
+def test_one_call_prunes_many_tasks_each_by_its_own_rules(store: BlockingStore) -> None:
     rng = random.Random(7)
     orch = orchestration(store)
     statuses = [RunStatus.SUCCESS] * 4 + [
@@ -110,7 +110,7 @@ def test_one_call_prunes_many_tasks_each_by_its_own_rules(store: Store) -> None:
         assert left == before[task.id] - set(expected[task.id]), task
 
 
-def test_the_latest_failure_and_running_runs_stay_and_overrides_win(store: Store) -> None:
+def test_the_latest_failure_and_running_runs_stay_and_overrides_win(store: BlockingStore) -> None:
     orch = orchestration(store)
     day = timedelta(days=1)
     plain = scheduled_task(store, orch, "* * * * *")
@@ -136,7 +136,7 @@ def test_the_latest_failure_and_running_runs_stay_and_overrides_win(store: Store
     assert [r["id"] for r in runs_of(store, patient.id)] == [patient_old]
 
 
-def test_limits_bound_a_call_and_name_what_is_left(store: Store) -> None:
+def test_limits_bound_a_call_and_name_what_is_left(store: BlockingStore) -> None:
     orch = orchestration(store)
     tasks = [scheduled_task(store, orch, "* * * * *", keep_runs=1) for _ in range(3)]
     for task in tasks:
@@ -157,18 +157,18 @@ def test_limits_bound_a_call_and_name_what_is_left(store: Store) -> None:
     assert [len(runs_of(store, t.id)) for t in tasks] == [1, 1, 1]
 
 
-def test_tasks_with_nothing_to_prune_cost_one_query(store: Store) -> None:
+def test_tasks_with_nothing_to_prune_cost_one_query(store: BlockingStore) -> None:
     orch = orchestration(store)
     tasks = [scheduled_task(store, orch, "* * * * *") for _ in range(200)]
     for task in tasks:
         for minutes in range(3):
             add_run(store, task.id, RunStatus.SUCCESS, START - timedelta(minutes=minutes))
     statements: list[str] = []
-    store.db.set_trace_callback(statements.append)
+    store.with_connection(lambda db: db.set_trace_callback(statements.append))
     try:
         pruned = store.prune_due([t.id for t in tasks], 3, 30.0, START, 500, 2000)
     finally:
-        store.db.set_trace_callback(None)
+        store.with_connection(lambda db: db.set_trace_callback(None))
     assert pruned == Pruned()
     assert len(statements) == 1  # no per-task statement, no transaction
 
@@ -186,6 +186,7 @@ def service(
     store = Store(config.data_dir / "orch.db")
     made = OrchService(config, store, executor, Packager(tmp_path / "data" / "envs"))
     made.open()
+    jp_asyncio_loop.run_until_complete(made.ensure_started())
     yield made, executor
     jp_asyncio_loop.run_until_complete(made.stop())
 
@@ -217,9 +218,10 @@ async def test_many_runs_ending_together_lead_to_one_pass(
     service: tuple[OrchService, FakeExecutor], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     orch_service, executor = service
-    store = orch_service.store
+    store = BlockingStore(orch_service.store)
     gate = asyncio.Event()
-    monkeypatch.setattr(orch_service, "_prune_wait", gate.wait)
+    retention = orch_service.retention
+    monkeypatch.setattr(retention, "wait", gate.wait)
     calls = count_calls(orch_service, monkeypatch)
     orch = orchestration(store)
     task_ids, old_runs = [], {}
@@ -231,14 +233,14 @@ async def test_many_runs_ending_together_lead_to_one_pass(
             add_run(store, task.id, RunStatus.SUCCESS, now() - timedelta(minutes=m)) for m in (1, 2)
         ]
         for run_id in old_runs[task.id]:
-            (orch_service.run_dir(run_id) / "work").mkdir(parents=True)
+            (orch_service.data.run(run_id) / "work").mkdir(parents=True)
     await until(lambda: len(executor.pending) == 60)
 
     for run_id in list(executor.pending):
         executor.end(run_id, RunStatus.SUCCESS)
-    await until(lambda: len(orch_service._prune_pending) == 60)  # every end reached retention
+    await until(lambda: len(retention._pending) == 60)  # every end reached retention
 
-    scheduled = orch_service._prune_pass
+    scheduled = retention._pass
     assert scheduled is not None and calls == []  # one pass waits for all of them
     gate.set()
     await scheduled
@@ -248,26 +250,27 @@ async def test_many_runs_ending_together_lead_to_one_pass(
         assert len(runs) == (1 if number % 2 else 2)  # keep_runs=1 here, the default 2 there
         assert all(r.status is RunStatus.SUCCESS and r.trigger == "once" for r in runs[:1])
         for run_id in old_runs[task_id]:
-            assert orch_service.run_dir(run_id).exists() == any(r.id == run_id for r in runs)
-    assert orch_service._prune_pass is None and not orch_service._prune_pending
+            assert orch_service.data.run(run_id).exists() == any(r.id == run_id for r in runs)
+    assert retention._pass is None and not retention._pending
 
 
 async def test_what_a_pass_leaves_is_pruned_by_the_next(
     service: tuple[OrchService, FakeExecutor], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     orch_service, _ = service
-    store = orch_service.store
-    monkeypatch.setattr(orch_service, "prune_delay", 0.0)
-    monkeypatch.setattr(orch_service, "prune_pass_limit", 5)
+    store = BlockingStore(orch_service.store)
+    retention = orch_service.retention
+    monkeypatch.setattr(retention, "delay", 0.0)
+    monkeypatch.setattr(retention, "pass_limit", 5)
     calls = count_calls(orch_service, monkeypatch)
     task = scheduled_task(store, orchestration(store), "* * * * *")
     for minutes in range(14):
         add_run(store, task.id, RunStatus.SUCCESS, now() - timedelta(minutes=minutes))
     run = TaskRun(new_id(), task.id, RunStatus.SUCCESS, now(), now())
 
-    orch_service._after_run(run)
-    orch_service._after_run(run)  # a second end before the pass: no second pass
-    await until(lambda: len(calls) >= 3 and orch_service._prune_pass is None)
+    retention.run_ended(run)
+    retention.run_ended(run)  # a second end before the pass: no second pass
+    await until(lambda: len(calls) >= 3 and retention._pass is None)
 
     assert calls == [[task.id]] * 3  # 5 + 5 + 2 of the 12 beyond keep_runs
     assert len(store.list_runs(task.id)) == 2
@@ -277,8 +280,8 @@ async def test_the_hourly_pass_goes_through_chunks_of_tasks(
     service: tuple[OrchService, FakeExecutor], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     orch_service, _ = service
-    store = orch_service.store
-    monkeypatch.setattr(orch_service, "prune_chunk", 10)
+    store = BlockingStore(orch_service.store)
+    monkeypatch.setattr(orch_service.retention, "chunk", 10)
     calls = count_calls(orch_service, monkeypatch)
     orch = orchestration(store)
     tasks = [scheduled_task(store, orch, "* * * * *") for _ in range(25)]
@@ -286,7 +289,7 @@ async def test_the_hourly_pass_goes_through_chunks_of_tasks(
         for minutes in range(4):
             add_run(store, task.id, RunStatus.SUCCESS, now() - timedelta(minutes=minutes))
 
-    await orch_service._prune_all()
+    await orch_service.retention.prune_all()
 
     assert [len(ids) for ids in calls] == [10, 10, 5]
     assert all(len(store.list_runs(task.id)) == 2 for task in tasks)

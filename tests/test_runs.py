@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import Api
-from .test_api import texts
+from .conftest import Api, texts
 
 # Prints its process group, starts a grandchild in the same group, then sleeps. SIGTERM is
 # ignored so that only the SIGKILL after the grace period can end it.

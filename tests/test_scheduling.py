@@ -12,8 +12,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import API, Api
-from .test_api import texts
+from .conftest import API, Api, texts
 
 QUICK = {"main.py": "print('tick', flush=True)\n"}
 SLOW = {"main.py": "import time\nprint('start', flush=True)\ntime.sleep(3)\nprint('done')\n"}
@@ -407,7 +406,7 @@ async def test_retention_keeps_the_newest_runs_and_the_latest_failure(api: Api) 
     service = _service()
     # The task's arguments decide the exit code; make later runs succeed.
     await service.store.call(
-        service.store.db.execute, "UPDATE tasks SET input_data='{}' WHERE id=?", (task_id,)
+        lambda: service.store.db.execute("UPDATE tasks SET input_data='{}' WHERE id=?", (task_id,))
     )
     for _ in range(4):
         await api.ok("task/run_now", {"id": task_id}, status=201)
@@ -421,9 +420,9 @@ async def test_retention_keeps_the_newest_runs_and_the_latest_failure(api: Api) 
     newest = sorted(runs, key=lambda r: r["created_at"])[-2:]
     assert all(r["status"] == "success" for r in newest)
     for run_id in before - kept:  # logs go with their run
-        assert not service.run_dir(run_id).exists()
+        assert not service.data.run(run_id).exists()
     for run_id in kept:
-        assert (service.run_dir(run_id) / "log").exists()
+        assert (service.data.run(run_id) / "log").exists()
     await api.ok("task/kill", {"id": task_id}, status=202)
 
 
@@ -433,10 +432,10 @@ async def test_retention_by_age(api: Api) -> None:
     run_id = task["last_runs"][0]["run_id"]
     old = "2020-01-01T00:00:00+00:00"
     await service.store.call(
-        service.store.db.execute, "UPDATE runs SET created_at=? WHERE id=?", (old, run_id)
+        lambda: service.store.db.execute("UPDATE runs SET created_at=? WHERE id=?", (old, run_id))
     )
     assert await service.prune(task["id"]) == [run_id]
-    assert not service.run_dir(run_id).exists()
+    assert not service.data.run(run_id).exists()
     assert await runs_of(api, task["id"]) == []
 
 

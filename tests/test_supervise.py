@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from jupyter_orch._proc import supervise
+from jupyter_orch._proc import runfiles, supervise
 
 LINE = re.compile(rb"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z (stdout|stderr) ([FP]) (.*)$", re.S)
 
@@ -44,7 +44,7 @@ def make_run(tmp_path: Path, code: str = "", argv: list[str] | None = None, **sp
         "max_line": 16384,
         **spec,
     }
-    supervise.write_spec(str(run_dir), full)
+    runfiles.write_spec(str(run_dir), full)
     return run_dir
 
 
@@ -352,8 +352,8 @@ def test_a_process_that_cannot_start_is_a_failure_with_a_reason(
 def test_a_spec_written_as_json_only_is_read(tmp_path: Path) -> None:
     run_dir = make_run(tmp_path, "print('from json')\n")
     spec = json.loads((run_dir / "spec.json").read_text(encoding="utf-8"))
-    assert supervise.read_spec(str(run_dir)) == spec
-    (run_dir / supervise.SPEC_BIN).unlink()
+    assert runfiles.read_spec(str(run_dir)) == spec
+    (run_dir / runfiles.SPEC_BIN).unlink()
     record = finish(start(run_dir), run_dir)
     assert record["status"] == "success"
     assert [text for _, _, text in parsed(log_lines(run_dir))] == [b"from json"]
@@ -369,7 +369,7 @@ def test_the_supervisor_imports_only_cheap_modules() -> None:
         [sys.executable, "-I", "-S", "-c", code, pkg_dir], capture_output=True, check=True
     )
     loaded = set(out.stdout.decode().split())
-    assert "supervise" in loaded
+    assert {"supervise", "runfiles"} <= loaded  # by their top-level names, from PKGDIR
     assert not loaded & {"subprocess", "json", "shutil", "typing", "signal", "enum", "re"}
 
 
@@ -390,7 +390,7 @@ TRICKY = [
 @pytest.mark.parametrize("text", TRICKY)
 def test_the_json_encoder_writes_what_json_reads(text: str) -> None:
     data: dict[str, Any] = {text: text, "n": -12, "big": 2**70, "none": None, "yes": True}
-    encoded = supervise.encode_json(data)
+    encoded = runfiles.encode_json(data)
     assert encoded == json.dumps(data)
     assert encoded.isascii()
     assert json.loads(encoded) == data
@@ -406,7 +406,7 @@ def test_the_json_encoder_writes_nested_values_as_json_does() -> None:
         "neg": -0.0,
         "nested": [[], {}, [1, [2, {"x": None}]], (True, False)],
     }
-    encoded = supervise.encode_json(data)
+    encoded = runfiles.encode_json(data)
     assert encoded == json.dumps(data)
     assert json.loads(encoded) == json.loads(json.dumps(data))
 
@@ -414,10 +414,10 @@ def test_the_json_encoder_writes_nested_values_as_json_does() -> None:
 def test_the_json_encoder_refuses_what_it_cannot_write() -> None:
     for value in (object(), {1: "a"}, b"bytes", {1, 2}):
         with pytest.raises(TypeError):
-            supervise.encode_json({"x": value})
+            runfiles.encode_json({"x": value})
     for value in (float("nan"), float("inf")):
         with pytest.raises(ValueError):
-            supervise.encode_json({"x": value})
+            runfiles.encode_json({"x": value})
 
 
 @pytest.mark.parametrize("sync", [True, False])
@@ -425,6 +425,6 @@ def test_write_json_replaces_the_file_whole(tmp_path: Path, sync: bool) -> None:
     path = tmp_path / "record.json"
     path.write_text("old", encoding="utf-8")
     data: dict[str, Any] = {"status": "failure", "reason": '"bad"\n\\ é', "exit_code": None}
-    supervise.write_json(str(path), data, sync=sync)
+    runfiles.write_json(str(path), data, sync=sync)
     assert json.loads(path.read_text(encoding="utf-8")) == data
     assert [p.name for p in tmp_path.iterdir()] == ["record.json"]

@@ -4,64 +4,37 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from contextlib import AsyncExitStack
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from jupyter_orch.server.executors import Executor, ExitRecord, RunSpec
+from jupyter_orch.server.datadir import DataDir
 from jupyter_orch.server.models import (
-    Orchestration,
-    OrchestrationStatus,
     RunStatus,
     RunType,
     Task,
     TaskRun,
     TaskStatus,
+    Trigger,
     new_id,
 )
-from jupyter_orch.server.runner import Runner, RunSettings
+from jupyter_orch.server.runner import RunSettings
 from jupyter_orch.server.store import Store
 from jupyter_orch.server.tasks import TaskManager, TaskSettings
 from jupyter_orch.server.timers import Scheduler
 
-UTC = timezone.utc
-START = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, moment: datetime) -> None:
-        self.moment = moment
-
-    def __call__(self) -> datetime:
-        return self.moment
-
-
-class FakeExecutor(Executor):
-    """Records launches; each run ends when the test says so."""
-
-    def __init__(self) -> None:
-        self.launched: list[RunSpec] = []
-        self.pending: dict[str, asyncio.Future[ExitRecord]] = {}
-
-    async def launch(self, spec: RunSpec) -> asyncio.Future[ExitRecord]:
-        self.launched.append(spec)
-        future: asyncio.Future[ExitRecord] = asyncio.get_running_loop().create_future()
-        self.pending[spec.run_id] = future
-        return future
-
-    async def reattach(self, run_id: str, run_dir: Path) -> asyncio.Future[ExitRecord]:
-        raise AssertionError("not used here")
-
-    def kill(self, run_id: str) -> bool:
-        self.end(run_id, RunStatus.KILLED)
-        return True
-
-    def end(self, run_id: str, status: RunStatus) -> None:
-        future = self.pending.pop(run_id)
-        future.set_result(ExitRecord(status, 0, "test", datetime.now(UTC)))
+from .fakes import (
+    START,
+    UTC,
+    BlockingStore,
+    Clock,
+    FakeExecutor,
+    open_store,
+    orchestration,
+    scheduled_task,
+)
 
 
 async def test_timers_fire_in_order_and_can_be_replaced_or_cancelled() -> None:
@@ -96,7 +69,7 @@ async def test_a_sleeping_scheduler_wakes_for_an_earlier_timer() -> None:
     scheduler = Scheduler(lambda key, at: fired.set())
     scheduler.set("late", datetime.now(UTC) + timedelta(hours=1))
     scheduler.start()
-    await asyncio.sleep(0.05)  # the loop now sleeps for an hour
+    await asyncio.sleep(0)  # one turn of the event loop: the scheduler now sleeps for an hour
     scheduler.set("early", datetime.now(UTC))
     try:
         await asyncio.wait_for(fired.wait(), 5)  # without the wake-up this waits an hour
@@ -104,7 +77,7 @@ async def test_a_sleeping_scheduler_wakes_for_an_earlier_timer() -> None:
         await scheduler.stop()
 
 
-World = tuple[TaskManager, FakeExecutor, Clock, Store]
+World = tuple[TaskManager, FakeExecutor, Clock, BlockingStore]
 
 
 @pytest.fixture
@@ -113,74 +86,26 @@ def world(tmp_path: Path, jp_asyncio_loop: asyncio.AbstractEventLoop) -> Iterato
     store = Store(tmp_path / "orch.db")
     store.open()
     executor = FakeExecutor()
-    locks: dict[str, asyncio.Lock] = {}
-    runner = Runner(
-        RunSettings(tmp_path, "http://127.0.0.1/orch", 1.0, 16384),
-        store,
-        executor,
-        lambda key: locks.setdefault(key, asyncio.Lock()),
-    )
     clock = Clock(START)
     manager = TaskManager(
-        store, runner, TaskSettings(starting_deadline_seconds=60), runner._lock, clock
+        store,
+        executor,
+        RunSettings(DataDir(tmp_path), "http://127.0.0.1/orch", 1.0, 16384),
+        TaskSettings(starting_deadline_seconds=60),
+        clock=clock,
     )
-    yield manager, executor, clock, store
-    jp_asyncio_loop.run_until_complete(manager.stop())
-    jp_asyncio_loop.run_until_complete(runner.stop(kill_runs=False))
+    stack = AsyncExitStack()
+    jp_asyncio_loop.run_until_complete(manager.runner.start(stack))
+    jp_asyncio_loop.run_until_complete(manager.start(stack))
+    yield manager, executor, clock, BlockingStore(store)
+    jp_asyncio_loop.run_until_complete(stack.aclose())
     store.close()
 
 
-def orchestration(store: Store) -> Orchestration:
-    """A ready orchestration in the store."""
-    orch = Orchestration(
-        id=new_id(),
-        name="o",
-        file_name="o.zip",
-        file_size=1,
-        sha="0" * 64,
-        status=OrchestrationStatus.READY,
-        owner_id="me",
-        workspace_id=1,
-        entrypoint="main.py",
-        requirements=None,
-        created_at=START,
-        updated_at=START,
-    )
-    store.insert_orchestration(orch)
-    return orch
-
-
-def scheduled_task(
-    store: Store, orch: Orchestration, schedule: str, name: str | None = None, **extra: object
-) -> Task:
-    """A started scheduled task in the store."""
-    task = Task(
-        id=new_id(),
-        name=name,
-        workspace_id=1,
-        orch_id=orch.id,
-        orch_sha=orch.sha,
-        owner_id="me",
-        status=TaskStatus.STARTED,
-        run_type=RunType.SCHEDULED,
-        input_data={},
-        schedule=schedule,
-        timezone="UTC",
-        created_at=START - timedelta(hours=1),
-        updated_at=START,
-        **extra,  # type: ignore[arg-type]
-    )
-    store.insert_task(task)
-    return task
-
-
-async def settle(executor: FakeExecutor, count: int) -> None:
-    """Let background work run until `count` runs were launched."""
-    for _ in range(200):
-        if len(executor.launched) >= count:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"{len(executor.launched)} launches, expected {count}")
+async def settle(manager: TaskManager, executor: FakeExecutor, count: int) -> None:
+    """Let the task work started so far run to its end; then `count` runs were launched."""
+    await manager.idle()
+    assert len(executor.launched) == count
 
 
 async def test_catch_up_after_downtime_runs_the_latest_instant_once(world: World) -> None:
@@ -191,9 +116,9 @@ async def test_catch_up_after_downtime_runs_the_latest_instant_once(world: World
     store.update_task(task)
     clock.moment = START + timedelta(seconds=30)  # 12:00 is 30 s old: within the 60 s deadline
     await manager.take_scheduling()
-    await settle(executor, 1)
+    await settle(manager, executor, 1)
     runs = store.list_runs(task.id)
-    assert [(r.trigger, r.scheduled_for) for r in runs] == [("catch_up", START)]
+    assert [(r.trigger, r.scheduled_for) for r in runs] == [(Trigger.CATCH_UP, START)]
     missed = sorted(s.scheduled_for for s in store.list_skips(task.id))
     assert missed == [START - timedelta(minutes=m) for m in (40, 30, 20, 10)]
     assert manager.scheduler.get(task.id) == START + timedelta(minutes=10)
@@ -206,7 +131,7 @@ async def test_catch_up_past_the_deadline_runs_nothing(world: World) -> None:
     store.update_task(task)
     clock.moment = START + timedelta(minutes=5)  # 12:00 is 300 s old: past the deadline
     await manager.take_scheduling()
-    await asyncio.sleep(0.05)
+    await manager.idle()
     assert executor.launched == []
     assert len(store.list_skips(task.id)) == 3
 
@@ -218,14 +143,14 @@ async def test_instants_missed_past_the_deadline_are_listed_once(world: World) -
     store.update_task(task)
     clock.moment = START + timedelta(minutes=5)
     await manager.take_scheduling()
-    await asyncio.sleep(0.05)
+    await manager.idle()
     stored = store.get_task(task.id, 0)
     assert stored is not None and stored.last_fire_at == START  # accounted for
     # The next start (another server, a restart) finds nothing more to record.
     await manager.scheduler.stop()
     manager._unplan(task.id)
     await manager.take_scheduling()
-    await asyncio.sleep(0.05)
+    await manager.idle()
     assert len(store.list_skips(task.id)) == 3 and executor.launched == []
 
 
@@ -240,7 +165,7 @@ async def test_instants_of_a_pause_are_not_caught_up(world: World) -> None:
     # The server stops before the resumed task's next instant; another one takes over.
     await manager.stop()
     await manager.take_scheduling()
-    await asyncio.sleep(0.05)
+    await manager.idle()
     assert executor.launched == []
     assert store.list_skips(task.id) == []
     assert manager.scheduler.get(task.id) == START + timedelta(minutes=10)
@@ -255,20 +180,20 @@ async def test_a_lagging_loop_records_missed_instants_instead_of_a_flood(world: 
     await manager.take_scheduling()
     # The machine slept: the 12:01 timer is handled at 12:05:30.
     clock.moment = START + timedelta(minutes=5, seconds=30)
-    manager._due(task.id, START + timedelta(minutes=1))
-    await asyncio.sleep(0.05)
+    manager.scheduler.run_due()
+    await manager.idle()
     assert executor.launched == []  # 12:01 is 270 s late: past the 60 s deadline
     missed = sorted(s.scheduled_for for s in store.list_skips(task.id))
     assert missed == [START + timedelta(minutes=m) for m in (1, 2, 3, 4, 5)]
     assert manager.scheduler.get(task.id) == START + timedelta(minutes=6)
 
 
-def crash_looping_task(store: Store, failed_at: list[datetime]) -> Task:
+def crash_looping_task(store: BlockingStore, failed_at: list[datetime]) -> Task:
     """A continuous task in `crash_loop` whose runs failed 1 s after their start, at these
     moments (oldest first)."""
     task = scheduled_task(store, orchestration(store), "* * * * *")
     task.run_type, task.schedule, task.status = RunType.CONTINUOUS, None, TaskStatus.CRASH_LOOP
-    store.db.execute(
+    store.sql(
         "UPDATE tasks SET run_type = ?, schedule = NULL WHERE id = ?",
         (RunType.CONTINUOUS.value, task.id),
     )
@@ -287,21 +212,22 @@ async def test_a_crash_loop_keeps_its_back_off_through_a_restart(world: World) -
     # Three fast failures in a row: the next run waits 4 s from the last one's end.
     task = crash_looping_task(store, [START - timedelta(seconds=s) for s in (8, 5, 1)])
     await manager.take_scheduling()  # a new server: nothing in memory about this task
-    await asyncio.sleep(0.05)
+    await manager.idle()
     assert executor.launched == []  # not at once, which would restart the loop's count
     assert manager.scheduler.get(task.id) == START + timedelta(seconds=3)
+    clock.moment = START + timedelta(seconds=3) - timedelta(milliseconds=1)
+    manager.scheduler.run_due()
+    await settle(manager, executor, 0)  # not a moment too early
     clock.moment = START + timedelta(seconds=3)
-    manager._due(task.id, START + timedelta(seconds=3))
-    await settle(executor, 1)
-    assert len(executor.launched) == 1
+    manager.scheduler.run_due()
+    await settle(manager, executor, 1)
 
 
 async def test_a_crash_loop_whose_back_off_has_passed_restarts_at_once(world: World) -> None:
     manager, executor, _, store = world
     crash_looping_task(store, [START - timedelta(minutes=10)])
     await manager.take_scheduling()
-    await settle(executor, 1)
-    assert len(executor.launched) == 1
+    await settle(manager, executor, 1)
 
 
 async def test_one_instant_never_gets_two_runs(world: World) -> None:
@@ -309,14 +235,13 @@ async def test_one_instant_never_gets_two_runs(world: World) -> None:
     task = scheduled_task(store, orchestration(store), "0 0 1 1 *")
     manager.scheduling = True
     await asyncio.gather(manager.fire(task.id, START), manager.fire(task.id, START))
-    await asyncio.sleep(0.05)
+    await manager.idle()
     assert len(executor.launched) == 1
     assert len(store.list_runs(task.id)) == 1
 
 
 def test_the_store_refuses_a_second_run_of_one_instant(tmp_path: Path) -> None:
-    store = Store(tmp_path / "orch.db")
-    store.open()
+    store = open_store(tmp_path / "orch.db")
     task = scheduled_task(store, orchestration(store), "* * * * *")
     runs = [
         TaskRun(new_id(), task.id, RunStatus.RUNNING, START, START, scheduled_for=START)
@@ -324,6 +249,6 @@ def test_the_store_refuses_a_second_run_of_one_instant(tmp_path: Path) -> None:
     ]
     assert store.start_run(task, runs[0], None) is True
     assert store.start_run(task, runs[1], None) is False
-    manual = TaskRun(new_id(), task.id, RunStatus.RUNNING, START, START, trigger="manual")
+    manual = TaskRun(new_id(), task.id, RunStatus.RUNNING, START, START, trigger=Trigger.MANUAL)
     assert store.start_run(task, manual, None) is True  # no instant: no conflict
     store.close()

@@ -38,9 +38,10 @@ if TYPE_CHECKING:
 else:
     import _signal  # the C module behind `signal` (which would import `enum`)
 if TYPE_CHECKING or __name__ != "forkserver":
-    from . import supervise  # imported by the server, for `command`, `encode` and `decode`
+    from . import runfiles, supervise  # imported by the server, for `command`, `encode`...
 else:
-    import supervise  # the fork server itself: the package folder is on sys.path (BOOT)
+    import runfiles  # the fork server itself: the package folder is on sys.path (BOOT)
+    import supervise
 
 BOOT = (
     "import sys; started = set(sys.modules); sys.path.append(sys.argv[1]); import forkserver; "
@@ -94,7 +95,7 @@ def serve(fd: int) -> supervise.BecomeRun | None:
     poller = select.poll()
     poller.register(fd, select.POLLIN)
     poller.register(wake_r, select.POLLIN)
-    supervise.write_all(fd, encode({"ready": os.getpid()}))
+    runfiles.write_all(fd, encode({"ready": os.getpid()}))
     buffer = bytearray()
     while True:
         for ready, _ in poller.poll():
@@ -130,12 +131,12 @@ def _fork(request: dict[str, Any], own_fds: tuple[int, ...]) -> supervise.Become
     try:
         pid = os.fork()
     except OSError as exc:
-        supervise.write_all(own_fds[0], encode({"id": request["id"], "error": str(exc)}))
+        runfiles.write_all(own_fds[0], encode({"id": request["id"], "error": str(exc)}))
         return None
     if pid == 0:
         return _supervisor(request, own_fds)
     reply = {"id": request["id"], "pid": pid, "start": supervise.process_start_ticks(pid)}
-    supervise.write_all(own_fds[0], encode(reply))
+    runfiles.write_all(own_fds[0], encode(reply))
     return None
 
 
@@ -154,11 +155,13 @@ def _supervisor(request: dict[str, Any], own_fds: tuple[int, ...]) -> supervise.
         os.setpgid(0, 0)
         run_dir = request["dir"]
         os.makedirs(run_dir, exist_ok=True)
-        err = os.open(os.path.join(run_dir, "supervisor.err"), os.O_WRONLY | os.O_CREAT, 0o644)
+        err = os.open(
+            os.path.join(run_dir, runfiles.SUPERVISOR_ERR), os.O_WRONLY | os.O_CREAT, 0o644
+        )
         os.dup2(err, 1)
         os.dup2(err, 2)
         os.close(err)
-        supervise.write_spec(run_dir, request["spec"], binary=False)  # for people
+        runfiles.write_spec(run_dir, request["spec"], binary=False)  # for people
         code = supervise.supervise(run_dir, request["spec"], inline=request["inline"])
     except supervise.BecomeRun as job:
         return job  # this is the run's process now: up the stack, out of the loop, to its code

@@ -1,28 +1,23 @@
 """The run supervisor: starts one run's process, writes its log, and records how it ended.
 
 The server starts it with `command()` (``python -I -S -c BOOT PKGDIR RUN_DIR``) in a session of
-its own, so it does not die with the Jupyter server. ``RUN_DIR/spec.bin`` says what to run
-(``spec.json`` holds the same for people); the supervisor writes:
-
-- ``supervisor.json``: its pid and kernel start time (to re-attach after a server restart);
-- ``child.json``: the run process's pid, which is also its process group;
-- ``log``: every line the process prints, as ``<RFC 3339 ns>Z <stream> F|P <text>``;
-- ``exit.json``: the end of the run (status, exit code, reason, times), written atomically.
+its own, so it does not die with the Jupyter server. ``RUN_DIR/spec.bin`` says what to run; the
+supervisor writes ``supervisor.json``, ``child.json``, ``log`` and, last, ``exit.json`` there
+(`runfiles` describes them all, and writes them).
 
 SIGTERM to the supervisor means "kill the run": the run's process group gets SIGTERM, then
 SIGKILL after the grace period. The supervisor enforces the run's timeout the same way.
 
 Its start-up is on the path of every run, so it imports only built-in or already loaded
-modules: no ``subprocess`` (fork and exec below), ``shutil`` (`copy_tree`), ``json`` (the spec is
-marshalled, the records written by `encode_json`), ``typing``, nor ``signal`` (see below).
+modules: no ``subprocess`` (fork and exec below), ``shutil`` (`runfiles.copy_tree`), ``json``
+(the spec is marshalled, the records written by `runfiles.encode_json`), ``typing``, nor
+``signal`` (see below).
 """
 
 from __future__ import annotations
 
-import marshal
 import os
 import select
-import stat
 import sys
 import time
 
@@ -30,7 +25,7 @@ import time
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import signal as _signal  # `_signal` has no stubs; `signal` re-exports its whole API
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable
     from typing import Any, NoReturn
 
     Record = dict[str, str | int | None]
@@ -38,10 +33,15 @@ else:
     # The C module behind `signal`: the same functions, with signals as plain ints. `signal`
     # itself wraps them in enums, and importing `enum` costs ~3 ms.
     import _signal
+# Imported as part of the package by the server; by its top-level name in a supervisor or the
+# fork server, whose path holds this folder (BOOT), where `__package__` is empty.
+if TYPE_CHECKING or __package__:
+    from . import runfiles
+else:
+    import runfiles
 
-CHUNK = 1 << 16
+CHUNK = runfiles.CHUNK
 STREAMS = ("stdout", "stderr")
-SPEC_BIN = "spec.bin"
 # Run as an imported module, the supervisor's cached bytecode is used; a script is compiled at
 # every start. PKGDIR goes last on the path so that it never shadows a standard module.
 BOOT = (
@@ -65,160 +65,6 @@ def process_start_ticks(pid: int) -> int | None:
         return None
     # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
     return int(stat_line[stat_line.rindex(b")") + 2 :].split()[19])
-
-
-# -- files -------------------------------------------------------------------------------------
-
-
-def write_spec(run_dir: str, spec: dict[str, Any], binary: bool = True) -> None:
-    """Write a run's spec: `spec.json` for people, and `spec.bin` for a supervisor to read."""
-    # No fsync: only a supervisor reads the spec, and none survives a machine crash.
-    with open(os.path.join(run_dir, "spec.json"), "wb") as fh:
-        fh.write(encode_json(spec).encode("ascii"))
-    if binary:
-        with open(os.path.join(run_dir, SPEC_BIN), "wb") as fh:
-            marshal.dump(spec, fh)  # built in, so reading it costs the supervisor no import
-
-
-def read_spec(run_dir: str) -> dict[str, Any]:
-    """The run's spec: `spec.bin`, else `spec.json` (written by hand, or by another Python)."""
-    try:
-        with open(os.path.join(run_dir, SPEC_BIN), "rb") as fh:
-            spec: dict[str, Any] = marshal.load(fh)
-    # marshal's format belongs to a Python version: a supervisor run by another Python than
-    # the server's may not read it.
-    except (FileNotFoundError, ValueError, EOFError):
-        import json
-
-        with open(os.path.join(run_dir, "spec.json"), encoding="utf-8") as fh:
-            spec = json.load(fh)
-    return spec
-
-
-def write_json(path: str, data: Record, sync: bool = True) -> None:
-    """Write a flat JSON object atomically (write then rename); `sync`: fsync it first."""
-    tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
-    try:
-        write_all(fd, encode_json(data).encode("ascii"))
-        if sync:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-
-
-def encode_json(data: Mapping[str, object]) -> str:
-    """`json.dumps(data)` without `json`: dicts with str keys, lists, str, int, finite float,
-    bool and None (TypeError or ValueError for anything else)."""
-    return _json_value(data)
-
-
-def _json_value(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(int(value))
-    if isinstance(value, float):
-        if value - value != 0.0:  # NaN, or infinite (without importing math)
-            raise ValueError(f"not a finite number: {value!r}")
-        return float.__repr__(value)
-    if isinstance(value, str):
-        return _json_str(value)
-    if isinstance(value, dict):
-        if not all(isinstance(key, str) for key in value):
-            raise TypeError(f"JSON object keys must be str: {list(value)!r}")
-        return "{" + ", ".join(f"{_json_str(k)}: {_json_value(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(map(_json_value, value)) + "]"
-    raise TypeError(f"not a JSON value: {value!r}")
-
-
-_SHORT_ESCAPES = {
-    '"': '\\"',
-    "\\": "\\\\",
-    "\n": "\\n",
-    "\r": "\\r",
-    "\t": "\\t",
-    "\b": "\\b",
-    "\f": "\\f",
-}
-
-
-def _json_str(text: str) -> str:
-    """A JSON string in ASCII, escaped as `json.dumps` does (lone surrogates included)."""
-    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
-        return f'"{text}"'
-    return '"' + "".join(map(_json_char, text)) + '"'
-
-
-def _json_char(char: str) -> str:
-    if char in _SHORT_ESCAPES:
-        return _SHORT_ESCAPES[char]
-    if " " <= char <= "~":
-        return char
-    code = ord(char)
-    if code > 0xFFFF:  # beyond 16 bits: a UTF-16 surrogate pair
-        code -= 0x10000
-        return f"\\u{0xD800 | code >> 10:04x}\\u{0xDC00 | code & 0x3FF:04x}"
-    return f"\\u{code:04x}"
-
-
-def copy_tree(src: str, dst: str) -> None:
-    """Copy a folder into `dst`, following symbolic links: contents and modes, not times."""
-    modes: list[tuple[str, int]] = []
-    for folder, _, files in os.walk(src, followlinks=True, onerror=_raise):
-        target = os.path.normpath(os.path.join(dst, os.path.relpath(folder, src)))
-        os.makedirs(target, exist_ok=True)
-        modes.append((target, os.stat(folder).st_mode))
-        for name in files:
-            copy_file(os.path.join(folder, name), os.path.join(target, name))
-    # Folder modes last (as shutil.copytree does), so a read-only folder is still filled.
-    for target, mode in reversed(modes):
-        os.chmod(target, stat.S_IMODE(mode))
-
-
-def copy_file(src: str, dst: str) -> None:
-    """Copy a regular file's bytes and mode bits (as `shutil.copy`), in the kernel if it can."""
-    # O_NONBLOCK: a FIFO must be refused below, not block the open until a writer comes.
-    fd_in = os.open(src, os.O_RDONLY | os.O_NONBLOCK)
-    try:
-        mode = os.fstat(fd_in).st_mode
-        if not stat.S_ISREG(mode):
-            raise OSError(f"not a regular file: {src!r}")
-        fd_out = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            _copy_bytes(fd_in, fd_out)
-            os.fchmod(fd_out, stat.S_IMODE(mode))  # not filtered by the umask, unlike open's
-        finally:
-            os.close(fd_out)
-    finally:
-        os.close(fd_in)
-
-
-def _copy_bytes(fd_in: int, fd_out: int) -> None:
-    offset = 0
-    try:
-        while sent := os.sendfile(fd_out, fd_in, offset, 1 << 30):
-            offset += sent
-    except OSError:
-        if offset:
-            raise
-        # sendfile cannot copy between these two files: copy through user space instead.
-        while data := os.read(fd_in, CHUNK):
-            write_all(fd_out, data)
-
-
-def _raise(exc: OSError) -> None:
-    raise exc
-
-
-def write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 # -- the run's process -------------------------------------------------------------------------
@@ -404,7 +250,7 @@ class LogWriter:
         if self.out:
             data = b"".join(self.out)
             self.out.clear()
-            write_all(self.fd, data)
+            runfiles.write_all(self.fd, data)
 
 
 # -- the supervisor ----------------------------------------------------------------------------
@@ -417,7 +263,7 @@ class Supervisor:
         self.run_dir = run_dir
         self.spec = spec
         self.inline = inline  # the run's process is forked from this interpreter (no exec)
-        self.log = LogWriter(os.path.join(run_dir, "log"), int(spec.get("max_line", 16384)))
+        self.log = LogWriter(os.path.join(run_dir, runfiles.LOG), int(spec.get("max_line", 16384)))
         self.grace = float(spec.get("grace", 10.0))
         timeout = spec.get("timeout")
         self.deadline = time.monotonic() + float(timeout) if timeout else None
@@ -430,8 +276,8 @@ class Supervisor:
 
     def prepare_workdir(self) -> str:
         """A fresh copy of the orchestration's files; returns the entrypoint's folder in it."""
-        work = os.path.join(self.run_dir, "work")
-        copy_tree(self.spec["source"], work)
+        work = os.path.join(self.run_dir, runfiles.WORK)
+        runfiles.copy_tree(self.spec["source"], work)
         return os.path.join(work, self.spec.get("cwd", ""))
 
     def start(self) -> None:
@@ -451,7 +297,9 @@ class Supervisor:
             os.close(err_w)
         self.pipes = {out_r: "stdout", err_r: "stderr"}
         # Not fsynced: it names a process, and no process outlives a machine crash.
-        write_json(os.path.join(self.run_dir, "child.json"), {"pid": self.pid}, sync=False)
+        runfiles.write_json(
+            os.path.join(self.run_dir, runfiles.CHILD), {"pid": self.pid}, sync=False
+        )
 
     def signal_group(self, signum: int) -> None:
         """Send a signal to every process of the run."""
@@ -574,7 +422,7 @@ def _hold_std_fds() -> None:
 def run(run_dir: str) -> int:
     """Supervise the run described in RUN_DIR's spec to its end (a supervisor of its own)."""
     _hold_std_fds()
-    return supervise(run_dir, read_spec(run_dir))
+    return supervise(run_dir, runfiles.read_spec(run_dir))
 
 
 def supervise(run_dir: str, spec: dict[str, Any], inline: bool = False) -> int:
@@ -602,13 +450,13 @@ def supervise(run_dir: str, spec: dict[str, Any], inline: bool = False) -> int:
     me = os.getpid()
     # Not fsynced: it describes a live process, and none outlives a machine crash (a record
     # lost then reads as "supervisor gone", which is true).
-    path = os.path.join(run_dir, "supervisor.json")
-    write_json(path, {"pid": me, "start": process_start_ticks(me)}, sync=False)
+    path = os.path.join(run_dir, runfiles.SUPERVISOR)
+    runfiles.write_json(path, {"pid": me, "start": process_start_ticks(me)}, sync=False)
     started = time.time_ns()
     try:
         if sup.requested:
             raise InterruptedError("killed before it started")
-        write_files(run_dir, spec.get("files") or {})
+        runfiles.write_files(run_dir, spec.get("files") or {})
         sup.start()
     except InterruptedError as exc:
         record: Record = {"status": "killed", "exit_code": None, "reason": str(exc)}
@@ -620,7 +468,8 @@ def supervise(run_dir: str, spec: dict[str, Any], inline: bool = False) -> int:
         sup.pump(wake_r)
         record = sup.outcome()
     record["started_ns"], record["ended_ns"] = started, time.time_ns()
-    write_json(os.path.join(run_dir, "exit.json"), record)  # fsynced: the run's end must last
+    # fsynced: the run's end must last
+    runfiles.write_json(os.path.join(run_dir, runfiles.EXIT), record)
     return 0
 
 
@@ -644,18 +493,6 @@ def lower_priority(niceness: int) -> None:
         pass  # a higher nice value already, or not ours to change
     finally:
         os.close(fd)
-
-
-def write_files(run_dir: str, files: dict[str, str]) -> None:
-    """Write the small files the server hands the run (its arguments) into RUN_DIR."""
-    for name, text in files.items():
-        if os.path.basename(name) != name or name in ("", ".", ".."):
-            raise OSError(f"not a plain file name: {name!r}")
-        fd = os.open(os.path.join(run_dir, name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            write_all(fd, text.encode("utf-8"))
-        finally:
-            os.close(fd)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from traitlets import Bool, Float, Int, Type, Unicode, default, validate
 
 from .._version import __version__
 from .archive import ArchiveLimits
+from .datadir import DataDir
 from .executors import Executor
 from .executors.local import LocalExecutor
 from .handlers import routes
@@ -175,10 +176,10 @@ class OrchApp(ExtensionApp):
         package_log = logging.getLogger("jupyter_orch")
         package_log.parent = self.log
         package_log.setLevel(self.log.level)
-        data = Path(self.data_dir).expanduser().resolve()
+        data = DataDir(Path(self.data_dir).expanduser().resolve())
         assert self.serverapp is not None
         config = ServiceConfig(
-            data_dir=data,
+            data_dir=data.root,
             archive_limits=ArchiveLimits(self.max_archive_files, self.max_archive_bytes),
             kill_grace=self.kill_grace_seconds,
             max_line=self.max_log_line_bytes,
@@ -198,10 +199,10 @@ class OrchApp(ExtensionApp):
         )
         self.service = OrchService(
             config,
-            Store(data / "orch.db"),
+            Store(data.database),
             self._executor(),
             Packager(
-                data / "envs",
+                data.envs,
                 self.max_parallel_builds,
                 installer=self.env_installer,
                 max_idle_seconds=self.env_max_idle_days * 86400,
@@ -215,7 +216,7 @@ class OrchApp(ExtensionApp):
                 "jupyter_orch.max_upload_bytes": self.max_upload_bytes,
             }
         )
-        self.log.info("jupyter_orch %s: data in %s", __version__, data)
+        self.log.info("jupyter_orch %s: data in %s", __version__, data.root)
 
     def _executor(self) -> Executor:
         kind: Any = self.executor_class  # a concrete subclass: traitlets checked it

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -23,6 +23,25 @@ class Background:
         self._tasks.add(task)
         task.add_done_callback(self._done)
         return task
+
+    def every(self, seconds: float, work: Callable[[], Awaitable[None]]) -> asyncio.Future[Any]:
+        """Run `work` every `seconds` in the background, the first time `seconds` from now; a
+        failed round is logged and the next one tries again."""
+        return self.spawn(self._every(seconds, work))
+
+    async def _every(self, seconds: float, work: Callable[[], Awaitable[None]]) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await work()
+            except Exception:  # the next round tries again; one failure stops nothing
+                log.exception("jupyter_orch: %s failed (it runs again later)", self.what)
+
+    async def idle(self) -> None:
+        """Wait until no task is left, including those spawned meanwhile (so never while an
+        `every` loop runs)."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def _done(self, task: asyncio.Future[Any]) -> None:
         self._tasks.discard(task)

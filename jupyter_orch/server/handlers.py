@@ -23,9 +23,8 @@ from tornado.iostream import StreamClosedError
 
 from .errors import Forbidden, InvalidRequest, Missing, OrchError, TooLarge
 from .fields import Fields, as_uuid, parse_json_object
-from .models import ConcurrencyPolicy, RunStatus, RunType, Task
+from .models import ConcurrencyPolicy, RunStatus, RunType, Task, TaskQuery
 from .service import OrchService, TaskRequest
-from .store import TaskQuery
 from .upload import MultipartReceiver
 
 PREFIX = "/orch/v1/api"
@@ -164,7 +163,7 @@ class UploadHandler(OrchHandler):
         self.request.connection.set_max_body_size(self.max_upload + slack)  # type: ignore[union-attr]
         self.receiver = MultipartReceiver(
             self.request.headers.get("Content-Type", ""),
-            self.service.tmp_dir(),
+            self.service.data.tmp,
             self.max_upload,
         )
 

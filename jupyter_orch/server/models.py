@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import Enum
@@ -83,6 +84,23 @@ class RunType(str, Enum):
             RunType.SCHEDULED: "exec_orch_cron",
             RunType.CONTINUOUS: "exec_orch_service",
         }[self]
+
+
+class Trigger(str, Enum):
+    """What started a run; the values are the contract's `trigger` words."""
+
+    ONCE = "once"  # a run-once task's run (or a run that could not start at all)
+    SCHEDULE = "schedule"  # a cron instant, on time
+    CATCH_UP = "catch_up"  # the latest instant missed while no scheduler ran
+    MANUAL = "manual"  # `run_now`
+    CONTINUOUS = "continuous"  # a continuous task's next run
+
+
+class SkipReason(str, Enum):
+    """Why a scheduled instant did not run."""
+
+    MISSED = "missed"  # no scheduler ran in time (downtime, a suspended machine)
+    STILL_RUNNING = "skipped: a run was still running"  # `concurrency_policy` forbid
 
 
 #: Task statuses after which nothing more happens.
@@ -171,7 +189,7 @@ class TaskRun:
     status: RunStatus
     created_at: datetime
     updated_at: datetime
-    trigger: str = "once"
+    trigger: Trigger = Trigger.ONCE
     started_at: datetime | None = None
     ended_at: datetime | None = None
     exit_code: int | None = None
@@ -205,7 +223,7 @@ class TaskRun:
             "ended_at": iso(self.ended_at),
             "exit_code": self.exit_code,
             "reason": self.reason,
-            "trigger": self.trigger,
+            "trigger": self.trigger.value,
             "scheduled_for": iso(self.scheduled_for),
         }
 
@@ -238,7 +256,7 @@ class Skip:
 
     task_id: str
     scheduled_for: datetime
-    reason: str
+    reason: SkipReason
     recorded_at: datetime
 
     def to_json(self) -> dict[str, Any]:
@@ -246,7 +264,7 @@ class Skip:
         return {
             "task": self.task_id,
             "scheduled_for": iso(self.scheduled_for),
-            "reason": self.reason,
+            "reason": self.reason.value,
             "recorded_at": iso(self.recorded_at),
         }
 
@@ -322,3 +340,19 @@ class Task:
             "updated_at": iso(self.updated_at),
             "last_runs": [run.summary() for run in self.last_runs],
         }
+
+
+@dataclass
+class TaskQuery:
+    """Filters and paging of a task listing (every filter given must hold)."""
+
+    workspace_ids: Sequence[int] = ()
+    orch_ids: Sequence[str] = ()
+    orch_sha: str | None = None
+    killed: bool | None = None
+    created_range: tuple[datetime, datetime] | None = None
+    run_limit: int = 5
+    limit: int | None = None
+    # Keyset paging, newest first: only tasks older than this (created_at, id), the key of
+    # the last task of the previous page. A page costs the same however deep it is.
+    before: tuple[datetime, str] | None = None

@@ -1,8 +1,8 @@
 """Run mechanics: record a run, start its supervisor, learn its end, kill it, re-attach to it.
 
 What a run's end means for its task (a final status, the next continuous run, a pause that
-completes) is not decided here: `Runner` asks its owner through two hooks, so the run's end
-and the task's new status are written in one transaction.
+completes) is not decided here: `Runner` asks its owner (`RunEnds`, the task manager), so the
+run's end and the task's new status are written in one transaction.
 """
 
 from __future__ import annotations
@@ -11,30 +11,40 @@ import asyncio
 import hashlib
 import json
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 from .. import runtime
+from .._proc import runfiles
 from .background import Background
+from .datadir import DataDir
 from .executors import Executor, ExitRecord, RunSpec
 from .executors.base import base_env
-from .executors.local import append_note
-from .models import Orchestration, RunStatus, Task, TaskRun, TaskStatus, new_id, now
+from .models import Orchestration, RunStatus, Task, TaskRun, TaskStatus, Trigger, new_id, now
 from .packaging import Packager, isolate
 from .requirements import normalise_requirements
 from .store import Store
 
-Decide = Callable[[Task, TaskRun], None]
-AfterEnd = Callable[[Task | None, TaskRun], Awaitable[None]]
+
+class RunEnds(Protocol):
+    """What a run's end means for its task (the task manager decides)."""
+
+    def decide(self, task: Task, run: TaskRun) -> None:
+        """Set the task's status now that `run` has ended (written with the run's end)."""
+
+    async def after_end(self, task: Task | None, run: TaskRun) -> None:
+        """What follows once the end is written (the next continuous run, retention)."""
 
 
 @dataclass
 class RunSettings:
     """What every run of this server shares."""
 
-    data_dir: Path
+    data: DataDir
     callback_url: str
     kill_grace: float
     max_line: int
@@ -55,6 +65,7 @@ class Runner:
         store: Store,
         executor: Executor,
         locks: Callable[[str], asyncio.Lock],
+        ends: RunEnds,
         packager: Packager | None = None,
     ) -> None:
         self.settings = settings
@@ -62,25 +73,26 @@ class Runner:
         self.executor = executor
         self.packager = packager
         self._lock = locks
+        self._ends = ends
         self.active: dict[str, str] = {}  # run id -> task id
         self._tokens: dict[str, str] = {}  # token hash -> run id
         self._ended: dict[str, asyncio.Event] = {}
         self._watchers = Background("following a run")
-        self.decide: Decide = lambda task, run: None
-        self.after_end: AfterEnd = _nothing
 
-    def run_dir(self, run_id: str) -> Path:
-        """A run's log, records and working directory."""
-        return self.settings.data_dir / "runs" / run_id
-
-    def server_python(self) -> str:
-        """The interpreter of runs that need no environment of their own."""
-        return getattr(self.executor, "python", None) or "python3"
+    async def start(self, stack: AsyncExitStack, end_runs: bool = False) -> None:
+        """Start the executor. At stop (`stack` closing): with `end_runs`, end every active run
+        first; then stop the executor and stop following runs (they go on, re-attached by the
+        next server)."""
+        stack.push_async_callback(self._watchers.stop)
+        await self.executor.start()
+        stack.push_async_callback(self.executor.stop)
+        if end_runs:
+            stack.push_async_callback(self._end_runs)
 
     async def _environment(self, orch: Orchestration) -> tuple[str | None, str]:
         """The run's interpreter (None if its environment cannot be had) and why not."""
         if orch.requirements is None or self.packager is None:
-            return self.server_python(), ""
+            return self.executor.interpreter(), ""
         # Reused at once (and marked used); rebuilt if idle collection removed it meanwhile.
         built = await self.packager.ensure(normalise_requirements(orch.requirements))
         return built.python, built.error or ""
@@ -111,14 +123,14 @@ class Runner:
             {
                 "PYTHONUNBUFFERED": "1",
                 runtime.RUN_ID_VAR: run_id,
-                runtime.ARGS_FILE_VAR: str(self.run_dir(run_id) / "args.json"),
+                runtime.ARGS_FILE_VAR: str(self.settings.data.run_args(run_id)),
                 runtime.URL_VAR: self.settings.callback_url,
                 runtime.TOKEN_VAR: token,
             }
         )
         return env
 
-    def _new_run(self, task: Task, trigger: str, scheduled_for: datetime | None) -> TaskRun:
+    def _new_run(self, task: Task, trigger: Trigger, scheduled_for: datetime | None) -> TaskRun:
         stamp = now()
         return TaskRun(
             id=new_id(),
@@ -131,11 +143,11 @@ class Runner:
             scheduled_for=scheduled_for,
         )
 
-    async def start(
+    async def start_run(
         self,
         task: Task,
         orch: Orchestration,
-        trigger: str,
+        trigger: Trigger,
         scheduled_for: datetime | None = None,
     ) -> TaskRun | None:
         """Record a run, then start it (the row exists before the process); None if its
@@ -156,16 +168,16 @@ class Runner:
             env = isolate(env)  # the environment's own packages, not the server's path
         spec = RunSpec(
             run_id=run.id,
-            run_dir=self.run_dir(run.id),
+            run_dir=self.settings.data.run(run.id),
             argv=[python, "-u", entry.name],
             env=env,
-            source=self.settings.data_dir / "orchestrations" / orch.id,
+            source=self.settings.data.orchestration(orch.id),
             cwd=str(entry.parent) if str(entry.parent) != "." else "",
             timeout=task.timeout,
             grace=self.settings.kill_grace,
             max_line=self.settings.max_line,
             niceness=self.settings.niceness,
-            files={"args.json": json.dumps(task.input_data)},  # written by the supervisor
+            files={runfiles.ARGS: json.dumps(task.input_data)},  # written by the supervisor
         )
         try:
             future = await self.executor.launch(spec)
@@ -174,13 +186,15 @@ class Runner:
         self._follow(run, future)
         return run
 
-    async def record_unrun(self, task: Task, reason: str, trigger: str = "once") -> TaskRun:
+    async def record_unrun(
+        self, task: Task, reason: str, trigger: Trigger = Trigger.ONCE
+    ) -> TaskRun:
         """A run that could not start at all: a failure whose log says why."""
         run = self._new_run(task, trigger, None)
         task.status = TaskStatus.STARTED
         await self.store.call(self.store.start_run, task, run, None)
         self.active[run.id] = task.id
-        await asyncio.to_thread(_note_only, self.run_dir(run.id), reason)
+        await self.executor.note(self.settings.data.run(run.id), f"jupyter_orch: {reason}")
         await self._finish(run, ExitRecord(RunStatus.FAILURE, None, reason, now()))
         return run
 
@@ -203,12 +217,12 @@ class Runner:
         self._tokens = {h: r for h, r in self._tokens.items() if r != run.id}
         task = await self.store.call(self.store.get_task, run.task_id, 0)
         if task is not None:
-            self.decide(task, run)
+            self._ends.decide(task, run)
         await self.store.call(self.store.finish_run, run, task)
         event = self._ended.pop(run.id, None)
         if event is not None:
             event.set()
-        await self.after_end(task, run)
+        await self._ends.after_end(task, run)
 
     def kill(self, task_id: str) -> list[str]:
         """Ask every active run of a task to stop; their ids."""
@@ -225,33 +239,21 @@ class Runner:
             if token_hash:
                 self._tokens[token_hash] = run.id
             self.active[run.id] = run.task_id
-            self._follow(run, await self.executor.reattach(run.id, self.run_dir(run.id)))
+            self._follow(run, await self.executor.reattach(run.id, self.settings.data.run(run.id)))
 
-    async def stop(self, kill_runs: bool) -> None:
-        """Stop following runs; with `kill_runs`, end them first."""
-        if kill_runs:
-            events = [self.ended_event(run_id) for run_id in list(self.active)]
-            for task_id in set(self.active.values()):
-                self.kill(task_id)
-            if events:
-                await asyncio.wait(
-                    [asyncio.ensure_future(e.wait()) for e in events],
-                    timeout=self.settings.kill_grace + 5,
-                )
-        await self.executor.stop()
-        await self._watchers.stop()
-
-
-async def _nothing(task: Task | None, run: TaskRun) -> None:
-    return None
+    async def _end_runs(self) -> None:
+        """Kill every active run and wait for their ends (a grace period and a bit, at most)."""
+        events = [self.ended_event(run_id) for run_id in list(self.active)]
+        for task_id in set(self.active.values()):
+            self.kill(task_id)
+        if events:
+            await asyncio.wait(
+                [asyncio.ensure_future(e.wait()) for e in events],
+                timeout=self.settings.kill_grace + 5,
+            )
 
 
 def _done(record: ExitRecord) -> asyncio.Future[ExitRecord]:
     future: asyncio.Future[ExitRecord] = asyncio.get_running_loop().create_future()
     future.set_result(record)
     return future
-
-
-def _note_only(run_dir: Path, text: str) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    append_note(run_dir, f"jupyter_orch: {text}")

@@ -8,6 +8,7 @@
 
 Every status change of a task happens under that task's lock. Timers (cron instants, back-off)
 live in `Scheduler`, held only by the server that holds the data directory's scheduler lock.
+Runs start and end through the task manager's `Runner`, which asks it what each end means.
 """
 
 from __future__ import annotations
@@ -15,15 +16,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from .background import Background
 from .cron import Cron, backoff_seconds, catch_up, newest_fires, next_fire, parse_cron
 from .cron import parse_timezone as zone_of
 from .errors import Missing, WrongState
+from .executors import Executor
 from .models import (
     TASK_STATUS_FOR_RUN,
     ConcurrencyPolicy,
@@ -31,12 +34,15 @@ from .models import (
     OrchestrationStatus,
     RunStatus,
     RunType,
+    SkipReason,
     Task,
     TaskRun,
     TaskStatus,
+    Trigger,
     now,
 )
-from .runner import Runner
+from .packaging import Packager
+from .runner import Runner, RunSettings
 from .store import Store
 from .timers import Scheduler
 
@@ -56,6 +62,18 @@ class TaskSettings:
     backoff_max: float = 60.0
 
 
+class RunEndListener(Protocol):
+    """Told of every run's end once it is written (retention)."""
+
+    def run_ended(self, run: TaskRun) -> None:
+        """A run ended (called on the event loop; must not block)."""
+
+
+class _NoListener:
+    def run_ended(self, run: TaskRun) -> None:
+        return None
+
+
 @dataclass(frozen=True)
 class _Plan:
     cron: Cron
@@ -69,27 +87,47 @@ class TaskManager:
     def __init__(
         self,
         store: Store,
-        runner: Runner,
+        executor: Executor,
+        run_settings: RunSettings,
         settings: TaskSettings,
-        locks: Callable[[str], asyncio.Lock],
+        *,
+        packager: Packager | None = None,
+        listener: RunEndListener | None = None,
         clock: Callable[[], datetime] = now,
     ) -> None:
         self.store = store
-        self.runner = runner
         self.settings = settings
         self.clock = clock
-        self._lock = locks
+        self._locks: dict[str, asyncio.Lock] = {}
+        # Built here: the runner asks this manager what each run's end means (`RunEnds`).
+        self.runner = Runner(run_settings, store, executor, self.lock, self, packager)
+        self.listener: RunEndListener = listener or _NoListener()
         self.scheduler = Scheduler(self._due, clock)
         self.scheduling = False  # only the holder of the scheduler lock makes timed runs
         self._plans: dict[str, _Plan] = {}
         self._failures: dict[str, int] = {}
         self._background = Background("task work")
         self._spawn = self._background.spawn
-        self.on_run_end: Callable[[TaskRun], None] = lambda run: None
-        runner.decide = self.decide
-        runner.after_end = self.after_end
+
+    async def start(self, stack: AsyncExitStack) -> None:
+        """Ready to start tasks; timers and task work stop when `stack` closes (timers run
+        once this server takes the scheduling, `take_scheduling`)."""
+        stack.push_async_callback(self.stop)
+
+    def lock(self, task_id: str) -> asyncio.Lock:
+        """Serialises the status changes of one task (a kill against a run's end)."""
+        return self._locks.setdefault(task_id, asyncio.Lock())
+
+    async def idle(self) -> None:
+        """Wait until the task work started so far (and what it starts) is done."""
+        await self._background.idle()
 
     # -- helpers ----------------------------------------------------------------------------
+
+    def busy(self, task_ids: list[str]) -> list[str]:
+        """Those of some tasks that have a run going here, sorted."""
+        wanted = set(task_ids)
+        return sorted({task_id for task_id in self.runner.active.values() if task_id in wanted})
 
     def forget(self, task_ids: list[str]) -> None:
         """Drop the timers of deleted tasks."""
@@ -127,7 +165,7 @@ class TaskManager:
 
     async def begin(self, task_id: str) -> None:
         """Start a task that was waiting for its orchestration's packaging."""
-        async with self._lock(task_id):
+        async with self.lock(task_id):
             task = await self._task(task_id)
             if task.killed or task.status is not TaskStatus.PENDING:
                 return
@@ -148,14 +186,14 @@ class TaskManager:
     async def _begin_ready(self, task: Task, orch: Orchestration) -> None:
         if task.run_type is RunType.ONCE:
             task.status = TaskStatus.STARTED
-            await self.runner.start(task, orch, "once")
+            await self.runner.start_run(task, orch, Trigger.ONCE)
             return
         task.status = TaskStatus.STARTED
         await self._save(task)
         if task.run_type is RunType.SCHEDULED:
             self._plan(task, after=self.clock())
         elif self.scheduling:
-            await self.runner.start(task, orch, "continuous")
+            await self.runner.start_run(task, orch, Trigger.CONTINUOUS)
 
     # -- timers -----------------------------------------------------------------------------
 
@@ -195,13 +233,15 @@ class TaskManager:
             missed.insert(0, at)
             run_at = None
         if missed:
-            self._spawn(self.store.call(self.store.add_skips, task_id, missed, "missed"))
+            self._spawn(self.store.call(self.store.add_skips, task_id, missed, SkipReason.MISSED))
         if run_at is not None:
             self._spawn(self.fire(task_id, run_at))
 
-    async def fire(self, task_id: str, instant: datetime, trigger: str = "schedule") -> None:
+    async def fire(
+        self, task_id: str, instant: datetime, trigger: Trigger = Trigger.SCHEDULE
+    ) -> None:
         """Start the run of one scheduled instant, as the task's concurrency policy says."""
-        async with self._lock(task_id):
+        async with self.lock(task_id):
             task = await self.store.call(self.store.get_task, task_id, 0)
             if task is None or not task.live or task.status is not TaskStatus.STARTED:
                 return
@@ -209,7 +249,7 @@ class TaskManager:
             running = self.runner.running(task_id)
             if running and task.concurrency_policy is ConcurrencyPolicy.FORBID:
                 await self.store.call(
-                    self.store.add_skips, task_id, [instant], "skipped: a run was still running"
+                    self.store.add_skips, task_id, [instant], SkipReason.STILL_RUNNING
                 )
                 task.last_fire_at = instant
                 await self._save(task)
@@ -218,7 +258,7 @@ class TaskManager:
                 self.runner.kill(task_id)
             if orch is not None:
                 task.last_fire_at = instant
-                await self.runner.start(task, orch, trigger, scheduled_for=instant)
+                await self.runner.start_run(task, orch, trigger, scheduled_for=instant)
 
     # -- a run's end ------------------------------------------------------------------------
 
@@ -270,7 +310,7 @@ class TaskManager:
 
     async def after_end(self, task: Task | None, run: TaskRun) -> None:
         """Follow-ups of a run's end: the next continuous run, retention."""
-        self.on_run_end(run)
+        self.listener.run_ended(run)
         if task is None or task.run_type is not RunType.CONTINUOUS or not self.scheduling:
             return
         if task.killed or task.status not in (TaskStatus.STARTED, TaskStatus.CRASH_LOOP):
@@ -285,7 +325,7 @@ class TaskManager:
 
     async def _restart(self, task_id: str) -> None:
         """The next run of a continuous task (now, or at the end of its back-off)."""
-        async with self._lock(task_id):
+        async with self.lock(task_id):
             task = await self.store.call(self.store.get_task, task_id, 0)
             if task is None or not task.live:
                 return
@@ -295,13 +335,13 @@ class TaskManager:
                 return
             orch = await self._orch(task)
             if orch is not None and orch.status is OrchestrationStatus.READY:
-                await self.runner.start(task, orch, "continuous")
+                await self.runner.start_run(task, orch, Trigger.CONTINUOUS)
 
     # -- control ----------------------------------------------------------------------------
 
     async def kill(self, task_id: str) -> Task:
         """No new runs from the answer on; active runs get SIGTERM, then SIGKILL."""
-        async with self._lock(task_id):
+        async with self.lock(task_id):
             task = await self._task(task_id)
             if task.killed:
                 raise WrongState(f"task {task_id} is already killed")
@@ -318,7 +358,7 @@ class TaskManager:
 
     async def pause(self, task_id: str) -> Task:
         """No new runs; a running one finishes (`pending_pause` until it has)."""
-        async with self._lock(task_id):
+        async with self.lock(task_id):
             task = await self._task(task_id)
             if task.run_type is RunType.ONCE:
                 raise WrongState("only scheduled and continuous tasks can be paused")
@@ -334,7 +374,7 @@ class TaskManager:
 
     async def resume(self, task_id: str) -> Task:
         """Answer `pending_resume`; the task is `started` again once its next run is planned."""
-        async with self._lock(task_id):
+        async with self.lock(task_id):
             task = await self._task(task_id)
             if task.status not in (TaskStatus.PAUSED, TaskStatus.PENDING_PAUSE):
                 raise WrongState(f"task {task_id} is {task.status.value}, not paused")
@@ -347,7 +387,7 @@ class TaskManager:
         return task
 
     async def _resumed(self, task_id: str) -> None:
-        async with self._lock(task_id):
+        async with self.lock(task_id):
             task = await self._task(task_id)
             if task.killed or task.status is not TaskStatus.PENDING_RESUME:
                 return
@@ -362,7 +402,7 @@ class TaskManager:
 
     async def run_now(self, task_id: str) -> TaskRun:
         """One immediate run of a scheduled task, outside its schedule."""
-        async with self._lock(task_id):
+        async with self.lock(task_id):
             task = await self._task(task_id)
             if task.run_type is not RunType.SCHEDULED:
                 raise WrongState("run_now is for scheduled tasks; this task is not one")
@@ -378,7 +418,7 @@ class TaskManager:
             orch = await self._orch(task)
             if orch is None or orch.status is not OrchestrationStatus.READY:
                 raise WrongState("the task's orchestration is not ready")
-            run = await self.runner.start(task, orch, "manual")
+            run = await self.runner.start_run(task, orch, Trigger.MANUAL)
         assert run is not None  # manual runs have no instant, so no duplicate
         return run
 
@@ -408,7 +448,7 @@ class TaskManager:
 
     async def _settle(self, task: Task, catch_up_missed: bool) -> None:
         """Bring one live task without a timer back to its rule."""
-        async with self._lock(task.id):
+        async with self.lock(task.id):
             task = await self._task(task.id)
             running = self.runner.running(task.id)
             settled = task.status
@@ -445,7 +485,7 @@ class TaskManager:
         last = task.last_fire_at or task.created_at
         outcome = catch_up(plan.cron, plan.zone, last, moment, plan.deadline)
         if outcome.missed:
-            await self.store.call(self.store.add_skips, task.id, outcome.missed, "missed")
+            await self.store.call(self.store.add_skips, task.id, outcome.missed, SkipReason.MISSED)
             log.info(
                 "jupyter_orch: task %s missed %s%d scheduled runs while no scheduler ran",
                 task.id,
@@ -453,7 +493,8 @@ class TaskManager:
                 len(outcome.missed),
             )
         if outcome.run is not None:
-            self._spawn(self.fire(task.id, outcome.run, trigger="catch_up"))  # sets last_fire_at
+            # `fire` sets last_fire_at
+            self._spawn(self.fire(task.id, outcome.run, trigger=Trigger.CATCH_UP))
         elif outcome.missed:
             task.last_fire_at = outcome.missed[-1]  # accounted for: not listed again next time
             await self._save(task)

@@ -77,14 +77,18 @@ class Scheduler:
             return None
         return max(0.0, (self._heap[0][0] - moment).total_seconds())
 
+    def run_due(self) -> None:
+        """Act on every timer due by the clock's time now: what the loop does each time it
+        wakes (and a test that moves its clock by hand, instead of waiting)."""
+        for key, at in self._pop_due(self.clock()):
+            try:
+                self.on_due(key, at)
+            except Exception:  # one bad timer must not stop every other schedule
+                log.exception("jupyter_orch: timer %s failed", key)
+
     async def _run(self) -> None:
         while True:
-            moment = self.clock()
-            for key, at in self._pop_due(moment):
-                try:
-                    self.on_due(key, at)
-                except Exception:  # one bad timer must not stop every other schedule
-                    log.exception("jupyter_orch: timer %s failed", key)
+            self.run_due()
             self._wake.clear()
             delay = self._sleep_seconds(self.clock())
             with contextlib.suppress(asyncio.TimeoutError):

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from ..._proc import runfiles
+from ..._proc.supervise import Clock
 from ..models import RunStatus
 
 #: Variables of the server's own that a run must not inherit (it gets a token of its own).
@@ -18,6 +21,14 @@ SECRET_VARS = ("JUPYTER_TOKEN", "JPY_API_TOKEN", "JUPYTERHUB_API_TOKEN", "JPY_CO
 def base_env() -> dict[str, str]:
     """The environment every run starts from: the server's, without its secrets."""
     return {k: v for k, v in os.environ.items() if k not in SECRET_VARS}
+
+
+def append_note(run_dir: Path, text: str) -> None:
+    """Append a line of our own to a run's log, in the log's format (blocking)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    stamp = Clock().stamp(time.time_ns())
+    with open(run_dir / runfiles.LOG, "a", encoding="utf-8") as fh:
+        fh.write(f"{stamp} stderr F {text}\n")
 
 
 @dataclass
@@ -64,7 +75,20 @@ class ExitRecord:
 
 
 class Executor(ABC):
-    """Starts and stops runs; each launch returns a future resolved with the run's end."""
+    """Starts and stops runs; each launch returns a future resolved with the run's end.
+
+    Whatever the executor, a run's folder (its log, records and working directory) is on the
+    server's side, under the data directory.
+    """
+
+    def interpreter(self) -> str:
+        """The Python of runs that need no environment of their own, as named where runs
+        execute."""
+        return "python3"
+
+    async def note(self, run_dir: Path, text: str) -> None:
+        """Append a line of the server's own to a run's log (why it could not start)."""
+        await asyncio.to_thread(append_note, run_dir, text)
 
     async def start(self) -> None:  # noqa: B027 - optional hook
         """Prepare to launch runs."""

@@ -23,9 +23,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..._proc import forkserver, supervise
+from ..._proc import forkserver, runfiles, supervise
 from ..models import RunStatus, now
-from .base import Executor, ExitRecord, RunSpec, base_env
+from .base import Executor, ExitRecord, RunSpec, append_note, base_env
 
 log = logging.getLogger(__name__)
 
@@ -59,16 +59,9 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def append_note(run_dir: Path, text: str) -> None:
-    """Append a line of our own to a run's log, in the log's format."""
-    stamp = supervise.Clock().stamp(time.time_ns())
-    with open(run_dir / "log", "a", encoding="utf-8") as fh:
-        fh.write(f"{stamp} stderr F {text}\n")
-
-
 def read_exit(run_dir: Path, kill_requested: bool) -> ExitRecord:
     """The run's exit record; a supervisor that left none vanished (or was killed hard)."""
-    data = _read_json(run_dir / "exit.json")
+    data = _read_json(run_dir / runfiles.EXIT)
     if data is not None and data.get("status") in {s.value for s in RunStatus}:
         return ExitRecord(
             status=RunStatus(data["status"]),
@@ -90,7 +83,7 @@ def read_exit(run_dir: Path, kill_requested: bool) -> ExitRecord:
 
 def _kill_orphans(run_dir: Path) -> None:
     """Kill the process group of a run whose supervisor is gone, so no process survives it."""
-    child = _read_json(run_dir / "child.json")
+    child = _read_json(run_dir / runfiles.CHILD)
     if child and isinstance(child.get("pid"), int):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(child["pid"], signal.SIGKILL)
@@ -98,7 +91,7 @@ def _kill_orphans(run_dir: Path) -> None:
 
 def supervisor_alive(run_dir: Path) -> int | None:
     """The pid of the run's supervisor if that very process still runs (not a reused pid)."""
-    info = _read_json(run_dir / "supervisor.json")
+    info = _read_json(run_dir / runfiles.SUPERVISOR)
     if not info or not isinstance(info.get("pid"), int):
         return None
     pid: int = info["pid"]
@@ -110,7 +103,7 @@ def supervisor_alive(run_dir: Path) -> int | None:
 
 def spec_grace(run_dir: Path, default: float = 10.0) -> float:
     """The kill grace period the run's supervisor was started with (its spec says)."""
-    spec = _read_json(run_dir / "spec.json")
+    spec = _read_json(run_dir / runfiles.SPEC_JSON)
     grace = spec.get("grace") if spec else None
     if isinstance(grace, (int, float)) and not isinstance(grace, bool) and grace >= 0:
         return float(grace)
@@ -266,13 +259,17 @@ class LocalExecutor(Executor):
     RETRY_SECONDS = 30.0
 
     def __init__(self, python: str = sys.executable, fork_server: bool = True) -> None:
-        self.python = python
+        self.python = python  # the server's own interpreter, by default
         self.use_fork_server = fork_server
         self._runs: dict[str, _Watched] = {}
         self._fork: ForkServer | None = None
         self._fork_env = {**base_env(), "PYTHONUNBUFFERED": "1"}
         self._fork_settings = start_settings(self._fork_env)
         self._fork_retry_at = 0.0
+
+    def interpreter(self) -> str:
+        """The server's interpreter (runs execute on this machine)."""
+        return self.python
 
     async def start(self) -> None:
         """Start the fork server (runs start without it if it cannot be started)."""
@@ -340,7 +337,7 @@ class LocalExecutor(Executor):
     async def _recover(self, spec: RunSpec, wait: float = 5.0) -> asyncio.Future[ExitRecord]:
         """The fork server ended while asked to start a run: follow the run's supervisor if
         it started one, else the run failed to start."""
-        record = spec.run_dir / "supervisor.json"
+        record = spec.run_dir / runfiles.SUPERVISOR
         deadline = time.monotonic() + wait
         # Another process writes it, and nothing tells us when: look again, for a bounded time.
         while not record.exists() and time.monotonic() < deadline:  # noqa: ASYNC110
@@ -360,8 +357,8 @@ class LocalExecutor(Executor):
         15 ms against 6 ms for 17 spawns from a 300 MB process).
         """
         spec.run_dir.mkdir(parents=True, exist_ok=True)
-        supervise.write_spec(str(spec.run_dir), spec.to_json())
-        with open(spec.run_dir / "supervisor.err", "wb") as err:
+        runfiles.write_spec(str(spec.run_dir), spec.to_json())
+        with open(spec.run_dir / runfiles.SUPERVISOR_ERR, "wb") as err:
             proc = subprocess.Popen(
                 supervise.command(self.python, str(spec.run_dir)),
                 stdin=subprocess.DEVNULL,

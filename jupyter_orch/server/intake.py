@@ -1,0 +1,231 @@
+"""Orchestrations in and out: an upload checked and unpacked, packaged in the background, made
+from the Jupyter root's files, deleted with everything that belongs to it.
+
+An upload is all or nothing: the archive is checked before anything is written, extracted to a
+scratch folder, moved into place, and only then is its row written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import shutil
+import tempfile
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+from .archive import ArchiveLimits, extract_archive
+from .background import Background
+from .datadir import DataDir
+from .errors import WrongState
+from .models import Orchestration, OrchestrationStatus, TaskQuery, new_id, now
+from .packaging import Packager
+from .requirements import check_requirements, normalise_requirements
+from .store import Store
+from .tasks import TaskManager
+from .upload import bundle_path, resolve_inside
+
+
+class Intake:
+    """Uploads, packaging and deletion of the orchestrations of one data directory."""
+
+    def __init__(
+        self,
+        data: DataDir,
+        store: Store,
+        packager: Packager,
+        tasks: TaskManager,
+        *,
+        limits: ArchiveLimits,
+        allow_requirement_options: bool = False,
+        root_dir: Path | None = None,
+    ) -> None:
+        self.data = data
+        self.store = store
+        self.packager = packager
+        self.tasks = tasks
+        self.limits = limits
+        self.allow_requirement_options = allow_requirement_options
+        self.root_dir = root_dir
+        self._background = Background("packaging")
+
+    async def start(self, stack: AsyncExitStack) -> None:
+        """Tidy what a stopped server left half done; packaging stops when `stack` closes."""
+        await asyncio.to_thread(self._clean_scratch)
+        stack.push_async_callback(self._background.stop)
+
+    def _clean_scratch(self) -> None:
+        shutil.rmtree(self.data.tmp, ignore_errors=True)
+        self.data.tmp.mkdir(parents=True, exist_ok=True)
+        for leftover in self.data.unpacking_leftovers():
+            shutil.rmtree(leftover, ignore_errors=True)
+        self.packager.clean_incomplete()
+
+    async def resume(self) -> None:
+        """Package what a stopped server left unpackaged; begin tasks of ready orchestrations
+        that still wait (the scheduler holder, at take-over)."""
+        for status in (OrchestrationStatus.PENDING_PACKAGING, OrchestrationStatus.PACKAGING):
+            for orch in await self.store.call(self.store.list_orchestrations, (), status):
+                self._background.spawn(self._package(orch))
+        ready = await self.store.call(self.store.list_orchestrations, (), OrchestrationStatus.READY)
+        for orch in ready:
+            for task in await self.store.call(self.store.tasks_waiting_for, orch.id):
+                self._background.spawn(self.tasks.begin(task.id))
+
+    # -- in ---------------------------------------------------------------------------------
+
+    async def upload(
+        self,
+        zip_path: Path,
+        *,
+        file_name: str,
+        sha: str,
+        size: int,
+        workspace_id: int,
+        name: str | None,
+        owner: str,
+    ) -> Orchestration:
+        """Check and store an uploaded zip; packaging goes on in the background."""
+        orch_id = new_id()
+        info, requirements = await asyncio.to_thread(self._unpack, zip_path, orch_id, sha)
+        stamp = now()
+        orch = Orchestration(
+            id=orch_id,
+            name=name or Path(file_name).stem or orch_id,
+            file_name=file_name,
+            file_size=size,
+            sha=sha,
+            status=(
+                OrchestrationStatus.PENDING_PACKAGING
+                if requirements is not None
+                else OrchestrationStatus.READY
+            ),
+            owner_id=owner,
+            workspace_id=workspace_id,
+            entrypoint=info,
+            requirements=requirements,
+            image_path="" if requirements is not None else "server",
+            created_at=stamp,
+            updated_at=stamp,
+        )
+        try:
+            await self.store.call(self.store.insert_orchestration, orch)
+        except BaseException:
+            await asyncio.to_thread(shutil.rmtree, self.data.orchestration(orch_id), True)
+            raise
+        if requirements is not None:
+            self._background.spawn(self._package(orch))
+        return orch
+
+    async def create_from_path(
+        self, relative: str, workspace_id: int, name: str | None, owner: str
+    ) -> Orchestration:
+        """An orchestration from a folder or a `.py` file under the Jupyter root."""
+        if self.root_dir is None:
+            raise WrongState("this server has no Jupyter root to take files from")
+        target = resolve_inside(self.root_dir, relative)
+        fd, tmp = tempfile.mkstemp(prefix="bundle-", suffix=".zip", dir=self.data.tmp)
+        os.close(fd)
+        try:
+            file_name = await asyncio.to_thread(bundle_path, target, Path(tmp), self.limits)
+            sha, size = await asyncio.to_thread(_digest, Path(tmp))
+            return await self.upload(
+                Path(tmp),
+                file_name=file_name,
+                sha=sha,
+                size=size,
+                workspace_id=workspace_id,
+                name=name or target.name,
+                owner=owner,
+            )
+        finally:
+            await asyncio.to_thread(Path(tmp).unlink, True)
+
+    def _unpack(self, zip_path: Path, orch_id: str, sha: str) -> tuple[str, str | None]:
+        """Validate, extract to a scratch folder, then move into place (all or nothing)."""
+        scratch = self.data.unpacking(orch_id)
+        info = extract_archive(zip_path, scratch, self.limits)
+        try:
+            requirements = None
+            if info.requirements is not None:
+                requirements = (scratch / info.requirements).read_text("utf-8", "replace")
+                check_requirements(requirements, self.allow_requirement_options)
+            archive = self.data.archive(sha)
+            if not archive.exists():
+                shutil.copyfile(zip_path, archive.with_suffix(".part"))
+                os.replace(archive.with_suffix(".part"), archive)
+            os.replace(scratch, self.data.orchestration(orch_id))
+        except BaseException:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
+        return info.entrypoint, requirements
+
+    async def _package(self, orch: Orchestration) -> None:
+        """Build (or reuse) the orchestration's environment, then start waiting tasks."""
+        orch.status = OrchestrationStatus.PACKAGING
+        await self.store.call(self.store.update_orchestration, orch)
+        result = await self.packager.prepare(normalise_requirements(orch.requirements or ""))
+        build_log = self.data.build_log(orch.id)
+        await asyncio.to_thread(build_log.write_text, result.log, "utf-8")
+        orch.env_key, orch.build_seconds, orch.error = result.key, result.seconds, result.error
+        if result.error is None:
+            orch.status, orch.image_path = OrchestrationStatus.READY, f"env:{result.key}"
+        else:
+            orch.status = OrchestrationStatus.ERROR
+        await self.store.call(self.store.update_orchestration, orch)
+        for task in await self.store.call(self.store.tasks_waiting_for, orch.id):
+            await self.tasks.begin(task.id)
+
+    # -- out --------------------------------------------------------------------------------
+
+    async def delete(self, orchs: list[Orchestration], confirm: bool) -> dict[str, Any]:
+        """Delete orchestrations with their tasks, runs and files; without confirm, a preview."""
+        ids = [o.id for o in orchs]
+        tasks = await self.store.call(self.store.list_tasks, TaskQuery(orch_ids=ids, run_limit=0))
+        task_ids = [t.id for t in tasks]
+        busy = self.tasks.busy(task_ids)
+        run_ids = await self.store.call(self.store.run_ids, task_ids)
+        answer = {
+            "orchestrations": ids,
+            "tasks": task_ids,
+            "task_runs": len(run_ids),
+            "deleted": False,
+        }
+        if not confirm:
+            return answer
+        if busy:
+            raise WrongState(f"tasks {', '.join(busy)} still have runs running; kill them first")
+        await self.store.call(self.store.delete_orchestrations, ids)
+        self.tasks.forget(task_ids)
+        # An archive goes with its last orchestration (two uploads of one zip share it).
+        unused = [
+            sha
+            for sha in dict.fromkeys(o.sha for o in orchs)
+            if await self.store.call(self.store.count_sha_users, sha) == 0
+        ]
+        await asyncio.to_thread(self._remove_files, orchs, unused, run_ids)
+        answer["deleted"] = True
+        return answer
+
+    def _remove_files(
+        self, orchs: list[Orchestration], unused_shas: list[str], run_ids: list[str]
+    ) -> None:
+        for orch in orchs:
+            shutil.rmtree(self.data.orchestration(orch.id), ignore_errors=True)
+            self.data.build_log(orch.id).unlink(missing_ok=True)
+        for sha in unused_shas:
+            self.data.archive(sha).unlink(missing_ok=True)
+        for run_id in run_ids:
+            shutil.rmtree(self.data.run(run_id), ignore_errors=True)
+
+
+def _digest(path: Path) -> tuple[str, int]:
+    """SHA-256 and size of a file, read in chunks."""
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size

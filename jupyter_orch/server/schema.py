@@ -1,0 +1,257 @@
+"""The database's tables, how they are opened, and how rows become records.
+
+Times are stored as ISO 8601 text with their offset (UTC): text of one offset sorts as time.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from .models import (
+    ConcurrencyPolicy,
+    Orchestration,
+    OrchestrationStatus,
+    RunStatus,
+    RunType,
+    Skip,
+    SkipReason,
+    Task,
+    TaskRun,
+    TaskStatus,
+    Trigger,
+    Workspace,
+    now,
+)
+
+#: How many ids go in one `IN (...)` (well under SQLite's limit on variables).
+CHUNK = 500
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS workspaces (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    created_by TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS orchestrations (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    file_name TEXT NOT NULL,
+    file_size INTEGER NOT NULL,
+    sha TEXT NOT NULL,
+    status TEXT NOT NULL,
+    owner_id TEXT NOT NULL,
+    workspace_id INTEGER NOT NULL REFERENCES workspaces(id),
+    entrypoint TEXT NOT NULL,
+    requirements TEXT,
+    image_path TEXT NOT NULL DEFAULT '',
+    error TEXT,
+    env_key TEXT,
+    build_seconds REAL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS orchestrations_workspace ON orchestrations(workspace_id, created_at);
+CREATE INDEX IF NOT EXISTS orchestrations_sha ON orchestrations(sha);
+CREATE TABLE IF NOT EXISTS tasks (
+    id TEXT PRIMARY KEY,
+    name TEXT,
+    workspace_id INTEGER NOT NULL,
+    orch_id TEXT NOT NULL REFERENCES orchestrations(id),
+    orch_sha TEXT NOT NULL,
+    owner_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    run_type TEXT NOT NULL,
+    input_data TEXT NOT NULL,
+    killed INTEGER NOT NULL DEFAULT 0,
+    timeout INTEGER,
+    schedule TEXT,
+    timezone TEXT,
+    concurrency_policy TEXT NOT NULL DEFAULT 'allow',
+    starting_deadline_seconds INTEGER,
+    keep_runs INTEGER,
+    keep_days REAL,
+    last_fire_at TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tasks_workspace ON tasks(workspace_id, created_at);
+CREATE INDEX IF NOT EXISTS tasks_created ON tasks(created_at, id);
+CREATE INDEX IF NOT EXISTS tasks_orch ON tasks(orch_id);
+CREATE INDEX IF NOT EXISTS tasks_sha ON tasks(orch_sha);
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    task_id TEXT NOT NULL REFERENCES tasks(id),
+    status TEXT NOT NULL,
+    trigger TEXT NOT NULL,
+    exit_code INTEGER,
+    reason TEXT,
+    token_hash TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    started_at TEXT,
+    ended_at TEXT,
+    scheduled_for TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_task_updated ON runs(task_id, updated_at, created_at, id);
+CREATE INDEX IF NOT EXISTS runs_task_created ON runs(task_id, created_at);
+-- Runs by status, newest change last: the running runs, and the latest failures of every task.
+CREATE INDEX IF NOT EXISTS runs_status_updated ON runs(status, updated_at);
+DROP INDEX IF EXISTS runs_status;
+-- One scheduled instant never gets two runs, whatever happens (manual runs have no instant).
+CREATE UNIQUE INDEX IF NOT EXISTS runs_instant ON runs(task_id, scheduled_for);
+CREATE TABLE IF NOT EXISTS skips (
+    task_id TEXT NOT NULL REFERENCES tasks(id),
+    scheduled_for TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    recorded_at TEXT NOT NULL,
+    UNIQUE (task_id, scheduled_for)
+);
+"""
+
+
+def prepare(db: sqlite3.Connection) -> None:
+    """Set a new connection up: WAL, foreign keys, a busy timeout; create or migrate the
+    tables, and the default workspace."""
+    db.row_factory = sqlite3.Row
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("PRAGMA foreign_keys=ON")
+    db.execute("PRAGMA busy_timeout=5000")
+    db.executescript(SCHEMA)
+    if db.execute("SELECT COUNT(*) FROM schema_version").fetchone()[0] == 0:
+        db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+    db.execute(
+        "INSERT OR IGNORE INTO workspaces (id, name, created_by, created_at) "
+        "VALUES (1, 'default', '', ?)",
+        (stored(now()),),
+    )
+
+
+def transaction(db: sqlite3.Connection, statements: Iterable[tuple[str, Sequence[object]]]) -> None:
+    """Run several statements in one transaction: all of them land, or none."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for sql, params in statements:
+            db.execute(sql, params)
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def placeholders(values: Sequence[object]) -> str:
+    """`?,?,?`: one parameter per value."""
+    return ",".join("?" for _ in values)
+
+
+# -- times -------------------------------------------------------------------------------------
+
+
+def stored(value: datetime | None) -> str | None:
+    """A time as stored."""
+    return value.isoformat() if value is not None else None
+
+
+def time_or_none(value: str | None) -> datetime | None:
+    """A stored time, or None."""
+    return datetime.fromisoformat(value) if value is not None else None
+
+
+def time_of(value: str) -> datetime:
+    """A stored time that is always there."""
+    return datetime.fromisoformat(value)
+
+
+# -- rows -> records ---------------------------------------------------------------------------
+
+
+def as_workspace(row: sqlite3.Row) -> Workspace:
+    """A workspace row as its record."""
+    return Workspace(
+        id=row["id"],
+        name=row["name"],
+        created_by=row["created_by"],
+        created_at=time_of(row["created_at"]),
+    )
+
+
+def as_orchestration(row: sqlite3.Row) -> Orchestration:
+    """An orchestration row as its record."""
+    return Orchestration(
+        id=row["id"],
+        name=row["name"],
+        file_name=row["file_name"],
+        file_size=row["file_size"],
+        sha=row["sha"],
+        status=OrchestrationStatus(row["status"]),
+        owner_id=row["owner_id"],
+        workspace_id=row["workspace_id"],
+        entrypoint=row["entrypoint"],
+        requirements=row["requirements"],
+        image_path=row["image_path"],
+        error=row["error"],
+        env_key=row["env_key"],
+        build_seconds=row["build_seconds"],
+        created_at=time_of(row["created_at"]),
+        updated_at=time_of(row["updated_at"]),
+    )
+
+
+def as_task(row: sqlite3.Row) -> Task:
+    """A task row as its record (without its runs)."""
+    return Task(
+        id=row["id"],
+        name=row["name"],
+        workspace_id=row["workspace_id"],
+        orch_id=row["orch_id"],
+        orch_sha=row["orch_sha"],
+        owner_id=row["owner_id"],
+        status=TaskStatus(row["status"]),
+        run_type=RunType(row["run_type"]),
+        input_data=json.loads(row["input_data"]),
+        killed=bool(row["killed"]),
+        timeout=row["timeout"],
+        schedule=row["schedule"],
+        timezone=row["timezone"],
+        concurrency_policy=ConcurrencyPolicy(row["concurrency_policy"]),
+        starting_deadline_seconds=row["starting_deadline_seconds"],
+        keep_runs=row["keep_runs"],
+        keep_days=row["keep_days"],
+        last_fire_at=time_or_none(row["last_fire_at"]),
+        created_at=time_of(row["created_at"]),
+        updated_at=time_of(row["updated_at"]),
+    )
+
+
+def as_run(row: sqlite3.Row) -> TaskRun:
+    """A run row as its record."""
+    return TaskRun(
+        id=row["id"],
+        task_id=row["task_id"],
+        status=RunStatus(row["status"]),
+        trigger=Trigger(row["trigger"]),
+        exit_code=row["exit_code"],
+        reason=row["reason"],
+        created_at=time_of(row["created_at"]),
+        updated_at=time_of(row["updated_at"]),
+        started_at=time_or_none(row["started_at"]),
+        ended_at=time_or_none(row["ended_at"]),
+        scheduled_for=time_or_none(row["scheduled_for"]),
+    )
+
+
+def as_skip(row: sqlite3.Row) -> Skip:
+    """A skipped instant's row as its record."""
+    return Skip(
+        task_id=row["task_id"],
+        scheduled_for=time_of(row["scheduled_for"]),
+        reason=SkipReason(row["reason"]),
+        recorded_at=time_of(row["recorded_at"]),
+    )

@@ -1,0 +1,146 @@
+"""Test doubles and record builders shared by the engine's tests: a hand-moved clock, an
+executor whose runs end when the test says so, and rows to start from."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sqlite3
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, TypeVar
+
+from jupyter_orch.server.executors import Executor, ExitRecord, RunSpec
+from jupyter_orch.server.models import (
+    Orchestration,
+    OrchestrationStatus,
+    RunStatus,
+    RunType,
+    Task,
+    TaskStatus,
+    new_id,
+)
+from jupyter_orch.server.store import Store
+
+T = TypeVar("T")
+UTC = timezone.utc
+START = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, moment: datetime) -> None:
+        self.moment = moment
+
+    def __call__(self) -> datetime:
+        return self.moment
+
+
+class FakeExecutor(Executor):
+    """Records launches; each run ends when the test says so."""
+
+    def __init__(self) -> None:
+        self.launched: list[RunSpec] = []
+        self.pending: dict[str, asyncio.Future[ExitRecord]] = {}
+
+    async def launch(self, spec: RunSpec) -> asyncio.Future[ExitRecord]:
+        self.launched.append(spec)
+        future: asyncio.Future[ExitRecord] = asyncio.get_running_loop().create_future()
+        self.pending[spec.run_id] = future
+        return future
+
+    async def reattach(self, run_id: str, run_dir: Path) -> asyncio.Future[ExitRecord]:
+        raise AssertionError("not used here")
+
+    def kill(self, run_id: str) -> bool:
+        self.end(run_id, RunStatus.KILLED)
+        return True
+
+    def end(self, run_id: str, status: RunStatus) -> None:
+        future = self.pending.pop(run_id)
+        future.set_result(ExitRecord(status, 0, "test", datetime.now(UTC)))
+
+
+class BlockingStore:
+    """A test's hands on a store: each of its methods runs on the store's own thread (the
+    store's rule) and the test waits for it; `sql` runs a statement there."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.store, name)
+
+        def blocking(*args: Any, **kwargs: Any) -> Any:
+            return self.store.call_blocking(functools.partial(method, *args, **kwargs))
+
+        return blocking
+
+    def sql(self, statement: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
+        """The rows of one statement."""
+        return self.store.call_blocking(lambda: self.store.db.execute(statement, params).fetchall())
+
+    def with_connection(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """`fn(connection)`, on the store's thread."""
+        return self.store.call_blocking(lambda: fn(self.store.db))
+
+    def close(self) -> None:
+        """Close the store."""
+        self.store.close()
+
+
+def open_store(path: Path) -> BlockingStore:
+    """A new store at `path`, opened, for a test's direct use."""
+    store = Store(path)
+    store.open()
+    return BlockingStore(store)
+
+
+def orchestration(store: BlockingStore) -> Orchestration:
+    """A ready orchestration in the store."""
+    orch = Orchestration(
+        id=new_id(),
+        name="o",
+        file_name="o.zip",
+        file_size=1,
+        sha="0" * 64,
+        status=OrchestrationStatus.READY,
+        owner_id="me",
+        workspace_id=1,
+        entrypoint="main.py",
+        requirements=None,
+        created_at=START,
+        updated_at=START,
+    )
+    store.insert_orchestration(orch)
+    return orch
+
+
+def scheduled_task(
+    store: BlockingStore,
+    orch: Orchestration,
+    schedule: str,
+    name: str | None = None,
+    **extra: object,
+) -> Task:
+    """A started scheduled task in the store."""
+    task = Task(
+        id=new_id(),
+        name=name,
+        workspace_id=1,
+        orch_id=orch.id,
+        orch_sha=orch.sha,
+        owner_id="me",
+        status=TaskStatus.STARTED,
+        run_type=RunType.SCHEDULED,
+        input_data={},
+        schedule=schedule,
+        timezone="UTC",
+        created_at=START - timedelta(hours=1),
+        updated_at=START,
+        **extra,  # type: ignore[arg-type]
+    )
+    store.insert_task(task)
+    return task

@@ -1,0 +1,38 @@
+"""The store's one rule: its connection is used on the store's own thread, and only there."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+import pytest
+
+from jupyter_orch.server.store import Store, WrongThread
+
+
+async def test_a_statement_off_the_store_thread_fails_loudly(tmp_path: Path) -> None:
+    store = Store(tmp_path / "orch.db")
+    store.open()
+    try:
+        with pytest.raises(WrongThread, match="its own thread only"):
+            store.list_workspaces()  # the event loop's thread
+        with pytest.raises(WrongThread):
+            await asyncio.to_thread(store.count_sha_users, "0" * 64)  # a worker thread
+        with pytest.raises(AssertionError):  # what it is: a bug of the caller's
+            _ = store.db
+        # Through the store's thread, the same calls work.
+        assert [w.name for w in await store.call(store.list_workspaces)] == ["default"]
+        assert store.call_blocking(store.count_sha_users, "0" * 64) == 0
+        assert store.call_blocking(lambda: threading.current_thread().name).startswith("orch-db")
+    finally:
+        store.close()
+
+
+def test_a_closed_store_says_so_on_its_thread(tmp_path: Path) -> None:
+    store = Store(tmp_path / "orch.db")
+    store.open()
+    store.call_blocking(store._close_connection)
+    with pytest.raises(RuntimeError, match="not open"):
+        store.call_blocking(store.list_workspaces)
+    store.close()
