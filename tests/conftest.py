@@ -5,16 +5,20 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 import re
 import time
 import uuid
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tornado.httpclient import HTTPResponse
+
+from .fakes import make_wheel
+from .kernels import Kernel, StartKernel
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
@@ -192,3 +196,40 @@ class Api:
 def api(jp_fetch: Callable[..., Any]) -> Api:
     """A client of the running test server's orchestration API."""
     return Api(jp_fetch)
+
+
+@pytest.fixture
+def start_kernel(jp_serverapp: Any, jp_fetch: Callable[..., Any]) -> Iterator[StartKernel]:
+    """Start kernels as JupyterLab does: a session for a notebook at the server's root."""
+    clients: list[Any] = []
+
+    async def start() -> Kernel:
+        name = f"notebook-{len(clients)}.ipynb"
+        session = {"path": name, "name": name, "type": "notebook", "kernel": {"name": "python3"}}
+        response = await jp_fetch("api", "sessions", method="POST", body=json.dumps(session))
+        kernel_id = json.loads(response.body)["kernel"]["id"]
+        client = jp_serverapp.kernel_manager.get_kernel(kernel_id).client()
+        client.start_channels()
+        clients.append(client)
+        await client.wait_for_ready(timeout=60)
+        return Kernel(client)
+
+    yield start
+    for client in clients:
+        client.stop_channels()
+
+
+@pytest.fixture
+def local_wheels(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, jp_environ: None) -> None:
+    """Environment builds install from a folder of wheels, never from the network."""
+    folder = tmp_path / "wheels"
+    folder.mkdir()
+    make_wheel(folder, "orchdemo", "1.0")
+    monkeypatch.delenv("PYTHONPATH", raising=False)  # runs must not see the server's packages
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(folder))
+    for name in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "UV_CACHE_DIR", "UV_INDEX_URL"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("UV_DEFAULT_INDEX", "UV_INDEX", "UV_EXTRA_INDEX_URL", "UV_FIND_LINKS"):
+        monkeypatch.delenv(name, raising=False)

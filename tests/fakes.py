@@ -1,11 +1,14 @@
-"""Test doubles and record builders shared by the engine's tests: a hand-moved clock, an
-executor whose runs end when the test says so, and rows to start from."""
+"""Test doubles and record builders shared by the tests: a hand-moved clock, an executor whose
+runs end when the test says so, rows to start from, and tiny wheels for offline builds."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
+import hashlib
 import sqlite3
+import zipfile
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -144,3 +147,29 @@ def scheduled_task(
     )
     store.insert_task(task)
     return task
+
+
+def make_wheel(folder: Path, name: str, version: str, requires: tuple[str, ...] = ()) -> Path:
+    """A pure-Python wheel `name==version` whose package holds `__version__`, in `folder`."""
+    dist = name.replace("-", "_")
+    info = f"{dist}-{version}.dist-info"
+    metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+    files = {
+        f"{dist}/__init__.py": f'__version__ = "{version}"\n',
+        f"{info}/METADATA": metadata + "".join(f"Requires-Dist: {r}\n" for r in requires),
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\n"
+        "Tag: py3-none-any\n",
+    }
+    record = [
+        f"{path},{_digest(text.encode())},{len(text.encode())}" for path, text in files.items()
+    ]
+    files[f"{info}/RECORD"] = "\n".join([*record, f"{info}/RECORD,,"]) + "\n"
+    wheel = folder / f"{dist}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for path, text in files.items():
+            zf.writestr(path, text)
+    return wheel
+
+
+def _digest(data: bytes) -> str:
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()

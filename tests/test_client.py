@@ -17,8 +17,7 @@ import subprocess
 import sys
 import time
 import zipfile
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from itertools import islice
 from pathlib import Path
@@ -43,116 +42,13 @@ from jupyter_orch.sdk.logs import LogLine, LogLines
 from jupyter_orch.sdk.resources import TaskList
 
 from .conftest import make_zip
+from .kernels import StartKernel, server_url
 
 HELLO = "import jupyter_orch\nprint('hello,', jupyter_orch.task_args().get('name', 'world'))\n"
 FAR = "0 0 1 1 *"  # a schedule that does not fire during a test
 
 
 # -- a kernel started by the server ------------------------------------------------------------
-
-
-@dataclass
-class Execution:
-    """What one execute request produced: its reply and the messages it sent on IOPub."""
-
-    reply: dict[str, Any]
-    outputs: list[dict[str, Any]]
-
-    def _stream(self, name: str) -> str:
-        return "".join(
-            m["content"]["text"]
-            for m in self.outputs
-            if m["msg_type"] == "stream" and m["content"]["name"] == name
-        )
-
-    @property
-    def stdout(self) -> str:
-        """Everything printed to stdout."""
-        return self._stream("stdout")
-
-    @property
-    def stderr(self) -> str:
-        """Everything printed to stderr."""
-        return self._stream("stderr")
-
-    @property
-    def data(self) -> list[dict[str, Any]]:
-        """The mime bundles displayed (display_data and execute_result)."""
-        kinds = ("display_data", "execute_result")
-        return [m["content"]["data"] for m in self.outputs if m["msg_type"] in kinds]
-
-    @property
-    def error(self) -> tuple[str, str] | None:
-        """The error's name and value, when the cell failed."""
-        if self.reply["status"] != "error":
-            return None
-        return self.reply["ename"], self.reply["evalue"]
-
-    @property
-    def traceback(self) -> list[str]:
-        """The traceback lines sent with the error (none for a usage error)."""
-        return [
-            line
-            for m in self.outputs
-            if m["msg_type"] == "error"
-            for line in m["content"]["traceback"]
-        ]
-
-
-class Kernel:
-    """A kernel the test server started (POST api/kernels), driven over its channels."""
-
-    def __init__(self, client: Any) -> None:
-        self.client = client
-
-    async def run(self, code: str, timeout: float = 90) -> Execution:
-        """Execute code; what it produced, error or not."""
-        outputs: list[dict[str, Any]] = []
-        reply = await self.client.execute_interactive(
-            code, output_hook=outputs.append, timeout=timeout, allow_stdin=False
-        )
-        return Execution(reply["content"], outputs)
-
-    async def ok(self, code: str, timeout: float = 90) -> Execution:
-        """Execute code that must not fail."""
-        result = await self.run(code, timeout)
-        assert result.error is None, (result.error, result.stderr, result.traceback)
-        return result
-
-    async def value(self, expression: str) -> Any:
-        """The JSON value of an expression evaluated in the kernel."""
-        result = await self.ok(f"import json as _j\nprint(_j.dumps(({expression})))")
-        return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-StartKernel = Callable[[], Awaitable[Kernel]]
-
-
-@pytest.fixture
-def start_kernel(jp_serverapp: Any, jp_fetch: Callable[..., Any]) -> Iterator[StartKernel]:
-    """Start kernels as JupyterLab does: a session for a notebook at the server's root."""
-    clients: list[Any] = []
-
-    async def start() -> Kernel:
-        name = f"notebook-{len(clients)}.ipynb"
-        session = {"path": name, "name": name, "type": "notebook", "kernel": {"name": "python3"}}
-        response = await jp_fetch("api", "sessions", method="POST", body=json.dumps(session))
-        kernel_id = json.loads(response.body)["kernel"]["id"]
-        client = jp_serverapp.kernel_manager.get_kernel(kernel_id).client()
-        client.start_channels()
-        clients.append(client)
-        await client.wait_for_ready(timeout=60)
-        return Kernel(client)
-
-    yield start
-    for client in clients:
-        client.stop_channels()
-
-
-def server_url(serverapp: Any) -> str:
-    """The test server's URL, with its base_url."""
-    url: str = serverapp.connection_url
-    return url
 
 
 @pytest.fixture

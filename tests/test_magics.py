@@ -3,15 +3,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-from .test_client import Execution, Kernel, StartKernel, start_kernel
-from .test_packaging import make_wheel
-
-__all__ = ["start_kernel"]  # the fixture, shared with test_client
+from .kernels import Execution, Kernel, StartKernel
 
 
 async def loaded(start: StartKernel) -> Kernel:
@@ -97,22 +93,6 @@ async def test_timeout_ends_the_run(start_kernel: StartKernel) -> None:
     )
     assert result.stdout.startswith("going to sleep\n")
     assert "ended: timed_out" in result.stdout
-
-
-@pytest.fixture
-def local_wheels(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, jp_environ: None) -> None:
-    """Environment builds install from a folder of wheels, never from the network."""
-    folder = tmp_path / "wheels"
-    folder.mkdir()
-    make_wheel(folder, "orchdemo", "1.0")
-    monkeypatch.delenv("PYTHONPATH", raising=False)  # runs must not see the server's packages
-    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
-    monkeypatch.setenv("PIP_NO_INDEX", "1")
-    monkeypatch.setenv("PIP_FIND_LINKS", str(folder))
-    for name in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "UV_CACHE_DIR", "UV_INDEX_URL"):
-        monkeypatch.delenv(name, raising=False)
-    for name in ("UV_DEFAULT_INDEX", "UV_INDEX", "UV_EXTRA_INDEX_URL", "UV_FIND_LINKS"):
-        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.mark.timeout(180)

@@ -7,15 +7,12 @@ the one test marked `network`.
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import importlib.metadata
 import json
 import os
 import subprocess
 import sys
 import time
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +33,7 @@ from jupyter_orch.server.pipconfig import redact, uv_settings
 from jupyter_orch.server.requirements import check_requirements, normalise_requirements
 
 from .conftest import Api, make_zip, texts
+from .fakes import make_wheel
 
 SHOW = (
     "import importlib.util, sys\n"
@@ -46,32 +44,6 @@ SHOW = (
     "print(jupyter_orch.in_task())\n"  # the SDK is there without being listed
 )
 UNKNOWN = "surely-not-a-real-package-jupyter-orch"
-
-
-def make_wheel(folder: Path, name: str, version: str, requires: tuple[str, ...] = ()) -> Path:
-    """A pure-Python wheel `name==version` whose package holds `__version__`, in `folder`."""
-    dist = name.replace("-", "_")
-    info = f"{dist}-{version}.dist-info"
-    metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
-    files = {
-        f"{dist}/__init__.py": f'__version__ = "{version}"\n',
-        f"{info}/METADATA": metadata + "".join(f"Requires-Dist: {r}\n" for r in requires),
-        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\n"
-        "Tag: py3-none-any\n",
-    }
-    record = [
-        f"{path},{_digest(text.encode())},{len(text.encode())}" for path, text in files.items()
-    ]
-    files[f"{info}/RECORD"] = "\n".join([*record, f"{info}/RECORD,,"]) + "\n"
-    wheel = folder / f"{dist}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(wheel, "w") as zf:
-        for path, text in files.items():
-            zf.writestr(path, text)
-    return wheel
-
-
-def _digest(data: bytes) -> str:
-    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
 
 @pytest.fixture(scope="session")

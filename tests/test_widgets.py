@@ -24,10 +24,7 @@ from jupyter_orch.sdk.logs import LogLine
 from jupyter_orch.widgets import OrchestrationsPanel, TasksPanel, render, threads
 
 from .conftest import Api
-from .test_client import Kernel, StartKernel, server_url, start_kernel
-from .test_magics import local_wheels
-
-__all__ = ["local_wheels", "start_kernel"]  # fixtures
+from .kernels import Kernel, StartKernel, server_url
 
 HELLO = "import jupyter_orch\nprint('hello,', jupyter_orch.task_args().get('name', 'panel'))\n"
 TICKER = (
