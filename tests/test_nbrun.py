@@ -255,9 +255,6 @@ def test_rich_outputs_are_recorded_as_a_kernel_records_them(tmp_path: Path) -> N
     assert "[result] 42" in log
 
 
-@pytest.mark.skipif(
-    __import__("importlib").util.find_spec("pandas") is None, reason="pandas is not installed"
-)
 def test_a_dataframe_is_an_html_result(tmp_path: Path) -> None:
     done = execute(build(tmp_path, "import pandas as pd\npd.DataFrame({'a': [1, 2]})"))
     assert done.code == 0, done.stderr
@@ -445,10 +442,6 @@ def test_cells_run_in_the_notebooks_folder_as_main(tmp_path: Path) -> None:
     assert stream_text(notebook.cells[0]) == f"{folder} __main__ ['nb.ipynb'] helped\n"
 
 
-@pytest.mark.skipif(
-    __import__("importlib").util.find_spec("matplotlib") is None,
-    reason="matplotlib is not installed",
-)
 @pytest.mark.parametrize("magic", ["", "%matplotlib inline\n"])
 def test_matplotlib_figures_become_png_outputs(tmp_path: Path, magic: str) -> None:
     """With or without `%matplotlib inline`, a figure is an image/png display after its cell."""
