@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
+from jupyter_orch.server import retention_queries
 from jupyter_orch.server.executors import Executor, ExitRecord, RunSpec
 from jupyter_orch.server.models import (
     Orchestration,
@@ -24,6 +25,7 @@ from jupyter_orch.server.models import (
     TaskStatus,
     new_id,
 )
+from jupyter_orch.server.retention_queries import Pruned
 from jupyter_orch.server.store import Store
 
 T = TypeVar("T")
@@ -88,6 +90,10 @@ class BlockingStore:
     def with_connection(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """`fn(connection)`, on the store's thread."""
         return self.store.call_blocking(lambda: fn(self.store.db))
+
+    def prune_due(self, *args: Any) -> Pruned:
+        """One retention pass's queries (`retention_queries.prune_due`), on the store's thread."""
+        return self.with_connection(lambda db: retention_queries.prune_due(db, *args))
 
     def close(self) -> None:
         """Close the store."""

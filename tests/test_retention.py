@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from jupyter_orch.server import retention_queries
 from jupyter_orch.server.models import RunStatus, RunType, TaskRun, new_id, now
 from jupyter_orch.server.packaging import Packager
 from jupyter_orch.server.retention_queries import Pruned
@@ -194,14 +195,14 @@ def service(
 def count_calls(service: OrchService, monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     """The task ids of every `prune_due` call the service made (once it returned)."""
     calls: list[list[str]] = []
-    real = service.store.prune_due
+    real = retention_queries.prune_due
 
-    def counting(task_ids: list[str], *args: Any) -> Pruned:
-        pruned = real(task_ids, *args)
+    def counting(db: Any, task_ids: list[str], *args: Any) -> Pruned:
+        pruned = real(db, task_ids, *args)
         calls.append(list(task_ids))
         return pruned
 
-    monkeypatch.setattr(service.store, "prune_due", counting)
+    monkeypatch.setattr(retention_queries, "prune_due", counting)
     return calls
 
 

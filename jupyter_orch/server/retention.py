@@ -3,7 +3,7 @@
 A run's end puts its task in a pending set and, unless a pass is already scheduled, schedules
 one `delay` seconds later: a burst of runs ending together costs one pass. Every task also goes
 through a pass periodically (`prune_all`, `chunk` tasks per store call). A pass is one store
-call (`Store.prune_due`, with the queries of `retention_queries.py`); the runs' folders are then
+call (`retention_queries.prune_due` through `Store.query`); the runs' folders are then
 removed off the event loop. Tasks left with runs to remove (a limit was hit) wait for the next.
 """
 
@@ -14,6 +14,7 @@ import shutil
 from contextlib import AsyncExitStack
 from typing import Any
 
+from . import retention_queries
 from .background import Background
 from .datadir import DataDir
 from .models import TaskRun, now
@@ -81,8 +82,8 @@ class Retention:
     ) -> list[str]:
         """One retention pass over some tasks: one store call, then the runs' folders go;
         the ids of the runs removed."""
-        pruned = await self.store.call(
-            self.store.prune_due,
+        pruned = await self.store.query(
+            retention_queries.prune_due,
             task_ids,
             self.keep_runs,
             self.keep_days,

@@ -1,7 +1,7 @@
 """Which runs retention removes, found and deleted in a few statements over many tasks.
 
-Plain functions over the store's connection: `Store.prune_due` calls them on the database
-thread. The passes that call it, and the removal of the runs' folders, are `retention.py`'s.
+Plain functions over the store's connection, called on the database thread through
+`Store.query`. The passes that call it, and the removal of the runs' folders, are `retention.py`'s.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from . import retention_queries, schema
+from . import schema
 from .models import (
     FAILED_STATUSES,
     Activity,
@@ -37,7 +37,6 @@ from .models import (
     Workspace,
     now,
 )
-from .retention_queries import Pruned
 from .schema import (
     CHUNK,
     as_orchestration,
@@ -102,6 +101,11 @@ class Store:
         """Run one blocking store method on the database thread."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, lambda: fn(*args))
+
+    async def query(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(connection, *args)` on the database thread: for query modules (such as
+        `retention_queries`) that work on the connection rather than through a method."""
+        return await self.call(lambda: fn(self.db, *args))
 
     def call_blocking(self, fn: Callable[..., T], *args: Any) -> T:
         """Run one store method on the database thread and wait for it: for start-up,
@@ -541,20 +545,6 @@ class Store:
             sql += " LIMIT ?"
             params.append(limit)
         return [as_skip(row) for row in self.db.execute(sql, params).fetchall()]
-
-    def prune_due(
-        self,
-        task_ids: Sequence[str],
-        default_keep: int,
-        default_days: float,
-        at: datetime,
-        limit: int,
-        total: int,
-    ) -> Pruned:
-        """Apply retention to many tasks at once (`retention_queries.prune_due`)."""
-        return retention_queries.prune_due(
-            self.db, task_ids, default_keep, default_days, at, limit, total
-        )
 
     def task_ids(self) -> list[str]:
         """Every task id."""
