@@ -16,13 +16,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .sdk.base import ResourceList
 from .sdk.client import Client
 from .sdk.errors import ApiError, OrchClientError, ServerNotFound, ServerUnreachable
 from .sdk.logs import write_lines
 from .sdk.resources import (
     RUN_LIMIT,
     Orchestration,
-    ResourceList,
     Task,
     TaskList,
     TaskRun,
