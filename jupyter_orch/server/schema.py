@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import fields
 from datetime import datetime
+from typing import Any, TypeVar
 
 from .models import (
     ConcurrencyPolicy,
@@ -164,94 +166,54 @@ def time_or_none(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value is not None else None
 
 
-def time_of(value: str) -> datetime:
-    """A stored time that is always there."""
-    return datetime.fromisoformat(value)
-
-
 # -- rows -> records ---------------------------------------------------------------------------
+
+
+#: Columns holding times (ISO 8601 text), by the name of the record field they fill.
+TIME_FIELDS = frozenset(
+    {"created_at", "updated_at", "started_at", "ended_at", "scheduled_for", "last_fire_at"}
+    | {"recorded_at"}
+)
+R = TypeVar("R")
+
+
+def record(kind: type[R], row: sqlite3.Row, **convert: Callable[[Any], Any]) -> R:
+    """A record from its row: each field of the dataclass `kind` read from the column of its
+    name (fields without a column keep their defaults), times parsed, and a non-null value
+    passed through its converter when one is given (an Enum, `json.loads` ...)."""
+    columns = set(row.keys())
+    values = {}
+    for name in (f.name for f in fields(kind)):  # type: ignore[arg-type]
+        if name not in columns:
+            continue
+        value = row[name]
+        change = convert.get(name) or (time_or_none if name in TIME_FIELDS else None)
+        values[name] = change(value) if change is not None and value is not None else value
+    return kind(**values)
 
 
 def as_workspace(row: sqlite3.Row) -> Workspace:
     """A workspace row as its record."""
-    return Workspace(
-        id=row["id"],
-        name=row["name"],
-        created_by=row["created_by"],
-        created_at=time_of(row["created_at"]),
-    )
+    return record(Workspace, row)
 
 
 def as_orchestration(row: sqlite3.Row) -> Orchestration:
     """An orchestration row as its record."""
-    return Orchestration(
-        id=row["id"],
-        name=row["name"],
-        file_name=row["file_name"],
-        file_size=row["file_size"],
-        sha=row["sha"],
-        status=OrchestrationStatus(row["status"]),
-        owner_id=row["owner_id"],
-        workspace_id=row["workspace_id"],
-        entrypoint=row["entrypoint"],
-        requirements=row["requirements"],
-        image_path=row["image_path"],
-        error=row["error"],
-        env_key=row["env_key"],
-        build_seconds=row["build_seconds"],
-        created_at=time_of(row["created_at"]),
-        updated_at=time_of(row["updated_at"]),
-    )
+    return record(Orchestration, row, status=OrchestrationStatus)
 
 
 def as_task(row: sqlite3.Row) -> Task:
     """A task row as its record (without its runs)."""
-    return Task(
-        id=row["id"],
-        name=row["name"],
-        workspace_id=row["workspace_id"],
-        orch_id=row["orch_id"],
-        orch_sha=row["orch_sha"],
-        owner_id=row["owner_id"],
-        status=TaskStatus(row["status"]),
-        run_type=RunType(row["run_type"]),
-        input_data=json.loads(row["input_data"]),
-        killed=bool(row["killed"]),
-        timeout=row["timeout"],
-        schedule=row["schedule"],
-        timezone=row["timezone"],
-        concurrency_policy=ConcurrencyPolicy(row["concurrency_policy"]),
-        starting_deadline_seconds=row["starting_deadline_seconds"],
-        keep_runs=row["keep_runs"],
-        keep_days=row["keep_days"],
-        last_fire_at=time_or_none(row["last_fire_at"]),
-        created_at=time_of(row["created_at"]),
-        updated_at=time_of(row["updated_at"]),
-    )
+    convert: dict[str, Callable[[Any], Any]] = {"status": TaskStatus, "run_type": RunType}
+    convert.update(input_data=json.loads, killed=bool, concurrency_policy=ConcurrencyPolicy)
+    return record(Task, row, **convert)
 
 
 def as_run(row: sqlite3.Row) -> TaskRun:
     """A run row as its record."""
-    return TaskRun(
-        id=row["id"],
-        task_id=row["task_id"],
-        status=RunStatus(row["status"]),
-        trigger=Trigger(row["trigger"]),
-        exit_code=row["exit_code"],
-        reason=row["reason"],
-        created_at=time_of(row["created_at"]),
-        updated_at=time_of(row["updated_at"]),
-        started_at=time_or_none(row["started_at"]),
-        ended_at=time_or_none(row["ended_at"]),
-        scheduled_for=time_or_none(row["scheduled_for"]),
-    )
+    return record(TaskRun, row, status=RunStatus, trigger=Trigger)
 
 
 def as_skip(row: sqlite3.Row) -> Skip:
     """A skipped instant's row as its record."""
-    return Skip(
-        task_id=row["task_id"],
-        scheduled_for=time_of(row["scheduled_for"]),
-        reason=SkipReason(row["reason"]),
-        recorded_at=time_of(row["recorded_at"]),
-    )
+    return record(Skip, row, reason=SkipReason)
