@@ -98,7 +98,7 @@ export class OutputDrive implements Contents.IDrive {
     if (withContent) {
       this._fetched = null;
     }
-    const content = kept ?? (await this._api.getRunOutput(runId));
+    const content = withMetadata(kept ?? (await this._api.getRunOutput(runId)));
     const now = new Date().toISOString();
     return {
       name: path.slice(path.lastIndexOf('/') + 1),
@@ -187,6 +187,17 @@ export namespace OutputDrive {
 function fileName(title: string): string {
   const safe = title.replace(/[\u0000-\u001f/\\:]+/g, '-').trim();
   return `${safe || 'output'}.ipynb`;
+}
+
+/**
+ * The notebook with the `language_info` and `kernelspec` JupyterLab adds to a notebook
+ * without them once it is loaded, so that loading does not leave it changed ("unsaved").
+ */
+function withMetadata(content: INotebookContent): INotebookContent {
+  const metadata = { ...content.metadata };
+  metadata.language_info ??= { name: '' };
+  metadata.kernelspec ??= { name: '', display_name: '' };
+  return { ...content, metadata };
 }
 
 function trimSlashes(path: string): string {

@@ -55,9 +55,30 @@ describe('OutputDrive', () => {
       mimetype: 'application/x-ipynb+json',
       writable: false
     });
-    expect(model.content).toEqual(makeNotebook('hello from the notebook'));
+    expect(model.content.cells).toEqual(
+      makeNotebook('hello from the notebook').cells
+    );
     expect(Date.parse(model.last_modified)).not.toBeNaN();
     expect(api.calls).toEqual([`output ${runId}`]);
+  });
+
+  it('adds the metadata JupyterLab would add on loading, keeping the rest', async () => {
+    const bare = makeNotebook('x');
+    const model = await drive.get(`runs/${runId}.ipynb`);
+    expect(model.content.metadata).toEqual({
+      ...bare.metadata,
+      language_info: { name: '' },
+      kernelspec: { name: '', display_name: '' }
+    });
+    const full = {
+      ...bare,
+      metadata: {
+        kernelspec: { name: 'python3', display_name: 'Python 3' },
+        language_info: { name: 'python', version: '3.11.2' }
+      }
+    };
+    api.outputs.set(runId, full);
+    expect((await drive.get(`runs/${runId}.ipynb`)).content).toEqual(full);
   });
 
   it('takes runs/<run id>.ipynb too, with or without slashes around', async () => {
@@ -73,7 +94,7 @@ describe('OutputDrive', () => {
     await drive.get(path);
     api.outputs.set(runId, makeNotebook('later'));
     const model = await drive.get(path);
-    expect(model.content).toEqual(makeNotebook('later'));
+    expect(model.content.cells).toEqual(makeNotebook('later').cells);
     expect(api.calls).toEqual([`output ${runId}`, `output ${runId}`]);
   });
 
@@ -135,7 +156,9 @@ describe('OutputDrive', () => {
       const stat = await drive.get(path, { content: false });
       expect(stat.content).toBeNull();
       const model = await drive.get(path);
-      expect(model.content).toEqual(makeNotebook('hello from the notebook'));
+      expect(model.content.cells).toEqual(
+        makeNotebook('hello from the notebook').cells
+      );
       expect(api.calls).toEqual([`output ${runId}`]);
       // kept for one get only
       await drive.get(path);
