@@ -13,6 +13,11 @@ export interface ITaskForm {
   timeout: string;
 }
 
+/** Whether an entrypoint is a notebook (`main.ipynb`, `any/path.ipynb`). */
+export function isNotebook(entrypoint: string): boolean {
+  return entrypoint.toLowerCase().endsWith('.ipynb');
+}
+
 /** The orchestration a task is for. */
 export interface ITaskTarget {
   id: string;
