@@ -326,7 +326,7 @@ export function addCommands(options: ICommandsOptions): IDisposable {
   set.add(
     app.contextMenu.addItem({
       command: CommandIDs.openOutput,
-      selector: '.jp-OrchRunList-row',
+      selector: '.jp-OrchRunList[data-output="notebook"] .jp-OrchRunList-row',
       rank: 1
     })
   );

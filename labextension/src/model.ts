@@ -104,17 +104,25 @@ export class OrchModel implements IDisposable {
   }
 
   /**
+   * Whether the runs of a task (by default the selected one) keep an executed notebook: its
+   * orchestration, once loaded, has a `.ipynb` entrypoint.
+   */
+  runsNotebook(taskId: string | null = this._selectedTaskId): boolean {
+    const task = taskId ? this.task(taskId) : null;
+    const orch = task ? this.orchestrations.get(task.orch_id) : null;
+    return orch !== null && isNotebook(orch.entrypoint);
+  }
+
+  /**
    * The run whose executed notebook can be opened ("Open output"): run `runId` of task
-   * `taskId` (by default the selected run), when its task's orchestration runs a notebook
-   * (its entrypoint is a `.ipynb`); else null. The orchestration must be loaded.
+   * `taskId` (by default the selected run), when its task runs a notebook; else null.
    */
   runOutput(
     taskId: string | null = this._selectedTaskId,
     runId: string | null = this._selectedRunId
   ): IRunOutput | null {
-    const task = taskId && runId ? this.task(taskId) : null;
-    const orch = task ? this.orchestrations.get(task.orch_id) : null;
-    if (!task || !runId || !orch || !isNotebook(orch.entrypoint)) {
+    const task = taskId ? this.task(taskId) : null;
+    if (!task || !runId || !this.runsNotebook(task.id)) {
       return null;
     }
     const title = `${taskName(task)} – run ${runId.slice(0, 8)}`;

@@ -210,6 +210,8 @@ describe('OrchModel', () => {
 
     it("is offered for the selected run of a notebook's task", async () => {
       const { taskId, runId } = await selected('main.ipynb');
+      expect(model.runsNotebook()).toBe(true);
+      expect(model.runsNotebook(taskId)).toBe(true);
       expect(model.runOutput()).toEqual({
         taskId,
         runId,
@@ -224,6 +226,7 @@ describe('OrchModel', () => {
 
     it("is not offered for a main.py task's run", async () => {
       await selected('main.py');
+      expect(model.runsNotebook()).toBe(false);
       expect(model.runOutput()).toBeNull();
     });
 
