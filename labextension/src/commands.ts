@@ -172,6 +172,7 @@ export function addCommands(options: ICommandsOptions): IDisposable {
     const model = item.value;
     const ok =
       model.type === 'directory' ||
+      model.type === 'notebook' ||
       (model.type === 'file' && model.name.endsWith('.py'));
     return ok ? model : null;
   };
@@ -179,7 +180,8 @@ export function addCommands(options: ICommandsOptions): IDisposable {
   set.add(
     commands.addCommand(CommandIDs.createFromPath, {
       label: 'Create orchestration',
-      caption: 'Package this folder or .py file as an orchestration and run it',
+      caption:
+        'Package this folder, .py file or notebook as an orchestration and run it',
       icon: orchIcon,
       isVisible: () => packable() !== null,
       execute: async () => {
@@ -203,7 +205,9 @@ export function addCommands(options: ICommandsOptions): IDisposable {
           {
             id: orchId,
             name: orch?.name ?? item.name,
-            workspace_id: orch?.workspace_id ?? 1
+            workspace_id: orch?.workspace_id ?? 1,
+            entrypoint: orch?.entrypoint,
+            source: item.path
           },
           model
         );
@@ -306,7 +310,8 @@ export function addCommands(options: ICommandsOptions): IDisposable {
 
   for (const selector of [
     '.jp-DirListing-item[data-isdir="true"]',
-    '.jp-DirListing-item[data-file-type="python"]'
+    '.jp-DirListing-item[data-file-type="python"]',
+    '.jp-DirListing-item[data-file-type="notebook"]'
   ]) {
     set.add(
       app.contextMenu.addItem({

@@ -287,9 +287,11 @@ export class FakeApi implements IOrchApi {
     return { ...run, id: run.run_id };
   }
 
+  /** Like the server: a notebook is packaged as main.ipynb. */
   async createFromPath(path: string): Promise<string> {
     this._call(`create_from_path ${path}`);
-    const orch = makeOrch({ name: path.split('/').pop() });
+    const entrypoint = path.endsWith('.ipynb') ? 'main.ipynb' : 'main.py';
+    const orch = makeOrch({ name: path.split('/').pop(), entrypoint });
     this.orchestrations.unshift(orch);
     return orch.id;
   }

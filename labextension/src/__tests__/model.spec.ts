@@ -253,6 +253,19 @@ describe('OrchModel', () => {
       expect(model.runOutput(taskId, other)?.runId).toBe(other);
       expect(model.runOutput('no-such-task', other)).toBeNull();
     });
+
+    it('is offered for an orchestration made from a notebook', async () => {
+      const orchId = await model.createFromPath('work/analysis.ipynb');
+      expect(model.orchestrations.get(orchId)?.entrypoint).toBe('main.ipynb');
+      const taskId = await model.createTask({
+        kind: 'once',
+        request: { orch_id: orchId, workspace_id: 1, json: {} }
+      });
+      const run = api.addRun(api.tasks[0], 'running');
+      expect(api.tasks[0].id).toBe(taskId);
+      await model.refresh();
+      expect(model.runOutput()?.runId).toBe(run.run_id);
+    });
   });
 
   describe('beside the paged tasks', () => {
