@@ -24,11 +24,7 @@ export class LogView extends Widget {
 
     this._header = h('div', 'jp-OrchLogView-header');
     this._status = h('span', 'jp-OrchLogView-status');
-    this._output = h(
-      'button',
-      'jp-OrchLogView-output jp-mod-styled',
-      'Open output'
-    );
+    this._output = h('button', 'jp-OrchLogView-output', 'Open output');
     this._output.type = 'button';
     this._output.title =
       "Open the run's executed notebook, read-only (again: its newest copy)";
