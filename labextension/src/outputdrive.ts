@@ -229,7 +229,7 @@ function notFound(path: string): Error {
 function refuse<T>(what: string): Promise<T> {
   return Promise.reject(
     new Error(
-      `Cannot ${what} ${OUTPUT_DRIVE}: a run's output is read-only (Save As makes an editable copy)`
+      `Cannot ${what} ${OUTPUT_DRIVE}: a run's output is read-only (File > Download keeps a copy)`
     )
   );
 }
