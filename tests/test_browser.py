@@ -39,6 +39,9 @@ CHROMIUM = shutil.which("chromium") or (
 MANY_TASKS = 1000
 NOTEBOOK = "widgets.ipynb"
 WIDGET_TASK = "widget-task"
+NOTEBOOK_TASK = "notebook-task"
+NOTEBOOK_TEXT = "hello from the notebook orchestration"
+NOTEBOOK_CELL = "Lyon"
 
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)"
@@ -62,6 +65,33 @@ import jupyter_orch
 args = jupyter_orch.task_args()
 print(f"hello, {args.get('name', 'world')}", flush=True)
 """
+
+# main.ipynb of a notebook orchestration: one cell printing text and displaying an HTML table
+OUTPUT_NOTEBOOK = {
+    "cells": [
+        {
+            "cell_type": "code",
+            "execution_count": None,
+            "id": "a1b2c3d4",
+            "metadata": {},
+            "outputs": [],
+            "source": [
+                "from IPython.display import HTML, display\n",
+                f"print({NOTEBOOK_TEXT!r})\n",
+                "display(HTML(\n",
+                '    "<table><tr><th>city</th><th>runs</th></tr>"\n',
+                f'    "<tr><td>{NOTEBOOK_CELL}</td><td>3</td></tr></table>"\n',
+                "))",
+            ],
+        }
+    ],
+    "metadata": {
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+        "language_info": {"name": "python"},
+    },
+    "nbformat": 4,
+    "nbformat_minor": 5,
+}
 
 
 class Lab:
@@ -169,11 +199,12 @@ class Lab:
         )
         assert response.status_code == 201, response.text
 
-    def upload(self, name: str, main: str) -> str:
-        """Upload a zip holding `main.py`; the orchestration id."""
+    def upload(self, name: str, main: str, entrypoint: str = "main.py") -> str:
+        """Upload a zip holding `main` as `entrypoint` (main.py, main.ipynb); the
+        orchestration id."""
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w") as zf:
-            zf.writestr("main.py", main)
+            zf.writestr(entrypoint, main)
         response = self.session.post(
             f"{self.api}/orchestration/upload",
             files=[
@@ -220,8 +251,9 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
 def test_sidebar_in_chromium(lab: Lab) -> None:
     """Open the sidebar, read a task's live log, kill it through the dialog, create an
     orchestration from a folder through the context menu, open a failed run from its
-    notification, and stay responsive with a thousand tasks; then, in a notebook of the same
-    page, run a cell that displays `TasksPanel()` and see it list a task made through the API."""
+    notification, open a notebook run's executed copy ("Open output") read-only, and stay
+    responsive with a thousand tasks; then, in a notebook of the same page, run a cell that
+    displays `TasksPanel()` and see it list a task made through the API."""
     assert shutil.which("node"), "node is needed to drive the browser"
     ensure_playwright()
     page = lab.session.get(f"{lab.url}lab", timeout=30).text
@@ -242,6 +274,21 @@ def test_sidebar_in_chromium(lab: Lab) -> None:
     failing = lab.upload("failing", FAILING)
     lab.new_notebook(NOTEBOOK)
 
+    # a notebook orchestration, run once: its executed copy is what "Open output" shows
+    notebook_orch = lab.upload("notebook", json.dumps(OUTPUT_NOTEBOOK), "main.ipynb")
+    notebook_task = lab.post(
+        "task/run_once",
+        {"orch_id": notebook_orch, "workspace_id": 1, "name": NOTEBOOK_TASK},
+        status=201,
+    )
+    lab.wait_run(notebook_task["id"], "success")
+    notebook_run = lab.post("task/get_by_id", {"id": notebook_task["id"]})["last_runs"][0]
+    output = lab.session.get(
+        f"{lab.api}/task/get_run_output", params={"id": notebook_run["run_id"]}, timeout=30
+    )
+    assert output.status_code == 200, (output.status_code, output.text[:500])
+    assert NOTEBOOK_TEXT in output.text, output.text[:2000]
+
     if OUTPUT.exists():
         shutil.rmtree(OUTPUT)
     config = {
@@ -255,6 +302,13 @@ def test_sidebar_in_chromium(lab: Lab) -> None:
         "manyTasks": MANY_TASKS,
         "notebook": NOTEBOOK,
         "widgetTask": WIDGET_TASK,
+        "notebookTask": {
+            "id": notebook_task["id"],
+            "name": NOTEBOOK_TASK,
+            "runId": notebook_run["run_id"],
+            "text": NOTEBOOK_TEXT,
+            "cell": NOTEBOOK_CELL,
+        },
     }
     result = subprocess.run(
         ["node", str(SCRIPT)],
@@ -288,3 +342,5 @@ def test_sidebar_in_chromium(lab: Lab) -> None:
     shots = sorted(p.name for p in OUTPUT.glob("*.png"))
     assert len(shots) >= 10 and not any("FAILED" in s for s in shots), shots
     assert any(s.endswith("-tasks-panel-rendered.png") for s in shots), shots
+    assert any(s.endswith("-notebook-output-opened.png") for s in shots), shots
+    assert any(s.endswith("-notebook-output-dark-theme.png") for s in shots), shots

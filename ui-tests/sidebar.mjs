@@ -12,6 +12,9 @@
 //   manyTasks        how many tasks to add for the responsiveness step (0: skip it)
 //   notebook         a notebook of the Jupyter root, empty, for the ipywidgets step
 //   widgetTask       the name of the task that step adds (newest, so on the panel's first page)
+//   notebookTask     {id, name, runId, text, cell}: a task of a main.ipynb orchestration whose
+//                    run (runId) succeeded; its cell printed `text` and displayed an HTML
+//                    table whose first cell is `cell` (none: skip the Open output steps)
 //
 // Each step prints one line; on a failure the page is saved as NN-step-FAILED.png.
 
@@ -106,6 +109,102 @@ async function setTheme(page, theme, light) {
   });
   // let the theme's stylesheet settle before a screenshot
   await page.waitForTimeout(500);
+}
+
+/**
+ * Whether a page error is the one `@jupyter-widgets/jupyterlab-manager` throws for every
+ * notebook without a kernel (it reads `sessionContext.session.kernel` once the session is
+ * ready, and an output notebook has no session): not the extension's, and nothing follows.
+ */
+function isWidgetManagerNoKernel(error) {
+  return (
+    /reading 'kernel'/.test(String(error)) &&
+    /jupyter-widgets\/jupyterlab-manager/.test(error.stack ?? '')
+  );
+}
+
+/** Open output: a notebook run's executed copy, read-only in the main area. */
+async function notebookOutputSteps(page) {
+  const nb = config.notebookTask;
+  const search = page.locator(`${sidebar} .jp-OrchTaskList-search`);
+  const button = page.locator(`${sidebar} .jp-OrchLogView-output`);
+  const panel = page.locator('.jp-NotebookPanel:visible');
+
+  await step(page, 'notebook-output-offered', async () => {
+    await search.fill(nb.name);
+    await taskRow(page, nb.name).click();
+    await page
+      .locator(`${runRows}[aria-selected="true"][data-key="${nb.runId}"]`)
+      .waitFor();
+    await button.waitFor();
+    assert.equal(await button.textContent(), 'Open output');
+    // a run of a main.py task has none
+    await search.fill(config.task.name);
+    await taskRow(page, config.task.name).click();
+    await page.locator(`${runRows}[aria-selected="true"]`).waitFor();
+    await button.waitFor({ state: 'hidden' });
+    await search.fill(nb.name);
+    await taskRow(page, nb.name).click();
+    await button.waitFor();
+  });
+
+  await step(page, 'notebook-output-opened', async () => {
+    await button.click();
+    await panel
+      .locator('.jp-OutputArea-output', { hasText: nb.text })
+      .first()
+      .waitFor();
+    // the HTML output is rendered as a table, not shown as text
+    const table = panel.locator('.jp-RenderedHTMLCommon table', {
+      hasText: nb.cell
+    });
+    await table.waitFor();
+    assert.match(
+      await page
+        .locator('.lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current')
+        .textContent(),
+      new RegExp(`${nb.name} – run ${nb.runId.slice(0, 8)}\\.ipynb`)
+    );
+    // read-only, as JupyterLab shows a file that is not writable, and no kernel
+    await panel
+      .locator('.jp-Toolbar-item[data-jp-item-name="read-only-indicator"]')
+      .waitFor();
+    const state = await page.evaluate(() => {
+      const widget = window.jupyterapp.shell.currentWidget;
+      return {
+        path: widget.context.path,
+        writable: widget.context.contentsModel?.writable,
+        dirty: widget.context.model.dirty,
+        session: widget.context.sessionContext.session
+      };
+    });
+    assert.equal(
+      state.path,
+      `OrchOutputs:runs/${nb.runId}/${nb.name} – run ${nb.runId.slice(0, 8)}.ipynb`
+    );
+    assert.equal(state.writable, false);
+    assert.equal(state.dirty, false);
+    assert.equal(state.session, null);
+    await table.scrollIntoViewIfNeeded();
+  });
+
+  await step(page, 'notebook-output-dark-theme', async () => {
+    await setTheme(page, 'JupyterLab Dark', false);
+    await panel.locator('.jp-RenderedHTMLCommon table').first().waitFor();
+  });
+
+  await step(page, 'notebook-output-closed', async () => {
+    await setTheme(page, 'JupyterLab Light', true);
+    // opened again (the command the button runs), the same tab shows its newest copy
+    await page.evaluate(() =>
+      window.jupyterapp.commands.execute('jupyter-orch:open-output')
+    );
+    assert.equal(await panel.count(), 1);
+    await page.evaluate(() => window.jupyterapp.shell.currentWidget.close());
+    await panel.waitFor({ state: 'detached' });
+    assert.equal(await page.locator('.jp-Dialog').count(), 0, 'no save prompt');
+    await search.fill('');
+  });
 }
 
 const WIDGET_CELL = 'from jupyter_orch.widgets import TasksPanel\nTasksPanel()';
@@ -206,7 +305,11 @@ async function main() {
   const page = await context.newPage();
   page.setDefaultTimeout(TIMEOUT);
   const pageErrors = [];
-  page.on('pageerror', error => pageErrors.push(String(error)));
+  page.on('pageerror', error => {
+    if (!isWidgetManagerNoKernel(error)) {
+      pageErrors.push(String(error));
+    }
+  });
   page.on('console', message => {
     if (
       message.type() === 'error' &&
@@ -427,6 +530,10 @@ async function main() {
       await tab.click();
       await taskRow(page, 'unwatched').waitFor();
     });
+
+    if (config.notebookTask) {
+      await notebookOutputSteps(page);
+    }
 
     if (config.manyTasks > 0) {
       const made = [];

@@ -1,3 +1,5 @@
+import type { INotebookContent } from '@jupyterlab/nbformat';
+
 import { requestAPI, streamJSONLines } from './handler';
 import {
   FollowEvent,
@@ -93,6 +95,14 @@ export class OrchClient implements IOrchApi {
       task.request
     );
     return answer.id;
+  }
+
+  getRunOutput(runId: string): Promise<INotebookContent> {
+    const query = new URLSearchParams({ id: runId });
+    return requestAPI<INotebookContent>(
+      `task/get_run_output?${query.toString()}`,
+      { method: 'GET' }
+    );
   }
 
   followLogs(

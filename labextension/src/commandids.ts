@@ -8,7 +8,11 @@ export namespace CommandIDs {
   export const createFromPath = 'jupyter-orch:create-from-path';
   export const newTask = 'jupyter-orch:new-task';
   export const openRun = 'jupyter-orch:open-run';
+  export const openOutput = 'jupyter-orch:open-output';
 
   /** The commands whose state follows the selected task. */
   export const taskActions = [runNow, pauseResume, kill];
+
+  /** The commands whose state follows the selected run and its orchestration. */
+  export const runActions = [openOutput];
 }

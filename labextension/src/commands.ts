@@ -9,6 +9,7 @@ import { IFileBrowserFactory } from '@jupyterlab/filebrowser';
 import { Contents } from '@jupyterlab/services';
 import {
   addIcon,
+  notebookIcon,
   pauseIcon,
   refreshIcon,
   runIcon,
@@ -22,7 +23,8 @@ import { askForTask } from './createdialog';
 import { messageOf } from './errors';
 import { taskName } from './format';
 import { orchIcon } from './icons';
-import { OrchModel } from './model';
+import { IRunOutput, OrchModel } from './model';
+import { OutputOpener } from './outputview';
 import { OrchSidebar } from './sidebar';
 import { IOrchestration, ITask } from './types';
 
@@ -33,6 +35,8 @@ export interface ICommandsOptions {
   sidebar: OrchSidebar;
   browserFactory: IFileBrowserFactory | null;
   palette: ICommandPalette | null;
+  /** Opens runs' executed notebooks (null without a document manager). */
+  opener: OutputOpener | null;
 }
 
 /** Statuses in which a task can be killed, paused or run no more. */
@@ -40,10 +44,11 @@ const ENDED = new Set(['killed', 'pending_kill']);
 
 /**
  * Register the commands (sidebar actions, "Create orchestration" in the file browser,
- * opening a run's log), their menu and palette entries; dispose to remove them all.
+ * opening a run's log or its executed notebook), their menu and palette entries; dispose
+ * to remove them all.
  */
 export function addCommands(options: ICommandsOptions): IDisposable {
-  const { app, model, sidebar, browserFactory, palette } = options;
+  const { app, model, sidebar, browserFactory, palette, opener } = options;
   const { commands } = app;
   const set = new DisposableSet();
 
@@ -167,6 +172,7 @@ export function addCommands(options: ICommandsOptions): IDisposable {
     const model = item.value;
     const ok =
       model.type === 'directory' ||
+      model.type === 'notebook' ||
       (model.type === 'file' && model.name.endsWith('.py'));
     return ok ? model : null;
   };
@@ -174,7 +180,8 @@ export function addCommands(options: ICommandsOptions): IDisposable {
   set.add(
     commands.addCommand(CommandIDs.createFromPath, {
       label: 'Create orchestration',
-      caption: 'Package this folder or .py file as an orchestration and run it',
+      caption:
+        'Package this folder, .py file or notebook as an orchestration and run it',
       icon: orchIcon,
       isVisible: () => packable() !== null,
       execute: async () => {
@@ -198,7 +205,9 @@ export function addCommands(options: ICommandsOptions): IDisposable {
           {
             id: orchId,
             name: orch?.name ?? item.name,
-            workspace_id: orch?.workspace_id ?? 1
+            workspace_id: orch?.workspace_id ?? 1,
+            entrypoint: orch?.entrypoint,
+            source: item.path
           },
           model
         );
@@ -259,9 +268,50 @@ export function addCommands(options: ICommandsOptions): IDisposable {
     })
   );
 
+  /**
+   * The run "Open output" is for: `runId` (of `taskId`, else of the selected task), the
+   * run row under the context menu, or the selected run; null unless it has a notebook.
+   */
+  const outputOf = (args: ReadonlyPartialJSONObject): IRunOutput | null => {
+    let runId = typeof args.runId === 'string' ? args.runId : null;
+    const taskId = typeof args.taskId === 'string' ? args.taskId : null;
+    if (!runId) {
+      const row = app.contextMenuHitTest(node =>
+        node.classList.contains('jp-OrchRunList-row')
+      );
+      runId = row?.dataset.key ?? null;
+    }
+    return runId
+      ? model.runOutput(taskId ?? model.selectedTaskId, runId)
+      : model.runOutput();
+  };
+
+  set.add(
+    commands.addCommand(CommandIDs.openOutput, {
+      label: 'Open output',
+      caption:
+        "Open the run's executed notebook, read-only (open again: its newest copy)",
+      icon: notebookIcon,
+      isEnabled: args => opener !== null && outputOf(args) !== null,
+      isVisible: args => opener !== null && outputOf(args) !== null,
+      execute: async args => {
+        const output = outputOf(args);
+        if (!output || !opener) {
+          return;
+        }
+        try {
+          await opener.open(output);
+        } catch (error) {
+          await showErrorMessage('Open output failed', messageOf(error));
+        }
+      }
+    })
+  );
+
   for (const selector of [
     '.jp-DirListing-item[data-isdir="true"]',
-    '.jp-DirListing-item[data-file-type="python"]'
+    '.jp-DirListing-item[data-file-type="python"]',
+    '.jp-DirListing-item[data-file-type="notebook"]'
   ]) {
     set.add(
       app.contextMenu.addItem({
@@ -278,10 +328,21 @@ export function addCommands(options: ICommandsOptions): IDisposable {
       rank: 1
     })
   );
+  set.add(
+    app.contextMenu.addItem({
+      command: CommandIDs.openOutput,
+      selector: '.jp-OrchRunList[data-output="notebook"] .jp-OrchRunList-row',
+      rank: 1
+    })
+  );
 
   if (palette) {
     const category = 'Orchestrations';
-    for (const command of [CommandIDs.open, CommandIDs.refresh]) {
+    for (const command of [
+      CommandIDs.open,
+      CommandIDs.refresh,
+      CommandIDs.openOutput
+    ]) {
       set.add(palette.addItem({ command, category }));
     }
   }

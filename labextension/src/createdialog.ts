@@ -10,6 +10,7 @@ import {
   formProblems,
   ITaskForm,
   ITaskTarget,
+  notebookNote,
   parseArgs,
   parseTimeout,
   taskFromForm
@@ -22,15 +23,26 @@ const KINDS: { kind: TaskKind; label: string }[] = [
   { kind: 'continuous', label: 'Continuously' }
 ];
 
-/** The new-task form: how to run, schedule with its preview, arguments, timeout. */
+/**
+ * The new-task form: how to run, schedule with its preview, arguments, timeout; first, for
+ * a notebook, what its runs do with it (`note`).
+ */
 export class CreateTaskBody
   extends Widget
   implements Dialog.IBodyWidget<ITaskForm>
 {
-  constructor(form: ITaskForm, error: string | null = null) {
+  constructor(
+    form: ITaskForm,
+    error: string | null = null,
+    note: string | null = null
+  ) {
     super();
     this.addClass('jp-OrchCreateDialog');
     const id = `jp-OrchCreate-${Private.nextId++}`;
+
+    if (note) {
+      this.node.appendChild(h('p', 'jp-OrchCreateDialog-note', note));
+    }
 
     if (error) {
       const alert = h('div', 'jp-OrchCreateDialog-error', error);
@@ -170,10 +182,11 @@ export async function askForTask(
 ): Promise<string | null> {
   let form = defaultForm(target.name);
   let error: string | null = null;
+  const note = notebookNote(target);
   for (;;) {
     const result = await showDialog<ITaskForm>({
       title: `Run ${target.name}`,
-      body: new CreateTaskBody(form, error),
+      body: new CreateTaskBody(form, error, note),
       buttons: [
         Dialog.cancelButton({ label: 'Not now' }),
         Dialog.okButton({ label: 'Create task' })

@@ -4,6 +4,7 @@ import {
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
+import { IDocumentManager } from '@jupyterlab/docmanager';
 import { IFileBrowserFactory } from '@jupyterlab/filebrowser';
 import { IStatusBar } from '@jupyterlab/statusbar';
 
@@ -12,35 +13,57 @@ import { CommandIDs } from './commandids';
 import { addCommands } from './commands';
 import { OrchModel } from './model';
 import { FailureNotifier } from './notify';
+import { OutputDrive } from './outputdrive';
+import { OutputNotebookExtension, OutputOpener } from './outputview';
 import { OrchSidebar } from './sidebar';
 import { RunningStatus } from './statusitem';
 
 /**
  * The Orchestrations sidebar, the file browser's "Create orchestration", the status bar's
- * running count and the notifications of failed runs.
+ * running count, the notifications of failed runs, and the read-only drive (`OrchOutputs`)
+ * whose notebooks are the runs' executed copies ("Open output").
  */
 const plugin: JupyterFrontEndPlugin<void> = {
   id: 'jupyter_orch:plugin',
   description: 'Orchestrations, tasks, runs and live logs of jupyter_orch.',
   autoStart: true,
-  optional: [IFileBrowserFactory, IStatusBar, ICommandPalette, ILayoutRestorer],
+  optional: [
+    IFileBrowserFactory,
+    IStatusBar,
+    ICommandPalette,
+    ILayoutRestorer,
+    IDocumentManager
+  ],
   activate: (
     app: JupyterFrontEnd,
     browserFactory: IFileBrowserFactory | null,
     statusBar: IStatusBar | null,
     palette: ICommandPalette | null,
-    restorer: ILayoutRestorer | null
+    restorer: ILayoutRestorer | null,
+    docManager: IDocumentManager | null
   ): void => {
+    const api = new OrchClient();
     // while the sidebar is closed, only the status bar and notifications need the list
     const model: OrchModel = new OrchModel({
-      api: new OrchClient(),
+      api,
       isIdle: (): boolean => !sidebar.isVisible
     });
     const sidebar: OrchSidebar = new OrchSidebar({
       model,
       commands: app.commands
     });
-    addCommands({ app, model, sidebar, browserFactory, palette });
+    const contents = app.serviceManager.contents;
+    const drive = new OutputDrive({
+      api,
+      serverSettings: contents.serverSettings
+    });
+    contents.addDrive(drive);
+    app.docRegistry.addWidgetExtension(
+      'Notebook',
+      new OutputNotebookExtension()
+    );
+    const opener = docManager ? new OutputOpener({ drive, docManager }) : null;
+    addCommands({ app, model, sidebar, browserFactory, palette, opener });
     app.shell.add(sidebar, 'left', { rank: 600 });
     restorer?.add(sidebar, 'jupyter-orch-sidebar');
     if (statusBar) {

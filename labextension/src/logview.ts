@@ -1,6 +1,8 @@
+import { CommandRegistry } from '@lumino/commands';
 import { Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
+import { CommandIDs } from './commandids';
 import { badge, h } from './dom';
 import { duration, when } from './format';
 import { clockTime, ILogLine } from './logline';
@@ -9,16 +11,26 @@ import { OrchModel } from './model';
 
 /**
  * The selected run's log, live while the run goes on. It keeps to the newest line
- * unless the user scrolled up; "Follow" brings it back.
+ * unless the user scrolled up; "Follow" brings it back. A run of a notebook has an
+ * "Open output" button in the header, which opens its executed notebook.
  */
 export class LogView extends Widget {
-  constructor(model: OrchModel) {
+  constructor(model: OrchModel, commands: CommandRegistry) {
     super();
     this._model = model;
+    this._commands = commands;
     this.addClass('jp-OrchLogView');
     this.title.label = 'Log';
 
     this._header = h('div', 'jp-OrchLogView-header');
+    this._status = h('span', 'jp-OrchLogView-status');
+    this._output = h('button', 'jp-OrchLogView-output', 'Open output');
+    this._output.type = 'button';
+    this._output.title =
+      "Open the run's executed notebook, read-only (again: its newest copy)";
+    this._output.hidden = true;
+    this._output.addEventListener('click', this._onOutput);
+    this._header.append(this._status, this._output);
     this._body = h('div', 'jp-OrchLogView-body');
     this._body.tabIndex = 0;
     this._body.setAttribute('role', 'log');
@@ -34,6 +46,7 @@ export class LogView extends Widget {
     model.log.changed.connect(this._onLog, this);
     model.runs.changed.connect(this._renderHeader, this);
     model.selectionChanged.connect(this._renderHeader, this);
+    model.orchestrations.changed.connect(this._renderHeader, this);
     this._onLog(model.log, { reset: true, added: [] });
   }
 
@@ -49,6 +62,7 @@ export class LogView extends Widget {
     Signal.disconnectReceiver(this);
     this._body.removeEventListener('scroll', this._onScroll);
     this._jump.removeEventListener('click', this._onJump);
+    this._output.removeEventListener('click', this._onOutput);
     super.dispose();
   }
 
@@ -96,9 +110,11 @@ export class LogView extends Widget {
   private _renderHeader(): void {
     const model = this._model;
     const run = model.selectedRun;
-    this._header.replaceChildren();
+    const header = this._status;
+    header.replaceChildren();
+    this._output.hidden = model.runOutput() === null;
     if (!model.selectedRunId) {
-      this._header.textContent = model.selectedTaskId
+      header.textContent = model.selectedTaskId
         ? 'Select a run to see its log.'
         : 'Select a task, then a run, to see its log.';
       this._body.hidden = true;
@@ -137,9 +153,9 @@ export class LogView extends Widget {
     }
     parts.forEach((part, index) => {
       if (index > 0) {
-        this._header.append(' · ');
+        header.append(' · ');
       }
-      this._header.append(part);
+      header.append(part);
     });
   }
 
@@ -147,6 +163,14 @@ export class LogView extends Widget {
     const body = this._body;
     this._stick = body.scrollTop + body.clientHeight >= body.scrollHeight - 8;
     this._jump.hidden = this._stick;
+  };
+
+  private _onOutput = (): void => {
+    const output = this._model.runOutput();
+    if (output) {
+      const { taskId, runId } = output;
+      void this._commands.execute(CommandIDs.openOutput, { taskId, runId });
+    }
   };
 
   private _onJump = (): void => {
@@ -157,7 +181,10 @@ export class LogView extends Widget {
   };
 
   private _model: OrchModel;
+  private _commands: CommandRegistry;
   private _header: HTMLDivElement;
+  private _status: HTMLSpanElement;
+  private _output: HTMLButtonElement;
   private _body: HTMLDivElement;
   private _jump: HTMLButtonElement;
   private _stick = true;

@@ -3,11 +3,13 @@ import { ISignal, Signal } from '@lumino/signaling';
 
 import { ActivityModel } from './activitymodel';
 import { isNotFound } from './errors';
+import { taskName } from './format';
 import { LoadQueue } from './loadqueue';
 import { IRunEnd, LogModel } from './logmodel';
 import { OrchestrationsModel } from './orchestrationsmodel';
 import { Poller } from './poller';
 import { RunsModel } from './runsmodel';
+import { isNotebook } from './taskform';
 import { TasksModel } from './tasksmodel';
 import { IOrchApi, IRunNowAnswer, ITask, ITaskRun, NewTask } from './types';
 
@@ -99,6 +101,32 @@ export class OrchModel implements IDisposable {
   /** The selected task or run changed. */
   get selectionChanged(): ISignal<this, void> {
     return this._selectionChanged;
+  }
+
+  /**
+   * Whether the runs of a task (by default the selected one) keep an executed notebook: its
+   * orchestration, once loaded, has a `.ipynb` entrypoint.
+   */
+  runsNotebook(taskId: string | null = this._selectedTaskId): boolean {
+    const task = taskId ? this.task(taskId) : null;
+    const orch = task ? this.orchestrations.get(task.orch_id) : null;
+    return orch !== null && isNotebook(orch.entrypoint);
+  }
+
+  /**
+   * The run whose executed notebook can be opened ("Open output"): run `runId` of task
+   * `taskId` (by default the selected run), when its task runs a notebook; else null.
+   */
+  runOutput(
+    taskId: string | null = this._selectedTaskId,
+    runId: string | null = this._selectedRunId
+  ): IRunOutput | null {
+    const task = taskId ? this.task(taskId) : null;
+    if (!task || !runId || !this.runsNotebook(task.id)) {
+      return null;
+    }
+    const title = `${taskName(task)} – run ${runId.slice(0, 8)}`;
+    return { taskId: task.id, runId, title };
   }
 
   /** Whether the model is disposed. */
@@ -344,6 +372,14 @@ export class OrchModel implements IDisposable {
   private _selectedRunId: string | null = null;
   private _runPinned = false;
   private _selectionChanged = new Signal<this, void>(this);
+}
+
+/** A run with a notebook output, and what its tab is called. */
+export interface IRunOutput {
+  taskId: string;
+  runId: string;
+  /** "<task name> – run <first 8 characters of the run id>" */
+  title: string;
 }
 
 /** The model's options. */

@@ -5,7 +5,11 @@ import { ITaskRun } from './types';
 import { RowsPanel } from './rowspanel';
 import { VirtualRows } from './virtualrows';
 
-/** The selected task's runs, newest first; choosing one shows its log. */
+/**
+ * The selected task's runs, newest first; choosing one shows its log. The list is marked
+ * `data-output="notebook"` when the task runs a notebook (its rows' context menu then has
+ * Open output).
+ */
 export class RunList extends RowsPanel<ITaskRun> {
   constructor(model: OrchModel) {
     super();
@@ -24,6 +28,7 @@ export class RunList extends RowsPanel<ITaskRun> {
     this.node.appendChild(this.rows.node);
     model.runs.changed.connect(this._onRuns, this);
     model.selectionChanged.connect(this._onSelection, this);
+    model.orchestrations.changed.connect(this._onKind, this);
     this._onRuns();
   }
 
@@ -33,6 +38,16 @@ export class RunList extends RowsPanel<ITaskRun> {
       model.selectedTaskId ? 'No run yet.' : 'Select a task to see its runs.'
     );
     this.rows.setItems(model.runs.items);
+    this._onKind();
+  }
+
+  /** Whether the runs listed keep an executed notebook. */
+  private _onKind(): void {
+    if (this._model.runsNotebook()) {
+      this.node.dataset.output = 'notebook';
+    } else {
+      delete this.node.dataset.output;
+    }
   }
 
   private _onSelection(): void {

@@ -57,12 +57,14 @@ export class OrchSidebar extends SidePanel {
     this.addWidget(new OrchList(model));
     this.addWidget(new TaskList(model));
     this.addWidget(new RunList(model));
-    this.addWidget(new LogView(model));
+    this.addWidget(new LogView(model, commands));
     (this.content as AccordionPanel).setRelativeSizes([1, 3, 1.5, 3]);
 
     model.errorChanged.connect(this._onError, this);
     model.tasks.changed.connect(this._onState, this);
     model.selectionChanged.connect(this._onState, this);
+    model.runs.changed.connect(this._onState, this);
+    model.orchestrations.changed.connect(this._onState, this);
   }
 
   override dispose(): void {
@@ -84,9 +86,9 @@ export class OrchSidebar extends SidePanel {
     this._error.textContent = error ? `Cannot refresh: ${error}` : '';
   }
 
-  /** The selected task or its status changed: the action buttons follow. */
+  /** The selected task, its status or its run changed: the action buttons follow. */
   private _onState(): void {
-    for (const id of CommandIDs.taskActions) {
+    for (const id of [...CommandIDs.taskActions, ...CommandIDs.runActions]) {
       this._commands.notifyCommandChanged(id);
     }
   }

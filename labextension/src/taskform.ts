@@ -13,11 +13,41 @@ export interface ITaskForm {
   timeout: string;
 }
 
+/** Whether an entrypoint is a notebook (`main.ipynb`, `any/path.ipynb`). */
+export function isNotebook(entrypoint: string): boolean {
+  return entrypoint.toLowerCase().endsWith('.ipynb');
+}
+
 /** The orchestration a task is for. */
 export interface ITaskTarget {
   id: string;
   name: string;
   workspace_id: number;
+  /** What its runs run: `main.py`, `main.ipynb`… (unknown: not said). */
+  entrypoint?: string;
+  /** The file or folder of the Jupyter root it was just packaged from. */
+  source?: string;
+}
+
+/**
+ * What the new-task dialog says first about an orchestration that runs a notebook: what
+ * became of the notebook, where each run's executed copy is, and where the arguments go;
+ * null for one that runs code.
+ */
+export function notebookNote(target: ITaskTarget): string | null {
+  const { entrypoint, source } = target;
+  const fromNotebook = source !== undefined && isNotebook(source);
+  if (!fromNotebook && !(entrypoint && isNotebook(entrypoint))) {
+    return null;
+  }
+  const name = entrypoint && isNotebook(entrypoint) ? entrypoint : 'main.ipynb';
+  const intro = fromNotebook
+    ? `The notebook ${source} becomes ${name} of the orchestration, and each run executes it`
+    : `Each run executes the notebook ${name}`;
+  return (
+    `${intro} and keeps the executed copy: select the run and choose Open output. ` +
+    'The arguments are set as variables in a cell after the one tagged "parameters".'
+  );
 }
 
 /** A fresh form for an orchestration. */

@@ -4,6 +4,8 @@
  * to reach it.
  */
 
+import type { INotebookContent } from '@jupyterlab/nbformat';
+
 /** Where an orchestration's packaging stands. */
 export type OrchestrationStatus =
   'pending_packaging' | 'packaging' | 'ready' | 'error' | 'uninitialized';
@@ -232,6 +234,11 @@ export interface IOrchApi {
   runNow(taskId: string): Promise<IRunNowAnswer>;
   createFromPath(path: string, name?: string): Promise<string>;
   createTask(task: NewTask): Promise<string>;
+  /**
+   * The executed notebook of a run of a notebook orchestration (while the run goes on, the
+   * copy so far); rejects with `status` 404 for an unknown run or one without such output.
+   */
+  getRunOutput(runId: string): Promise<INotebookContent>;
   /**
    * Follow a run's log from line `from`: `onEvent` gets every JSON line; resolves when
    * the answer ends (after an `end` line, or early if the connection broke).

@@ -1,3 +1,5 @@
+import type { INotebookContent } from '@jupyterlab/nbformat';
+
 import {
   FollowEvent,
   IActivity,
@@ -70,6 +72,25 @@ export function makeRun(
   };
 }
 
+/** An executed notebook of one code cell that printed `text`. */
+export function makeNotebook(text: string): INotebookContent {
+  return {
+    nbformat: 4,
+    nbformat_minor: 5,
+    metadata: { jupyter_orch: { status: 'success' } },
+    cells: [
+      {
+        id: 'c1',
+        cell_type: 'code',
+        source: `print(${JSON.stringify(text)})`,
+        metadata: {},
+        execution_count: 1,
+        outputs: [{ output_type: 'stream', name: 'stdout', text: `${text}\n` }]
+      }
+    ]
+  };
+}
+
 /** A log line as the server writes it. */
 export function raw(text: string, stream = 'stdout', flag = 'F'): string {
   return `2026-01-01T00:00:00.000000001Z ${stream} ${flag} ${text}`;
@@ -106,6 +127,8 @@ export class FakeApi implements IOrchApi {
   tasks: ITask[] = [];
   runs = new Map<string, ITaskRun[]>();
   logs = new Map<string, string[]>();
+  /** The executed notebooks of runs (`task/get_run_output`), by run id. */
+  outputs = new Map<string, INotebookContent>();
   live = new Set<string>();
   follows: LiveFollow[] = [];
   calls: string[] = [];
@@ -264,9 +287,11 @@ export class FakeApi implements IOrchApi {
     return { ...run, id: run.run_id };
   }
 
+  /** Like the server: a notebook is packaged as main.ipynb. */
   async createFromPath(path: string): Promise<string> {
     this._call(`create_from_path ${path}`);
-    const orch = makeOrch({ name: path.split('/').pop() });
+    const entrypoint = path.endsWith('.ipynb') ? 'main.ipynb' : 'main.py';
+    const orch = makeOrch({ name: path.split('/').pop(), entrypoint });
     this.orchestrations.unshift(orch);
     return orch.id;
   }
@@ -278,6 +303,19 @@ export class FakeApi implements IOrchApi {
       throw new Error(`orchestration ${task.request.orch_id} not found`);
     }
     return this.addTask(orch, { name: task.request.name ?? null }).id;
+  }
+
+  /** Like the server: 404 for an unknown run or a run without a notebook (yet). */
+  async getRunOutput(runId: string): Promise<INotebookContent> {
+    this._call(`output ${runId}`);
+    const output = this.outputs.get(runId);
+    if (!output) {
+      const known = this._runStatus(runId) !== 'unknown';
+      throw notFound(
+        known ? `run ${runId} has no notebook output` : `run ${runId} not found`
+      );
+    }
+    return JSON.parse(JSON.stringify(output)) as INotebookContent;
   }
 
   followLogs(

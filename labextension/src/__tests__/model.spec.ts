@@ -192,6 +192,82 @@ describe('OrchModel', () => {
     });
   });
 
+  describe('Open output', () => {
+    /** A task of an orchestration with this entrypoint, refreshed and selected. */
+    async function selected(entrypoint: string): Promise<{
+      taskId: string;
+      runId: string;
+    }> {
+      const orch = makeOrch({ entrypoint });
+      api.orchestrations.push(orch);
+      const task = api.addTask(orch, { name: 'report' });
+      const run = api.addRun(task, 'success');
+      await model.refresh();
+      await model.selectTask(task.id);
+      expect(model.selectedRunId).toBe(run.run_id);
+      return { taskId: task.id, runId: run.run_id };
+    }
+
+    it("is offered for the selected run of a notebook's task", async () => {
+      const { taskId, runId } = await selected('main.ipynb');
+      expect(model.runsNotebook()).toBe(true);
+      expect(model.runsNotebook(taskId)).toBe(true);
+      expect(model.runOutput()).toEqual({
+        taskId,
+        runId,
+        title: `report – run ${runId.slice(0, 8)}`
+      });
+    });
+
+    it('is offered for any .ipynb entrypoint', async () => {
+      await selected('reports/Weekly.IPYNB');
+      expect(model.runOutput()).not.toBeNull();
+    });
+
+    it("is not offered for a main.py task's run", async () => {
+      await selected('main.py');
+      expect(model.runsNotebook()).toBe(false);
+      expect(model.runOutput()).toBeNull();
+    });
+
+    it('is not offered without a run, or before the orchestration is known', async () => {
+      expect(model.runOutput()).toBeNull();
+      const orch = makeOrch({ entrypoint: 'main.ipynb' });
+      const task = api.addTask(orch);
+      api.orchestrations.push(orch);
+      await model.refresh();
+      await model.selectTask(task.id);
+      expect(model.selectedRunId).toBeNull();
+      expect(model.runOutput()).toBeNull();
+      const run = api.addRun(task, 'running');
+      expect(model.runOutput(task.id, run.run_id)).not.toBeNull();
+      expect(model.runOutput(task.id, null)).toBeNull();
+      api.orchestrations = [];
+      await model.refresh();
+      expect(model.runOutput(task.id, run.run_id)).toBeNull();
+    });
+
+    it('names any run of a loaded task, not only the selected one', async () => {
+      const { taskId } = await selected('main.ipynb');
+      const other = '00000000-0000-4000-8000-abcdefabcdef';
+      expect(model.runOutput(taskId, other)?.runId).toBe(other);
+      expect(model.runOutput('no-such-task', other)).toBeNull();
+    });
+
+    it('is offered for an orchestration made from a notebook', async () => {
+      const orchId = await model.createFromPath('work/analysis.ipynb');
+      expect(model.orchestrations.get(orchId)?.entrypoint).toBe('main.ipynb');
+      const taskId = await model.createTask({
+        kind: 'once',
+        request: { orch_id: orchId, workspace_id: 1, json: {} }
+      });
+      const run = api.addRun(api.tasks[0], 'running');
+      expect(api.tasks[0].id).toBe(taskId);
+      await model.refresh();
+      expect(model.runOutput()?.runId).toBe(run.run_id);
+    });
+  });
+
   describe('beside the paged tasks', () => {
     let paged: OrchModel;
     let orch: IOrchestration;

@@ -1,4 +1,10 @@
-import { defaultForm, formProblems, taskFromForm } from '../taskform';
+import {
+  defaultForm,
+  formProblems,
+  isNotebook,
+  notebookNote,
+  taskFromForm
+} from '../taskform';
 
 const target = { id: 'orch-1', name: 'hello', workspace_id: 3 };
 
@@ -71,5 +77,39 @@ describe('the new-task form', () => {
     });
     expect(problems).toHaveLength(1);
     expect(problems[0]).toMatch(/^arguments: /);
+  });
+});
+
+describe('the note on a notebook', () => {
+  it('says the notebook becomes main.ipynb when one was packaged', () => {
+    const note = notebookNote({ ...target, source: 'work/analysis.ipynb' });
+    expect(note).toMatch(
+      /^The notebook work\/analysis.ipynb becomes main.ipynb of the orchestration/
+    );
+    expect(note).toMatch(/Open output/);
+    expect(note).toMatch(/tagged "parameters"/);
+  });
+
+  it("names the orchestration's notebook entrypoint", () => {
+    const note = notebookNote({
+      ...target,
+      entrypoint: 'reports/weekly.ipynb'
+    });
+    expect(note).toMatch(
+      /^Each run executes the notebook reports\/weekly.ipynb/
+    );
+  });
+
+  it('says nothing for code', () => {
+    expect(notebookNote(target)).toBeNull();
+    expect(notebookNote({ ...target, entrypoint: 'main.py' })).toBeNull();
+    expect(notebookNote({ ...target, source: 'work/folder' })).toBeNull();
+  });
+
+  it('knows a notebook by its extension', () => {
+    expect(isNotebook('main.ipynb')).toBe(true);
+    expect(isNotebook('a/B.IPYNB')).toBe(true);
+    expect(isNotebook('main.py')).toBe(false);
+    expect(isNotebook('ipynb')).toBe(false);
   });
 });
