@@ -53,6 +53,12 @@ HOSTILE: list[tuple[str, bytes, str]] = [
     ("absolute path", zip_of([("main.py", b""), ("/etc/evil.py", b"")]), "/etc/evil.py"),
     ("parent path", zip_of([("main.py", b""), ("../evil.py", b"")]), "../evil.py"),
     ("link", zip_of([("main.py", b""), symlink("data", "/etc/passwd")]), "symbolic link"),
+    ("long name", zip_of([("main.py", b""), ("a" * 300, b"")]), "over the limit of 255"),
+    (
+        "deep path",
+        zip_of([("main.py", b""), ("/".join(["d"] * 2100) + "/x.py", b"")]),
+        "has 2101 path components, over the limit of 64",
+    ),
     (
         "requirement option",
         make_zip({"main.py": MAIN, "requirements.txt": "--index-url http://x\nsix\n"}),
