@@ -24,6 +24,10 @@ from ..bundle import ArchiveLimits, BundleError, BundleTooLarge, can_bundle, wri
 from .errors import ArchiveError, InvalidRequest, Missing, TooLarge
 
 MAX_METADATA = 64 * 1024
+# A path of the Jupyter root a client names: Linux's own bounds (PATH_MAX, NAME_MAX), so that
+# the file system answers "not found" rather than "name too long".
+MAX_PATH_BYTES = 4096
+MAX_NAME_BYTES = 255
 
 
 class MultipartReceiver:
@@ -146,15 +150,36 @@ def resolve_inside(root: Path, relative: str) -> Path:
     if not relative.strip():
         raise InvalidRequest("path", "must name a folder or a .py file under the Jupyter root")
     pure = PurePosixPath(relative.replace("\\", "/"))
+    _check_path_text(relative, pure)
     if pure.is_absolute() or ".." in pure.parts:
         raise InvalidRequest("path", f"{relative!r} must be relative to the Jupyter root")
     root = root.resolve()
-    target = (root / pure).resolve()
+    try:
+        target = (root / pure).resolve()
+        exists = target.exists()
+    except RuntimeError:  # what pathlib raises for a link loop
+        raise InvalidRequest("path", f"{relative!r} cannot be read (a link loop)") from None
+    except OSError as exc:  # a link leading to a name too long, ...
+        raise InvalidRequest("path", f"{relative!r} cannot be read ({exc.strerror})") from None
     if target != root and root not in target.parents:
         raise InvalidRequest("path", f"{relative!r} leads outside the Jupyter root")
-    if not target.exists():
+    if not exists:
         raise Missing("path", relative)
     return target
+
+
+def _check_path_text(relative: str, pure: PurePosixPath) -> None:
+    """Refuse what no file system takes: a NUL, a name or a path over Linux's bounds."""
+    if "\x00" in relative:
+        raise InvalidRequest("path", "must not contain a NUL character")
+    size = len(relative.encode())
+    if size > MAX_PATH_BYTES:
+        raise InvalidRequest("path", f"is {size} bytes long, over the limit of {MAX_PATH_BYTES}")
+    longest = max((len(part.encode()) for part in pure.parts), default=0)
+    if longest > MAX_NAME_BYTES:
+        raise InvalidRequest(
+            "path", f"has a name of {longest} bytes, over the limit of {MAX_NAME_BYTES}"
+        )
 
 
 def bundle_path(target: Path, dest: Path, limits: ArchiveLimits) -> str:
