@@ -182,6 +182,55 @@ async def test_bad_metadata_is_400(api: Api, data_dir: Path, metadata: str, mess
     assert_nothing_written(data_dir)
 
 
+async def post_upload(api: Api, body: bytes, ctype: str) -> tuple[int, str]:
+    """POST a raw upload body; the status and the answer's message."""
+    response = await api.fetch(
+        API,
+        "orchestration",
+        "upload",
+        method="POST",
+        body=body,
+        headers={"Content-Type": ctype},
+        raise_error=False,
+    )
+    return response.code, json.loads(response.body)["message"]
+
+
+async def test_metadata_over_64_kib_is_400(api: Api, data_dir: Path) -> None:
+    padding = " " * (64 * 1024)
+    body, ctype = multipart(
+        [
+            ("metadata", None, f'{{"workspace_id": 1{padding}}}'.encode(), "application/json"),
+            ("file", "hello.zip", make_zip({"main.py": MAIN}), "application/octet-stream"),
+        ]
+    )
+    code, message = await post_upload(api, body, ctype)
+    assert code == 400 and message == "metadata: is larger than 65536 bytes"
+    assert_nothing_written(data_dir)
+
+
+async def test_two_file_parts_are_400(api: Api, data_dir: Path) -> None:
+    archive = make_zip({"main.py": MAIN})
+    body, ctype = multipart(
+        [
+            ("file", "one.zip", archive, "application/octet-stream"),
+            ("file", "two.zip", archive, "application/octet-stream"),
+            ("metadata", None, b'{"workspace_id": 1}', "application/json"),
+        ]
+    )
+    code, message = await post_upload(api, body, ctype)
+    assert code == 400 and message == "file: more than one 'file' part was sent"
+    assert_nothing_written(data_dir)
+
+
+async def test_malformed_multipart_is_400(api: Api, data_dir: Path) -> None:
+    boundary = "7c5156fb04a2177cf9e322ad31ebde44"
+    body = f"--{boundary}\r\nNone--{boundary}--\r\n".encode()
+    code, message = await post_upload(api, body, f"multipart/form-data; boundary={boundary}")
+    assert code == 400 and message.startswith("body: is not multipart/form-data"), message
+    assert_nothing_written(data_dir)
+
+
 async def test_unknown_workspace_is_404(api: Api, data_dir: Path) -> None:
     response = await api.upload_raw(make_zip({"main.py": MAIN}), '{"workspace_id": 42}')
     assert response.code == 404

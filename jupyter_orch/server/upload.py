@@ -2,7 +2,9 @@
 
 The `file` part goes to a temporary file (hashed on the way); the `metadata` part, small by
 nature, is kept in memory up to a bound. A part counts as `metadata` by its name whether or
-not it carries a file name (generated API clients send it as a plain field).
+not it carries a file name (generated API clients send it as a plain field). A body that breaks
+a rule is read to its end all the same and answered with a 400 naming the rule: an error
+raised while the body streams in would only drop the connection.
 
 A folder or `.py` file of the root (`create_from_path`, the sidebar's "Create orchestration")
 is checked first (relative, inside the root once every link is resolved), then zipped to
@@ -18,10 +20,11 @@ import tempfile
 from pathlib import Path, PurePosixPath
 from typing import IO
 
+from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from ..bundle import ArchiveLimits, BundleError, BundleTooLarge, can_bundle, write_bundle
-from .errors import ArchiveError, InvalidRequest, Missing, TooLarge
+from .errors import ArchiveError, InvalidRequest, Missing, OrchError, TooLarge
 
 MAX_METADATA = 64 * 1024
 # A path of the Jupyter root a client names: Linux's own bounds (PATH_MAX, NAME_MAX), so that
@@ -48,6 +51,7 @@ class MultipartReceiver:
         self.file_size = 0
         self.sha = hashlib.sha256()
         self.metadata: bytearray | None = None
+        self.error: OrchError | None = None  # the first rule the body broke
         self._file: IO[bytes] | None = None
         self._part: str | None = None
         self._headers: dict[bytes, bytes] = {}
@@ -67,19 +71,22 @@ class MultipartReceiver:
         )
 
     def feed(self, chunk: bytes) -> None:
-        """Take the next piece of the body; past the limit, the rest is counted and dropped."""
+        """Take the next piece of the body; past the limit or a broken rule, the rest is
+        counted and dropped (the answer, 413 or 400, is given at the end)."""
         self.received += len(chunk)
-        if self.received > self.max_bytes:
-            # Raising here would only drop the connection; the 413 is answered at the end.
+        if self.received > self.max_bytes or self.error is not None:
             self.cleanup()
             return
-        self._parser.write(chunk)
+        self._parse(chunk)
 
     def finish(self) -> None:
-        """The body is complete: check its size and that a file part came."""
+        """The body is complete: check its size, its rules and that a file part came."""
         if self.received > self.max_bytes:
             raise TooLarge(f"upload of {self.received} bytes is over the limit of {self.max_bytes}")
-        self._parser.finalize()
+        if self.error is None:
+            self._parse(None)
+        if self.error is not None:
+            raise self.error
         if self._file is not None:
             self._file.close()
             self._file = None
@@ -94,6 +101,20 @@ class MultipartReceiver:
         if self.file_path is not None:
             self.file_path.unlink(missing_ok=True)
             self.file_path = None
+
+    def _parse(self, chunk: bytes | None) -> None:
+        """Give the parser a chunk (None: the body's end), keeping the first broken rule."""
+        try:
+            if chunk is None:
+                self._parser.finalize()
+            else:
+                self._parser.write(chunk)
+        except OrchError as exc:  # raised by a callback below
+            self.error = exc
+        except FormParserError as exc:
+            self.error = InvalidRequest("body", f"is not multipart/form-data ({exc})")
+        if self.error is not None:
+            self.cleanup()
 
     # -- parser callbacks -------------------------------------------------------------------
 
