@@ -231,6 +231,23 @@ async def test_malformed_multipart_is_400(api: Api, data_dir: Path) -> None:
     assert_nothing_written(data_dir)
 
 
+@pytest.mark.parametrize(
+    ("metadata", "message"),
+    [
+        ('{"workspace_id": 9223372036854775808}', "workspace_id: must be at most"),
+        ('{"workspace_id": NaN}', "metadata: NaN is not a finite number"),
+        ('{"workspace_id": 1, "name": "\\ud800"}', "name: holds a lone surrogate"),
+    ],
+)
+async def test_metadata_values_are_checked_like_json_bodies(
+    api: Api, data_dir: Path, metadata: str, message: str
+) -> None:
+    response = await api.upload_raw(make_zip({"main.py": MAIN}), metadata)
+    assert response.code == 400, response.body
+    assert message in json.loads(response.body)["message"]
+    assert_nothing_written(data_dir)
+
+
 async def test_unknown_workspace_is_404(api: Api, data_dir: Path) -> None:
     response = await api.upload_raw(make_zip({"main.py": MAIN}), '{"workspace_id": 42}')
     assert response.code == 404

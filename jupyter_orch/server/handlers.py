@@ -22,7 +22,14 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 
 from .errors import Forbidden, InvalidRequest, Missing, OrchError, TooLarge
-from .fields import Fields, as_uuid, parse_json_object
+from .fields import (
+    MAX_DAYS,
+    MAX_SECONDS,
+    Fields,
+    as_uuid,
+    parse_json_object,
+    query_integer,
+)
 from .models import ConcurrencyPolicy, RunStatus, RunType, Task
 from .service import OrchService, TaskRequest
 from .store import TaskQuery
@@ -187,7 +194,7 @@ class UploadHandler(OrchHandler):
             file_name=receiver.file_name or "orchestration.zip",
             sha=receiver.sha.hexdigest(),
             size=receiver.file_size,
-            workspace_id=meta.req_integer("workspace_id"),
+            workspace_id=meta.req_integer("workspace_id", 1),
             name=meta.string("name", required=False),
             owner=self.owner,
         )
@@ -234,15 +241,13 @@ class FollowLogsHandler(OrchHandler):
     async def get(self) -> None:
         """Stream the run's lines from index `from`."""
         run_id = as_uuid("id", self.get_query_argument("id", "") or "")
-        start = self.get_query_argument("from", "0") or "0"
-        if not start.isdigit():
-            raise InvalidRequest("from", f"{start!r} is not a line index (0 or more)")
-        lines = await self.service.follow_logs(run_id, int(start))
+        start = query_integer("from", self.get_query_argument("from", "0") or "0", 0)
+        lines = await self.service.follow_logs(run_id, start)
         self.set_header("Content-Type", "application/x-ndjson")
         self.set_header("Cache-Control", "no-cache")
         queue: asyncio.Queue[tuple[int, str] | None] = asyncio.Queue(maxsize=1000)
         pump = asyncio.ensure_future(_pump(lines, queue))
-        following = int(start)
+        following = start
         try:
             while (item := await self._next(queue)) is not None:
                 if isinstance(item, tuple):
@@ -314,7 +319,7 @@ async def workspace_list(h: OrchHandler, f: Fields) -> Answer:
 
 async def orch_list(h: OrchHandler, f: Fields) -> Answer:
     """`orchestration/list {"workspace_id"}`."""
-    orchs = await h.service.list_orchestrations(f.req_integer("workspace_id"))
+    orchs = await h.service.list_orchestrations(f.req_integer("workspace_id", 1))
     return 200, [o.to_json() for o in orchs]
 
 
@@ -322,7 +327,7 @@ async def orch_list_all(h: OrchHandler, f: Fields) -> Answer:
     """`orchestration/list_all` with the contract's filters."""
     statuses = [f.enum("task_run_status", RunStatus, s) for s in f.items("task_run_status", str)]
     answer = await h.service.list_all(
-        f.items("workspace_ids", int), statuses, f.boolean("killed"), f.time_range()
+        f.integers("workspace_ids", 1), statuses, f.boolean("killed"), f.time_range()
     )
     return 200, answer
 
@@ -339,7 +344,7 @@ async def orch_create_from_path(h: OrchHandler, f: Fields) -> Answer:
     assert path is not None
     orch = await h.service.create_from_path(
         path,
-        f.integer("workspace_id", required=False) or 1,
+        f.integer("workspace_id", required=False, minimum=1) or 1,
         f.string("name", required=False),
         h.owner,
     )
@@ -364,12 +369,12 @@ def task_request(f: Fields, scheduled: bool = False) -> TaskRequest:
     f.boolean("debug")
     request = TaskRequest(
         orch_id=f.uuid("orch_id"),
-        workspace_id=f.req_integer("workspace_id"),
+        workspace_id=f.req_integer("workspace_id", 1),
         args=f.mapping("json", default={}),
         name=f.string("name", required=False),
-        timeout=f.integer("timeout", required=False, minimum=1),
+        timeout=f.integer("timeout", required=False, minimum=1, maximum=MAX_SECONDS),
         keep_runs=f.integer("keep_runs", required=False, minimum=1),
-        keep_days=f.number("keep_days", required=False, minimum=0),
+        keep_days=f.number("keep_days", required=False, minimum=0, maximum=MAX_DAYS),
     )
     if scheduled:
         request.schedule = f.string("schedule")
@@ -377,7 +382,7 @@ def task_request(f: Fields, scheduled: bool = False) -> TaskRequest:
         policy = f.string("concurrency_policy", required=False) or "allow"
         request.concurrency_policy = f.enum("concurrency_policy", ConcurrencyPolicy, policy)
         request.starting_deadline_seconds = f.integer(
-            "starting_deadline_seconds", required=False, minimum=0
+            "starting_deadline_seconds", required=False, minimum=0, maximum=MAX_SECONDS
         )
     return request
 
@@ -422,7 +427,8 @@ async def task_get(h: OrchHandler, f: Fields) -> Answer:
 async def task_list(h: OrchHandler, f: Fields) -> Answer:
     """`task/list` with optional workspace, orchestration, sha and killed filters."""
     run_limit = f.integer("run_limit", required=False, minimum=0)
-    workspace_id, orch_id = f.integer("workspace_id", required=False), f.opt_uuid("orch_id")
+    workspace_id = f.integer("workspace_id", required=False, minimum=1)
+    orch_id = f.opt_uuid("orch_id")
     query = TaskQuery(
         workspace_ids=[workspace_id] if workspace_id is not None else [],
         orch_ids=[orch_id] if orch_id is not None else [],
