@@ -430,9 +430,33 @@ async def test_non_finite_numbers_are_refused_so_listings_stay_strict_json(api: 
     assert json.loads(listed.body, parse_constant=_strict) == []
 
 
+def test_answers_are_encoded_as_strict_json() -> None:
+    from jupyter_orch.server.handlers import dumps
+
+    assert dumps({"a": [1.5, "x"]}) == '{"a": [1.5, "x"]}'
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        with pytest.raises(ValueError, match="JSON compliant"):
+            dumps({"a": bad})
+
+
 async def test_integral_numbers_are_integers(api: Api) -> None:
     assert await api.ok("orchestration/list", {"workspace_id": 1.0}) == []
     assert await api.ok("task/list", {"limit": 2.0, "run_limit": 0.0}) == []
     response = await api.call("orchestration/list", {"workspace_id": 1.5})
     assert response.code == 400
     assert "workspace_id: must be an integer, not a number" in json.loads(response.body)["message"]
+
+
+async def test_wrong_methods_are_405_with_an_allow_header(api: Api) -> None:
+    response = await api.fetch(API, "task", "list", method="GET", raise_error=False)
+    assert response.code == 405, response.body
+    assert set(response.headers["Allow"].split(", ")) == {"POST", "OPTIONS"}
+    assert json.loads(response.body) == {
+        "message": "GET is not allowed here (allowed: OPTIONS, POST)",
+        "reason": "Method Not Allowed",
+    }
+    response = await api.fetch(
+        API, "orchestration", "download", method="PUT", body=b"", raise_error=False
+    )
+    assert response.code == 405
+    assert set(response.headers["Allow"].split(", ")) == {"GET", "OPTIONS"}

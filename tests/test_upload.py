@@ -278,6 +278,38 @@ async def test_missing_file_part_and_wrong_content_type(api: Api) -> None:
     assert response.code == 400 and "multipart/form-data" in json.loads(response.body)["message"]
 
 
+@pytest.mark.parametrize(
+    ("file_name", "fallback", "encoded"),
+    [
+        ("données ☃.zip", "donn_es _.zip", "donn%C3%A9es%20%E2%98%83.zip"),
+        ('a\x01b"c\x7f.zip', "abc.zip", "a%01b%22c%7F.zip"),
+        ("日本.zip", "__.zip", "%E6%97%A5%E6%9C%AC.zip"),
+    ],
+)
+async def test_download_names_any_file_name_by_rfc_6266(
+    api: Api, file_name: str, fallback: str, encoded: str
+) -> None:
+    archive = make_zip({"main.py": MAIN})
+    quoted = file_name.replace('"', '\\"')
+    body, ctype = multipart(
+        [
+            ("file", quoted, archive, "application/octet-stream"),
+            ("metadata", None, b'{"workspace_id": 1}', "application/json"),
+        ]
+    )
+    response = await api.fetch(
+        API, "orchestration", "upload", method="POST", body=body, headers={"Content-Type": ctype}
+    )
+    orch_id = json.loads(response.body)["id"]
+    orch = await api.ok("orchestration/get_by_id", {"id": orch_id})
+    assert orch["file_name"] == file_name
+    downloaded = await api.fetch(API, "orchestration", "download", params={"id": orch_id})
+    assert downloaded.body == archive
+    assert downloaded.headers["Content-Disposition"] == (
+        f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"
+    )
+
+
 async def test_same_archive_twice_shares_one_stored_file(api: Api, data_dir: Path) -> None:
     archive = make_zip({"main.py": MAIN})
     first = json.loads((await api.upload_raw(archive)).body)["id"]

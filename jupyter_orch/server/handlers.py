@@ -7,6 +7,7 @@ reads its fields and calls the service; one handler class serves them all.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from jupyter_core.utils import ensure_async
 from jupyter_server.auth.identity import User
@@ -39,6 +41,8 @@ PREFIX = "/orch/v1/api"
 # `task/activity`: failed runs in one answer, by default and at most
 ACTIVITY_DEFAULT, ACTIVITY_LIMIT = 20, 100
 Answer = tuple[int, Any]
+#: Every answer is strict JSON: a NaN or an infinity is a bug to raise, never text to send.
+dumps = functools.partial(json.dumps, allow_nan=False)
 
 
 @dataclass
@@ -101,13 +105,29 @@ class OrchHandler(APIHandler):
         return super().check_xsrf_cookie()
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
-        """Core errors become `{"message", "reason"}` with their own status code."""
+        """Core errors become `{"message", "reason"}` with their own status code; a method
+        this handler lacks is a 405 naming the methods it has, also in `Allow`."""
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(exc, OrchError):
             self.set_status(exc.status, exc.reason)
-            self.finish(json.dumps({"message": exc.message, "reason": exc.reason}))
+            self.finish(dumps({"message": exc.message, "reason": exc.reason}))
+            return
+        if status_code == 405:
+            allowed = ", ".join(self.allowed_methods())
+            self.set_header("Allow", allowed)
+            message = f"{self.request.method} is not allowed here (allowed: {allowed})"
+            self.finish(dumps({"message": message, "reason": "Method Not Allowed"}))
             return
         super().write_error(status_code, **kwargs)
+
+    @classmethod
+    def allowed_methods(cls) -> list[str]:
+        """The HTTP methods this handler answers (Tornado's placeholder marks the others)."""
+        return sorted(
+            method
+            for method in cls.SUPPORTED_METHODS
+            if getattr(cls, method.lower(), None) is not web.RequestHandler._unimplemented_method
+        )
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         """A core error is an answer, not a crash: one line in the log, no traceback."""
@@ -121,13 +141,13 @@ class OrchHandler(APIHandler):
         in between."""
         self.set_status(status)
         if not isinstance(data, JsonArray):
-            self.finish(json.dumps(data))
+            self.finish(dumps(data))
             return
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         opening = "["
         async for items in data.pieces:
             if items:
-                self.write(opening + ", ".join(json.dumps(item) for item in items))
+                self.write(opening + ", ".join(dumps(item) for item in items))
                 opening = ", "
                 await self.flush()
         self.finish("[]" if opening == "[" else "]")
@@ -219,8 +239,7 @@ class DownloadHandler(OrchHandler):
         orch_id = as_uuid("id", self.get_query_argument("id", "") or "")
         orch, path = await self.service.archive_file(orch_id)
         self.set_header("Content-Type", "application/octet-stream")
-        safe = orch.file_name.replace('"', "")
-        self.set_header("Content-Disposition", f'attachment; filename="{safe}"')
+        self.set_header("Content-Disposition", content_disposition(orch.file_name))
         fh = await asyncio.to_thread(path.open, "rb")
         try:
             self.set_header("Content-Length", str(os.fstat(fh.fileno()).st_size))
@@ -230,6 +249,16 @@ class DownloadHandler(OrchHandler):
         finally:
             fh.close()
         self.finish(set_content_type="application/octet-stream")
+
+
+def content_disposition(file_name: str) -> str:
+    """`attachment` naming a file by RFC 6266: an ASCII fallback for old clients (no control
+    characters, quotes or backslashes; `_` for each other character), then the exact name."""
+    fallback = "".join(
+        ("_" if ord(c) > 0x7E else c) for c in file_name if c.isprintable() and c not in '"\\'
+    )
+    exact = quote(file_name.encode("utf-8", "replace"), safe="!#$&+-.^_`|~")
+    return f"attachment; filename=\"{fallback or 'orchestration.zip'}\"; filename*=UTF-8''{exact}"
 
 
 class FollowLogsHandler(OrchHandler):
@@ -252,7 +281,7 @@ class FollowLogsHandler(OrchHandler):
             while (item := await self._next(queue)) is not None:
                 if isinstance(item, tuple):
                     following = item[0] + 1
-                    self.write(json.dumps({"n": item[0], "line": item[1]}) + "\n")
+                    self.write(dumps({"n": item[0], "line": item[1]}) + "\n")
                 else:
                     self.write('{"heartbeat": true}\n')
                 if queue.empty():
@@ -263,7 +292,7 @@ class FollowLogsHandler(OrchHandler):
             pump.cancel()
         status = await self.service.run_status(run_id)
         end = {"end": True, "status": status.value, "next": following}
-        self.finish(json.dumps(end) + "\n", set_content_type="application/x-ndjson")
+        self.finish(dumps(end) + "\n", set_content_type="application/x-ndjson")
 
     async def _next(self, queue: asyncio.Queue[tuple[int, str] | None]) -> Any:
         try:
