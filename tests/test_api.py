@@ -460,3 +460,17 @@ async def test_wrong_methods_are_405_with_an_allow_header(api: Api) -> None:
     )
     assert response.code == 405
     assert set(response.headers["Allow"].split(", ")) == {"GET", "OPTIONS"}
+
+
+async def test_a_run_with_the_largest_timeout_runs(api: Api) -> None:
+    # The supervisor waits for the timeout in one poll(): a C int of milliseconds.
+    from jupyter_orch.server.fields import MAX_TIMEOUT
+
+    task_id = await api.run_once(await api.upload(HELLO), timeout=MAX_TIMEOUT)
+    task = await api.wait_task(task_id, {"success", "failed"})
+    assert task["status"] == "success", await api.logs(task["last_runs"][0]["run_id"])
+    response = await api.call(
+        "task/run_once", {"orch_id": ZERO, "workspace_id": 1, "timeout": MAX_TIMEOUT + 1}
+    )
+    assert response.code == 400
+    assert json.loads(response.body)["message"] == f"timeout: must be at most {MAX_TIMEOUT}"

@@ -23,8 +23,11 @@ _MISSING = object()
 #: The largest integer any field takes (and minus it the smallest): JavaScript reads JSON
 #: numbers as doubles, exact up to 2**53, and SQLite's 64-bit integers hold it.
 MAX_INTEGER = 2**53 - 1
-#: A duration in seconds (`timeout`, `starting_deadline_seconds`): at most 366 days.
+#: A duration in seconds (`starting_deadline_seconds`): at most 366 days.
 MAX_SECONDS = 366 * 24 * 3600
+#: A run's `timeout`: at most 24 days, as a run's supervisor waits for it in one poll(), whose
+#: timeout in milliseconds is a C int (at most 2**31 - 1 ms, 24.8 days).
+MAX_TIMEOUT = 24 * 24 * 3600
 #: Days of retention (`keep_days`): at most 100 years.
 MAX_DAYS = 36_600
 #: How deep arrays and objects nest in a field's value (`{}` is 1 deep, `{"a": []}` 2): far

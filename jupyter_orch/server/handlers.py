@@ -27,6 +27,7 @@ from .errors import Forbidden, InvalidRequest, Missing, OrchError, TooLarge
 from .fields import (
     MAX_DAYS,
     MAX_SECONDS,
+    MAX_TIMEOUT,
     Fields,
     as_uuid,
     parse_json_object,
@@ -401,7 +402,7 @@ def task_request(f: Fields, scheduled: bool = False) -> TaskRequest:
         workspace_id=f.req_integer("workspace_id", 1),
         args=f.mapping("json", default={}),
         name=f.string("name", required=False),
-        timeout=f.integer("timeout", required=False, minimum=1, maximum=MAX_SECONDS),
+        timeout=f.integer("timeout", required=False, minimum=1, maximum=MAX_TIMEOUT),
         keep_runs=f.integer("keep_runs", required=False, minimum=1),
         keep_days=f.number("keep_days", required=False, minimum=0, maximum=MAX_DAYS),
     )
