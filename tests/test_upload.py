@@ -231,6 +231,13 @@ async def test_malformed_multipart_is_400(api: Api, data_dir: Path) -> None:
     assert_nothing_written(data_dir)
 
 
+async def test_a_boundary_the_parser_refuses_is_400(api: Api, data_dir: Path) -> None:
+    code, message = await post_upload(api, b"", "multipart/form-data; boundary=" + "b" * 300)
+    assert code == 400 and message.startswith("Content-Type: "), message
+    assert "256" in message
+    assert_nothing_written(data_dir)
+
+
 @pytest.mark.parametrize(
     ("metadata", "message"),
     [

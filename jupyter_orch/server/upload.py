@@ -57,18 +57,22 @@ class MultipartReceiver:
         self._headers: dict[bytes, bytes] = {}
         self._field = b""
         self._value = b""
-        self._parser = MultipartParser(
-            boundary,
-            {
-                "on_part_begin": self._part_begin,
-                "on_header_field": self._header_field,
-                "on_header_value": self._header_value,
-                "on_header_end": self._header_end,
-                "on_headers_finished": self._headers_finished,
-                "on_part_data": self._part_data,
-                "on_part_end": self._part_end,
-            },
-        )
+        try:
+            self._parser = MultipartParser(
+                boundary,
+                {
+                    "on_part_begin": self._part_begin,
+                    "on_header_field": self._header_field,
+                    "on_header_value": self._header_value,
+                    "on_header_end": self._header_end,
+                    "on_headers_finished": self._headers_finished,
+                    "on_part_data": self._part_data,
+                    "on_part_end": self._part_end,
+                },
+            )
+        except FormParserError as exc:  # a boundary over the parser's limit
+            message = f"has a boundary the parser refuses ({exc})"
+            raise InvalidRequest("Content-Type", message) from None
 
     def feed(self, chunk: bytes) -> None:
         """Take the next piece of the body; past the limit or a broken rule, the rest is
