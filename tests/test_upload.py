@@ -231,10 +231,20 @@ async def test_malformed_multipart_is_400(api: Api, data_dir: Path) -> None:
     assert_nothing_written(data_dir)
 
 
-async def test_a_boundary_the_parser_refuses_is_400(api: Api, data_dir: Path) -> None:
-    code, message = await post_upload(api, b"", "multipart/form-data; boundary=" + "b" * 300)
-    assert code == 400 and message.startswith("Content-Type: "), message
-    assert "256" in message
+@pytest.mark.parametrize(
+    ("ctype", "message"),
+    [
+        ("multipart/form-data; boundary=" + "b" * 300, "has a boundary the parser refuses"),
+        ("multipart/form-data;;;", "must be multipart/form-data with a boundary"),
+        ("application/json", "must be multipart/form-data with a boundary"),
+    ],
+)
+async def test_a_refused_content_type_is_a_400_with_a_body_in_flight(
+    api: Api, data_dir: Path, ctype: str, message: str
+) -> None:
+    # Refused before the body is read: the client, still sending, must get the answer.
+    code, answer = await post_upload(api, b"\xff" * (2 << 20), ctype)
+    assert code == 400 and answer.startswith(f"Content-Type: {message}"), answer
     assert_nothing_written(data_dir)
 
 
