@@ -221,3 +221,5 @@ def bundle_path(target: Path, dest: Path, limits: ArchiveLimits) -> str:
         raise TooLarge(str(exc)) from exc
     except BundleError as exc:
         raise ArchiveError(str(exc)) from exc
+    except UnicodeEncodeError as exc:  # a name of bytes that are not UTF-8, which no zip holds
+        raise ArchiveError(f"a file name is not UTF-8: {exc.object!r}") from exc
