@@ -11,6 +11,7 @@ import json
 import math
 import re
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, NoReturn, TypeVar
@@ -55,14 +56,14 @@ def parse_json_object(raw: bytes, what: str = "body") -> dict[str, Any]:
     return value
 
 
-def _non_finite(what: str) -> Any:
+def _non_finite(what: str) -> Callable[[str], NoReturn]:
     def refuse(word: str) -> NoReturn:
-        raise InvalidRequest(what, f"{word} is not a finite number (JSON has none other)")
+        raise InvalidRequest(what, f"{word} is not a finite number (JSON has no NaN or Infinity)")
 
     return refuse
 
 
-def _finite(what: str) -> Any:
+def _finite(what: str) -> Callable[[str], float]:
     def parse(text: str) -> float:
         number = float(text)
         if not math.isfinite(number):
@@ -79,14 +80,16 @@ def _check_value(field: str, value: Any) -> None:
         item, depth = pending.pop()
         if isinstance(item, str):
             _check_text(field, item)
-        elif isinstance(item, (dict, list)):
-            if depth > MAX_DEPTH:
-                raise InvalidRequest(field, f"is nested more than {MAX_DEPTH} levels deep")
-            children = item.values() if isinstance(item, dict) else item
-            if isinstance(item, dict):
-                for key in item:
-                    _check_text(field, key)
-            pending.extend((child, depth + 1) for child in children)
+            continue
+        if not isinstance(item, (dict, list)):
+            continue
+        if depth > MAX_DEPTH:
+            raise InvalidRequest(field, f"is nested more than {MAX_DEPTH} levels deep")
+        if isinstance(item, dict):
+            for key in item:
+                _check_text(field, key)
+            item = list(item.values())
+        pending.extend((child, depth + 1) for child in item)
 
 
 def _check_text(field: str, text: str) -> None:
