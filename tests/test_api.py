@@ -344,3 +344,119 @@ async def test_task_and_run_listings_page_by_keyset(api: Api) -> None:
     )
     assert [r["run_id"] for r in first + rest] == [r["run_id"] for r in runs]
     await api.ok("task/kill", {"id": scheduled}, status=202)
+
+
+# -- no input answers 500 --------------------------------------------------------------------
+
+ZERO = "00000000-0000-4000-8000-000000000000"
+YEAR_ONE = "0001-01-01T00:00:00+01:00"  # before 0001-01-01 in UTC: no datetime holds it
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "message"),
+    [
+        ("orchestration/list", {"workspace_id": 2**63}, "workspace_id: must be at most"),
+        ("orchestration/list", {"workspace_id": -(2**63) - 1}, "workspace_id: must be at least"),
+        ("orchestration/list_all", {"workspace_ids": [2**64]}, "workspace_ids: items must be"),
+        ("task/list", {"limit": 2**63}, "limit: must be at most"),
+        ("task/list", {"workspace_id": 2**63}, "workspace_id: must be at most"),
+        ("task/list", {"run_limit": 2**63}, "run_limit: must be at most"),
+        ("task/get_by_id", {"id": ZERO, "run_limit": 2**63}, "run_limit: must be at most"),
+        ("task/list_task_runs", {"task_id": ZERO, "limit": 2**63}, "limit: must be at most"),
+        ("task/get_logs_for_run", {"id": ZERO, "lines": 2**63}, "lines: must be at most"),
+        ("task/run_once", {"orch_id": ZERO, "workspace_id": 2**63}, "workspace_id: must be"),
+        ("task/run_once", {"orch_id": ZERO, "workspace_id": 1, "timeout": 2**63}, "timeout"),
+        ("task/run_once", {"orch_id": ZERO, "workspace_id": 1, "keep_runs": 2**63}, "keep_runs"),
+        ("task/run_once", {"orch_id": ZERO, "workspace_id": 1, "keep_days": 1e300}, "keep_days"),
+        (
+            "task/run_scheduled",
+            {
+                "orch_id": ZERO,
+                "workspace_id": 1,
+                "schedule": "* * * * *",
+                "starting_deadline_seconds": 2**63,
+            },
+            "starting_deadline_seconds: must be at most",
+        ),
+        ("orchestration/create_from_path", {"path": "x", "workspace_id": 2**63}, "workspace_id"),
+        ("task/activity", {"since": YEAR_ONE}, "since: "),
+        ("orchestration/list_all", {"time_range": [YEAR_ONE, YEAR_ONE]}, "time_range: "),
+        ("task/list_task_runs", {"task_id": ZERO, "time_range": [YEAR_ONE, YEAR_ONE]}, "time_"),
+        ("task/get_by_id", "[" * 100_000, "body: is nested"),
+        ("task/run_once", '{"workspace_id": 1, "json": {"x": NaN}}', "not a finite number"),
+        ("task/run_once", '{"workspace_id": 1, "keep_days": 1e999}', "not a finite number"),
+        ("workspaces/create", '{"name": "\\udc00"}', "name: holds a lone surrogate"),
+    ],
+)
+async def test_out_of_range_or_unparsable_values_are_400_naming_the_field(
+    api: Api, path: str, body: Any, message: str
+) -> None:
+    response = await api.call(path, body)
+    assert response.code == 400, response.body
+    assert message in json.loads(response.body)["message"]
+
+
+def _strict(word: str) -> Any:
+    raise AssertionError(f"{word} in an answer: not JSON")
+
+
+async def test_non_finite_numbers_are_refused_so_listings_stay_strict_json(api: Api) -> None:
+    orch_id = await api.upload(HELLO)
+    head = f'{{"workspace_id": 1, "orch_id": "{orch_id}"'
+    for raw in (
+        head + ', "json": {"x": NaN}}',
+        head + ', "json": {"x": [Infinity]}}',
+        head + ', "keep_days": NaN}',
+        head + ', "keep_days": -Infinity}',
+    ):
+        response = await api.call("task/run_once", raw)
+        assert response.code == 400, (raw, response.body)
+        assert "not a finite number" in json.loads(response.body)["message"]
+    listed = await api.call("task/list", {})
+    assert json.loads(listed.body, parse_constant=_strict) == []
+
+
+def test_answers_are_encoded_as_strict_json() -> None:
+    from jupyter_orch.server.handlers import dumps
+
+    assert dumps({"a": [1.5, "x"]}) == '{"a": [1.5, "x"]}'
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        with pytest.raises(ValueError, match="JSON compliant"):
+            dumps({"a": bad})
+
+
+async def test_integral_numbers_are_integers(api: Api) -> None:
+    assert await api.ok("orchestration/list", {"workspace_id": 1.0}) == []
+    assert await api.ok("task/list", {"limit": 2.0, "run_limit": 0.0}) == []
+    response = await api.call("orchestration/list", {"workspace_id": 1.5})
+    assert response.code == 400
+    assert "workspace_id: must be an integer, not a number" in json.loads(response.body)["message"]
+
+
+async def test_wrong_methods_are_405_with_an_allow_header(api: Api) -> None:
+    response = await api.fetch(API, "task", "list", method="GET", raise_error=False)
+    assert response.code == 405, response.body
+    assert set(response.headers["Allow"].split(", ")) == {"POST", "OPTIONS"}
+    assert json.loads(response.body) == {
+        "message": "GET is not allowed here (allowed: OPTIONS, POST)",
+        "reason": "Method Not Allowed",
+    }
+    response = await api.fetch(
+        API, "orchestration", "download", method="PUT", body=b"", raise_error=False
+    )
+    assert response.code == 405
+    assert set(response.headers["Allow"].split(", ")) == {"GET", "OPTIONS"}
+
+
+async def test_a_run_with_the_largest_timeout_runs(api: Api) -> None:
+    # The supervisor waits for the timeout in one poll(): a C int of milliseconds.
+    from jupyter_orch.server.fields import MAX_TIMEOUT
+
+    task_id = await api.run_once(await api.upload(HELLO), timeout=MAX_TIMEOUT)
+    task = await api.wait_task(task_id, {"success", "failed"})
+    assert task["status"] == "success", await api.logs(task["last_runs"][0]["run_id"])
+    response = await api.call(
+        "task/run_once", {"orch_id": ZERO, "workspace_id": 1, "timeout": MAX_TIMEOUT + 1}
+    )
+    assert response.code == 400
+    assert json.loads(response.body)["message"] == f"timeout: must be at most {MAX_TIMEOUT}"

@@ -140,6 +140,47 @@ def test_nul_byte_in_name(zpath: Path) -> None:
     reject(zpath, "contains a NUL byte")
 
 
+def test_a_deep_path_is_refused_before_anything_is_written(zpath: Path, dest: Path) -> None:
+    deep = "/".join(["d"] * 2100) + "/x.py"
+    make_zip(zpath, [("main.py", MAIN), (deep, b"x")])
+    with pytest.raises(ArchiveError, match="has 2101 path components") as caught:
+        extract_archive(zpath, dest, LIMITS)
+    message = str(caught.value)
+    assert message.startswith("archive entry 'd/d/d/") and len(message) < 200, message
+    assert f"over the limit of {archive.MAX_PATH_PARTS}" in message
+    assert not dest.exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "match"),
+    [
+        ("/".join(["d"] * 64) + "/x.py", "has 65 path components, over the limit of 64"),
+        ("a" * 297 + ".py", "has a name of 300 bytes, over the limit of 255"),
+        ("é" * 128 + "/x.py", "has a name of 256 bytes"),  # bytes, not characters
+        ("/".join(["p" * 200] * 6), "has a path of 1205 bytes, over the limit of 1024"),
+    ],
+)
+def test_long_paths_are_refused(zpath: Path, dest: Path, name: str, match: str) -> None:
+    make_zip(zpath, [("main.py", MAIN), (name, b"x")])
+    reject(zpath, match)
+    with pytest.raises(ArchiveError, match=match):
+        extract_archive(zpath, dest, LIMITS)  # never ENAMETOOLONG from the file system
+
+
+def test_paths_at_the_limits_are_extracted(zpath: Path, dest: Path) -> None:
+    deepest = "/".join(["d"] * (archive.MAX_PATH_PARTS - 1)) + "/x.py"
+    longest_name = "n" * (archive.MAX_NAME_BYTES - 3) + ".py"
+    longest_path = "/".join(["p" * 254] * 4) + "/" + "q" * 4
+    assert len(longest_path.encode()) == archive.MAX_PATH_BYTES
+    make_zip(
+        zpath, [("main.py", MAIN), (deepest, b"1"), (longest_name, b"2"), (longest_path, b"3")]
+    )
+    extract_archive(zpath, dest, LIMITS)
+    assert (dest / deepest).read_bytes() == b"1"
+    assert (dest / longest_name).read_bytes() == b"2"
+    assert (dest / longest_path).read_bytes() == b"3"
+
+
 def test_dot_components_are_normalised(zpath: Path) -> None:
     make_zip(zpath, {"./app//main.py": MAIN})
     assert inspect_archive(zpath, LIMITS).entrypoint == "app/main.py"

@@ -54,12 +54,22 @@ async def test_a_python_file_becomes_main_py(api: Api, jp_root_dir: Path) -> Non
         ("notes.txt", 400, "neither a folder nor a .py file"),
         ("linked", 400, "is a link"),
         ("nomain", 400, "main.py"),
+        ("a\x00b", 400, "path: must not contain a NUL character"),
+        ("project\x00/main.py", 400, "path: must not contain a NUL character"),
+        ("x" * 300, 400, "path: has a name of 300 bytes, over the limit of 255"),
+        ("d/" * 3000, 400, "path: is 6000 bytes long, over the limit of 4096"),
+        ("loop/main.py", 400, "path: 'loop/main.py' cannot be read (a link loop)"),
+        ("latin1", 400, "a file name is not UTF-8: '\\udce9t\\udce9.txt'"),
     ],
 )
 async def test_paths_are_checked(
     api: Api, jp_root_dir: Path, data_dir: Path, path: str, status: int, message: str
 ) -> None:
     os.symlink("/etc", jp_root_dir / "escape")
+    os.symlink("loop", jp_root_dir / "loop")
+    (jp_root_dir / "latin1").mkdir()
+    (jp_root_dir / "latin1" / "main.py").write_text("print(1)\n")
+    (jp_root_dir / "latin1" / os.fsdecode(b"\xe9t\xe9.txt")).write_text("written on Windows")
     (jp_root_dir / "notes.txt").write_text("hi")
     (jp_root_dir / "linked").mkdir()
     (jp_root_dir / "linked" / "main.py").write_text("print(1)\n")

@@ -469,6 +469,120 @@ def test_model_shapes_match_the_schemas() -> None:
     _check(activity.to_json(), ["components", "schemas", "Activity"], "activity", pytest.fail)
 
 
+# -- requests: what the document says is what the server takes -----------------------------
+
+JSON_OPERATIONS = sorted(
+    path[len(PREFIX) :]
+    for path, item in DOC["paths"].items()
+    if "application/json" in item.get("post", {}).get("requestBody", {}).get("content", {})
+)
+LARGEST = 2**53 - 1  # what JavaScript's numbers hold exactly
+# A value for each required field, so that a request reaches the field a test is about.
+PLAUSIBLE: dict[str, Any] = {
+    "id": str(uuid.UUID(int=7)),
+    "orch_id": str(uuid.UUID(int=7)),
+    "task_id": str(uuid.UUID(int=7)),
+    "task": str(uuid.UUID(int=7)),
+    "pod_id": str(uuid.UUID(int=8)),
+    "orchestrations": [str(uuid.UUID(int=7))],
+    "workspace_id": 1,
+    "schedule": "* * * * *",
+    "path": "x",
+    "sha": "x",
+    "pause": True,
+    "name": "x",
+}
+
+
+def request_schema(path: str) -> dict[str, Any]:
+    """The JSON schema of an operation's request body (a component)."""
+    body = operation(path, "post")["requestBody"]["content"]["application/json"]["schema"]
+    schema, _ = _deref(body)
+    return schema
+
+
+def _is_integer(schema: dict[str, Any]) -> bool:
+    kind = schema.get("type")
+    return kind == "integer" or (isinstance(kind, list) and "integer" in kind)
+
+
+def integer_fields() -> list[tuple[str, str, dict[str, Any]]]:
+    """(path, field, schema of the integers) for every integer field of a JSON body; for a
+    list of integers, the schema of its items."""
+    found = []
+    for path in JSON_OPERATIONS:
+        for name, schema in request_schema(path).get("properties", {}).items():
+            if _is_integer(schema):
+                found.append((path, name, schema))
+            elif _is_integer(schema.get("items", {})):
+                found.append((path, name, schema["items"]))
+    return found
+
+
+INTEGER_FIELDS = integer_fields()
+
+
+def test_every_integer_field_states_its_bounds() -> None:
+    assert len(INTEGER_FIELDS) > 15
+    metadata = component("UploadMetadata")["properties"]["workspace_id"]
+    follow = operation("task/follow_logs", "get")["parameters"]
+    start = next(p["schema"] for p in follow if p["name"] == "from")
+    for where, schema in [
+        *((f"{path} {name}", schema) for path, name, schema in INTEGER_FIELDS),
+        ("upload metadata workspace_id", metadata),
+        ("follow_logs from", start),
+    ]:
+        assert "minimum" in schema and "maximum" in schema, where
+        assert -LARGEST <= schema["minimum"] <= schema["maximum"] <= LARGEST, where
+
+
+@pytest.mark.parametrize(
+    ("path", "name", "schema"), INTEGER_FIELDS, ids=[f"{p}-{n}" for p, n, _ in INTEGER_FIELDS]
+)
+async def test_the_server_takes_exactly_the_documented_integers(
+    api: Api, path: str, name: str, schema: dict[str, Any]
+) -> None:
+    required = request_schema(path).get("required", [])
+    base = {field: PLAUSIBLE[field] for field in required}
+    is_list = _is_integer(schema) and not _is_integer(request_schema(path)["properties"][name])
+    for value, refused in [
+        (schema["minimum"] - 1, True),
+        (schema["maximum"] + 1, True),
+        (schema["minimum"], False),
+        (float(schema["maximum"]), False),  # an integral number is an integer
+    ]:
+        body = {**base, name: [value] if is_list else value}
+        response = await api.call(path, body)
+        answer = json.loads(response.body)
+        message = answer.get("message", "") if isinstance(answer, dict) else ""
+        named = response.code == 400 and message.startswith(f"{name}: ")
+        assert named is refused, (body, response.code, message)
+
+
+@pytest.mark.parametrize("path", JSON_OPERATIONS)
+async def test_an_empty_body_is_read_as_an_empty_object(api: Api, path: str) -> None:
+    assert operation(path, "post")["requestBody"]["required"] is False
+    required = request_schema(path).get("required", [])
+    response = await api.call(path, b"")
+    answer = json.loads(response.body)
+    if required:
+        assert response.code == 400, answer
+        assert answer["message"].split(": ")[0] in required, answer  # names a required field
+    else:
+        assert response.code == 200, answer
+        validate(path, "post", 200, answer)
+
+
+async def test_follow_logs_from_is_bounded_as_documented(api: Api) -> None:
+    run = str(uuid.UUID(int=7))
+    for start, code in [("-1", 400), (str(LARGEST + 1), 400), ("1.5", 400), (str(LARGEST), 404)]:
+        response = await api.fetch(
+            API, "task", "follow_logs", params={"id": run, "from": start}, raise_error=False
+        )
+        assert response.code == code, (start, response.body)
+        validate("task/follow_logs", "get", code, json.loads(response.body))
+
+
 # -- against the running server ------------------------------------------------------------
 
 

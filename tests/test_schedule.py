@@ -138,9 +138,18 @@ def test_invalid_schedules_name_the_problem(expr: str, message: str) -> None:
     assert caught.value.field == "schedule"
 
 
-def test_invalid_time_zone() -> None:
+@pytest.mark.parametrize("expr", ["0 0 31 2 *", "0 0 30 2 *", "0 0 0 31 4,6,9,11 *"])
+def test_schedules_that_never_fire_are_refused(expr: str) -> None:
+    with pytest.raises(InvalidRequest, match="never fires") as caught:
+        parse_cron(expr)
+    assert caught.value.field == "schedule"
+    assert parse_cron("0 0 29 2 *").expr == "0 0 29 2 *"  # rare, but it fires
+
+
+@pytest.mark.parametrize("name", ["Mars/Olympus", "Europe", "x" * 5000, "../../etc/passwd", ""])
+def test_invalid_time_zone(name: str) -> None:
     with pytest.raises(InvalidRequest, match="not an IANA time zone") as caught:
-        parse_timezone("Mars/Olympus")
+        parse_timezone(name or " ")
     assert caught.value.field == "timezone"
     assert parse_timezone(None) == ZoneInfo("UTC")
 

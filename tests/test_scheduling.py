@@ -156,6 +156,8 @@ async def test_each_run_has_its_own_log(api: Api) -> None:
         ({"concurrency_policy": "sometimes"}, "concurrency_policy: 'sometimes' is not one of"),
         ({"starting_deadline_seconds": -1}, "starting_deadline_seconds: must be at least 0"),
         ({"schedule": None}, "schedule: must not be null"),
+        ({"schedule": "0 0 31 2 *"}, "schedule: '0 0 31 2 *' never fires"),
+        ({"timezone": "Europe"}, "timezone: 'Europe' is not an IANA"),
     ],
 )
 async def test_bad_schedules_are_400(api: Api, extra: dict[str, Any], message: str) -> None:

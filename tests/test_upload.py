@@ -53,6 +53,12 @@ HOSTILE: list[tuple[str, bytes, str]] = [
     ("absolute path", zip_of([("main.py", b""), ("/etc/evil.py", b"")]), "/etc/evil.py"),
     ("parent path", zip_of([("main.py", b""), ("../evil.py", b"")]), "../evil.py"),
     ("link", zip_of([("main.py", b""), symlink("data", "/etc/passwd")]), "symbolic link"),
+    ("long name", zip_of([("main.py", b""), ("a" * 300, b"")]), "over the limit of 255"),
+    (
+        "deep path",
+        zip_of([("main.py", b""), ("/".join(["d"] * 2100) + "/x.py", b"")]),
+        "has 2101 path components, over the limit of 64",
+    ),
     (
         "requirement option",
         make_zip({"main.py": MAIN, "requirements.txt": "--index-url http://x\nsix\n"}),
@@ -176,6 +182,89 @@ async def test_bad_metadata_is_400(api: Api, data_dir: Path, metadata: str, mess
     assert_nothing_written(data_dir)
 
 
+async def post_upload(api: Api, body: bytes, ctype: str) -> tuple[int, str]:
+    """POST a raw upload body; the status and the answer's message."""
+    response = await api.fetch(
+        API,
+        "orchestration",
+        "upload",
+        method="POST",
+        body=body,
+        headers={"Content-Type": ctype},
+        raise_error=False,
+    )
+    return response.code, json.loads(response.body)["message"]
+
+
+async def test_metadata_over_64_kib_is_400(api: Api, data_dir: Path) -> None:
+    padding = " " * (64 * 1024)
+    body, ctype = multipart(
+        [
+            ("metadata", None, f'{{"workspace_id": 1{padding}}}'.encode(), "application/json"),
+            ("file", "hello.zip", make_zip({"main.py": MAIN}), "application/octet-stream"),
+        ]
+    )
+    code, message = await post_upload(api, body, ctype)
+    assert code == 400 and message == "metadata: is larger than 65536 bytes"
+    assert_nothing_written(data_dir)
+
+
+async def test_two_file_parts_are_400(api: Api, data_dir: Path) -> None:
+    archive = make_zip({"main.py": MAIN})
+    body, ctype = multipart(
+        [
+            ("file", "one.zip", archive, "application/octet-stream"),
+            ("file", "two.zip", archive, "application/octet-stream"),
+            ("metadata", None, b'{"workspace_id": 1}', "application/json"),
+        ]
+    )
+    code, message = await post_upload(api, body, ctype)
+    assert code == 400 and message == "file: more than one 'file' part was sent"
+    assert_nothing_written(data_dir)
+
+
+async def test_malformed_multipart_is_400(api: Api, data_dir: Path) -> None:
+    boundary = "7c5156fb04a2177cf9e322ad31ebde44"
+    body = f"--{boundary}\r\nNone--{boundary}--\r\n".encode()
+    code, message = await post_upload(api, body, f"multipart/form-data; boundary={boundary}")
+    assert code == 400 and message.startswith("body: is not multipart/form-data"), message
+    assert_nothing_written(data_dir)
+
+
+@pytest.mark.parametrize(
+    ("ctype", "message"),
+    [
+        ("multipart/form-data; boundary=" + "b" * 300, "has a boundary the parser refuses"),
+        ("multipart/form-data;;;", "must be multipart/form-data with a boundary"),
+        ("application/json", "must be multipart/form-data with a boundary"),
+    ],
+)
+async def test_a_refused_content_type_is_a_400_with_a_body_in_flight(
+    api: Api, data_dir: Path, ctype: str, message: str
+) -> None:
+    # Refused before the body is read: the client, still sending, must get the answer.
+    code, answer = await post_upload(api, b"\xff" * (2 << 20), ctype)
+    assert code == 400 and answer.startswith(f"Content-Type: {message}"), answer
+    assert_nothing_written(data_dir)
+
+
+@pytest.mark.parametrize(
+    ("metadata", "message"),
+    [
+        ('{"workspace_id": 9223372036854775808}', "workspace_id: must be at most"),
+        ('{"workspace_id": NaN}', "metadata: NaN is not a finite number"),
+        ('{"workspace_id": 1, "name": "\\ud800"}', "name: holds a lone surrogate"),
+    ],
+)
+async def test_metadata_values_are_checked_like_json_bodies(
+    api: Api, data_dir: Path, metadata: str, message: str
+) -> None:
+    response = await api.upload_raw(make_zip({"main.py": MAIN}), metadata)
+    assert response.code == 400, response.body
+    assert message in json.loads(response.body)["message"]
+    assert_nothing_written(data_dir)
+
+
 async def test_unknown_workspace_is_404(api: Api, data_dir: Path) -> None:
     response = await api.upload_raw(make_zip({"main.py": MAIN}), '{"workspace_id": 42}')
     assert response.code == 404
@@ -204,6 +293,38 @@ async def test_missing_file_part_and_wrong_content_type(api: Api) -> None:
         raise_error=False,
     )
     assert response.code == 400 and "multipart/form-data" in json.loads(response.body)["message"]
+
+
+@pytest.mark.parametrize(
+    ("file_name", "fallback", "encoded"),
+    [
+        ("données ☃.zip", "donn_es _.zip", "donn%C3%A9es%20%E2%98%83.zip"),
+        ('a\x01b"c\x7f.zip', "abc.zip", "a%01b%22c%7F.zip"),
+        ("日本.zip", "__.zip", "%E6%97%A5%E6%9C%AC.zip"),
+    ],
+)
+async def test_download_names_any_file_name_by_rfc_6266(
+    api: Api, file_name: str, fallback: str, encoded: str
+) -> None:
+    archive = make_zip({"main.py": MAIN})
+    quoted = file_name.replace('"', '\\"')
+    body, ctype = multipart(
+        [
+            ("file", quoted, archive, "application/octet-stream"),
+            ("metadata", None, b'{"workspace_id": 1}', "application/json"),
+        ]
+    )
+    response = await api.fetch(
+        API, "orchestration", "upload", method="POST", body=body, headers={"Content-Type": ctype}
+    )
+    orch_id = json.loads(response.body)["id"]
+    orch = await api.ok("orchestration/get_by_id", {"id": orch_id})
+    assert orch["file_name"] == file_name
+    downloaded = await api.fetch(API, "orchestration", "download", params={"id": orch_id})
+    assert downloaded.body == archive
+    assert downloaded.headers["Content-Disposition"] == (
+        f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"
+    )
 
 
 async def test_same_archive_twice_shares_one_stored_file(api: Api, data_dir: Path) -> None:

@@ -29,6 +29,14 @@ _MACOS_JUNK = "__MACOSX"
 _FILE_MODE = 0o644
 _DIR_MODE = 0o755
 
+# Bounds of an entry's path (after normalising): far under what file systems allow (255 bytes
+# a name, 4096 a path on Linux), with room for the folder an archive is extracted into, and
+# shallow enough for every recursive walk of the tree (copying, removing) to stay in bounds.
+MAX_PATH_PARTS = 64  # folders and file name
+MAX_NAME_BYTES = 255  # one component, UTF-8
+MAX_PATH_BYTES = 1024  # the whole path, UTF-8
+_SHOWN_CHARS = 80  # of a name in a message
+
 # bzip2 and LZMA are left out on purpose: zipfile decompresses their reads with no cap on the
 # output, so a member lying about its size could take much memory before any check sees it.
 _SUPPORTED_METHODS = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED})
@@ -127,17 +135,36 @@ def _normalise(info: zipfile.ZipInfo) -> _Entry:
     # orig_filename keeps what zipfile's `filename` silently cuts at a NUL byte.
     raw = info.orig_filename
     if "\x00" in raw:
-        raise ArchiveError(f"archive entry {raw!r} contains a NUL byte")
+        raise ArchiveError(f"archive entry {_shown(raw)} contains a NUL byte")
     name = raw.replace("\\", "/")  # archives made on Windows may use either separator
     if name.startswith("/") or _has_drive(name):
-        raise ArchiveError(f"archive entry {raw!r} has an absolute path")
+        raise ArchiveError(f"archive entry {_shown(raw)} has an absolute path")
     if ".." in name.split("/"):
-        raise ArchiveError(f"archive entry {raw!r} escapes the archive (contains '..')")
+        raise ArchiveError(f"archive entry {_shown(raw)} escapes the archive (contains '..')")
     parts = [part for part in name.split("/") if part not in ("", ".")]
     if not parts:
-        raise ArchiveError(f"archive entry {raw!r} has an empty path")
+        raise ArchiveError(f"archive entry {_shown(raw)} has an empty path")
+    path = "/".join(parts)
+    _check_path_size(raw, path, parts)
     is_dir = name.endswith("/") or stat.S_ISDIR(info.external_attr >> 16)
-    return _Entry(info=info, path="/".join(parts), is_dir=is_dir)
+    return _Entry(info=info, path=path, is_dir=is_dir)
+
+
+def _check_path_size(raw: str, path: str, parts: list[str]) -> None:
+    if len(parts) > MAX_PATH_PARTS:
+        problem = f"{len(parts)} path components, over the limit of {MAX_PATH_PARTS}"
+    elif (longest := max(len(part.encode()) for part in parts)) > MAX_NAME_BYTES:
+        problem = f"a name of {longest} bytes, over the limit of {MAX_NAME_BYTES}"
+    elif (size := len(path.encode())) > MAX_PATH_BYTES:
+        problem = f"a path of {size} bytes, over the limit of {MAX_PATH_BYTES}"
+    else:
+        return
+    raise ArchiveError(f"archive entry {_shown(raw)} has {problem}")
+
+
+def _shown(name: str) -> str:
+    """An entry name for a message: quoted, and cut short when long."""
+    return repr(name if len(name) <= _SHOWN_CHARS else name[:_SHOWN_CHARS] + "...")
 
 
 def _has_drive(name: str) -> bool:
@@ -149,12 +176,14 @@ def _check_entry(entry: _Entry) -> None:
     kind = stat.S_IFMT(info.external_attr >> 16)
     if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
         what = _SPECIAL_KINDS.get(kind, "a special file")
-        raise ArchiveError(f"archive entry {entry.name!r} is {what}; only files are allowed")
+        raise ArchiveError(f"archive entry {_shown(entry.name)} is {what}; only files are allowed")
     if info.flag_bits & 0x1:
-        raise ArchiveError(f"archive entry {entry.name!r} is encrypted, which is not supported")
+        raise ArchiveError(
+            f"archive entry {_shown(entry.name)} is encrypted, which is not supported"
+        )
     if info.compress_type not in _SUPPORTED_METHODS:
         raise ArchiveError(
-            f"archive entry {entry.name!r} uses unsupported compression method "
+            f"archive entry {_shown(entry.name)} uses unsupported compression method "
             f"{info.compress_type} (use stored, deflate, bzip2 or lzma)"
         )
     _check_ratio(entry)
@@ -166,7 +195,7 @@ def _check_ratio(entry: _Entry) -> None:
     # Real files rarely compress past 1000:1; a large one that does is a zip bomb signature.
     if size > _BOMB_MIN_SIZE and ratio > _BOMB_MAX_RATIO:
         raise ArchiveError(
-            f"archive entry {entry.name!r} has a compression ratio of {ratio:.0f}:1, "
+            f"archive entry {_shown(entry.name)} has a compression ratio of {ratio:.0f}:1, "
             f"over the limit of {_BOMB_MAX_RATIO}:1 (looks like a zip bomb)"
         )
 
@@ -177,7 +206,8 @@ def _check_unique(entries: list[_Entry]) -> None:
         previous = seen.get(entry.path)
         if previous is not None:
             raise ArchiveError(
-                f"archive has two entries for {entry.path!r}: {previous.name!r} and {entry.name!r}"
+                f"archive has two entries for {entry.path!r}: "
+                f"{_shown(previous.name)} and {_shown(entry.name)}"
             )
         seen[entry.path] = entry
     # A file used as a parent folder of another entry could not be extracted either.
@@ -187,7 +217,7 @@ def _check_unique(entries: list[_Entry]) -> None:
             parent = "/".join(entry.parts[:depth])
             if parent in files:
                 raise ArchiveError(
-                    f"archive entry {entry.name!r} is inside {parent!r}, which is a file"
+                    f"archive entry {_shown(entry.name)} is inside {parent!r}, which is a file"
                 )
 
 
@@ -258,7 +288,9 @@ def _target(root: Path, entry: _Entry) -> Path:
     target = root.joinpath(*entry.parts)
     # Names were vetted already; this guards against anything on disk redirecting the path.
     if not target.resolve().is_relative_to(root):
-        raise ArchiveError(f"archive entry {entry.name!r} would be written outside the archive")
+        raise ArchiveError(
+            f"archive entry {_shown(entry.name)} would be written outside the archive"
+        )
     return target
 
 
@@ -281,7 +313,7 @@ def _copy_member(zf: zipfile.ZipFile, entry: _Entry, target: Path, budget: int) 
             written += len(chunk)
             if written > declared:
                 raise ArchiveError(
-                    f"archive entry {entry.name!r} holds more data than its declared size "
+                    f"archive entry {_shown(entry.name)} holds more data than its declared size "
                     f"of {declared} bytes"
                 )
             if written > budget:
@@ -289,7 +321,7 @@ def _copy_member(zf: zipfile.ZipFile, entry: _Entry, target: Path, budget: int) 
             out.write(chunk)
     if written < declared:
         raise ArchiveError(
-            f"archive entry {entry.name!r} holds {written} bytes, less than its declared "
+            f"archive entry {_shown(entry.name)} holds {written} bytes, less than its declared "
             f"size of {declared} bytes"
         )
     return written
@@ -306,7 +338,7 @@ def _open_member(zf: zipfile.ZipFile, entry: _Entry) -> Iterator[IO[bytes]]:
     try:
         src = zf.open(probe)
     except _READ_ERRORS as exc:
-        raise ArchiveError(f"archive entry {entry.name!r} is corrupt: {exc}") from exc
+        raise ArchiveError(f"archive entry {_shown(entry.name)} is corrupt: {exc}") from exc
     with src:
         yield src
 
@@ -315,7 +347,7 @@ def _read_chunk(src: IO[bytes], entry: _Entry) -> bytes:
     try:
         return src.read(_CHUNK)
     except _READ_ERRORS as exc:
-        raise ArchiveError(f"archive entry {entry.name!r} is corrupt: {exc}") from exc
+        raise ArchiveError(f"archive entry {_shown(entry.name)} is corrupt: {exc}") from exc
 
 
 def _create_file(target: Path) -> IO[bytes]:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 from .errors import InvalidRequest
 
@@ -64,14 +64,25 @@ def parse_cron(expr: str) -> Cron:
     seconds = len(fields) == 6
     if not croniter.is_valid(text, second_at_beginning=seconds):
         raise InvalidRequest("schedule", f"{expr!r} is not a valid cron string")
-    return Cron(text, seconds)
+    cron = Cron(text, seconds)
+    try:
+        # croniter gives up after a bounded search (years, not forever): a date no calendar
+        # has, such as 31 February, never comes.
+        cron.iterator(_PROBE_START).get_next(datetime)
+    except CroniterBadDateError:
+        raise InvalidRequest("schedule", f"{expr!r} never fires (no date matches it)") from None
+    return cron
+
+
+#: Where the check that a schedule fires at all starts: a leap year's first instant.
+_PROBE_START = datetime(2000, 1, 1)
 
 
 def parse_timezone(name: str | None) -> ZoneInfo:
     """The IANA time zone of a task (UTC when none is given)."""
     try:
         return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder, a name too long
         raise InvalidRequest("timezone", f"{name!r} is not an IANA time zone name") from None
 
 

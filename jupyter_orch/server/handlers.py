@@ -7,6 +7,7 @@ reads its fields and calls the service; one handler class serves them all.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from jupyter_core.utils import ensure_async
 from jupyter_server.auth.identity import User
@@ -22,7 +24,15 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 
 from .errors import Forbidden, InvalidRequest, Missing, OrchError, TooLarge
-from .fields import Fields, as_uuid, parse_json_object
+from .fields import (
+    MAX_DAYS,
+    MAX_SECONDS,
+    MAX_TIMEOUT,
+    Fields,
+    as_uuid,
+    parse_json_object,
+    query_integer,
+)
 from .models import ConcurrencyPolicy, RunStatus, RunType, Task, TaskQuery
 from .service import OrchService, TaskRequest
 from .upload import MultipartReceiver
@@ -31,6 +41,8 @@ PREFIX = "/orch/v1/api"
 # `task/activity`: failed runs in one answer, by default and at most
 ACTIVITY_DEFAULT, ACTIVITY_LIMIT = 20, 100
 Answer = tuple[int, Any]
+#: Every answer is strict JSON: a NaN or an infinity is a bug to raise, never text to send.
+dumps = functools.partial(json.dumps, allow_nan=False)
 
 
 @dataclass
@@ -93,13 +105,29 @@ class OrchHandler(APIHandler):
         return super().check_xsrf_cookie()
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
-        """Core errors become `{"message", "reason"}` with their own status code."""
+        """Core errors become `{"message", "reason"}` with their own status code; a method
+        this handler lacks is a 405 naming the methods it has, also in `Allow`."""
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(exc, OrchError):
             self.set_status(exc.status, exc.reason)
-            self.finish(json.dumps({"message": exc.message, "reason": exc.reason}))
+            self.finish(dumps({"message": exc.message, "reason": exc.reason}))
+            return
+        if status_code == 405:
+            allowed = ", ".join(self.allowed_methods())
+            self.set_header("Allow", allowed)
+            message = f"{self.request.method} is not allowed here (allowed: {allowed})"
+            self.finish(dumps({"message": message, "reason": "Method Not Allowed"}))
             return
         super().write_error(status_code, **kwargs)
+
+    @classmethod
+    def allowed_methods(cls) -> list[str]:
+        """The HTTP methods this handler answers (Tornado's placeholder marks the others)."""
+        return sorted(
+            method
+            for method in cls.SUPPORTED_METHODS
+            if getattr(cls, method.lower(), None) is not web.RequestHandler._unimplemented_method
+        )
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         """A core error is an answer, not a crash: one line in the log, no traceback."""
@@ -113,13 +141,13 @@ class OrchHandler(APIHandler):
         in between."""
         self.set_status(status)
         if not isinstance(data, JsonArray):
-            self.finish(json.dumps(data))
+            self.finish(dumps(data))
             return
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         opening = "["
         async for items in data.pieces:
             if items:
-                self.write(opening + ", ".join(json.dumps(item) for item in items))
+                self.write(opening + ", ".join(dumps(item) for item in items))
                 opening = ", "
                 await self.flush()
         self.finish("[]" if opening == "[" else "]")
@@ -186,7 +214,7 @@ class UploadHandler(OrchHandler):
             file_name=receiver.file_name or "orchestration.zip",
             sha=receiver.sha.hexdigest(),
             size=receiver.file_size,
-            workspace_id=meta.req_integer("workspace_id"),
+            workspace_id=meta.req_integer("workspace_id", 1),
             name=meta.string("name", required=False),
             owner=self.owner,
         )
@@ -211,8 +239,7 @@ class DownloadHandler(OrchHandler):
         orch_id = as_uuid("id", self.get_query_argument("id", "") or "")
         orch, path = await self.service.archive_file(orch_id)
         self.set_header("Content-Type", "application/octet-stream")
-        safe = orch.file_name.replace('"', "")
-        self.set_header("Content-Disposition", f'attachment; filename="{safe}"')
+        self.set_header("Content-Disposition", content_disposition(orch.file_name))
         fh = await asyncio.to_thread(path.open, "rb")
         try:
             self.set_header("Content-Length", str(os.fstat(fh.fileno()).st_size))
@@ -224,6 +251,16 @@ class DownloadHandler(OrchHandler):
         self.finish(set_content_type="application/octet-stream")
 
 
+def content_disposition(file_name: str) -> str:
+    """`attachment` naming a file by RFC 6266: an ASCII fallback for old clients (no control
+    characters, quotes or backslashes; `_` for each other character), then the exact name."""
+    fallback = "".join(
+        ("_" if ord(c) > 0x7E else c) for c in file_name if c.isprintable() and c not in '"\\'
+    )
+    exact = quote(file_name.encode("utf-8", "replace"), safe="!#$&+-.^_`|~")
+    return f"attachment; filename=\"{fallback or 'orchestration.zip'}\"; filename*=UTF-8''{exact}"
+
+
 class FollowLogsHandler(OrchHandler):
     """`task/follow_logs?id=&from=`: log lines as they are written, as JSON lines, until the
     run has ended; `{"heartbeat": true}` while nothing happens, `{"end": true, ...}` last."""
@@ -233,20 +270,18 @@ class FollowLogsHandler(OrchHandler):
     async def get(self) -> None:
         """Stream the run's lines from index `from`."""
         run_id = as_uuid("id", self.get_query_argument("id", "") or "")
-        start = self.get_query_argument("from", "0") or "0"
-        if not start.isdigit():
-            raise InvalidRequest("from", f"{start!r} is not a line index (0 or more)")
-        lines = await self.service.follow_logs(run_id, int(start))
+        start = query_integer("from", self.get_query_argument("from", "0") or "0", 0)
+        lines = await self.service.follow_logs(run_id, start)
         self.set_header("Content-Type", "application/x-ndjson")
         self.set_header("Cache-Control", "no-cache")
         queue: asyncio.Queue[tuple[int, str] | None] = asyncio.Queue(maxsize=1000)
         pump = asyncio.ensure_future(_pump(lines, queue))
-        following = int(start)
+        following = start
         try:
             while (item := await self._next(queue)) is not None:
                 if isinstance(item, tuple):
                     following = item[0] + 1
-                    self.write(json.dumps({"n": item[0], "line": item[1]}) + "\n")
+                    self.write(dumps({"n": item[0], "line": item[1]}) + "\n")
                 else:
                     self.write('{"heartbeat": true}\n')
                 if queue.empty():
@@ -257,7 +292,7 @@ class FollowLogsHandler(OrchHandler):
             pump.cancel()
         status = await self.service.run_status(run_id)
         end = {"end": True, "status": status.value, "next": following}
-        self.finish(json.dumps(end) + "\n", set_content_type="application/x-ndjson")
+        self.finish(dumps(end) + "\n", set_content_type="application/x-ndjson")
 
     async def _next(self, queue: asyncio.Queue[tuple[int, str] | None]) -> Any:
         try:
@@ -313,7 +348,7 @@ async def workspace_list(h: OrchHandler, f: Fields) -> Answer:
 
 async def orch_list(h: OrchHandler, f: Fields) -> Answer:
     """`orchestration/list {"workspace_id"}`."""
-    orchs = await h.service.list_orchestrations(f.req_integer("workspace_id"))
+    orchs = await h.service.list_orchestrations(f.req_integer("workspace_id", 1))
     return 200, [o.to_json() for o in orchs]
 
 
@@ -321,7 +356,7 @@ async def orch_list_all(h: OrchHandler, f: Fields) -> Answer:
     """`orchestration/list_all` with the contract's filters."""
     statuses = [f.enum("task_run_status", RunStatus, s) for s in f.items("task_run_status", str)]
     answer = await h.service.list_all(
-        f.items("workspace_ids", int), statuses, f.boolean("killed"), f.time_range()
+        f.integers("workspace_ids", 1), statuses, f.boolean("killed"), f.time_range()
     )
     return 200, answer
 
@@ -338,7 +373,7 @@ async def orch_create_from_path(h: OrchHandler, f: Fields) -> Answer:
     assert path is not None
     orch = await h.service.create_from_path(
         path,
-        f.integer("workspace_id", required=False) or 1,
+        f.integer("workspace_id", required=False, minimum=1) or 1,
         f.string("name", required=False),
         h.owner,
     )
@@ -363,12 +398,12 @@ def task_request(f: Fields, scheduled: bool = False) -> TaskRequest:
     f.boolean("debug")
     request = TaskRequest(
         orch_id=f.uuid("orch_id"),
-        workspace_id=f.req_integer("workspace_id"),
+        workspace_id=f.req_integer("workspace_id", 1),
         args=f.mapping("json", default={}),
         name=f.string("name", required=False),
-        timeout=f.integer("timeout", required=False, minimum=1),
+        timeout=f.integer("timeout", required=False, minimum=1, maximum=MAX_TIMEOUT),
         keep_runs=f.integer("keep_runs", required=False, minimum=1),
-        keep_days=f.number("keep_days", required=False, minimum=0),
+        keep_days=f.number("keep_days", required=False, minimum=0, maximum=MAX_DAYS),
     )
     if scheduled:
         request.schedule = f.string("schedule")
@@ -376,7 +411,7 @@ def task_request(f: Fields, scheduled: bool = False) -> TaskRequest:
         policy = f.string("concurrency_policy", required=False) or "allow"
         request.concurrency_policy = f.enum("concurrency_policy", ConcurrencyPolicy, policy)
         request.starting_deadline_seconds = f.integer(
-            "starting_deadline_seconds", required=False, minimum=0
+            "starting_deadline_seconds", required=False, minimum=0, maximum=MAX_SECONDS
         )
     return request
 
@@ -421,7 +456,8 @@ async def task_get(h: OrchHandler, f: Fields) -> Answer:
 async def task_list(h: OrchHandler, f: Fields) -> Answer:
     """`task/list` with optional workspace, orchestration, sha and killed filters."""
     run_limit = f.integer("run_limit", required=False, minimum=0)
-    workspace_id, orch_id = f.integer("workspace_id", required=False), f.opt_uuid("orch_id")
+    workspace_id = f.integer("workspace_id", required=False, minimum=1)
+    orch_id = f.opt_uuid("orch_id")
     query = TaskQuery(
         workspace_ids=[workspace_id] if workspace_id is not None else [],
         orch_ids=[orch_id] if orch_id is not None else [],

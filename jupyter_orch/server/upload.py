@@ -2,7 +2,9 @@
 
 The `file` part goes to a temporary file (hashed on the way); the `metadata` part, small by
 nature, is kept in memory up to a bound. A part counts as `metadata` by its name whether or
-not it carries a file name (generated API clients send it as a plain field).
+not it carries a file name (generated API clients send it as a plain field). A body that breaks
+a rule is read to its end all the same and answered with a 400 naming the rule: an error
+raised while the body streams in would only drop the connection.
 
 A folder or `.py` file of the root (`create_from_path`, the sidebar's "Create orchestration")
 is checked first (relative, inside the root once every link is resolved), then zipped to
@@ -18,12 +20,17 @@ import tempfile
 from pathlib import Path, PurePosixPath
 from typing import IO
 
+from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from ..bundle import ArchiveLimits, BundleError, BundleTooLarge, can_bundle, write_bundle
-from .errors import ArchiveError, InvalidRequest, Missing, TooLarge
+from .errors import ArchiveError, InvalidRequest, Missing, OrchError, TooLarge
 
 MAX_METADATA = 64 * 1024
+# A path of the Jupyter root a client names: Linux's own bounds (PATH_MAX, NAME_MAX), so that
+# the file system answers "not found" rather than "name too long".
+MAX_PATH_BYTES = 4096
+MAX_NAME_BYTES = 255
 
 
 class MultipartReceiver:
@@ -44,38 +51,46 @@ class MultipartReceiver:
         self.file_size = 0
         self.sha = hashlib.sha256()
         self.metadata: bytearray | None = None
+        self.error: OrchError | None = None  # the first rule the body broke
         self._file: IO[bytes] | None = None
         self._part: str | None = None
         self._headers: dict[bytes, bytes] = {}
         self._field = b""
         self._value = b""
-        self._parser = MultipartParser(
-            boundary,
-            {
-                "on_part_begin": self._part_begin,
-                "on_header_field": self._header_field,
-                "on_header_value": self._header_value,
-                "on_header_end": self._header_end,
-                "on_headers_finished": self._headers_finished,
-                "on_part_data": self._part_data,
-                "on_part_end": self._part_end,
-            },
-        )
+        try:
+            self._parser = MultipartParser(
+                boundary,
+                {
+                    "on_part_begin": self._part_begin,
+                    "on_header_field": self._header_field,
+                    "on_header_value": self._header_value,
+                    "on_header_end": self._header_end,
+                    "on_headers_finished": self._headers_finished,
+                    "on_part_data": self._part_data,
+                    "on_part_end": self._part_end,
+                },
+            )
+        except FormParserError as exc:  # a boundary over the parser's limit
+            message = f"has a boundary the parser refuses ({exc})"
+            raise InvalidRequest("Content-Type", message) from None
 
     def feed(self, chunk: bytes) -> None:
-        """Take the next piece of the body; past the limit, the rest is counted and dropped."""
+        """Take the next piece of the body; past the limit or a broken rule, the rest is
+        counted and dropped (the answer, 413 or 400, is given at the end)."""
         self.received += len(chunk)
-        if self.received > self.max_bytes:
-            # Raising here would only drop the connection; the 413 is answered at the end.
+        if self.received > self.max_bytes or self.error is not None:
             self.cleanup()
             return
-        self._parser.write(chunk)
+        self._parse(chunk)
 
     def finish(self) -> None:
-        """The body is complete: check its size and that a file part came."""
+        """The body is complete: check its size, its rules and that a file part came."""
         if self.received > self.max_bytes:
             raise TooLarge(f"upload of {self.received} bytes is over the limit of {self.max_bytes}")
-        self._parser.finalize()
+        if self.error is None:
+            self._parse(None)
+        if self.error is not None:
+            raise self.error
         if self._file is not None:
             self._file.close()
             self._file = None
@@ -90,6 +105,20 @@ class MultipartReceiver:
         if self.file_path is not None:
             self.file_path.unlink(missing_ok=True)
             self.file_path = None
+
+    def _parse(self, chunk: bytes | None) -> None:
+        """Give the parser a chunk (None: the body's end), keeping the first broken rule."""
+        try:
+            if chunk is None:
+                self._parser.finalize()
+            else:
+                self._parser.write(chunk)
+        except OrchError as exc:  # raised by a callback below
+            self.error = exc
+        except FormParserError as exc:
+            self.error = InvalidRequest("body", f"is not multipart/form-data ({exc})")
+        if self.error is not None:
+            self.cleanup()
 
     # -- parser callbacks -------------------------------------------------------------------
 
@@ -146,15 +175,36 @@ def resolve_inside(root: Path, relative: str) -> Path:
     if not relative.strip():
         raise InvalidRequest("path", "must name a folder or a .py file under the Jupyter root")
     pure = PurePosixPath(relative.replace("\\", "/"))
+    _check_path_text(relative, pure)
     if pure.is_absolute() or ".." in pure.parts:
         raise InvalidRequest("path", f"{relative!r} must be relative to the Jupyter root")
     root = root.resolve()
-    target = (root / pure).resolve()
+    try:
+        target = (root / pure).resolve()
+        exists = target.exists()
+    except RuntimeError:  # what pathlib raises for a link loop
+        raise InvalidRequest("path", f"{relative!r} cannot be read (a link loop)") from None
+    except OSError as exc:  # a link leading to a name too long, ...
+        raise InvalidRequest("path", f"{relative!r} cannot be read ({exc.strerror})") from None
     if target != root and root not in target.parents:
         raise InvalidRequest("path", f"{relative!r} leads outside the Jupyter root")
-    if not target.exists():
+    if not exists:
         raise Missing("path", relative)
     return target
+
+
+def _check_path_text(relative: str, pure: PurePosixPath) -> None:
+    """Refuse what no file system takes: a NUL, a name or a path over Linux's bounds."""
+    if "\x00" in relative:
+        raise InvalidRequest("path", "must not contain a NUL character")
+    size = len(relative.encode())
+    if size > MAX_PATH_BYTES:
+        raise InvalidRequest("path", f"is {size} bytes long, over the limit of {MAX_PATH_BYTES}")
+    longest = max((len(part.encode()) for part in pure.parts), default=0)
+    if longest > MAX_NAME_BYTES:
+        raise InvalidRequest(
+            "path", f"has a name of {longest} bytes, over the limit of {MAX_NAME_BYTES}"
+        )
 
 
 def bundle_path(target: Path, dest: Path, limits: ArchiveLimits) -> str:
@@ -171,3 +221,5 @@ def bundle_path(target: Path, dest: Path, limits: ArchiveLimits) -> str:
         raise TooLarge(str(exc)) from exc
     except BundleError as exc:
         raise ArchiveError(str(exc)) from exc
+    except UnicodeEncodeError as exc:  # a name of bytes that are not UTF-8, which no zip holds
+        raise ArchiveError(f"a file name is not UTF-8: {exc.object!r}") from exc
