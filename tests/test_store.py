@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from pathlib import Path
 
 import pytest
 
 from jupyter_orch.server.store import Store, WrongThread
+
+from .fakes import open_store, orchestration, scheduled_task
 
 
 async def test_a_statement_off_the_store_thread_fails_loudly(tmp_path: Path) -> None:
@@ -36,3 +39,19 @@ def test_a_closed_store_says_so_on_its_thread(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="not open"):
         store.call_blocking(store.list_workspaces)
     store.close()
+
+
+def test_non_finite_numbers_stored_by_an_older_server_are_read_as_null(tmp_path: Path) -> None:
+    """Arguments written before NaN and Infinity were refused still give strict JSON answers."""
+    store = open_store(tmp_path / "orch.db")
+    try:
+        task = scheduled_task(store, orchestration(store), "0 0 1 1 *")
+        store.sql(
+            "UPDATE tasks SET input_data = ? WHERE id = ?",
+            ('{"a": NaN, "b": [Infinity, -Infinity], "c": 1.5}', task.id),
+        )
+        read = store.get_task(task.id)
+        assert read is not None and read.input_data == {"a": None, "b": [None, None], "c": 1.5}
+        json.dumps(read.to_json(), allow_nan=False)  # what the handlers send
+    finally:
+        store.close()

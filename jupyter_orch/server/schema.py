@@ -192,6 +192,12 @@ def record(kind: type[R], row: sqlite3.Row, **convert: Callable[[Any], Any]) -> 
     return kind(**values)
 
 
+def finite_json(text: str) -> Any:
+    """Stored JSON, with any NaN or Infinity (kept by servers that accepted them) as null: answers
+    are strict JSON."""
+    return json.loads(text, parse_constant=lambda _constant: None)
+
+
 def as_workspace(row: sqlite3.Row) -> Workspace:
     """A workspace row as its record."""
     return record(Workspace, row)
@@ -205,7 +211,7 @@ def as_orchestration(row: sqlite3.Row) -> Orchestration:
 def as_task(row: sqlite3.Row) -> Task:
     """A task row as its record (without its runs)."""
     convert: dict[str, Callable[[Any], Any]] = {"status": TaskStatus, "run_type": RunType}
-    convert.update(input_data=json.loads, killed=bool, concurrency_policy=ConcurrencyPolicy)
+    convert.update(input_data=finite_json, killed=bool, concurrency_policy=ConcurrencyPolicy)
     return record(Task, row, **convert)
 
 
