@@ -2,7 +2,8 @@
 from the Jupyter root's files, deleted with everything that belongs to it.
 
 An upload is all or nothing: the archive is checked before anything is written, extracted to a
-scratch folder, moved into place, and only then is its row written.
+scratch folder (a notebook entrypoint is validated there), moved into place, and only then is its
+row written.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from .background import Background
 from .datadir import DataDir
 from .errors import WrongState
 from .models import Orchestration, OrchestrationStatus, TaskQuery, new_id, now
+from .notebook import check_notebook, is_notebook
 from .packaging import Packager
 from .requirements import check_requirements, normalise_requirements
 from .store import Store
@@ -148,6 +150,8 @@ class Intake:
         scratch = self.data.unpacking(orch_id)
         info = extract_archive(zip_path, scratch, self.limits)
         try:
+            if is_notebook(info.entrypoint):  # read by nbformat once, here, not at each run
+                check_notebook(scratch / info.entrypoint, info.entrypoint)
             requirements = None
             if info.requirements is not None:
                 requirements = (scratch / info.requirements).read_text("utf-8", "replace")
