@@ -118,7 +118,7 @@ def _after_start(opts: argparse.Namespace, task: Task) -> int:
 
 
 def cmd_upload(client: Client, opts: argparse.Namespace) -> int:
-    """Upload a zip, a folder or a script."""
+    """Upload a zip, a folder, a script or a notebook."""
     orch = client.upload_orchestration(path=opts.path, name=opts.name)
     _emit(opts, orch.wait_ready() if opts.wait else orch)
     return OK
@@ -240,7 +240,7 @@ cmd_resume = _task_action(Task.resume)
 
 
 COMMANDS: dict[str, tuple[Command, str]] = {
-    "upload": (cmd_upload, "upload a zip, a folder or a script as an orchestration"),
+    "upload": (cmd_upload, "upload a zip, a folder, a script or a notebook"),
     "run-once": (cmd_run_once, "run an orchestration once"),
     "schedule": (cmd_schedule, "run an orchestration on a cron schedule"),
     "continuous": (cmd_continuous, "run an orchestration continuously"),
@@ -275,7 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_arguments(subs: dict[str, argparse.ArgumentParser]) -> None:
-    subs["upload"].add_argument("path", help="a .zip, a folder, or a .py file (its main.py)")
+    subs["upload"].add_argument(
+        "path", help="a .zip, a folder, a .py file (its main.py) or a .ipynb (its main.ipynb)"
+    )
     subs["upload"].add_argument("--name", help="the orchestration's name (default: the file's)")
     subs["upload"].add_argument("--wait", action="store_true", help="wait until packaging ends")
     for name in ("run-once", "schedule", "continuous"):

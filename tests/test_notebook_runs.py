@@ -143,3 +143,12 @@ async def test_a_notebook_of_another_kernel_is_refused(api: Api, data_dir: Path)
     message = await refused(api, {"main.ipynb": notebook(cell("1"), metadata=julia)})
     assert "'julia' kernel" in message
     assert_nothing_written(data_dir)
+
+
+async def test_a_notebook_uploaded_as_it_is_meets_the_same_checks(api: Api, data_dir: Path) -> None:
+    r_kernel = {"kernelspec": {"display_name": "R", "language": "R", "name": "ir"}}
+    for content in (notebook(cell("1"), metadata=r_kernel), '{"nbformat": 4, "cells": 3}'):
+        response = await api.upload_raw(content.encode())
+        assert response.code == 400, response.body
+        assert json.loads(response.body)["message"].startswith("main.ipynb is ")
+    assert_nothing_written(data_dir)

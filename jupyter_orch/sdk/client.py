@@ -207,7 +207,8 @@ class Client:
         name: str | None = None,
         file_name: str | None = None,
     ) -> Orchestration:
-        """Upload code as an orchestration: zip bytes, or a zip, a folder or a script by `path`.
+        """Upload code as an orchestration: zip bytes, or by `path` a zip, a folder, a script
+        (its `main.py`) or a notebook (its `main.ipynb`).
 
         The arguments come in the order of Wallaroo's SDK; a path given first (a `str` or a
         `Path` where the bytes go) is taken as the path.

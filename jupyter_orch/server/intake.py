@@ -9,10 +9,12 @@ row written.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import shutil
 import tempfile
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ from .background import Background
 from .datadir import DataDir
 from .errors import WrongState
 from .models import Orchestration, OrchestrationStatus, TaskQuery, new_id, now
-from .notebook import check_notebook, is_notebook
+from .notebook import check_notebook, is_notebook, looks_like_notebook, zip_notebook
 from .packaging import Packager
 from .requirements import check_requirements, normalise_requirements
 from .store import Store
@@ -80,7 +82,7 @@ class Intake:
 
     async def upload(
         self,
-        zip_path: Path,
+        path: Path,
         *,
         file_name: str,
         sha: str,
@@ -89,7 +91,29 @@ class Intake:
         name: str | None,
         owner: str,
     ) -> Orchestration:
-        """Check and store an uploaded zip; packaging goes on in the background."""
+        """Check and store an uploaded zip, or a notebook uploaded as it is (zipped as
+        `main.ipynb` first); packaging goes on in the background."""
+        if not await asyncio.to_thread(looks_like_notebook, path, file_name):
+            return await self._store(path, file_name, sha, size, workspace_id, name, owner)
+        stem = Path(file_name).stem
+        async with self._scratch_zip() as zipped:
+            await asyncio.to_thread(zip_notebook, path, zipped, self.limits)
+            sha, size = await asyncio.to_thread(_digest, zipped)
+            return await self._store(
+                zipped, f"{stem}.zip", sha, size, workspace_id, name or stem, owner
+            )
+
+    async def _store(
+        self,
+        zip_path: Path,
+        file_name: str,
+        sha: str,
+        size: int,
+        workspace_id: int,
+        name: str | None,
+        owner: str,
+    ) -> Orchestration:
+        """Unpack a zip and write the orchestration's row; start packaging if it needs it."""
         orch_id = new_id()
         info, requirements = await asyncio.to_thread(self._unpack, zip_path, orch_id, sha)
         stamp = now()
@@ -124,24 +148,24 @@ class Intake:
     async def create_from_path(
         self, relative: str, workspace_id: int, name: str | None, owner: str
     ) -> Orchestration:
-        """An orchestration from a folder or a `.py` file under the Jupyter root."""
+        """An orchestration from a folder, a `.py` or a `.ipynb` file under the Jupyter root."""
         if self.root_dir is None:
             raise WrongState("this server has no Jupyter root to take files from")
         target = resolve_inside(self.root_dir, relative)
+        async with self._scratch_zip() as zipped:
+            file_name = await asyncio.to_thread(bundle_path, target, zipped, self.limits)
+            sha, size = await asyncio.to_thread(_digest, zipped)
+            return await self._store(
+                zipped, file_name, sha, size, workspace_id, name or target.name, owner
+            )
+
+    @contextlib.asynccontextmanager
+    async def _scratch_zip(self) -> AsyncIterator[Path]:
+        """A new file in the scratch folder for a zip being built; removed afterwards."""
         fd, tmp = tempfile.mkstemp(prefix="bundle-", suffix=".zip", dir=self.data.tmp)
         os.close(fd)
         try:
-            file_name = await asyncio.to_thread(bundle_path, target, Path(tmp), self.limits)
-            sha, size = await asyncio.to_thread(_digest, Path(tmp))
-            return await self.upload(
-                Path(tmp),
-                file_name=file_name,
-                sha=sha,
-                size=size,
-                workspace_id=workspace_id,
-                name=name or target.name,
-                owner=owner,
-            )
+            yield Path(tmp)
         finally:
             await asyncio.to_thread(Path(tmp).unlink, True)
 
