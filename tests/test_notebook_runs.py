@@ -8,9 +8,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+import nbformat
 import pytest
 
-from .conftest import Api, make_zip
+from .conftest import Api, make_zip, texts
 
 PYTHON = {
     "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
@@ -152,3 +153,67 @@ async def test_a_notebook_uploaded_as_it_is_meets_the_same_checks(api: Api, data
         assert response.code == 400, response.body
         assert json.loads(response.body)["message"].startswith("main.ipynb is ")
     assert_nothing_written(data_dir)
+
+
+# -- runs ----------------------------------------------------------------------------------------
+
+PNG = (  # a 1x1 image
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5E"
+    "rkJggg=="
+)
+REPORT = notebook(
+    cell("# A report", kind="markdown"),
+    cell('region = "us"\nlimit = 10', "parameters"),
+    cell("print('region', region, 'limit', limit)"),
+    cell(
+        "import base64\nfrom IPython.display import Image, display\n"
+        f"display(Image(data=base64.b64decode({PNG!r})))"
+    ),
+    cell(
+        "class Table:\n"
+        "    def _repr_html_(self):\n"
+        "        return '<table><tr><td>1</td></tr></table>'\n\n"
+        "Table()"
+    ),
+)
+ENDED = {"success", "failed", "timed_out", "killed"}
+
+
+async def run_notebook(api: Api, document: str, args: Any = None, **extra: Any) -> tuple[str, str]:
+    """Upload `document` as it is, start a run-once task; the task's and its run's ids."""
+    response = await api.upload_raw(document.encode())
+    assert response.code == 202, response.body
+    task_id = await api.run_once(json.loads(response.body)["id"], args, **extra)
+    task = await api.wait_task(task_id, {"started"} | ENDED)
+    return task_id, task["last_runs"][0]["run_id"]
+
+
+def executed(data_dir: Path, run_id: str) -> Any:
+    """The run's executed notebook, validated by nbformat."""
+    document = nbformat.reads(
+        (data_dir / "runs" / run_id / "output.ipynb").read_text(encoding="utf-8"), as_version=4
+    )
+    nbformat.validate(document)
+    return document
+
+
+async def test_a_notebook_runs_with_its_parameters_and_keeps_rich_outputs(
+    api: Api, data_dir: Path
+) -> None:
+    task_id, run_id = await run_notebook(api, REPORT, {"region": "eu", "limit": 3})
+    task = await api.wait_task(task_id, ENDED)
+    assert task["status"] == "success", await api.logs(run_id)
+    logs = texts(await api.logs(run_id))
+    assert "region eu limit 3" in logs
+    assert logs[0] == '[cell 1/5] region = "us"' and logs[-1].startswith("[end] success")
+    document = executed(data_dir, run_id)
+    assert document.metadata.jupyter_orch.status == "success"
+    assert document.metadata.jupyter_orch.run_id == run_id
+    code = [c for c in document.cells if c.cell_type == "code"]
+    assert "injected-parameters" in code[1].metadata.tags
+    assert code[2].outputs[0].text == "region eu limit 3\n"
+    [image] = code[3].outputs
+    assert image.output_type == "display_data" and image.data["image/png"] == PNG
+    [table] = code[4].outputs
+    assert table.output_type == "execute_result" and "<table>" in table.data["text/html"]
+    assert [c.execution_count for c in code] == [1, 2, 3, 4, 5]

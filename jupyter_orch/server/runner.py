@@ -25,9 +25,12 @@ from .datadir import DataDir
 from .executors import Executor, ExitRecord, RunSpec
 from .executors.base import base_env
 from .models import Orchestration, RunStatus, Task, TaskRun, TaskStatus, Trigger, new_id, now
+from .notebook import is_notebook
 from .packaging import Packager, isolate
 from .requirements import normalise_requirements
 from .store import Store
+
+NOTEBOOK_RUNNER = "jupyter_orch.nbrun"  # `python -m` it: the executor of notebook runs
 
 
 class RunEnds(Protocol):
@@ -169,7 +172,7 @@ class Runner:
         spec = RunSpec(
             run_id=run.id,
             run_dir=self.settings.data.run(run.id),
-            argv=[python, "-u", entry.name],
+            argv=self._command(python, entry, run.id),
             env=env,
             source=self.settings.data.orchestration(orch.id),
             cwd=str(entry.parent) if str(entry.parent) != "." else "",
@@ -185,6 +188,14 @@ class Runner:
             future = _done(ExitRecord(RunStatus.FAILURE, None, f"could not start: {exc}", now()))
         self._follow(run, future)
         return run
+
+    def _command(self, python: str, entry: Path, run_id: str) -> list[str]:
+        """The run's command line, in the entrypoint's folder: the script, or the notebook run
+        by `jupyter_orch.nbrun` into the run folder's executed copy."""
+        if not is_notebook(entry.name):
+            return [python, "-u", entry.name]
+        output = str(self.settings.data.run_output(run_id))
+        return [python, "-u", "-m", NOTEBOOK_RUNNER, entry.name, "--output", output]
 
     async def record_unrun(
         self, task: Task, reason: str, trigger: Trigger = Trigger.ONCE
