@@ -4,14 +4,16 @@ the executed notebook served by `task/get_run_output`, and environments for note
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import nbformat
 import pytest
 
-from .conftest import Api, make_zip, texts
+from .conftest import API, Api, make_zip, texts
 
 PYTHON = {
     "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
@@ -188,11 +190,17 @@ async def run_notebook(api: Api, document: str, args: Any = None, **extra: Any) 
     return task_id, task["last_runs"][0]["run_id"]
 
 
-def executed(data_dir: Path, run_id: str) -> Any:
-    """The run's executed notebook, validated by nbformat."""
-    document = nbformat.reads(
-        (data_dir / "runs" / run_id / "output.ipynb").read_text(encoding="utf-8"), as_version=4
+async def output(api: Api, run_id: str, status: int = 200) -> Any:
+    """`GET task/get_run_output?id=`: the executed notebook, validated by nbformat (or, for
+    another status, the error's message)."""
+    response = await api.fetch(
+        API, "task", "get_run_output", params={"id": run_id}, raise_error=False
     )
+    assert response.code == status, response.body
+    if status != 200:
+        return json.loads(response.body)["message"]
+    assert response.headers["Content-Type"].startswith("application/json")
+    document = nbformat.reads(response.body.decode("utf-8"), as_version=4)
     nbformat.validate(document)
     return document
 
@@ -206,7 +214,7 @@ async def test_a_notebook_runs_with_its_parameters_and_keeps_rich_outputs(
     logs = texts(await api.logs(run_id))
     assert "region eu limit 3" in logs
     assert logs[0] == '[cell 1/5] region = "us"' and logs[-1].startswith("[end] success")
-    document = executed(data_dir, run_id)
+    document = await output(api, run_id)
     assert document.metadata.jupyter_orch.status == "success"
     assert document.metadata.jupyter_orch.run_id == run_id
     code = [c for c in document.cells if c.cell_type == "code"]
@@ -217,3 +225,122 @@ async def test_a_notebook_runs_with_its_parameters_and_keeps_rich_outputs(
     [table] = code[4].outputs
     assert table.output_type == "execute_result" and "<table>" in table.data["text/html"]
     assert [c.execution_count for c in code] == [1, 2, 3, 4, 5]
+
+
+async def test_a_failing_cell_fails_the_run_and_the_notebook_stops_there(api: Api) -> None:
+    failing = notebook(
+        cell("print('before')"), cell("def f():\n    return 1 / 0\n\nf()"), cell("print('after')")
+    )
+    task_id, run_id = await run_notebook(api, failing)
+    assert (await api.wait_task(task_id, ENDED))["status"] == "failed"
+    run = await api.ok("task/get_run_details", {"task": task_id, "pod_id": run_id})
+    assert (run["status"], run["exit_code"]) == ("failure", 1)
+    logs = texts(await api.logs(run_id))
+    assert "before" in logs and "after" not in logs
+    assert "ZeroDivisionError: division by zero" in logs  # the traceback is in the log
+    assert any("return 1 / 0" in line for line in logs)
+    document = await output(api, run_id)
+    assert document.metadata.jupyter_orch.status == "failure"
+    first, broken, never = document.cells
+    assert first.outputs[0].text == "before\n"
+    [error] = broken.outputs
+    assert (error.output_type, error.ename) == ("error", "ZeroDivisionError")
+    assert never.outputs == [] and never.execution_count is None
+
+
+SLEEPER = notebook(
+    cell("print('first')"),
+    cell("import time\nprint('sleeping', flush=True)\ntime.sleep(60)"),
+    cell("print('never')"),
+)
+
+
+def assert_stopped_in_the_second_cell(document: Any) -> None:
+    """The copy holds the first cell's output, the second's up to its interruption, and
+    nothing of the third."""
+    assert document.metadata.jupyter_orch.status == "terminated"
+    first, sleeping, never = document.cells
+    assert first.outputs[0].text == "first\n" and first.execution_count == 1
+    assert sleeping.outputs[0].text == "sleeping\n"
+    assert sleeping.outputs[-1].ename == "Terminated"
+    assert never.outputs == [] and never.execution_count is None
+
+
+async def test_a_cell_past_the_timeout_ends_the_run_and_keeps_the_copy(api: Api) -> None:
+    task_id, run_id = await run_notebook(api, SLEEPER, timeout=1)
+    assert (await api.wait_task(task_id, ENDED))["status"] == "timed_out"
+    run = await api.ok("task/get_run_details", {"task": task_id, "pod_id": run_id})
+    assert run["status"] == "timed_out"
+    logs = texts(await api.logs(run_id))
+    assert "jupyter_orch: run timed out after 1 s" in logs
+    assert logs[-1].startswith("[end] terminated: ran 2 of 3 cells")
+    assert_stopped_in_the_second_cell(await output(api, run_id))
+
+
+async def test_output_is_live_while_a_run_goes_on_and_a_kill_stops_it(api: Api) -> None:
+    task_id, run_id = await run_notebook(api, SLEEPER)
+    followed: list[dict[str, Any]] = []
+    pending = b""
+
+    def chunk(data: bytes) -> None:
+        nonlocal pending
+        *lines, pending = (pending + data).split(b"\n")
+        followed.extend(json.loads(line) for line in lines if line.strip())
+
+    following = asyncio.ensure_future(
+        api.fetch(API, "task", "follow_logs", params={"id": run_id}, streaming_callback=chunk)
+    )
+    deadline = time.monotonic() + 60
+    while not any(m.get("line", "").endswith(" stdout F sleeping") for m in followed):
+        assert time.monotonic() < deadline and not following.done(), followed
+        await asyncio.sleep(0.05)
+    shown = texts([m["line"] for m in followed if "line" in m])
+    assert shown[:3] == ["[cell 1/3] print('first')", "first", "[cell 2/3] import time"]
+    run = await api.ok("task/get_run_details", {"task": task_id, "pod_id": run_id})
+    assert run["status"] == "running"
+    so_far = await output(api, run_id)  # the copy so far: written as the second cell started
+    assert so_far.metadata.jupyter_orch.status == "running"
+    assert so_far.cells[0].outputs[0].text == "first\n"
+    assert so_far.cells[1].metadata.jupyter_orch == {"status": "running"}
+
+    await api.ok("task/kill", {"id": task_id}, status=202)
+    assert (await api.wait_task(task_id, ENDED))["status"] == "killed"
+    await following
+    assert followed[-1] == {"end": True, "status": "killed", "next": followed[-1]["next"]}
+    run = await api.ok("task/get_run_details", {"task": task_id, "pod_id": run_id})
+    assert run["status"] == "killed"
+    assert_stopped_in_the_second_cell(await output(api, run_id))
+
+
+async def test_runs_without_a_notebook_output_answer_404_saying_why(api: Api) -> None:
+    unknown = "00000000-0000-4000-8000-000000000000"
+    assert await output(api, unknown, 404) == f"task run {unknown} not found"
+    response = await api.fetch(
+        API, "task", "get_run_output", params={"id": "nope"}, raise_error=False
+    )
+    assert response.code == 400
+
+    script = await api.run_to_end({"main.py": "print('hi')\n"})
+    run_id = script["last_runs"][0]["run_id"]
+    assert await output(api, run_id, 404) == (
+        f"run {run_id} ran a script (main.py): it has no notebook output"
+    )
+
+    # A notebook run that has not written its copy yet: here an `IPython` of the archive's
+    # own, first on the path, holds the executor up before its first write.
+    stalled = {
+        "main.ipynb": notebook(cell("print(1)")),
+        "IPython/__init__.py": "import time\nprint('stalled', flush=True)\ntime.sleep(60)\n",
+    }
+    task_id = await api.run_once(await api.upload(stalled))
+    task = await api.wait_task(task_id, {"started"})
+    run_id = task["last_runs"][0]["run_id"]
+    await api.wait_for_log(run_id, "stalled")
+    assert await output(api, run_id, 404) == (
+        f"run {run_id} has not written its notebook yet (it is starting)"
+    )
+    await api.ok("task/kill", {"id": task_id}, status=202)
+    await api.wait_task(task_id, ENDED)
+    assert await output(api, run_id, 404) == (
+        f"run {run_id} ended (killed) without writing its notebook: see its log"
+    )
