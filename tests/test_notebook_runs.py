@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,11 @@ from typing import Any
 import nbformat
 import pytest
 
+from jupyter_orch.server import ipython_layer
+from jupyter_orch.server.packaging import env_key
+
 from .conftest import API, Api, make_zip, texts
+from .test_packaging import make_wheel
 
 PYTHON = {
     "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
@@ -344,3 +349,115 @@ async def test_runs_without_a_notebook_output_answer_404_saying_why(api: Api) ->
     assert await output(api, run_id, 404) == (
         f"run {run_id} ended (killed) without writing its notebook: see its log"
     )
+
+
+# -- environments ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def wheels(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, jp_environ: None) -> Path:
+    """Builds install from a folder of wheels only: orchdemo 1.0, a ptyprocess older than the
+    server's (a package IPython needs), and an `ipython` 99.0 that is not the real one."""
+    folder = tmp_path / "wheels"
+    folder.mkdir()
+    for name, version in (("orchdemo", "1.0"), ("ptyprocess", "0.0.1"), ("ipython", "99.0")):
+        make_wheel(folder, name, version)
+    monkeypatch.delenv("PYTHONPATH", raising=False)  # runs must not see the server's packages
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(folder))
+    for name in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "UV_CACHE_DIR", "UV_INDEX_URL"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("UV_DEFAULT_INDEX", "UV_INDEX", "UV_EXTRA_INDEX_URL", "UV_FIND_LINKS"):
+        monkeypatch.delenv(name, raising=False)
+    return folder
+
+
+async def ready(api: Api, files: dict[str, str | bytes]) -> tuple[dict[str, Any], str]:
+    """Upload, wait for packaging; the orchestration and its build log."""
+    orch = await api.wait_orch(await api.upload(files), {"ready", "error"})
+    assert orch["status"] == "ready", orch
+    log: str = (await api.ok("orchestration/get_build_log", {"id": orch["id"]}))["log"]
+    return orch, log
+
+
+SHOW_ENV = (
+    "import importlib.util, sys\n"
+    "import orchdemo, ptyprocess\n"
+    "print('prefix', sys.prefix)\n"
+    "print('orchdemo', orchdemo.__version__, 'ptyprocess', ptyprocess.__version__)\n"
+    "spec = importlib.util.find_spec('IPython')\n"
+    "print('IPython', spec.origin if spec else None)\n"
+)
+REQUIREMENTS = "orchdemo==1.0\nptyprocess==0.0.1\n"
+
+
+@pytest.mark.timeout(240)
+async def test_a_notebooks_environment_gets_the_servers_ipython_under_its_own_packages(
+    wheels: Path, api: Api, data_dir: Path
+) -> None:
+    files = {"main.ipynb": notebook(cell(SHOW_ENV)), "requirements.txt": REQUIREMENTS}
+    orch, log = await ready(api, files)
+    assert "# ipython: not in requirements.txt; a notebook runs in IPython, so the server's" in log
+    task = await api.wait_task(await api.run_once(orch["id"]), ENDED)
+    run_id = task["last_runs"][0]["run_id"]
+    assert task["status"] == "success", await api.logs(run_id)
+    shown = texts(await api.logs(run_id))
+    env = data_dir / "envs" / orch["image_path"].removeprefix("env:")
+    assert f"prefix {env}" in shown
+    # The environment's pins win over what the server's IPython brings along.
+    assert "orchdemo 1.0 ptyprocess 0.0.1" in shown
+    assert f"IPython {data_dir}/envs/.ipython/IPython/__init__.py" in shown
+    assert (await output(api, run_id)).metadata.jupyter_orch.status == "success"
+
+    # A script with the same requirements has an environment of its own, without IPython.
+    script, script_log = await ready(api, {"main.py": SHOW_ENV, "requirements.txt": REQUIREMENTS})
+    assert script["image_path"] != orch["image_path"] and "ipython" not in script_log
+    task = await api.wait_task(await api.run_once(script["id"]), ENDED)
+    assert "IPython None" in texts(await api.logs(task["last_runs"][0]["run_id"]))
+
+
+@pytest.mark.timeout(240)
+async def test_requirements_naming_ipython_install_their_own(wheels: Path, api: Api) -> None:
+    requirements = "orchdemo==1.0\nIPython==99.0\n"
+    notebook_orch, log = await ready(
+        api, {"main.ipynb": notebook(cell("1")), "requirements.txt": requirements}
+    )
+    assert "# ipython:" not in log
+    script, script_log = await ready(api, {"main.py": "", "requirements.txt": requirements})
+    assert script["image_path"] == notebook_orch["image_path"]  # one environment for both
+    assert "reused" in script_log
+
+
+def test_which_environments_get_the_servers_ipython() -> None:
+    assert ipython_layer.wanted(["orchdemo==1.0"], notebook=True)
+    assert not ipython_layer.wanted(["orchdemo==1.0"], notebook=False)
+    for line in ("ipython", "ipython[all]>=8", "ipython==8.1; python_version > '3'"):
+        assert not ipython_layer.wanted([line], notebook=True), line
+    assert ipython_layer.wanted(["ipython-pygments-lexers"], notebook=True)
+    lines = ["orchdemo==1.0"]
+    assert env_key(lines) != env_key(lines, layered=True)
+
+
+def test_the_layer_links_the_servers_ipython_and_what_it_needs(tmp_path: Path) -> None:
+    import IPython
+    import traitlets
+
+    layer = ipython_layer.link_layer(tmp_path)
+    assert layer == tmp_path / ".ipython" and layer.is_symlink()
+    assert (layer / "IPython").resolve() == Path(IPython.__file__).parent.resolve()
+    assert (layer / "traitlets").resolve() == Path(traitlets.__file__).parent.resolve()
+    assert any(
+        p.name.startswith("ipython-") and p.name.endswith(".dist-info") for p in layer.iterdir()
+    )
+    assert not (layer / "tornado").exists()  # only what IPython needs
+    folder = os.readlink(layer)
+    (tmp_path / ".ipython-0000").mkdir()  # an earlier server's
+    assert ipython_layer.link_layer(tmp_path) == layer and os.readlink(layer) == folder
+    ipython_layer.remove_stale(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".ipython", folder]
+    env = tmp_path / "env"
+    (env / "lib" / "python3.x" / "site-packages" / "IPython").mkdir(parents=True)
+    assert not ipython_layer.has_own(env)
+    (env / "lib" / "python3.x" / "site-packages" / "IPython" / "__init__.py").touch()
+    assert ipython_layer.has_own(env)

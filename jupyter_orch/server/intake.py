@@ -194,7 +194,8 @@ class Intake:
         """Build (or reuse) the orchestration's environment, then start waiting tasks."""
         orch.status = OrchestrationStatus.PACKAGING
         await self.store.call(self.store.update_orchestration, orch)
-        result = await self.packager.prepare(normalise_requirements(orch.requirements or ""))
+        lines = normalise_requirements(orch.requirements or "")
+        result = await self.packager.prepare(lines, is_notebook(orch.entrypoint))
         build_log = self.data.build_log(orch.id)
         await asyncio.to_thread(build_log.write_text, result.log, "utf-8")
         orch.env_key, orch.build_seconds, orch.error = result.key, result.seconds, result.error

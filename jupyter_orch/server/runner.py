@@ -97,7 +97,8 @@ class Runner:
         if orch.requirements is None or self.packager is None:
             return self.executor.interpreter(), ""
         # Reused at once (and marked used); rebuilt if idle collection removed it meanwhile.
-        built = await self.packager.ensure(normalise_requirements(orch.requirements))
+        lines = normalise_requirements(orch.requirements)
+        built = await self.packager.ensure(lines, is_notebook(orch.entrypoint))
         return built.python, built.error or ""
 
     def running(self, task_id: str) -> list[str]:
