@@ -16,18 +16,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .sdk.base import ResourceList
 from .sdk.client import Client
 from .sdk.errors import ApiError, OrchClientError, ServerNotFound, ServerUnreachable
 from .sdk.logs import write_lines
-from .sdk.resources import (
-    RUN_LIMIT,
-    Orchestration,
-    ResourceList,
-    Task,
-    TaskList,
-    TaskRun,
-    TaskRunList,
-)
+from .sdk.resources import RUN_LIMIT, Orchestration, Task, TaskList, TaskRun, TaskRunList
 
 OK, RUN_FAILED, USAGE, REFUSED, NO_SERVER = 0, 1, 2, 3, 4
 #: Tasks `jupyter orch tasks` lists unless told otherwise.

@@ -9,6 +9,7 @@ from typing import IO, Any
 
 from .. import runtime
 from ..bundle import read_upload
+from .base import paged
 from .discovery import ServerInfo, api_url_of, find_server
 from .errors import NotFoundError
 from .logs import LogFollower, LogLine, LogLines
@@ -22,7 +23,6 @@ from .resources import (
     TaskRunList,
     Workspace,
     WorkspaceList,
-    paged,
     task_query,
 )
 from .transport import READ_TIMEOUT, Transport
