@@ -215,6 +215,18 @@ def cmd_logs(client: Client, opts: argparse.Namespace) -> int:
     return OK
 
 
+def cmd_output(client: Client, opts: argparse.Namespace) -> int:
+    """Write a notebook run's executed notebook: to stdout, or to a file with -o."""
+    document = client.run_output(opts.run)
+    text = json.dumps(document, indent=1, ensure_ascii=False, sort_keys=True) + "\n"
+    if opts.output is None or opts.output == "-":
+        sys.stdout.write(text)
+    else:
+        Path(opts.output).write_text(text, encoding="utf-8")
+        print(f"wrote {opts.output}", file=sys.stderr)
+    return OK
+
+
 def _task_action(action: Callable[[Task], object]) -> Command:
     """A command that does one thing to a task, then shows the task."""
 
@@ -241,6 +253,7 @@ COMMANDS: dict[str, tuple[Command, str]] = {
     "tasks": (cmd_tasks, "list the tasks of the workspace"),
     "runs": (cmd_runs, "list a task's runs, newest first"),
     "logs": (cmd_logs, "print a run's log"),
+    "output": (cmd_output, "write a notebook run's executed notebook"),
     "kill": (cmd_kill, "kill a task: no more runs, active runs ended"),
     "pause": (cmd_pause, "pause a scheduled or continuous task"),
     "resume": (cmd_resume, "resume a paused task"),
@@ -294,6 +307,10 @@ def _add_arguments(subs: dict[str, argparse.ArgumentParser]) -> None:
     subs["logs"].add_argument("-f", "--follow", action="store_true", help="follow to the end")
     subs["logs"].add_argument("--limit", type=int, help="only the last N lines")
     subs["logs"].add_argument("--timestamps", action="store_true", help="show times, streams")
+    subs["output"].add_argument("run", help="a run id (of a notebook orchestration)")
+    subs["output"].add_argument(
+        "-o", "--output", metavar="FILE", help="write it to FILE (default: stdout)"
+    )
     for name in ("kill", "pause", "resume"):
         subs[name].add_argument("task", help="a task id")
 

@@ -7,13 +7,19 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
+import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 import nbformat
 import pytest
 
+from jupyter_orch.sdk.client import Client
+from jupyter_orch.sdk.errors import NotFoundError
+from jupyter_orch.sdk.resources import TaskRun
 from jupyter_orch.server import ipython_layer
 from jupyter_orch.server.packaging import env_key
 
@@ -461,3 +467,65 @@ def test_the_layer_links_the_servers_ipython_and_what_it_needs(tmp_path: Path) -
     assert not ipython_layer.has_own(env)
     (env / "lib" / "python3.x" / "site-packages" / "IPython" / "__init__.py").touch()
     assert ipython_layer.has_own(env)
+
+
+# -- SDK and command line ------------------------------------------------------------------------
+
+
+async def test_the_sdk_and_the_command_line_upload_run_and_fetch_a_notebook(
+    api: Api, jp_serverapp: Any, tmp_path: Path
+) -> None:
+    report = tmp_path / "report.ipynb"
+    report.write_text(REPORT, encoding="utf-8")
+    url, token = jp_serverapp.connection_url, jp_serverapp.identity_provider.token
+    client = Client(url=url, token=token)
+
+    def through_the_sdk() -> tuple[Any, TaskRun, str]:
+        orch = client.upload_orchestration(path=report)
+        run = orch.run_once("report", json_args={"region": "eu"}).first_run(60).wait(60)
+        script = client.upload_orchestration(path=write_script(tmp_path))
+        script_run = script.run_once("script").first_run(60).wait(60)
+        with pytest.raises(NotFoundError) as refused:
+            script_run.output_notebook()
+        return orch, run, refused.value.message
+
+    try:
+        orch, run, refused = await asyncio.to_thread(through_the_sdk)
+        executed = await asyncio.to_thread(run.output_notebook)
+    finally:
+        client.close()
+    assert (orch.file_name(), orch.to_dict()["entrypoint"]) == ("report.zip", "main.ipynb")
+    assert run.known_status() == "success"
+    assert isinstance(executed, nbformat.NotebookNode)
+    assert executed.cells[3].outputs[0].text == "region eu limit 10\n"  # after the injected
+    assert refused.endswith("ran a script (main.py): it has no notebook output")
+
+    cli = [sys.executable, "-m", "jupyter_orch.cli", "--url", url, "--token", token]
+    uploaded = await command(*cli[:3], "upload", str(report), "--json", *cli[3:])
+    assert json.loads(uploaded.stdout)["sha"] == orch.sha()
+    printed = await command(*cli[:3], "output", run.id(), *cli[3:])
+    assert nbformat.reads(printed.stdout, as_version=4) == executed
+    written = await command(
+        *cli[:3], "output", run.id(), "-o", str(tmp_path / "out.ipynb"), *cli[3:]
+    )
+    assert written.stderr == f"wrote {tmp_path / 'out.ipynb'}\n"
+    assert nbformat.read(tmp_path / "out.ipynb", as_version=4) == executed
+    missing = await command(*cli[:3], "output", str(uuid.UUID(int=7)), *cli[3:], code=3)
+    assert missing.stderr.startswith(f"jupyter orch: task run {uuid.UUID(int=7)} not found")
+
+
+def write_script(folder: Path) -> Path:
+    """A one-line script in `folder`."""
+    script = folder / "hello.py"
+    script.write_text("print('hello')\n", encoding="utf-8")
+    return script
+
+
+async def command(*argv: str, code: int = 0) -> subprocess.CompletedProcess[str]:
+    """Run a command to its end; expect exit `code`."""
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 90)
+    assert proc.returncode == code, (out, err)
+    return subprocess.CompletedProcess(argv, code, out.decode(), err.decode())

@@ -312,6 +312,22 @@ class Client:
             LogLine.parse(raw) for raw in self._post("task/get_logs_for_run", body)["logs"]
         )
 
+    def run_output(self, run_id: str) -> Any:
+        """A notebook run's executed notebook (the copy so far while it runs), as an
+        `nbformat.NotebookNode` (a dict when nbformat is not installed); NotFoundError with the
+        server's reason when the run has none (a script's run, or one not written yet)."""
+        return as_notebook(self._transport.get("task/get_run_output", {"id": run_id}))
+
     def follow_logs(self, run_id: str, start: int = 0) -> LogFollower:
         """A run's log lines as they are written, from line `start`, until the run has ended."""
         return LogFollower(self._transport, run_id, start)
+
+
+def as_notebook(document: dict[str, Any]) -> Any:
+    """A notebook document as nbformat's `NotebookNode` (attribute access, `nbformat.write`),
+    or the plain dict where nbformat is not installed (imported only now: it is slow to load)."""
+    try:
+        import nbformat
+    except ImportError:
+        return document
+    return nbformat.from_dict(document)  # type: ignore[no-untyped-call]

@@ -476,6 +476,13 @@ class TaskRun(Dated):
         (`LogLine`); only the newest `limit` when given."""
         return self._client.run_logs(self.id(), limit)
 
+    def output_notebook(self) -> Any:
+        """The executed notebook of a notebook run: every cell with its outputs, as
+        `nbformat.NotebookNode` (a dict without nbformat); while the run goes on, the copy so
+        far. NotFoundError with the server's reason when there is none (the run of a script,
+        or a notebook run that has not written it yet)."""
+        return self._client.run_output(self.id())
+
     def wait(self, timeout: float | None = None) -> TaskRun:
         """Wait until the run has ended."""
         poll(lambda: self if self.status() in RUN_ENDED else None, timeout, f"run {self.id()}")
