@@ -22,6 +22,8 @@ from jupyter_orch.sdk.errors import NotFoundError
 from jupyter_orch.sdk.resources import TaskRun
 from jupyter_orch.server import ipython_layer
 from jupyter_orch.server.packaging import env_key
+from jupyter_orch.widgets import TasksPanel
+from jupyter_orch.widgets.output import file_stem, lab_href
 
 from .conftest import API, Api, make_zip, texts
 from .test_packaging import make_wheel
@@ -529,3 +531,60 @@ async def command(*argv: str, code: int = 0) -> subprocess.CompletedProcess[str]
     out, err = await asyncio.wait_for(proc.communicate(), 90)
     assert proc.returncode == code, (out, err)
     return subprocess.CompletedProcess(argv, code, out.decode(), err.decode())
+
+
+# -- the tasks panel -------------------------------------------------------------------------------
+
+
+async def test_the_panels_open_output_saves_the_copy_beside_the_notebook(
+    api: Api, jp_serverapp: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the folder of the notebook the panel is in
+    task_id, run_id = await run_notebook(api, REPORT, name="weekly report")
+    assert (await api.wait_task(task_id, ENDED))["status"] == "success"
+    script_task = (await api.run_to_end({"main.py": "print(1)\n"}))["id"]
+    client = Client(url=jp_serverapp.connection_url, token=jp_serverapp.identity_provider.token)
+    panel = TasksPanel(client=client, refresh_seconds=3600)
+
+    async def click() -> str:
+        panel.click("open_output")
+        assert await asyncio.to_thread(panel.wait_idle, 60)
+        return panel.output_html
+
+    try:
+        panel.select_task(task_id)
+        assert await asyncio.to_thread(panel.wait_idle, 60)
+        assert panel.selected_run == run_id and panel._output_box.layout.display == ""
+        saved = tmp_path / f"weekly-report-{run_id[:8]}.ipynb"
+        assert saved.name in await click()
+        assert panel.status_text == f"Saved the output of run {run_id[:8]}: open it with the link."
+        copy = nbformat.read(saved, as_version=4)
+        nbformat.validate(copy)
+        assert copy.metadata.jupyter_orch.run_id == run_id
+        await click()  # the same run's copy again: replaced, not doubled
+        assert sorted(p.name for p in tmp_path.glob("*.ipynb")) == [saved.name]
+        saved.write_text("my own notes", encoding="utf-8")  # not a copy of the run's: kept
+        assert f"weekly-report-{run_id[:8]}-2.ipynb" in await click()
+        assert saved.read_text(encoding="utf-8") == "my own notes"
+
+        panel.select_task(script_task)
+        assert await asyncio.to_thread(panel.wait_idle, 60)
+        assert panel._output_box.layout.display == "none" and panel.output_html == ""
+        panel.click("open_output")
+        assert await asyncio.to_thread(panel.wait_idle, 60)
+        assert panel.status_text == "Select a run of a notebook first."
+    finally:
+        await asyncio.to_thread(panel.close)
+        client.close()
+
+
+def test_an_output_link_opens_the_copy_in_jupyterlab(tmp_path: Path) -> None:
+    api_url = "http://127.0.0.1:8888/user/alice/orch"
+    copy = tmp_path / "reports" / "weekly report-1a2b3c4d.ipynb"
+    assert lab_href(copy, api_url, tmp_path) == (
+        "/user/alice/lab/tree/reports/weekly%20report-1a2b3c4d.ipynb"
+    )
+    assert lab_href(copy, api_url, tmp_path / "elsewhere") is None
+    assert lab_href(copy, api_url, None) is None
+    assert file_stem("../../etc/passwd", "1a2b3c4d-0000") == "etc-passwd-1a2b3c4d"
+    assert file_stem(None, "1a2b3c4d-0000") == "run-1a2b3c4d"
