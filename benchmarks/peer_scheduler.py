@@ -516,61 +516,40 @@ def _table(
     ratios: dict[str, float],
     args: argparse.Namespace,
 ) -> list[list[str]]:
-    rows = [
-        [
-            "measure",
-            "jupyter-scheduler",
-            "ours, the same notebook",
-            "ours, main.py",
-            "ratio (peer / our notebook; / main.py)",
-        ]
-    ]
+    head = ["measure", "jupyter-scheduler", "ours, the same notebook", "ours, main.py"]
+    rows = [[*head, "ratio (peer / our notebook; / main.py)"]]
     for series, label in (
         ("sequential", "sequential"),
         ("concurrent", f"{args.concurrent} at once"),
     ):
-        p, n, o = peer[series], notebook[series], ours[series]
+        sides = (peer[series], notebook[series], ours[series])
+        ratio = f"{ratios[f'notebook_{series}']:.1f}x; {ratios[series]:.0f}x"
         rows += [
             [
                 f"{label}: create-to-complete median (ms)",
-                f"{p['median_ms']:.0f}",
-                f"{n['median_ms']:.1f}",
-                f"{o['median_ms']:.1f}",
-                f"{ratios[f'notebook_{series}']:.1f}x; {ratios[series]:.0f}x",
+                *_cells(sides, "{median_ms:.{d}f}"),
+                ratio,
             ],
-            [
-                f"{label}: p95 / max (ms)",
-                f"{p['p95_ms']:.0f} / {p['max_ms']:.0f}",
-                f"{n['p95_ms']:.1f} / {n['max_ms']:.1f}",
-                f"{o['p95_ms']:.1f} / {o['max_ms']:.1f}",
-                "",
-            ],
+            [f"{label}: p95 / max (ms)", *_cells(sides, "{p95_ms:.{d}f} / {max_ms:.{d}f}"), ""],
             [
                 f"{label}: as the client saw it, median (ms)",
-                f"{p['seen_median_ms']:.0f}",
-                f"{n['seen_median_ms']:.1f}",
-                f"{o['seen_median_ms']:.1f}",
+                *_cells(sides, "{seen_median_ms:.{d}f}"),
                 "",
             ],
-            [
-                f"{label}: succeeded and printed hello",
-                f"{p['ok']} of {p['n']}",
-                f"{n['ok']} of {n['n']}",
-                f"{o['ok']} of {o['n']}",
-                "",
-            ],
+            [f"{label}: succeeded and printed hello", *_cells(sides, "{ok} of {n}"), ""],
         ]
+    span = peer["concurrent"]["makespan_ms"] / notebook["concurrent"]["makespan_ms"]
+    sides = (peer["concurrent"], notebook["concurrent"], ours["concurrent"])
+    makespan = f"{args.concurrent} at once: makespan (ms)"
     rows.append(
-        [
-            f"{args.concurrent} at once: makespan (ms)",
-            f"{peer['concurrent']['makespan_ms']:.0f}",
-            f"{notebook['concurrent']['makespan_ms']:.1f}",
-            f"{ours['concurrent']['makespan_ms']:.1f}",
-            f"{peer['concurrent']['makespan_ms'] / notebook['concurrent']['makespan_ms']:.1f}x; "
-            f"{ratios['makespan']:.0f}x",
-        ]
+        [makespan, *_cells(sides, "{makespan_ms:.{d}f}"), f"{span:.1f}x; {ratios['makespan']:.0f}x"]
     )
     return rows
+
+
+def _cells(sides: tuple[dict[str, Any], ...], form: str) -> list[str]:
+    """One row's cells: the peer's to the millisecond, ours to a tenth."""
+    return [form.format(**side, d=0 if i == 0 else 1) for i, side in enumerate(sides)]
 
 
 def _notes(
