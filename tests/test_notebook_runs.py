@@ -417,6 +417,9 @@ async def test_a_notebooks_environment_gets_the_servers_ipython_under_its_own_pa
     assert "orchdemo 1.0 ptyprocess 0.0.1" in shown
     assert f"IPython {data_dir}/envs/.ipython/IPython/__init__.py" in shown
     assert (await output(api, run_id)).metadata.jupyter_orch.status == "success"
+    again, again_log = await ready(api, files)  # another notebook, the same requirements
+    assert again["image_path"] == orch["image_path"]
+    assert again_log.startswith("# ipython: not in requirements.txt") and "reused" in again_log
 
     # A script with the same requirements has an environment of its own, without IPython.
     script, script_log = await ready(api, {"main.py": SHOW_ENV, "requirements.txt": REQUIREMENTS})

@@ -232,8 +232,8 @@ def _fresh_streams() -> None:
         old = getattr(sys, f"__{name}__")
         writing = fd > 0
         buffered = not old.write_through  # -u: write-through text over an unbuffered file
-        buffer = io.open(fd, "wb" if writing else "rb", -1 if buffered or not writing else 0,
-                         closefd=False)  # fmt: skip
+        buffering = -1 if buffered or not writing else 0  # stdin is buffered whatever -u says
+        buffer = io.open(fd, "wb" if writing else "rb", buffering, closefd=False)
         raw = buffer.raw if hasattr(buffer, "raw") else buffer
         raw.name = f"<{name}>"
         line_buffering = buffered and (raw.isatty() or fd == 2)

@@ -168,7 +168,9 @@ class Packager:
         env = self.envs_dir / key
         if _ready(env):
             self.mark_used(key)
-            note = _layer_note() if layered else ""
+            # A couple of stats, as _ready's: an environment that installed its own IPython
+            # (a requirement needed it) was not given the server's.
+            note = _layer_note() if layered and not ipython_layer.has_own(env) else ""
             return BuildResult(key, str(env_python(env)), f"{note}environment {key} reused\n", 0.0)
         pending = self._building.get(key)
         if pending is None:
