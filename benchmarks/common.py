@@ -181,9 +181,14 @@ class Client:
 
     def upload(self, files: Mapping[str, str | bytes], workspace_id: int = 1, **meta: Any) -> str:
         """Upload a zip of `files` (parts `file` and `metadata`); the orchestration id."""
+        return self.upload_file(make_zip(files), "orch.zip", workspace_id, **meta)
+
+    def upload_file(self, data: bytes, file_name: str, workspace_id: int = 1, **meta: Any) -> str:
+        """Upload `data` as the `file` part (a zip, or a notebook as it is); the orchestration
+        id."""
         metadata = json.dumps({"workspace_id": workspace_id, **meta})
         parts = {
-            "file": ("orch.zip", make_zip(files), "application/octet-stream"),
+            "file": (file_name, data, "application/octet-stream"),
             "metadata": ("metadata", metadata.encode(), "application/json"),
         }
         response = self.session.post(self.url("orchestration/upload"), files=parts, timeout=120)

@@ -1,10 +1,12 @@
-"""The one zip builder: a folder, a script or a notebook cell as an orchestration archive.
+"""The one zip builder: a folder, a script, a notebook or a notebook cell as an archive.
 
 Every way code comes in zips here: `Client.upload_orchestration(path=...)`, `jupyter orch
-upload`, the `%%orchestrate` magic, and the sidebar's "Create orchestration" (the server's
-`create_from_path`). So the same folder gives the same bytes, hence the same sha, whichever way
-it came. The rules, and why:
+upload`, the `%%orchestrate` magic, the sidebar's "Create orchestration" (the server's
+`create_from_path`) and a notebook uploaded as it is (the server zips it). So the same folder
+gives the same bytes, hence the same sha, whichever way it came. The rules, and why:
 
+- A `.py` file becomes the archive's `main.py`, a `.ipynb` file its `main.ipynb` (the two
+  entrypoints); a folder is zipped as it is.
 - Skipped by name, at any depth, folder or file: `.git .hg .svn .ipynb_checkpoints __pycache__
   .venv venv node_modules`. Version control, caches and environments are not code, and one
   virtual environment alone can hold more files than the limits allow.
@@ -39,6 +41,9 @@ SKIPPED = frozenset(
     {".git", ".hg", ".svn", ".ipynb_checkpoints", "__pycache__", ".venv", "venv", "node_modules"}
 )
 RESERVED = ("main.py", "requirements.txt")
+SCRIPT_ENTRYPOINT, NOTEBOOK_ENTRYPOINT = "main.py", "main.ipynb"
+#: What a single file becomes in the archive, by its suffix.
+ENTRYPOINTS = {".py": SCRIPT_ENTRYPOINT, ".ipynb": NOTEBOOK_ENTRYPOINT}
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 _MODE = 0o644 << 16
 _CHUNK = 64 * 1024
@@ -69,27 +74,30 @@ class BundleTooLarge(BundleError):
 
 
 def can_bundle(path: Path) -> bool:
-    """Whether the builder zips `path`: a folder, or a `.py` file (as `main.py`)."""
-    return path.is_dir() or (path.suffix == ".py" and path.is_file())
+    """Whether the builder zips `path`: a folder, a `.py` file (as `main.py`) or a `.ipynb`
+    file (as `main.ipynb`)."""
+    return path.is_dir() or (path.suffix in ENTRYPOINTS and path.is_file())
 
 
 def write_bundle(path: Path, out: IO[bytes], limits: ArchiveLimits = DEFAULT_LIMITS) -> str:
-    """Zip a folder (as it is) or a `.py` file (as `main.py`) into `out`; the archive's name."""
+    """Zip a folder (as it is), a `.py` file (as `main.py`) or a `.ipynb` file (as
+    `main.ipynb`) into `out`; the archive's name."""
     if path.is_dir():
         entries: dict[str, Source] = dict(folder_entries(path, limits=limits))
         if not entries:
             raise BundleError(f"folder {_label(path)!r} holds no files")
         name = path.resolve().name or "root"
     elif can_bundle(path):
-        entries, name = {"main.py": path.resolve()}, path.stem
+        entries, name = {ENTRYPOINTS[path.suffix]: path.resolve()}, path.stem
     else:
-        raise BundleError(f"{path.name!r} is neither a folder nor a .py file")
+        raise BundleError(f"{path.name!r} is neither a folder, a .py file nor a .ipynb file")
     write_zip(entries, out, limits)
     return f"{name}.zip"
 
 
 def read_upload(path: Path, limits: ArchiveLimits = DEFAULT_LIMITS) -> tuple[bytes, str]:
-    """The zip bytes and file name to upload for a folder, one script (its main.py), or a zip."""
+    """The zip bytes and file name to upload for a folder, one script (its main.py), one
+    notebook (its main.ipynb), or a zip."""
     if not can_bundle(path):
         return path.read_bytes(), path.name
     buffer = io.BytesIO()
@@ -270,6 +278,11 @@ def cell_entries(
     for name in RESERVED:
         if name in entries:
             raise BundleError(f"an artifact is named {name}: the cell and --requirements make it")
+    if NOTEBOOK_ENTRYPOINT in entries:
+        raise BundleError(
+            f"an artifact is named {NOTEBOOK_ENTRYPOINT}: beside the cell's main.py, the archive "
+            "would have two entrypoints"
+        )
     entries["main.py"] = code.encode("utf-8")
     if requirements:
         entries["requirements.txt"] = requirements.encode("utf-8")

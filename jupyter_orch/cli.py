@@ -20,14 +20,7 @@ from .sdk.base import ResourceList
 from .sdk.client import Client
 from .sdk.errors import ApiError, OrchClientError, ServerNotFound, ServerUnreachable
 from .sdk.logs import write_lines
-from .sdk.resources import (
-    RUN_LIMIT,
-    Orchestration,
-    Task,
-    TaskList,
-    TaskRun,
-    TaskRunList,
-)
+from .sdk.resources import RUN_LIMIT, Orchestration, Task, TaskList, TaskRun, TaskRunList
 
 OK, RUN_FAILED, USAGE, REFUSED, NO_SERVER = 0, 1, 2, 3, 4
 #: Tasks `jupyter orch tasks` lists unless told otherwise.
@@ -118,7 +111,7 @@ def _after_start(opts: argparse.Namespace, task: Task) -> int:
 
 
 def cmd_upload(client: Client, opts: argparse.Namespace) -> int:
-    """Upload a zip, a folder or a script."""
+    """Upload a zip, a folder, a script or a notebook."""
     orch = client.upload_orchestration(path=opts.path, name=opts.name)
     _emit(opts, orch.wait_ready() if opts.wait else orch)
     return OK
@@ -222,6 +215,18 @@ def cmd_logs(client: Client, opts: argparse.Namespace) -> int:
     return OK
 
 
+def cmd_output(client: Client, opts: argparse.Namespace) -> int:
+    """Write a notebook run's executed notebook: to stdout, or to a file with -o."""
+    document = client.run_output(opts.run)
+    text = json.dumps(document, indent=1, ensure_ascii=False, sort_keys=True) + "\n"
+    if opts.output is None or opts.output == "-":
+        sys.stdout.write(text)
+    else:
+        Path(opts.output).write_text(text, encoding="utf-8")
+        print(f"wrote {opts.output}", file=sys.stderr)
+    return OK
+
+
 def _task_action(action: Callable[[Task], object]) -> Command:
     """A command that does one thing to a task, then shows the task."""
 
@@ -240,7 +245,7 @@ cmd_resume = _task_action(Task.resume)
 
 
 COMMANDS: dict[str, tuple[Command, str]] = {
-    "upload": (cmd_upload, "upload a zip, a folder or a script as an orchestration"),
+    "upload": (cmd_upload, "upload a zip, a folder, a script or a notebook"),
     "run-once": (cmd_run_once, "run an orchestration once"),
     "schedule": (cmd_schedule, "run an orchestration on a cron schedule"),
     "continuous": (cmd_continuous, "run an orchestration continuously"),
@@ -248,6 +253,7 @@ COMMANDS: dict[str, tuple[Command, str]] = {
     "tasks": (cmd_tasks, "list the tasks of the workspace"),
     "runs": (cmd_runs, "list a task's runs, newest first"),
     "logs": (cmd_logs, "print a run's log"),
+    "output": (cmd_output, "write a notebook run's executed notebook"),
     "kill": (cmd_kill, "kill a task: no more runs, active runs ended"),
     "pause": (cmd_pause, "pause a scheduled or continuous task"),
     "resume": (cmd_resume, "resume a paused task"),
@@ -275,7 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_arguments(subs: dict[str, argparse.ArgumentParser]) -> None:
-    subs["upload"].add_argument("path", help="a .zip, a folder, or a .py file (its main.py)")
+    subs["upload"].add_argument(
+        "path", help="a .zip, a folder, a .py file (its main.py) or a .ipynb (its main.ipynb)"
+    )
     subs["upload"].add_argument("--name", help="the orchestration's name (default: the file's)")
     subs["upload"].add_argument("--wait", action="store_true", help="wait until packaging ends")
     for name in ("run-once", "schedule", "continuous"):
@@ -299,6 +307,10 @@ def _add_arguments(subs: dict[str, argparse.ArgumentParser]) -> None:
     subs["logs"].add_argument("-f", "--follow", action="store_true", help="follow to the end")
     subs["logs"].add_argument("--limit", type=int, help="only the last N lines")
     subs["logs"].add_argument("--timestamps", action="store_true", help="show times, streams")
+    subs["output"].add_argument("run", help="a run id (of a notebook orchestration)")
+    subs["output"].add_argument(
+        "-o", "--output", metavar="FILE", help="write it to FILE (default: stdout)"
+    )
     for name in ("kill", "pause", "resume"):
         subs[name].add_argument("task", help="a task id")
 

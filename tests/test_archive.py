@@ -308,11 +308,45 @@ def test_entrypoint_choice(zpath: Path, names: list[str], expected: str) -> None
 
 
 @pytest.mark.parametrize(
-    "names", [["app.py"], ["__MACOSX/main.py", "x.py"], ["main.py/", "x.py"], ["main.pyc"]]
+    ("names", "expected"),
+    [
+        (["main.ipynb"], "main.ipynb"),
+        (["pkg/main.py", "main.ipynb"], "main.ipynb"),
+        (["pkg/main.ipynb", "main.py"], "main.py"),
+        (["b/main.ipynb", "a/main.py"], "a/main.py"),
+        (["a/main.ipynb", "b/main.py"], "a/main.ipynb"),
+        (["a/x/main.py", "b/main.ipynb"], "b/main.ipynb"),
+        (["__MACOSX/main.ipynb", "app/main.py"], "app/main.py"),
+    ],
+)
+def test_a_notebook_entrypoint_is_chosen_by_the_same_rule(
+    zpath: Path, names: list[str], expected: str
+) -> None:
+    make_zip(zpath, [(name, MAIN) for name in names])
+    assert inspect_archive(zpath, LIMITS).entrypoint == expected
+
+
+@pytest.mark.parametrize(
+    ("names", "shown"),
+    [
+        (["main.py", "main.ipynb"], "'main.py' and 'main.ipynb'"),
+        (["app/main.ipynb", "app/main.py", "z/main.py"], "'app/main.py' and 'app/main.ipynb'"),
+    ],
+)
+def test_a_script_and_a_notebook_in_the_chosen_folder_are_refused(
+    zpath: Path, names: list[str], shown: str
+) -> None:
+    make_zip(zpath, [(name, MAIN) for name in names])
+    reject(zpath, f"archive has both {shown}: keep one entrypoint")
+
+
+@pytest.mark.parametrize(
+    "names",
+    [["app.py"], ["__MACOSX/main.py", "x.py"], ["main.py/", "x.py"], ["main.pyc"], ["x.ipynb"]],
 )
 def test_no_main(zpath: Path, names: list[str]) -> None:
     make_zip(zpath, [(name, b"" if name.endswith("/") else MAIN) for name in names])
-    reject(zpath, "archive has no main.py")
+    reject(zpath, "archive has no main.py or main.ipynb")
 
 
 def test_requirements_found_in_subfolder(zpath: Path) -> None:

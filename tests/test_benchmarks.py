@@ -230,14 +230,15 @@ def test_memory_quick(tmp_path: Path) -> None:
 @pytest.mark.timeout(600)
 def test_peer_scheduler_quick(tmp_path: Path) -> None:
     """`peer_scheduler.py --quick`: jupyter-scheduler installed from the index and measured
-    against our server (skipped only when it cannot be installed here)."""
+    against our server, the same notebook and a script (skipped only when it cannot be
+    installed here)."""
     result = _quick(tmp_path, "peer_scheduler", timeout=580)
     figures = result["figures"]
     error = figures.get("peer_error", "")
     if "pip install" in error or "python -m venv" in error:
         pytest.skip(f"jupyter-scheduler could not be installed: {error[:300]}")
     assert not error, error
-    for side in ("peer", "ours"):
+    for side in ("peer", "ours", "ours_notebook"):
         for series, n in (("sequential", 1), ("concurrent", 2)):
             stats = figures[side][series]
             assert stats["n"] == stats["ok"] == n

@@ -1,7 +1,8 @@
 """The one zip builder: the same folder gives the same bytes whichever way it comes in.
 
 The four ways are the SDK's `read_upload`, `Client.upload_orchestration(path=...)`, the
-`jupyter orch upload` command and the sidebar's `orchestration/create_from_path`.
+`jupyter orch upload` command and the sidebar's `orchestration/create_from_path`; a notebook has
+a fifth, uploaded as it is (the server zips it).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from jupyter_orch.bundle import (
 )
 from jupyter_orch.sdk.client import Client
 
-from .conftest import Api
+from .conftest import API, Api, multipart
 
 PROJECT = {
     "main.py": "from pkg import util\nprint(util.VALUE, open('data/rows/x.csv').read())\n",
@@ -44,6 +45,23 @@ PROJECT = {
     "node_modules/left-pad/index.js": "",
     ".git": "gitdir: ../.git/worktrees/project\n",  # a worktree's .git is a file
 }
+NOTEBOOK = json.dumps(
+    {
+        "cells": [
+            {
+                "cell_type": "code",
+                "execution_count": None,
+                "id": "hello",
+                "metadata": {},
+                "outputs": [],
+                "source": "print('hello')",
+            }
+        ],
+        "metadata": {"kernelspec": {"display_name": "Python 3", "name": "python3"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+)
 KEPT = ["data/rows/x.csv", "main.py", "pkg/__init__.py", "pkg/util.py", "requirements.txt"]
 LINK = "project/data/secrets is a link"
 LIMITED = {"kill_grace_seconds": 1.0, "freeze_startup_objects": False, "max_archive_files": 4}
@@ -99,18 +117,30 @@ async def create_from_path(api: Api, path: str) -> tuple[int, dict[str, Any]]:
 # -- one folder, one sha -------------------------------------------------------------------------
 
 
-async def test_one_folder_gives_one_sha_whichever_way_it_comes(
-    project: Path, api: Api, client: Client, jp_serverapp: Any
+@pytest.mark.parametrize(
+    ("path", "entries"),
+    [("project", KEPT), ("report.ipynb", ["main.ipynb"])],
+    ids=["folder", "notebook"],
+)
+async def test_one_folder_or_notebook_gives_one_sha_whichever_way_it_comes(
+    path: str,
+    entries: list[str],
+    project: Path,
+    api: Api,
+    client: Client,
+    jp_serverapp: Any,
+    jp_root_dir: Path,
 ) -> None:
-    data, file_name = read_upload(project)
-    assert file_name == "project.zip"
-    assert zipfile.ZipFile(io.BytesIO(data)).namelist() == KEPT
+    target = write(jp_root_dir, {"report.ipynb": NOTEBOOK}) / path
+    data, file_name = read_upload(target)
+    assert file_name == f"{target.stem}.zip"
+    assert zipfile.ZipFile(io.BytesIO(data)).namelist() == entries
     expected = sha(data)
 
-    uploaded = await asyncio.to_thread(client.upload_orchestration, path=project)
-    code, out, err = await cli_upload(jp_serverapp, project)
+    uploaded = await asyncio.to_thread(client.upload_orchestration, path=target)
+    code, out, err = await cli_upload(jp_serverapp, target)
     assert code == 0, err
-    status, answer = await create_from_path(api, "project")
+    status, answer = await create_from_path(api, path)
     assert status == 202, answer
     from_path = await api.ok("orchestration/get_by_id", {"id": answer["id"]})
 
@@ -118,6 +148,28 @@ async def test_one_folder_gives_one_sha_whichever_way_it_comes(
     assert json.loads(out)["sha"] == expected
     assert from_path["sha"] == expected
     assert uploaded.file_name() == json.loads(out)["file_name"] == from_path["file_name"]
+    if target.suffix == ".ipynb":  # a notebook also comes as it is, zipped by the server
+        for name in ("report.ipynb", "orch.zip"):  # by its name, or by its JSON content
+            orch = await api.ok(
+                "orchestration/get_by_id", {"id": await raw_upload(api, target, name)}
+            )
+            assert orch["sha"] == expected and orch["entrypoint"] == "main.ipynb"
+            assert orch["file_name"] == f"{Path(name).stem}.zip"
+
+
+async def raw_upload(api: Api, path: Path, file_name: str) -> str:
+    """POST a file as the upload's `file` part, as it is; the new orchestration's id."""
+    body, ctype = multipart(
+        [
+            ("file", file_name, path.read_bytes(), "application/octet-stream"),
+            ("metadata", None, b'{"workspace_id": 1}', "application/json"),
+        ]
+    )
+    response = await api.fetch(
+        API, "orchestration", "upload", method="POST", body=body, headers={"Content-Type": ctype}
+    )
+    orch_id: str = json.loads(response.body)["id"]
+    return orch_id
 
 
 def test_a_script_is_main_py_the_same_way(tmp_path: Path) -> None:
@@ -222,3 +274,9 @@ def test_a_cells_dir_goes_through_the_same_walk(tmp_path: Path) -> None:
     os.symlink(tmp_path / "data" / "x.csv", tmp_path / "data" / "link")
     with pytest.raises(BundleError, match="data/link is a link"):
         cell_entries("print(1)\n", tmp_path, dirs=[Path("data")])
+
+
+def test_an_artifact_named_main_ipynb_is_refused_beside_a_cell(tmp_path: Path) -> None:
+    write(tmp_path, {"main.ipynb": NOTEBOOK})
+    with pytest.raises(BundleError, match=r"an artifact is named main\.ipynb"):
+        cell_entries("print(1)\n", tmp_path, files=[Path("main.ipynb")])

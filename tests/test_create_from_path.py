@@ -51,7 +51,7 @@ async def test_a_python_file_becomes_main_py(api: Api, jp_root_dir: Path) -> Non
         ("../outside", 400, "must be relative to the Jupyter root"),
         ("missing", 404, "not found"),
         ("escape", 400, "leads outside the Jupyter root"),
-        ("notes.txt", 400, "neither a folder nor a .py file"),
+        ("notes.txt", 400, "not a folder, a .py or a .ipynb file"),
         ("linked", 400, "is a link"),
         ("nomain", 400, "main.py"),
         ("a\x00b", 400, "path: must not contain a NUL character"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import sys
 from collections.abc import Iterator
@@ -35,6 +36,9 @@ print(json.dumps({
     "own_group": os.getpgid(0) == os.getpid(), "nice": os.nice(0),
     "stdio": [sys.stdin.read(), sys.stdout.encoding, sys.stdout.write_through,
               sys.stdout.isatty(), sys.getfilesystemencoding()],
+    "streams": [[s.name, s.mode, s.encoding, s.errors, s.line_buffering, s.write_through,
+                 s.seekable(), type(s.buffer).__name__]
+                for s in (sys.stdin, sys.stdout, sys.stderr)],
     "args_file": open(os.environ["ARGS"]).read(),
 }, sort_keys=True))
 """
@@ -80,8 +84,9 @@ def run_env(**extra: str) -> dict[str, str]:
     return {**base_env(), "PYTHONUNBUFFERED": "1", "RUN_VAR": "from the task", **extra}
 
 
-def spec_for(tmp_path: Path, name: str, code: str) -> RunSpec:
-    """A run of `code` as pkg/main.py, in TMP_PATH/runs/r."""
+def spec_for(tmp_path: Path, name: str, code: str, module: bool = False) -> RunSpec:
+    """A run of `code` as pkg/main.py (`python -u main.py`, or with `module` `python -u -m
+    main`), in TMP_PATH/runs/r."""
     source = tmp_path / f"{name}-source" / "pkg"
     source.mkdir(parents=True)
     (source / "main.py").write_text(code, encoding="utf-8")
@@ -89,7 +94,13 @@ def spec_for(tmp_path: Path, name: str, code: str) -> RunSpec:
     spec = RunSpec(
         run_id=name,
         run_dir=run_dir,
-        argv=[sys.executable, "-u", "main.py", "first", "second"],
+        argv=[
+            sys.executable,
+            "-u",
+            *(["-m", "main"] if module else ["main.py"]),
+            "first",
+            "second",
+        ],
         env=run_env(ARGS=str(run_dir / "args.json")),
         source=source.parent,
         cwd="pkg",
@@ -110,12 +121,12 @@ async def run(executor: LocalExecutor, spec: RunSpec) -> tuple[ExitRecord, list[
 
 
 async def both(
-    executors: tuple[LocalExecutor, LocalExecutor], tmp_path: Path, code: str
+    executors: tuple[LocalExecutor, LocalExecutor], tmp_path: Path, code: str, module: bool = False
 ) -> list[tuple[ExitRecord, list[str], str]]:
     """Run `code` both ways, in the same run folder (moved away after each)."""
     results = []
     for index, executor in enumerate(executors):
-        spec = spec_for(tmp_path, str(index), code)
+        spec = spec_for(tmp_path, str(index), code, module)
         assert executor.inline(spec) is (executor is executors[0])
         results.append(await run(executor, spec))
         (tmp_path / "runs").rename(tmp_path / f"done-{index}")
@@ -169,6 +180,37 @@ async def test_a_forked_run_ends_as_a_new_interpreter_ends(
         ]
     if ending == "threads and atexit":
         assert forked_log == ["stdout F main done", "stdout F thread", "stdout F atexit"]
+
+
+async def test_a_forked_module_run_sees_what_python_m_sees(
+    executors: tuple[LocalExecutor, LocalExecutor], tmp_path: Path
+) -> None:
+    (forked, _, _), (plain, _, _) = results = await both(executors, tmp_path, PROBE, module=True)
+    seen = [json.loads(texts[0].removeprefix("stdout F ")) for _, texts, _ in results]
+    for probe in seen:  # the spec shows its loader's address
+        probe["spec"] = re.sub(r" at 0x[0-9a-f]+", "", probe["spec"])
+    assert seen[0] == seen[1]
+    folder = f"{tmp_path}/runs/r/work/pkg"
+    assert seen[0]["argv"] == [f"{folder}/main.py", "first", "second"]
+    assert seen[0]["orig_argv"][1:] == ["-u", "-m", "main", "first", "second"]
+    assert seen[0]["path"][0] == folder
+    assert seen[0]["name"] == "__main__" and seen[0]["spec"].startswith("ModuleSpec(name='main'")
+    assert not {"forkserver", "supervise"} & set(seen[0]["modules"])
+    assert forked.status is plain.status is RunStatus.SUCCESS
+    assert [err for _, _, err in results] == ["", ""]
+
+
+@pytest.mark.parametrize("ending", ["exception", "exit message", "syntax error", "interrupt"])
+async def test_a_forked_module_run_ends_as_python_m_ends(
+    executors: tuple[LocalExecutor, LocalExecutor], tmp_path: Path, ending: str
+) -> None:
+    (forked, forked_log, _), (plain, plain_log, _) = await both(
+        executors, tmp_path, ENDINGS[ending], module=True
+    )
+    assert forked_log == plain_log
+    assert (forked.status, forked.exit_code) == (plain.status, plain.exit_code)
+    if ending == "exception":  # runpy's frames, as `python -m` shows them, then the module's
+        assert 'stderr F   File "<frozen runpy>", line ' in "\n".join(forked_log)
 
 
 async def test_runs_start_a_new_interpreter_when_start_up_settings_differ(

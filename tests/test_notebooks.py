@@ -37,6 +37,14 @@ EXPECTED = {
         "<TasksPanel: ",
         "'killed'",
     ],
+    "07-notebook-task": [
+        "('daily_report.zip', 'main.ipynb')",
+        "'success'",
+        '[cell 1/4] region = "us"',
+        "[end] success: ran 4 of 4 cells",
+        "report for eu over 30 days\n<IPython.core.display.HTML object>",
+        "success 0\n# Parameters: the task's arguments\nregion = 'eu'\ndays = 30",
+    ],
 }
 
 

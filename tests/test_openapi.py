@@ -903,3 +903,41 @@ async def test_activity_answers_as_documented(api: Api) -> None:
         broken = copy.deepcopy(seen)
         broken["failed"][0].pop(key)
         assert mismatches("task/activity", "post", 200, broken), f"dropping {key!r} goes unseen"
+
+
+async def test_run_output_answers_as_documented(api: Api, jp_fetch: Callable[..., Any]) -> None:
+    cell = {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": []}
+    document = {
+        "cells": [{**cell, "id": "a", "source": "print('hello')"}],
+        "metadata": {},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    response = await api.upload_raw(json.dumps(document).encode())
+    assert response.code == 202, response.body
+    validate("orchestration/upload", "post", 202, _json_answer(response, "upload"))
+    body = {"orch_id": json.loads(response.body)["id"], "workspace_id": 1, "json": {}}
+    task_id = (await call(api, "task/run_once", body, status=201))["id"]
+    task = await wait_task(api, task_id, ENDED)
+    assert task["status"] == "success", task
+    script = await wait_task(
+        api, (await call(api, "task/run_once", {**body, "orch_id": await upload(api, HELLO)},
+                         status=201))["id"], ENDED
+    )  # fmt: skip
+    path = "task/get_run_output"
+    [param] = operation(path, "get")["parameters"]
+    assert (param["name"], param["in"], param["required"]) == ("id", "query", True)
+    cases = [
+        (task["last_runs"][0]["run_id"], 200),
+        (script["last_runs"][0]["run_id"], 404),
+        (str(uuid.UUID(int=7)), 404),
+        ("nope", 400),
+    ]
+    for ident, status in cases:
+        response = await jp_fetch(API, *path.split("/"), params={"id": ident}, raise_error=False)
+        assert response.code == status, response.body
+        answer = _json_answer(response, path)
+        validate(path, "get", status, answer)
+        if status == 200:
+            assert answer["metadata"]["jupyter_orch"]["status"] == "success"
+            assert answer["cells"][0]["outputs"][0]["text"] == "hello\n"

@@ -10,7 +10,8 @@ the environment every run starts from. Asked over the socket FD, it forks:
 - and, when the run's interpreter and start-up settings are this one's, the supervisor forks
   the **run's process** from this same warm interpreter instead of executing a new one: the
   child resets what the fork server and supervisor set up, unwinds to the top of the stack
-  (`supervise.BecomeRun`), and runs ``main.py`` as ``python -u main.py`` would (`run_script`).
+  (`supervise.BecomeRun`), and runs ``main.py`` as ``python -u main.py`` would, or a module
+  as ``python -u -m MODULE`` would (`run_script`).
 
 Requests and replies are frames: a 4-byte big-endian length, then a marshalled dict.
 Request ``{"id", "dir", "spec", "inline"}``; reply ``{"id", "pid", "start"}`` (the
@@ -176,7 +177,8 @@ def _supervisor(request: dict[str, Any], own_fds: tuple[int, ...]) -> supervise.
 
 
 def run_script(job: supervise.BecomeRun, pkg_dir: str, started: set[str]) -> None:
-    """Run `job.argv` (``python -u SCRIPT ARGS``) here, as a fresh interpreter would.
+    """Run `job.argv` (``python -u SCRIPT ARGS`` or ``python -u -m MODULE ARGS``) here, as a
+    fresh interpreter would.
 
     The process already has its process group, standard streams, working directory and
     signal handlers (`supervise.spawn_inline`). What a fresh start would differ in is set
@@ -193,25 +195,64 @@ def run_script(job: supervise.BecomeRun, pkg_dir: str, started: set[str]) -> Non
     os.environ.clear()
     os.environ.update(job.env)
     time.tzset()
-    script = job.argv[2]
-    path = os.path.abspath(script)
-    sys.argv = list(job.argv[2:])
+    _fresh_streams()
     sys.orig_argv = list(job.argv)
-    sys.path[0] = os.path.dirname(os.path.realpath(path))
-    loader_type = sys.modules["_frozen_importlib_external"].SourceFileLoader
     namespace = sys.modules["__main__"].__dict__
     namespace.clear()
     namespace.update(
         __name__="__main__",
         __doc__=None,
         __package__=None,
-        __loader__=loader_type("__main__", path),
         __spec__=None,
         __annotations__={},
         __builtins__=sys.modules["builtins"],
-        __file__=path,
-        __cached__=None,
     )
+    try:
+        if job.argv[2] == "-m":
+            _run_module(job.argv[3], job.argv[4:])
+        else:
+            _run_file(job.argv[2], job.argv[3:], namespace)
+    except SystemExit:
+        raise
+    except BaseException as exc:
+        _uncaught(exc)
+
+
+def _fresh_streams() -> None:
+    """`sys.stdin`, `sys.stdout` and `sys.stderr` made again over descriptors 0-2 (now the
+    run's), as the interpreter makes them at start.
+
+    The fork server's were made over its own files (/dev/null) and keep what they learned of
+    them: a stream made over a seekable file stays seekable, and `reconfigure()` (which the
+    notebook executor calls) would then seek a pipe. Encoding, errors and buffering stay those
+    of this interpreter's start (`-u`: write-through, unbuffered below).
+    """
+    io = sys.modules["io"]
+    for fd, name in enumerate(("stdin", "stdout", "stderr")):
+        old = getattr(sys, f"__{name}__")
+        writing = fd > 0
+        buffered = not old.write_through  # -u: write-through text over an unbuffered file
+        buffering = -1 if buffered or not writing else 0  # stdin is buffered whatever -u says
+        buffer = io.open(fd, "wb" if writing else "rb", buffering, closefd=False)
+        raw = buffer.raw if hasattr(buffer, "raw") else buffer
+        raw.name = f"<{name}>"
+        line_buffering = buffered and (raw.isatty() or fd == 2)
+        stream = io.TextIOWrapper(
+            buffer, old.encoding, old.errors, "\n", line_buffering, old.write_through
+        )
+        stream.mode = "w" if writing else "r"
+        setattr(sys, name, stream)
+        setattr(sys, f"__{name}__", stream)
+
+
+def _run_file(script: str, args: list[str], namespace: dict[str, Any]) -> None:
+    """``python SCRIPT ARGS``: the script's folder first on `sys.path`, its code in
+    `__main__`."""
+    path = os.path.abspath(script)
+    sys.argv = [script, *args]
+    sys.path[0] = os.path.dirname(os.path.realpath(path))
+    loader_type = sys.modules["_frozen_importlib_external"].SourceFileLoader
+    namespace.update(__loader__=loader_type("__main__", path), __file__=path, __cached__=None)
     try:
         with open(path, "rb") as fh:
             source = fh.read()
@@ -220,19 +261,25 @@ def run_script(job: supervise.BecomeRun, pkg_dir: str, started: set[str]) -> Non
             f"{sys.executable}: can't open file {path!r}: [Errno {exc.errno}] {exc.strerror}\n"
         )
         raise SystemExit(2) from None
-    try:
-        exec(compile(source, path, "exec", dont_inherit=True), namespace)
-    except SystemExit:
-        raise
-    except BaseException as exc:
-        _uncaught(exc)
+    exec(compile(source, path, "exec", dont_inherit=True), namespace)
+
+
+def _run_module(module: str, args: list[str]) -> None:
+    """``python -m MODULE ARGS``: the working directory first on `sys.path`, the module run
+    as `__main__` by runpy, as the interpreter itself does it."""
+    import runpy  # frozen: what a fresh `python -m` imports too
+
+    sys.argv = ["-m", *args]  # runpy puts the module's file in place of "-m"
+    sys.path[0] = os.getcwd()
+    runpy._run_module_as_main(module, alter_argv=True)  # type: ignore[attr-defined]
 
 
 def _uncaught(exc: BaseException) -> None:
     """End as Python ends on an uncaught exception, showing only the script's frames."""
     tb = exc.__traceback__
-    # The first frame is run_script's own; a SyntaxError from compile() has no other.
-    tb = tb.tb_next if tb is not None else None
+    # The first frames are this module's own; a SyntaxError from compile() has no other.
+    while tb is not None and tb.tb_frame.f_code.co_filename == _uncaught.__code__.co_filename:
+        tb = tb.tb_next
     kind = type(exc)
     sys.last_type, sys.last_value, sys.last_traceback = kind, exc.with_traceback(tb), tb
     sys.excepthook(kind, exc, tb)

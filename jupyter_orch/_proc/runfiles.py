@@ -12,7 +12,9 @@ Standard library only, and only built-in or already loaded modules, like `superv
 - ``child.json``: the run process's pid, which is also its process group;
 - ``log``: every line the process prints, as ``<RFC 3339 ns>Z <stream> F|P <text>``;
 - ``exit.json``: the end of the run (status, exit code, reason, times), written atomically;
-- the files the server hands the run (``args.json``), and ``work/``, its working directory.
+- the files the server hands the run (``args.json``), and ``work/``, its working directory;
+- ``output.ipynb``: a notebook run's executed copy (written by `jupyter_orch.nbrun` as each cell
+  starts and at the end, atomically through ``.~output.ipynb``).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ LOG = "log"
 EXIT = "exit.json"
 ARGS = "args.json"
 WORK = "work"
+OUTPUT_NOTEBOOK = "output.ipynb"
 CHUNK = 1 << 16
 
 

@@ -1,5 +1,5 @@
-"""What every SDK object shares: the `Resource` base and its lists, server times, waiting,
-and the bodies of paged listings."""
+"""What every object of the SDK shares: a server object as last fetched, one with times, a list
+that displays as a table; waiting for a state, and paging through a listing."""
 
 from __future__ import annotations
 
@@ -154,22 +154,6 @@ class ResourceList(list[R]):
 
     def _repr_html_(self) -> str:
         return display.html_table(self.columns, [item.row() for item in self], self.empty)
-
-
-def task_query(
-    body: Mapping[str, Any],
-    killed: bool,
-    run_limit: int,
-    limit: int | None = None,
-    after: str | Resource | None = None,
-) -> dict[str, Any]:
-    """A `task/list` body: the filters in `body`, then killed, runs per task and paging."""
-    return given(
-        {**body, "run_limit": run_limit},
-        killed=None if killed else False,
-        limit=limit,
-        after=page_start(after),
-    )
 
 
 def given(body: dict[str, Any], **optional: Any) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import IO, Any
 
 from .. import runtime
 from ..bundle import read_upload
-from .base import paged, task_query
+from .base import paged
 from .discovery import ServerInfo, api_url_of, find_server
 from .errors import NotFoundError
 from .logs import LogFollower, LogLine, LogLines
@@ -23,6 +23,7 @@ from .resources import (
     TaskRunList,
     Workspace,
     WorkspaceList,
+    task_query,
 )
 from .transport import READ_TIMEOUT, Transport
 
@@ -206,7 +207,8 @@ class Client:
         name: str | None = None,
         file_name: str | None = None,
     ) -> Orchestration:
-        """Upload code as an orchestration: zip bytes, or a zip, a folder or a script by `path`.
+        """Upload code as an orchestration: zip bytes, or by `path` a zip, a folder, a script
+        (its `main.py`) or a notebook (its `main.ipynb`).
 
         The arguments come in the order of Wallaroo's SDK; a path given first (a `str` or a
         `Path` where the bytes go) is taken as the path.
@@ -310,6 +312,22 @@ class Client:
             LogLine.parse(raw) for raw in self._post("task/get_logs_for_run", body)["logs"]
         )
 
+    def run_output(self, run_id: str) -> Any:
+        """A notebook run's executed notebook (the copy so far while it runs), as an
+        `nbformat.NotebookNode` (a dict when nbformat is not installed); NotFoundError with the
+        server's reason when the run has none (a script's run, or one not written yet)."""
+        return as_notebook(self._transport.get("task/get_run_output", {"id": run_id}))
+
     def follow_logs(self, run_id: str, start: int = 0) -> LogFollower:
         """A run's log lines as they are written, from line `start`, until the run has ended."""
         return LogFollower(self._transport, run_id, start)
+
+
+def as_notebook(document: dict[str, Any]) -> Any:
+    """A notebook document as nbformat's `NotebookNode` (attribute access, `nbformat.write`),
+    or the plain dict where nbformat is not installed (imported only now: it is slow to load)."""
+    try:
+        import nbformat
+    except ImportError:
+        return document
+    return nbformat.from_dict(document)  # type: ignore[no-untyped-call]

@@ -121,6 +121,17 @@ def _from_newest_server(env: Mapping[str, str], tried: list[str]) -> ServerInfo 
     return ServerInfo(server_api_url(str(info["url"])), _file_token(info, env), source)
 
 
+def server_root(api_url: str, environ: Mapping[str, str] | None = None) -> Path | None:
+    """The Jupyter root folder of the running server whose API is at `api_url` (from its
+    `jpserver-*.json`); None when no such file says."""
+    env = os.environ if environ is None else environ
+    for info in _server_files(runtime_dir(env)):
+        if server_api_url(str(info["url"])) == api_url_of(api_url):
+            root = info.get("root_dir") or info.get("notebook_dir")
+            return Path(str(root)) if root else None
+    return None
+
+
 def _file_token(info: Mapping[str, Any], env: Mapping[str, str]) -> str:
     """A server file's token; a JupyterHub server has none, and takes the hub's token."""
     return str(info.get("token") or env.get(HUB_TOKEN_VAR, ""))

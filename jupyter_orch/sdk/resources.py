@@ -13,25 +13,12 @@ import sys
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
 from . import display
-from .base import (
-    Dated,
-    Resource,
-    ResourceList,
-    given,
-    moment,
-    page_start,
-    paged,
-    poll,
-    task_query,
-)
+from .base import Dated, Resource, ResourceList, given, moment, page_start, paged, poll
 from .errors import OrchClientError, OrchestrationFailed
 from .logs import LogLines, write_lines
-
-if TYPE_CHECKING:
-    pass
 
 RUN_ENDED = frozenset({"success", "failure", "timed_out", "killed", "unknown"})
 TASK_ENDED = frozenset({"success", "failed", "timed_out", "killed"})
@@ -238,6 +225,22 @@ class Orchestration(Dated):
             body["debug"] = True
         task_id = self._client._post(endpoint, body)["id"]
         return self._client.get_task_by_id(task_id)
+
+
+def task_query(
+    body: Mapping[str, Any],
+    killed: bool,
+    run_limit: int,
+    limit: int | None = None,
+    after: str | Resource | None = None,
+) -> dict[str, Any]:
+    """A `task/list` body: the filters in `body`, then killed, runs per task and paging."""
+    return given(
+        {**body, "run_limit": run_limit},
+        killed=None if killed else False,
+        limit=limit,
+        after=page_start(after),
+    )
 
 
 def one_schedule(schedule: str | Iterable[str]) -> str:
@@ -472,6 +475,13 @@ class TaskRun(Dated):
         """The run's log lines, oldest first, each a `str` in the container runtime's format
         (`LogLine`); only the newest `limit` when given."""
         return self._client.run_logs(self.id(), limit)
+
+    def output_notebook(self) -> Any:
+        """The executed notebook of a notebook run: every cell with its outputs, as
+        `nbformat.NotebookNode` (a dict without nbformat); while the run goes on, the copy so
+        far. NotFoundError with the server's reason when there is none (the run of a script,
+        or a notebook run that has not written it yet)."""
+        return self._client.run_output(self.id())
 
     def wait(self, timeout: float | None = None) -> TaskRun:
         """Wait until the run has ended."""

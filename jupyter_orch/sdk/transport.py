@@ -34,8 +34,13 @@ class Transport:
         """POST a JSON body; the decoded JSON answer."""
         return _json(self._send("POST", path, json=dict(body or {})))
 
+    def get(self, path: str, params: Mapping[str, Any]) -> Any:
+        """GET with query parameters; the decoded JSON answer."""
+        return _json(self._send("GET", path, params=dict(params)))
+
     def upload(self, data: bytes, file_name: str, metadata: Mapping[str, Any]) -> Any:
-        """Upload a zip as the contract's two multipart parts, `file` and `metadata`."""
+        """Upload a zip (or a notebook) as the contract's two multipart parts, `file` and
+        `metadata`."""
         files = [
             ("file", (file_name, data, "application/octet-stream")),
             ("metadata", ("metadata", json.dumps(dict(metadata)), "application/json")),

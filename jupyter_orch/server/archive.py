@@ -23,7 +23,8 @@ __all__ = ["ArchiveInfo", "ArchiveLimits", "extract_archive", "inspect_archive"]
 _CHUNK = 64 * 1024
 _BOMB_MIN_SIZE = 1 << 20
 _BOMB_MAX_RATIO = 1000
-_ENTRYPOINT = "main.py"
+# A script or a notebook: both names compete by the same rule (see _choose_entrypoint).
+_ENTRYPOINTS = ("main.py", "main.ipynb")
 _REQUIREMENTS = "requirements.txt"
 _MACOS_JUNK = "__MACOSX"
 _FILE_MODE = 0o644
@@ -60,7 +61,7 @@ with contextlib.suppress(ImportError):  # lzma is absent only from stripped-down
 class ArchiveInfo:
     """What inspection learned about a valid archive."""
 
-    entrypoint: str  # posix path inside the archive, e.g. "main.py" or "pkg/main.py"
+    entrypoint: str  # posix path inside the archive: "main.py", "pkg/main.py", "main.ipynb"
     requirements: str | None  # posix path of the single requirements.txt, or None
     file_count: int
     total_bytes: int  # sum of declared uncompressed sizes
@@ -244,12 +245,24 @@ def _candidates(files: list[_Entry], basename: str) -> list[str]:
 
 
 def _choose_entrypoint(files: list[_Entry]) -> str:
-    candidates = _candidates(files, _ENTRYPOINT)
+    candidates = [path for name in _ENTRYPOINTS for path in _candidates(files, name)]
     if not candidates:
-        raise ArchiveError("archive has no main.py (put one at the top level)")
-    # Shallowest wins, then plain string order, so the choice never depends on entry order;
-    # a root main.py has depth 0 and so always wins.
-    return min(candidates, key=lambda path: (path.count("/"), path))
+        raise ArchiveError("archive has no main.py or main.ipynb (put one at the top level)")
+    # The shallowest folder wins, then plain string order, so the choice never depends on
+    # entry order; the root has depth 0 and so always wins.
+    place = min(_place(path) for path in candidates)
+    chosen = sorted(path for path in candidates if _place(path) == place)
+    if len(chosen) > 1:  # main.ipynb sorts before main.py
+        raise ArchiveError(
+            f"archive has both {chosen[1]!r} and {chosen[0]!r}: keep one entrypoint, "
+            "the script or the notebook"
+        )
+    return chosen[0]
+
+
+def _place(path: str) -> tuple[int, str]:
+    """An entrypoint's folder, as the choice orders them: depth, then name."""
+    return path.count("/"), path.rpartition("/")[0]
 
 
 def _find_requirements(files: list[_Entry]) -> str | None:

@@ -98,6 +98,10 @@ class DataDir:
         """A run's arguments, as the run reads them."""
         return self.run(run_id) / runfiles.ARGS
 
+    def run_output(self, run_id: str) -> Path:
+        """A notebook run's executed copy (absolute: the run writes it from its own folder)."""
+        return (self.run(run_id) / runfiles.OUTPUT_NOTEBOOK).absolute()
+
     @property
     def tmp(self) -> Path:
         """Scratch space on the data directory's file system (renames stay atomic)."""

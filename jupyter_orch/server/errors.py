@@ -59,3 +59,11 @@ class WrongState(OrchError):
 
     status = 409
     reason = "Conflict"
+
+
+class NoOutput(OrchError):
+    """A run has no notebook output (a script's run, or a notebook's not written yet); the
+    message says which."""
+
+    status = 404
+    reason = "Not Found"

@@ -261,6 +261,25 @@ def content_disposition(file_name: str) -> str:
     return f"attachment; filename=\"{fallback or 'orchestration.zip'}\"; filename*=UTF-8''{exact}"
 
 
+class RunOutputHandler(OrchHandler):
+    """`task/get_run_output?id=` (ours): a notebook run's executed notebook, the copy so far
+    while the run goes on; 404 saying why for a run without one."""
+
+    async def get(self) -> None:
+        """Stream the executed notebook (nbformat 4 JSON)."""
+        run_id = as_uuid("id", self.get_query_argument("id", "") or "")
+        fh = await self.service.open_run_output(run_id)
+        try:
+            self.set_header("Content-Type", "application/json; charset=UTF-8")
+            self.set_header("Cache-Control", "no-store")  # it changes while the run goes on
+            while chunk := await asyncio.to_thread(fh.read, 1 << 20):
+                self.write(chunk)
+                await self.flush()
+        finally:
+            fh.close()
+        self.finish()
+
+
 class FollowLogsHandler(OrchHandler):
     """`task/follow_logs?id=&from=`: log lines as they are written, as JSON lines, until the
     run has ended; `{"heartbeat": true}` while nothing happens, `{"end": true, ...}` last."""
@@ -555,6 +574,7 @@ def routes() -> list[tuple[str, type[web.RequestHandler], dict[str, Any]] | tupl
         (f"{PREFIX}/orchestration/upload", UploadHandler),
         (f"{PREFIX}/orchestration/download", DownloadHandler),
         (f"{PREFIX}/task/follow_logs", FollowLogsHandler),
+        (f"{PREFIX}/task/get_run_output", RunOutputHandler),
         (f"{PREFIX}/openapi.json", OpenAPIHandler),
     ]
     table += [

@@ -2,16 +2,19 @@
 from the Jupyter root's files, deleted with everything that belongs to it.
 
 An upload is all or nothing: the archive is checked before anything is written, extracted to a
-scratch folder, moved into place, and only then is its row written.
+scratch folder (a notebook entrypoint is validated there), moved into place, and only then is its
+row written.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import shutil
 import tempfile
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,7 @@ from .background import Background
 from .datadir import DataDir
 from .errors import WrongState
 from .models import Orchestration, OrchestrationStatus, TaskQuery, new_id, now
+from .notebook import check_notebook, is_notebook, looks_like_notebook, zip_notebook
 from .packaging import Packager
 from .requirements import check_requirements, normalise_requirements
 from .store import Store
@@ -78,7 +82,7 @@ class Intake:
 
     async def upload(
         self,
-        zip_path: Path,
+        path: Path,
         *,
         file_name: str,
         sha: str,
@@ -87,7 +91,29 @@ class Intake:
         name: str | None,
         owner: str,
     ) -> Orchestration:
-        """Check and store an uploaded zip; packaging goes on in the background."""
+        """Check and store an uploaded zip, or a notebook uploaded as it is (zipped as
+        `main.ipynb` first); packaging goes on in the background."""
+        if not await asyncio.to_thread(looks_like_notebook, path, file_name):
+            return await self._store(path, file_name, sha, size, workspace_id, name, owner)
+        stem = Path(file_name).stem
+        async with self._scratch_zip() as zipped:
+            await asyncio.to_thread(zip_notebook, path, zipped, self.limits)
+            sha, size = await asyncio.to_thread(_digest, zipped)
+            return await self._store(
+                zipped, f"{stem}.zip", sha, size, workspace_id, name or stem, owner
+            )
+
+    async def _store(
+        self,
+        zip_path: Path,
+        file_name: str,
+        sha: str,
+        size: int,
+        workspace_id: int,
+        name: str | None,
+        owner: str,
+    ) -> Orchestration:
+        """Unpack a zip and write the orchestration's row; start packaging if it needs it."""
         orch_id = new_id()
         info, requirements = await asyncio.to_thread(self._unpack, zip_path, orch_id, sha)
         stamp = now()
@@ -122,24 +148,24 @@ class Intake:
     async def create_from_path(
         self, relative: str, workspace_id: int, name: str | None, owner: str
     ) -> Orchestration:
-        """An orchestration from a folder or a `.py` file under the Jupyter root."""
+        """An orchestration from a folder, a `.py` or a `.ipynb` file under the Jupyter root."""
         if self.root_dir is None:
             raise WrongState("this server has no Jupyter root to take files from")
         target = resolve_inside(self.root_dir, relative)
+        async with self._scratch_zip() as zipped:
+            file_name = await asyncio.to_thread(bundle_path, target, zipped, self.limits)
+            sha, size = await asyncio.to_thread(_digest, zipped)
+            return await self._store(
+                zipped, file_name, sha, size, workspace_id, name or target.name, owner
+            )
+
+    @contextlib.asynccontextmanager
+    async def _scratch_zip(self) -> AsyncIterator[Path]:
+        """A new file in the scratch folder for a zip being built; removed afterwards."""
         fd, tmp = tempfile.mkstemp(prefix="bundle-", suffix=".zip", dir=self.data.tmp)
         os.close(fd)
         try:
-            file_name = await asyncio.to_thread(bundle_path, target, Path(tmp), self.limits)
-            sha, size = await asyncio.to_thread(_digest, Path(tmp))
-            return await self.upload(
-                Path(tmp),
-                file_name=file_name,
-                sha=sha,
-                size=size,
-                workspace_id=workspace_id,
-                name=name or target.name,
-                owner=owner,
-            )
+            yield Path(tmp)
         finally:
             await asyncio.to_thread(Path(tmp).unlink, True)
 
@@ -148,6 +174,8 @@ class Intake:
         scratch = self.data.unpacking(orch_id)
         info = extract_archive(zip_path, scratch, self.limits)
         try:
+            if is_notebook(info.entrypoint):  # read by nbformat once, here, not at each run
+                check_notebook(scratch / info.entrypoint, info.entrypoint)
             requirements = None
             if info.requirements is not None:
                 requirements = (scratch / info.requirements).read_text("utf-8", "replace")
@@ -166,7 +194,8 @@ class Intake:
         """Build (or reuse) the orchestration's environment, then start waiting tasks."""
         orch.status = OrchestrationStatus.PACKAGING
         await self.store.call(self.store.update_orchestration, orch)
-        result = await self.packager.prepare(normalise_requirements(orch.requirements or ""))
+        lines = normalise_requirements(orch.requirements or "")
+        result = await self.packager.prepare(lines, is_notebook(orch.entrypoint))
         build_log = self.data.build_log(orch.id)
         await asyncio.to_thread(build_log.write_text, result.log, "utf-8")
         orch.env_key, orch.build_seconds, orch.error = result.key, result.seconds, result.error

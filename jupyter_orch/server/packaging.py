@@ -4,7 +4,9 @@ An environment is keyed by a hash of the normalised requirements, the Python ver
 platform, built once (with uv, its cache shared by every build; `python -m venv` + pip when uv
 is missing), and shared by every orchestration that asks for the same thing. It sees only the
 packages it installed, plus the project's SDK through a `.pth` file placed after its own
-site-packages: `import jupyter_orch` always works, and the versions it pins always win.
+site-packages: `import jupyter_orch` always works, and the versions it pins always win. A
+notebook's environment whose requirements do not name ipython also gets the server's IPython
+the same way (`ipython_layer.py`), and a key of its own.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import ipython_layer
 from .pipconfig import redact, uv_settings
 
 READY_MARK = ".ready"
@@ -53,13 +56,18 @@ class BuildResult:
     error: str | None = None
 
 
-def env_key(lines: list[str], python_version: str | None = None) -> str:
-    """The environment's identity: requirements, Python version and platform."""
+def env_key(lines: list[str], python_version: str | None = None, layered: bool = False) -> str:
+    """The environment's identity: requirements, Python version, platform, and whether the
+    server's IPython is layered in."""
     version = python_version or ".".join(map(str, sys.version_info[:3]))
-    ident = "\n".join(
-        [f"layout={LAYOUT}", f"python={version}", f"platform={sys.platform}-{platform.machine()}"]
-    )
-    return hashlib.sha256((ident + "\n" + "\n".join(lines)).encode()).hexdigest()[:32]
+    ident = [
+        f"layout={LAYOUT}",
+        f"python={version}",
+        f"platform={sys.platform}-{platform.machine()}",
+    ]
+    if layered:
+        ident.append(ipython_layer.KEY_LINE)
+    return hashlib.sha256(("\n".join(ident) + "\n" + "\n".join(lines)).encode()).hexdigest()[:32]
 
 
 def env_python(env_dir: Path) -> Path:
@@ -149,24 +157,31 @@ class Packager:
             elif entry.name.endswith(".requirements.txt") and entry.name.startswith("."):
                 entry.unlink(missing_ok=True)
         _link_sdk(self.envs_dir)  # the server's package may have moved since the last start
+        ipython_layer.link_layer(self.envs_dir)  # and its IPython may have changed
+        ipython_layer.remove_stale(self.envs_dir)
 
-    async def prepare(self, lines: list[str]) -> BuildResult:
-        """An environment for these requirements: reused if built, else built once."""
-        key = env_key(lines)
+    async def prepare(self, lines: list[str], notebook: bool = False) -> BuildResult:
+        """An environment for these requirements (for a notebook: with IPython importable):
+        reused if built, else built once."""
+        layered = ipython_layer.wanted(lines, notebook)
+        key = env_key(lines, layered=layered)
         env = self.envs_dir / key
         if _ready(env):
             self.mark_used(key)
-            return BuildResult(key, str(env_python(env)), f"environment {key} reused\n", 0.0)
+            # A couple of stats, as _ready's: an environment that installed its own IPython
+            # (a requirement needed it) was not given the server's.
+            note = _layer_note() if layered and not ipython_layer.has_own(env) else ""
+            return BuildResult(key, str(env_python(env)), f"{note}environment {key} reused\n", 0.0)
         pending = self._building.get(key)
         if pending is None:
-            pending = asyncio.ensure_future(self._build(key, env, lines))
+            pending = asyncio.ensure_future(self._build(key, env, lines, layered))
             self._building[key] = pending
             pending.add_done_callback(lambda _: self._building.pop(key, None))
         return await asyncio.shield(pending)
 
-    async def ensure(self, lines: list[str]) -> BuildResult:
+    async def ensure(self, lines: list[str], notebook: bool = False) -> BuildResult:
         """Like `prepare`, for a run about to start: rebuilds an environment collected since."""
-        return await self.prepare(lines)
+        return await self.prepare(lines, notebook)
 
     def mark_used(self, key: str) -> None:
         """Record that a run (or an upload) uses this environment now: it is not idle."""
@@ -182,12 +197,14 @@ class Packager:
             future.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
 
-    async def _build(self, key: str, env: Path, lines: list[str]) -> BuildResult:
+    async def _build(self, key: str, env: Path, lines: list[str], layered: bool) -> BuildResult:
         async with self._slots:
             self.builds += 1
             started, out = time.monotonic(), [self._header(key, lines)]
+            if layered:
+                out.append(_layer_note())
             try:
-                error = await self._install(key, env, lines, out)
+                error = await self._install(key, env, lines, out, layered)
             except OSError as exc:  # a full disk, a vanished folder: still a failed build
                 error = f"could not build the environment: {exc}"
             seconds = time.monotonic() - started
@@ -198,7 +215,9 @@ class Packager:
                 return BuildResult(key, None, text, seconds, redact(error))
             return BuildResult(key, str(env_python(env)), text, seconds)
 
-    async def _install(self, key: str, env: Path, lines: list[str], out: list[str]) -> str | None:
+    async def _install(
+        self, key: str, env: Path, lines: list[str], out: list[str], layered: bool
+    ) -> str | None:
         """Run the installer's steps, appending their output to `out`; an error or None."""
         reqs = await asyncio.to_thread(self._start_build, key, env, lines)
         try:
@@ -209,7 +228,7 @@ class Packager:
                 out.append(f"$ {' '.join(argv)}\n{output}")
                 if code != 0:
                     return _summarise_failure(output, code)
-            return await asyncio.to_thread(self._finish_build, env)
+            return await asyncio.to_thread(self._finish_build, env, layered, out)
         finally:
             await asyncio.to_thread(reqs.unlink, True)
 
@@ -245,14 +264,36 @@ class Packager:
         reqs = "".join(f"#   {line}\n" for line in lines)
         return f"# environment {key}\n# python {self.python} ({version})\n# requirements:\n{reqs}"
 
-    def _finish_build(self, env: Path) -> str | None:
-        """Make the SDK importable and mark the environment ready; an error message or None."""
+    def _finish_build(self, env: Path, layered: bool, out: list[str]) -> str | None:
+        """Make the SDK (and, `layered`, the server's IPython) importable and mark the
+        environment ready; an error message or None."""
         try:
             _add_sdk(env, _link_sdk(self.envs_dir))
         except OSError as exc:
             return f"could not make the SDK importable: {exc}"
+        if layered:
+            error = self._add_ipython(env, out)
+            if error is not None:
+                return error
         (env / READY_MARK).write_text(f"{time.time():.3f}\n", encoding="utf-8")
         (env / LAST_USED).touch()
+        return None
+
+    def _add_ipython(self, env: Path, out: list[str]) -> str | None:
+        """The server's IPython after the environment's packages, unless a requirement
+        installed one; an error message or None."""
+        if ipython_layer.has_own(env):
+            out.append("# ipython: installed by the requirements; the server's is not added\n")
+            return None
+        try:
+            layer = ipython_layer.link_layer(self.envs_dir)
+            if layer is None:
+                return (
+                    "a notebook needs IPython, and the server has none: list it in requirements.txt"
+                )
+            ipython_layer.add_layer(env, layer)
+        except OSError as exc:
+            return f"could not make IPython importable: {exc}"
         return None
 
     # -- garbage collection --------------------------------------------------------------------
@@ -299,6 +340,16 @@ class Packager:
             else:
                 if removed:
                     log.info("removed %d idle environments: %s", len(removed), removed)
+
+
+def _layer_note() -> str:
+    """What the build log says of a notebook's environment that gets the server's IPython."""
+    return (
+        f"# ipython: not in requirements.txt; a notebook runs in IPython, so the server's "
+        f"(IPython {ipython_layer.version()} and the packages it needs) is importable after "
+        f"the environment's own packages ({ipython_layer.LAYER_DIR}); list ipython in "
+        "requirements.txt to install one instead\n"
+    )
 
 
 def _ready(env: Path) -> bool:

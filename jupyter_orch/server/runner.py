@@ -25,9 +25,12 @@ from .datadir import DataDir
 from .executors import Executor, ExitRecord, RunSpec
 from .executors.base import base_env
 from .models import Orchestration, RunStatus, Task, TaskRun, TaskStatus, Trigger, new_id, now
+from .notebook import is_notebook
 from .packaging import Packager, isolate
 from .requirements import normalise_requirements
 from .store import Store
+
+NOTEBOOK_RUNNER = "jupyter_orch.nbrun"  # `python -m` it: the executor of notebook runs
 
 
 class RunEnds(Protocol):
@@ -94,7 +97,8 @@ class Runner:
         if orch.requirements is None or self.packager is None:
             return self.executor.interpreter(), ""
         # Reused at once (and marked used); rebuilt if idle collection removed it meanwhile.
-        built = await self.packager.ensure(normalise_requirements(orch.requirements))
+        lines = normalise_requirements(orch.requirements)
+        built = await self.packager.ensure(lines, is_notebook(orch.entrypoint))
         return built.python, built.error or ""
 
     def running(self, task_id: str) -> list[str]:
@@ -169,7 +173,7 @@ class Runner:
         spec = RunSpec(
             run_id=run.id,
             run_dir=self.settings.data.run(run.id),
-            argv=[python, "-u", entry.name],
+            argv=self._command(python, entry, run.id),
             env=env,
             source=self.settings.data.orchestration(orch.id),
             cwd=str(entry.parent) if str(entry.parent) != "." else "",
@@ -185,6 +189,14 @@ class Runner:
             future = _done(ExitRecord(RunStatus.FAILURE, None, f"could not start: {exc}", now()))
         self._follow(run, future)
         return run
+
+    def _command(self, python: str, entry: Path, run_id: str) -> list[str]:
+        """The run's command line, in the entrypoint's folder: the script, or the notebook run
+        by `jupyter_orch.nbrun` into the run folder's executed copy."""
+        if not is_notebook(entry.name):
+            return [python, "-u", entry.name]
+        output = str(self.settings.data.run_output(run_id))
+        return [python, "-u", "-m", NOTEBOOK_RUNNER, entry.name, "--output", output]
 
     async def record_unrun(
         self, task: Task, reason: str, trigger: Trigger = Trigger.ONCE

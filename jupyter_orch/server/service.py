@@ -22,13 +22,13 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from . import logfiles
 from .archive import ArchiveLimits
 from .cron import parse_cron, parse_timezone
 from .datadir import DataDir
-from .errors import InvalidRequest, Missing, WrongState
+from .errors import InvalidRequest, Missing, NoOutput, WrongState
 from .executors import Executor
 from .intake import Intake
 from .logfiles import LogWatcher
@@ -46,6 +46,7 @@ from .models import (
     new_id,
     now,
 )
+from .notebook import is_notebook
 from .packaging import Packager
 from .peers import Peers
 from .retention import Retention
@@ -432,6 +433,27 @@ class OrchService:
         """(index, line) of a run's log from line `start`, live until the run ends."""
         await self._known_run(run_id)
         return self.follower.follow(run_id, start)
+
+    async def open_run_output(self, run_id: str) -> BinaryIO:
+        """A notebook run's executed copy, opened (the copy so far while the run goes on);
+        NoOutput saying why when there is none."""
+        run = await self._known_run(run_id)
+        try:
+            # Written by renaming a complete file into place: an open handle reads one whole.
+            return await asyncio.to_thread(self.data.run_output(run_id).open, "rb")
+        except FileNotFoundError:
+            raise NoOutput(await self._no_output_reason(run)) from None
+
+    async def _no_output_reason(self, run: TaskRun) -> str:
+        task = await self.store.call(self.store.get_task, run.task_id, 0)
+        orch = None
+        if task is not None:
+            orch = await self.store.call(self.store.get_orchestration, task.orch_id)
+        if orch is not None and not is_notebook(orch.entrypoint):
+            return f"run {run.id} ran a script ({orch.entrypoint}): it has no notebook output"
+        if run.active:
+            return f"run {run.id} has not written its notebook yet (it is starting)"
+        return f"run {run.id} ended ({run.status.value}) without writing its notebook: see its log"
 
     async def _running_elsewhere(self, run_id: str) -> bool:
         """Whether a run this server does not follow is still running (another server of the

@@ -6,10 +6,10 @@ not it carries a file name (generated API clients send it as a plain field). A b
 a rule is read to its end all the same and answered with a 400 naming the rule: an error
 raised while the body streams in would only drop the connection.
 
-A folder or `.py` file of the root (`create_from_path`, the sidebar's "Create orchestration")
-is checked first (relative, inside the root once every link is resolved), then zipped to
-scratch space by the one builder of `jupyter_orch.bundle`, as the SDK zips it: the same folder
-gives the same sha either way. The zip then meets every check of an upload.
+A folder, `.py` or `.ipynb` file of the root (`create_from_path`, the sidebar's "Create
+orchestration") is checked first (relative, inside the root once every link is resolved), then
+zipped to scratch space by the one builder of `jupyter_orch.bundle`, as the SDK zips it: the
+same folder gives the same sha either way. The zip then meets every check of an upload.
 """
 
 from __future__ import annotations
@@ -173,7 +173,7 @@ class MultipartReceiver:
 def resolve_inside(root: Path, relative: str) -> Path:
     """The path under `root` a client names, refused if it escapes the root in any way."""
     if not relative.strip():
-        raise InvalidRequest("path", "must name a folder or a .py file under the Jupyter root")
+        raise InvalidRequest("path", "must name a folder, a .py or a .ipynb file under the root")
     pure = PurePosixPath(relative.replace("\\", "/"))
     _check_path_text(relative, pure)
     if pure.is_absolute() or ".." in pure.parts:
@@ -208,12 +208,13 @@ def _check_path_text(relative: str, pure: PurePosixPath) -> None:
 
 
 def bundle_path(target: Path, dest: Path, limits: ArchiveLimits) -> str:
-    """Zip a folder or `.py` file into `dest` with the one builder; the archive's file name.
+    """Zip a folder, `.py` or `.ipynb` file into `dest` with the one builder; the archive's
+    file name.
 
     The builder's refusals become the server's: over a limit is a 413, any other a 400.
     """
     if not can_bundle(target):
-        raise InvalidRequest("path", f"{target.name!r} is neither a folder nor a .py file")
+        raise InvalidRequest("path", f"{target.name!r} is not a folder, a .py or a .ipynb file")
     try:
         with dest.open("wb") as out:
             return write_bundle(target, out, limits)

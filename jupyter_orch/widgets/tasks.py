@@ -14,13 +14,14 @@ from typing import Any, ClassVar
 
 import ipywidgets as w
 
-from ..sdk.base import given, task_query
+from ..sdk.base import given
 from ..sdk.client import Client
 from ..sdk.errors import NotFoundError, OrchClientError
-from ..sdk.resources import Task
+from ..sdk.resources import Task, task_query
 from . import render, rows
 from .base import Item, Panel, fail_text
 from .logview import LogView
+from .output import OutputOpener
 
 #: Runs listed for the selected task, newest first.
 RUN_LIMIT = 20
@@ -72,6 +73,7 @@ class TasksPanel(Panel):
         self._has_more = False  # whether tasks follow the page shown
         self._next_start: str | None = None  # where the next page starts
         self._looked_on = False  # the page is short because the look stopped at scan_limit
+        self._notebook = False  # whether the selected task's runs are notebook runs
         self._build_filters(status, include_killed)
         super().__init__(client, workspace_id, refresh_seconds, page_size)
 
@@ -100,9 +102,20 @@ class TasksPanel(Panel):
             self._confirm_box(),
             self._runs_table,
             self._run_pick,
+            self._output_bar(),
             self.own(self._log.heading),
             self.own(self._log.box),
         ]
+
+    def _output_bar(self) -> w.HBox:
+        """Open output: shown for a notebook run (see `output.py`)."""
+        self._output = OutputOpener(self.client)
+        tip = "save this run's executed notebook beside this notebook, and link it"
+        button = self.button("open_output", "Open output", "external-link", tip, self._open)
+        self._output_note = self.own(w.HTML())
+        self._output_box = self.own(w.HBox([button, self._output_note]))
+        self._output_box.layout.display = "none"
+        return self._output_box
 
     def _action_bar(self) -> w.HBox:
         buttons = [
@@ -151,6 +164,11 @@ class TasksPanel(Panel):
     def log_text(self) -> str:
         """The selected run's output as shown (its newest lines)."""
         return self._log.text
+
+    @property
+    def output_html(self) -> str:
+        """What Open output said last: the saved copy's name and link."""
+        return str(self._output_note.value)
 
     @property
     def following(self) -> bool:
@@ -252,6 +270,21 @@ class TasksPanel(Panel):
             self._render_task()
             self._load_runs()
         self._refresh_now(force=True)
+
+    def _open(self) -> None:
+        """Save the selected run's executed notebook beside the user's, and link it."""
+        run_id = self._log.run_id
+        if self._task is None or run_id is None or not self._notebook:
+            self._say("Select a run of a notebook first.", ok=False)
+            return
+        try:
+            self._output_note.value = self._output.save(self._task, run_id)
+        except OrchClientError as exc:
+            self._say(f"Open output failed: {fail_text(exc)}", ok=False)
+        except OSError as exc:
+            self._say(f"Open output failed: the copy cannot be written ({exc})", ok=False)
+        else:
+            self._say(f"Saved the output of run {run_id[:8]}: open it with the link.")
 
     # -- the worker's side: the list -----------------------------------------------------------
 
@@ -400,7 +433,7 @@ class TasksPanel(Panel):
 
     def _load_task(self, task_id: str) -> None:
         self._hide_question()
-        self._task_id, self._task = task_id, None
+        self._task_id, self._task, self._notebook = task_id, None, False
         self._runs, self._newest = [], True
         self._log.clear("Select a run to see its log.")
         self._render_page()
@@ -409,6 +442,7 @@ class TasksPanel(Panel):
         except OrchClientError as exc:
             self._title.value = render.message(f"Task {task_id}: {fail_text(exc)}", ok=False)
             raise
+        self._notebook = self._output.has_output(self._task)
         self._render_task()
         self._load_runs()
 
@@ -461,6 +495,8 @@ class TasksPanel(Panel):
             with self._run_pick.hold_sync():
                 self._run_pick.options = options
                 self._run_pick.value = value
+        shown = self._notebook and chosen_id is not None
+        self._output_box.layout.display = "" if shown else "none"
 
     def _on_run_pick(self, change: Mapping[str, Any]) -> None:
         if not self._on_worker() and change["new"] not in (None, self._log.run_id):
@@ -472,6 +508,8 @@ class TasksPanel(Panel):
             body = {"task": self._task_id or "", "pod_id": run_id}
             run = self.client._post("task/get_run_details", body)
         self._newest = newest or bool(self._runs and self._runs[0]["run_id"] == run_id)
+        if run_id != self._log.run_id:
+            self._output_note.value = ""  # it named another run's copy
         self._log.show(run_id, str(run.get("status")))
         self._render_runs()
 
