@@ -33,6 +33,7 @@ from .fields import (
     parse_json_object,
     query_integer,
 )
+from .intake import Upload
 from .models import ConcurrencyPolicy, RunStatus, RunType, Task, TaskQuery
 from .service import OrchService, TaskRequest
 from .upload import MultipartReceiver
@@ -209,15 +210,16 @@ class UploadHandler(OrchHandler):
         if receiver.file_size == 0:
             raise InvalidRequest("file", "the uploaded file is empty, not a zip archive")
         meta = Fields(parse_json_object(bytes(receiver.metadata or b"{}"), "metadata"))
-        orch = await self.service.upload(
+        upload = Upload(
             receiver.file_path,
-            file_name=receiver.file_name or "orchestration.zip",
-            sha=receiver.sha.hexdigest(),
-            size=receiver.file_size,
-            workspace_id=meta.req_integer("workspace_id", 1),
-            name=meta.string("name", required=False),
-            owner=self.owner,
+            receiver.file_name or "orchestration.zip",
+            receiver.sha.hexdigest(),
+            receiver.file_size,
+            meta.req_integer("workspace_id", 1),
+            meta.string("name", required=False),
+            self.owner,
         )
+        orch = await self.service.upload(upload)
         await self.reply(202, {"id": orch.id})
 
     def on_finish(self) -> None:

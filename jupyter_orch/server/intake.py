@@ -16,6 +16,7 @@ import shutil
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,19 @@ from .requirements import check_requirements, normalise_requirements
 from .store import Store
 from .tasks import TaskManager
 from .upload import bundle_path, resolve_inside
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A received file to make an orchestration of, and for whom."""
+
+    path: Path
+    file_name: str
+    sha: str
+    size: int
+    workspace_id: int
+    name: str | None
+    owner: str
 
 
 class Intake:
@@ -80,40 +94,29 @@ class Intake:
 
     # -- in ---------------------------------------------------------------------------------
 
-    async def upload(
-        self,
-        path: Path,
-        *,
-        file_name: str,
-        sha: str,
-        size: int,
-        workspace_id: int,
-        name: str | None,
-        owner: str,
-    ) -> Orchestration:
+    async def upload(self, upload: Upload) -> Orchestration:
         """Check and store an uploaded zip, or a notebook uploaded as it is (zipped as
         `main.ipynb` first); packaging goes on in the background."""
-        if not await asyncio.to_thread(looks_like_notebook, path, file_name):
-            return await self._store(path, file_name, sha, size, workspace_id, name, owner)
-        stem = Path(file_name).stem
+        if not await asyncio.to_thread(looks_like_notebook, upload.path, upload.file_name):
+            return await self._store(upload)
+        stem = Path(upload.file_name).stem
         async with self._scratch_zip() as zipped:
-            await asyncio.to_thread(zip_notebook, path, zipped, self.limits)
-            sha, size = await asyncio.to_thread(_digest, zipped)
-            return await self._store(
-                zipped, f"{stem}.zip", sha, size, workspace_id, name or stem, owner
-            )
+            await asyncio.to_thread(zip_notebook, upload.path, zipped, self.limits)
+            return await self._store_zip(upload, zipped, f"{stem}.zip", upload.name or stem)
 
-    async def _store(
-        self,
-        zip_path: Path,
-        file_name: str,
-        sha: str,
-        size: int,
-        workspace_id: int,
-        name: str | None,
-        owner: str,
+    async def _store_zip(
+        self, upload: Upload, zipped: Path, file_name: str, name: str | None
     ) -> Orchestration:
+        """Store a zip built here (from a notebook or the Jupyter root) for an upload."""
+        sha, size = await asyncio.to_thread(_digest, zipped)
+        return await self._store(
+            replace(upload, path=zipped, file_name=file_name, sha=sha, size=size, name=name)
+        )
+
+    async def _store(self, upload: Upload) -> Orchestration:
         """Unpack a zip and write the orchestration's row; start packaging if it needs it."""
+        zip_path, file_name, sha, size = upload.path, upload.file_name, upload.sha, upload.size
+        workspace_id, name, owner = upload.workspace_id, upload.name, upload.owner
         orch_id = new_id()
         info, requirements = await asyncio.to_thread(self._unpack, zip_path, orch_id, sha)
         stamp = now()
@@ -154,10 +157,8 @@ class Intake:
         target = resolve_inside(self.root_dir, relative)
         async with self._scratch_zip() as zipped:
             file_name = await asyncio.to_thread(bundle_path, target, zipped, self.limits)
-            sha, size = await asyncio.to_thread(_digest, zipped)
-            return await self._store(
-                zipped, file_name, sha, size, workspace_id, name or target.name, owner
-            )
+            upload = Upload(zipped, file_name, "", 0, workspace_id, name, owner)
+            return await self._store_zip(upload, zipped, file_name, name or target.name)
 
     @contextlib.asynccontextmanager
     async def _scratch_zip(self) -> AsyncIterator[Path]:

@@ -30,7 +30,7 @@ from .cron import parse_cron, parse_timezone
 from .datadir import DataDir
 from .errors import InvalidRequest, Missing, NoOutput, WrongState
 from .executors import Executor
-from .intake import Intake
+from .intake import Intake, Upload
 from .logfiles import LogWatcher
 from .models import (
     Activity,
@@ -209,28 +209,10 @@ class OrchService:
 
     # -- orchestrations ---------------------------------------------------------------------
 
-    async def upload(
-        self,
-        zip_path: Path,
-        *,
-        file_name: str,
-        sha: str,
-        size: int,
-        workspace_id: int,
-        name: str | None,
-        owner: str,
-    ) -> Orchestration:
+    async def upload(self, upload: Upload) -> Orchestration:
         """Check and store an uploaded zip; packaging goes on in the background."""
-        await self.get_workspace(workspace_id)
-        return await self.intake.upload(
-            zip_path,
-            file_name=file_name,
-            sha=sha,
-            size=size,
-            workspace_id=workspace_id,
-            name=name,
-            owner=owner,
-        )
+        await self.get_workspace(upload.workspace_id)
+        return await self.intake.upload(upload)
 
     async def create_from_path(
         self, relative: str, workspace_id: int, name: str | None, owner: str
