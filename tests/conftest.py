@@ -225,6 +225,12 @@ def local_wheels(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, jp_environ: No
     folder = tmp_path / "wheels"
     folder.mkdir()
     make_wheel(folder, "orchdemo", "1.0")
+    offline_builds(monkeypatch, folder)
+
+
+def offline_builds(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """Environment builds install from `folder` only (no index, no pip or uv configuration),
+    and runs do not see the server's packages through PYTHONPATH."""
     monkeypatch.delenv("PYTHONPATH", raising=False)  # runs must not see the server's packages
     monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("PIP_NO_INDEX", "1")

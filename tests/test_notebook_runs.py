@@ -25,7 +25,7 @@ from jupyter_orch.server.packaging import env_key
 from jupyter_orch.widgets import TasksPanel
 from jupyter_orch.widgets.output import file_stem, lab_href
 
-from .conftest import API, Api, make_zip, texts
+from .conftest import API, Api, make_zip, offline_builds, texts
 from .test_packaging import make_wheel
 
 PYTHON = {
@@ -370,14 +370,7 @@ def wheels(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, jp_environ: None) ->
     folder.mkdir()
     for name, version in (("orchdemo", "1.0"), ("ptyprocess", "0.0.1"), ("ipython", "99.0")):
         make_wheel(folder, name, version)
-    monkeypatch.delenv("PYTHONPATH", raising=False)  # runs must not see the server's packages
-    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
-    monkeypatch.setenv("PIP_NO_INDEX", "1")
-    monkeypatch.setenv("PIP_FIND_LINKS", str(folder))
-    for name in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "UV_CACHE_DIR", "UV_INDEX_URL"):
-        monkeypatch.delenv(name, raising=False)
-    for name in ("UV_DEFAULT_INDEX", "UV_INDEX", "UV_EXTRA_INDEX_URL", "UV_FIND_LINKS"):
-        monkeypatch.delenv(name, raising=False)
+    offline_builds(monkeypatch, folder)
     return folder
 
 
