@@ -1,14 +1,17 @@
-"""The store's one rule: its connection is used on the store's own thread, and only there."""
+"""The store: its connection is used on its own thread, and only there; older databases gain
+new columns when opened."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import threading
 from pathlib import Path
 
 import pytest
 
+from jupyter_orch.server import schema
 from jupyter_orch.server.store import Store, WrongThread
 
 from .fakes import open_store, orchestration, scheduled_task
@@ -55,3 +58,19 @@ def test_non_finite_numbers_stored_by_an_older_server_are_read_as_null(tmp_path:
         json.dumps(read.to_json(), allow_nan=False)  # what the handlers send
     finally:
         store.close()
+
+
+def test_an_older_database_gains_the_columns_added_since(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A column listed in ADDED_COLUMNS is added to a database made without it, once, and
+    opening it again changes nothing."""
+    db = sqlite3.connect(tmp_path / "orch.db")
+    schema.prepare(db)
+    added = (("tasks", "added_later", "TEXT NOT NULL DEFAULT 'x'"),)
+    monkeypatch.setattr(schema, "ADDED_COLUMNS", added)
+    schema.prepare(db)
+    schema.prepare(db)
+    columns = [row[1] for row in db.execute("PRAGMA table_info(tasks)")]
+    assert columns.count("added_later") == 1
+    db.close()

@@ -118,6 +118,23 @@ CREATE TABLE IF NOT EXISTS skips (
 """
 
 
+#: Columns added after a table was first created, as (table, column, definition). A database
+#: made by an older version gains each one it lacks when it is opened; the order does not
+#: matter. A new column goes both in its table's `CREATE TABLE` above and here.
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = ()
+
+
+def add_missing_columns(db: sqlite3.Connection) -> None:
+    """Give each table the columns of `ADDED_COLUMNS` it lacks."""
+    have: dict[str, set[str]] = {}
+    for table, column, definition in ADDED_COLUMNS:
+        if table not in have:
+            have[table] = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if column not in have[table]:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+            have[table].add(column)
+
+
 def prepare(db: sqlite3.Connection) -> None:
     """Set a new connection up: WAL, foreign keys, a busy timeout; create or migrate the
     tables, and the default workspace."""
@@ -127,6 +144,7 @@ def prepare(db: sqlite3.Connection) -> None:
     db.execute("PRAGMA foreign_keys=ON")
     db.execute("PRAGMA busy_timeout=5000")
     db.executescript(SCHEMA)
+    add_missing_columns(db)
     if db.execute("SELECT COUNT(*) FROM schema_version").fetchone()[0] == 0:
         db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
     db.execute(
