@@ -65,7 +65,7 @@ def test_an_older_database_gains_the_columns_added_since(
 ) -> None:
     """A column listed in ADDED_COLUMNS is added to a database made without it, once, and
     opening it again changes nothing."""
-    db = sqlite3.connect(tmp_path / "orch.db")
+    db = sqlite3.connect(tmp_path / "orch.db", isolation_level=None)
     schema.prepare(db)
     added = (("tasks", "added_later", "TEXT NOT NULL DEFAULT 'x'"),)
     monkeypatch.setattr(schema, "ADDED_COLUMNS", added)
