@@ -396,6 +396,10 @@ async def test_add_user_shares_a_workspace_and_remove_user_hides_it_again(
     carol = await bob.call("workspaces/add_user", {"workspace_id": team, "user_id": "carol"})
     assert carol.code == 403, carol.body
 
+    await bob.ok("workspaces/remove_user", {"workspace_id": team, "user_id": "bob"})  # leaves
+    assert not await bob_sees()
+    await alice.ok("workspaces/add_user", {"workspace_id": team, "user_id": "bob"})
+    assert await bob_sees()
     await alice.ok("workspaces/remove_user", {"workspace_id": team, "user_id": "bob"})
     assert not await bob_sees()
     assert team not in [w["id"] for w in (await bob.ok("workspaces/list"))["workspaces"]]
