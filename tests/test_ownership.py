@@ -537,3 +537,33 @@ async def test_the_sdk_works_per_user_and_shares_workspaces(
     finally:
         alice.close()
         bob.close()
+
+
+async def test_pages_of_tasks_hold_own_and_shared_tasks_newest_first(
+    users: dict[str, User],
+) -> None:
+    alice, bob = users["alice"], users["bob"]
+    team = (await bob.ok("workspaces/create", {"workspace_name": "team"}))["workspace_id"]
+    await bob.ok("workspaces/add_user", {"workspace_id": team, "user_id": "alice"})
+    mine, shared, bobs = (
+        await alice.upload(HELLO),
+        await bob.upload(HELLO, workspace_id=team),
+        await bob.upload(HELLO),
+    )
+    made = []
+    for user, orch_id, workspace_id in [(alice, mine, 1), (bob, shared, team), (bob, bobs, 1)] * 3:
+        body = {**_scheduled(orch_id), "workspace_id": workspace_id}
+        made.append((await user.ok("task/run_scheduled", body, status=201))["id"])
+    seen = [task_id for i, task_id in enumerate(made) if i % 3 != 2]  # not bob's own
+    everything = [t["id"] for t in await alice.ok("task/list")]
+    assert everything == seen[::-1]  # newest first
+    pages: list[str] = []
+    while True:
+        body: dict[str, Any] = {"limit": 2, **({"after": pages[-1]} if pages else {})}
+        page = [t["id"] for t in await alice.ok("task/list", body)]
+        if not page:
+            break
+        pages += page
+    assert pages == everything
+    in_team = [t["id"] for t in await alice.ok("task/list", {"workspace_id": team, "limit": 2})]
+    assert in_team == [made[7], made[4]]

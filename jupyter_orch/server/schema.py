@@ -105,7 +105,7 @@ CREATE INDEX IF NOT EXISTS tasks_workspace ON tasks(workspace_id, created_at);
 CREATE INDEX IF NOT EXISTS tasks_created ON tasks(created_at, id);
 CREATE INDEX IF NOT EXISTS tasks_orch ON tasks(orch_id);
 CREATE INDEX IF NOT EXISTS tasks_sha ON tasks(orch_sha);
-CREATE INDEX IF NOT EXISTS tasks_owner ON tasks(owner_id, created_at);
+CREATE INDEX IF NOT EXISTS tasks_owner ON tasks(owner_id, created_at, id);
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY,
     task_id TEXT NOT NULL REFERENCES tasks(id),
