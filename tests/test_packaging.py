@@ -172,9 +172,12 @@ async def test_a_failing_build_sets_error_and_fails_waiting_runs(
     assert task["status"] == "failed"
     lines = texts(await api.logs(task["last_runs"][0]["run_id"]))
     assert lines[-1].startswith("jupyter_orch: packaging failed:") and UNKNOWN in lines[-1]
-    # Runs asked for after the failure fail the same way, at once.
-    later = await api.wait_task(await api.run_once(orch_id), {"failed", "success"})
-    assert later["status"] == "failed"
+    # A task asked for after the failure is refused, quoting the failure.
+    body = {"workspace_id": 1, "orch_id": orch_id, "json": {}}
+    refused = await api.call("task/run_once", body)
+    assert refused.code == 409
+    message = json.loads(refused.body)["message"]
+    assert "failed packaging" in message and UNKNOWN in message
 
 
 @pytest.mark.timeout(120)

@@ -100,8 +100,9 @@ class OrchApp(ExtensionApp):
 
     crash_loop_seconds = Float(
         10.0,
-        help="A continuous task's run that fails within this many seconds counts as a fast "
-        "failure: the next run waits (1 s, doubling to 60 s) and the task shows crash_loop.",
+        help="A continuous task's run that ends (failed or succeeded) within this many seconds "
+        "counts as a fast end: the next run waits (1 s, doubling to 60 s) and the task shows "
+        "crash_loop.",
     ).tag(config=True)
 
     keep_runs = Int(

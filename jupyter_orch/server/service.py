@@ -36,6 +36,7 @@ from .models import (
     Activity,
     ConcurrencyPolicy,
     Orchestration,
+    OrchestrationStatus,
     RunStatus,
     RunType,
     Task,
@@ -291,6 +292,8 @@ class OrchService:
                 "workspace_id",
                 f"orchestration {orch.id} is in workspace {orch.workspace_id}",
             )
+        if orch.status is OrchestrationStatus.ERROR:
+            raise WrongState(f"orchestration {orch.id} failed packaging: {orch.error}")
         if kind is RunType.SCHEDULED:
             parse_cron(request.schedule or "")
             parse_timezone(request.timezone)
@@ -358,8 +361,11 @@ class OrchService:
         return await self.store.call(self.store.task_ids_by_sha, sha)
 
     async def kill_task(self, task_id: str) -> Task:
-        """Stop a task: no new runs; active runs get SIGTERM, then SIGKILL after the grace."""
-        return await self.tasks.kill(task_id)
+        """Stop a task: no new runs; active runs get SIGTERM, then SIGKILL after the grace.
+        The answer carries the task's newest runs, as `get_task` does."""
+        task = await self.tasks.kill(task_id)
+        task.last_runs = (await self.get_task(task_id)).last_runs
+        return task
 
     async def pause_task(self, task_id: str, pause: bool) -> Task:
         """Pause (no new runs) or resume a scheduled or continuous task."""
