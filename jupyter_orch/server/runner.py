@@ -23,7 +23,7 @@ from .._proc import runfiles
 from .background import Background
 from .datadir import DataDir
 from .executors import Executor, ExitRecord, RunSpec
-from .executors.base import base_env
+from .executors.base import base_env, with_run_path
 from .models import Orchestration, RunStatus, Task, TaskRun, TaskStatus, Trigger, new_id, now
 from .notebook import is_notebook
 from .packaging import Packager, isolate
@@ -130,6 +130,10 @@ class Runner:
                 runtime.ARGS_FILE_VAR: str(self.settings.data.run_args(run_id)),
                 runtime.URL_VAR: self.settings.callback_url,
                 runtime.TOKEN_VAR: token,
+                # What Wallaroo's runs see: the task, and the API under which
+                # f"{WALLAROO_URL}/v1/api/..." works.
+                "WALLAROO_TASK_ID": task.id,
+                "WALLAROO_URL": self.settings.callback_url,
             }
         )
         return env
@@ -169,7 +173,8 @@ class Runner:
         entry = Path(orch.entrypoint)
         env = self._env(task, run.id, token)
         if orch.requirements is not None:
-            env = isolate(env)  # the environment's own packages, not the server's path
+            # The environment's own packages, not the server's path (but our `wallaroo`).
+            env = with_run_path(isolate(env))
         spec = RunSpec(
             run_id=run.id,
             run_dir=self.settings.data.run(run.id),
