@@ -80,6 +80,14 @@ class OrchApp(ExtensionApp):
         "when its binary is found, else pip).",
     ).tag(config=True)
 
+    isolated_environments = Bool(
+        False,
+        help="Build each orchestration's environment fully isolated: it sees only what its "
+        "requirements.txt installs (and the SDK). Off: the server's packages come after the "
+        "environment's own, so what a kernel can import a task can import, and the "
+        "requirements' pins win.",
+    ).tag(config=True)
+
     env_max_idle_days = Float(
         30.0,
         help="Environments no run or upload has used for this many days are removed in the "
@@ -208,6 +216,7 @@ class OrchApp(ExtensionApp):
                 installer=self.env_installer,
                 max_idle_seconds=self.env_max_idle_days * 86400,
                 collect_interval=self.env_collect_interval_seconds,
+                isolated=self.isolated_environments,
             ),
         )
         self.service.open()

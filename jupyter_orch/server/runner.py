@@ -94,10 +94,10 @@ class Runner:
 
     async def _environment(self, orch: Orchestration) -> tuple[str | None, str]:
         """The run's interpreter (None if its environment cannot be had) and why not."""
-        if orch.requirements is None or self.packager is None:
+        lines = normalise_requirements(orch.requirements or "")
+        if not lines or self.packager is None:  # none, or only blanks and comments
             return self.executor.interpreter(), ""
         # Reused at once (and marked used); rebuilt if idle collection removed it meanwhile.
-        lines = normalise_requirements(orch.requirements)
         built = await self.packager.ensure(lines, is_notebook(orch.entrypoint))
         return built.python, built.error or ""
 
@@ -172,7 +172,7 @@ class Runner:
         self.active[run.id] = task.id
         entry = Path(orch.entrypoint)
         env = self._env(task, run.id, token)
-        if orch.requirements is not None:
+        if normalise_requirements(orch.requirements or ""):
             # The environment's own packages, not the server's path (but our `wallaroo`).
             env = with_run_path(isolate(env))
         spec = RunSpec(
