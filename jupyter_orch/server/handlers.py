@@ -23,6 +23,7 @@ from jupyter_server.base.handlers import APIHandler
 from tornado import web
 from tornado.iostream import StreamClosedError
 
+from .connection_endpoints import CONNECTION_ENDPOINTS
 from .errors import Forbidden, InvalidRequest, Missing, OrchError, TooLarge
 from .fields import (
     MAX_DAYS,
@@ -567,6 +568,7 @@ ENDPOINTS: dict[str, Endpoint] = {
     "task/activity": task_activity,
     "task/get_run_details": task_run_details,
     "task/get_logs_for_run": task_logs,
+    **CONNECTION_ENDPOINTS,
 }
 
 

@@ -108,6 +108,24 @@ CREATE INDEX IF NOT EXISTS runs_status_updated ON runs(status, updated_at);
 DROP INDEX IF EXISTS runs_status;
 -- One scheduled instant never gets two runs, whatever happens (manual runs have no instant).
 CREATE UNIQUE INDEX IF NOT EXISTS runs_instant ON runs(task_id, scheduled_for);
+-- Connections: `details` (JSON) are secret; `owner` is the name of the user who made it.
+CREATE TABLE IF NOT EXISTS connections (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    type TEXT NOT NULL,
+    details TEXT NOT NULL,
+    owner TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS connection_workspaces (
+    id TEXT PRIMARY KEY,
+    connection_id TEXT NOT NULL REFERENCES connections(id) ON DELETE CASCADE,
+    workspace_id INTEGER NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+    created_at TEXT NOT NULL,
+    UNIQUE (connection_id, workspace_id)
+);
+CREATE INDEX IF NOT EXISTS connection_workspaces_workspace
+    ON connection_workspaces(workspace_id);
 CREATE TABLE IF NOT EXISTS skips (
     task_id TEXT NOT NULL REFERENCES tasks(id),
     scheduled_for TEXT NOT NULL,

@@ -26,6 +26,7 @@ from typing import Any, BinaryIO
 
 from . import logfiles
 from .archive import ArchiveLimits
+from .connections import Connections
 from .cron import parse_cron, parse_timezone
 from .datadir import DataDir
 from .errors import InvalidRequest, Missing, NoOutput, WrongState
@@ -149,6 +150,7 @@ class OrchService:
         self.follower = LogWatcher(
             self.data.run_log, self.runner.ended_event, self._running_elsewhere
         )
+        self.connections = Connections(store)
         self._stack = AsyncExitStack()  # what `stop` undoes, newest first
         self._started: asyncio.Future[None] | None = None
 
@@ -185,6 +187,11 @@ class OrchService:
     async def stop(self) -> None:
         """Stop timers and watchers; runs go on unless configured to stop with the server."""
         await self._stack.aclose()
+
+    async def run_workspace(self, run_id: str) -> int:
+        """The workspace of a run's task: what the run's token may read connections of."""
+        run = await self._known_run(run_id)
+        return (await self.get_task(run.task_id, 0)).workspace_id
 
     # -- workspaces -------------------------------------------------------------------------
 
