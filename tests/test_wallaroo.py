@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -89,3 +90,53 @@ async def test_the_real_wallaroo_wins_when_the_environment_installs_it(
     assert task["status"] == "success", lines
     version, path = lines[-1].split(" ", 1)
     assert version == "2099.1" and path.endswith("/site-packages/wallaroo/__init__.py")
+
+
+#: An orchestration as Wallaroo's tutorials write them.
+WALLAROO_SHAPED = """\
+import requests
+import wallaroo
+
+wl = wallaroo.Client()
+
+if wl.in_task():
+    arguments = wl.task_args()
+    connection_name = arguments["connection_name"]
+else:
+    connection_name = "external_inference_connection"
+
+connection = wl.get_connection(connection_name)
+details = connection.details()
+request = requests.Request(
+    "POST", details["host"], headers={"Authorization": f"Bearer {details['token']}"}
+).prepare()
+print(f"{connection.name()} ({connection.connection_type()}): {request.method} {request.url}")
+print("authorized" if request.headers["Authorization"].endswith(details["token"]) else "no")
+"""
+
+
+async def test_a_zip_written_for_wallaroo_runs_unchanged(
+    api: Api, caplog: pytest.LogCaptureFixture, data_dir: Path
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    secret = "tok-0a9f-not-for-logs"
+    body = {
+        "name": "external_inference_connection",
+        "type": "HTTP",
+        "details": {"host": "https://inference.example.com/score", "token": secret},
+    }
+    conn_id = (await api.ok("connections/create", body))["id"]
+    await api.ok("connections/add_to_workspace", {"workspace_id": 1, "connection_id": conn_id})
+    orch_id = await api.upload({"main.py": WALLAROO_SHAPED, "requirements.txt": ""})
+    assert (await api.wait_orch(orch_id, {"ready"}))["image_path"] == "server"
+    args = {"connection_name": "external_inference_connection"}
+    task = await api.wait_task(await api.run_once(orch_id, args), {"success", "failed"})
+    lines = texts(await api.logs(task["last_runs"][0]["run_id"]))
+    assert task["status"] == "success", lines
+    assert lines == [
+        "external_inference_connection (HTTP): POST https://inference.example.com/score",
+        "authorized",
+    ]
+    assert task["input_data"] == args
+    assert secret not in json.dumps(task) and secret not in caplog.text
+    assert all(secret not in log.read_text() for log in data_dir.glob("runs/*/log"))
