@@ -14,6 +14,7 @@ from .runtime import in_task, task_args
 
 if TYPE_CHECKING:
     from .sdk.client import Client
+    from .sdk.connections import Connection
     from .sdk.errors import (
         ApiError,
         AuthorizationError,
@@ -37,6 +38,7 @@ _LAZY = {
     "Task": "sdk.resources",
     "TaskRun": "sdk.resources",
     "Workspace": "sdk.resources",
+    "Connection": "sdk.connections",
     "LogLine": "sdk.logs",
     "OrchClientError": "sdk.errors",
     "ServerNotFound": "sdk.errors",
@@ -57,6 +59,7 @@ __all__ = [
     "BadRequestError",
     "Client",
     "ConflictError",
+    "Connection",
     "LogLine",
     "NotFoundError",
     "OrchClientError",

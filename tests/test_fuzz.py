@@ -10,11 +10,12 @@ Every operation is fuzzed, `upload` (multipart) and `follow_logs` (a stream) too
 schemathesis reads only JSON bodies, but their status and content type are.
 
 Known records (orchestrations, tasks, a run) are offered as values of the id fields, so that
-requests get past "not found" into the code that reads and changes real records. Tasks can
-only be created on an orchestration whose packaging failed (the installer has no index to
-read): such tasks never start a process, so fuzzing cannot start a flood of runs (a
-continuous task of a working orchestration would run without end). Only the server this test
-starts, on 127.0.0.1, is called.
+requests get past "not found" into the code that reads and changes real records. The task
+creation endpoints are offered only an orchestration whose packaging failed (the installer
+has no index to read), where a new task is a 409: fuzzing cannot start a flood of runs (a
+continuous task of a working orchestration would run without end). The known scheduled task
+is one of the working orchestration whose instant (1 January) does not come during the test.
+Only the server this test starts, on 127.0.0.1, is called.
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ def _known_records(server: ServerProcess) -> dict[str, list[Any]]:
     broken = server.upload(UNBUILDABLE)
     orch = _wait_orch(server, broken, "error")
     body = {"workspace_id": 1, "orch_id": broken, "schedule": "0 0 1 1 *"}
+    server.post("task/run_scheduled", body, status=409)
+    body["orch_id"] = hello
     scheduled = server.post("task/run_scheduled", body, status=201)["id"]
     project = server.workdir / "root" / "project"
     project.mkdir()
@@ -78,7 +81,7 @@ def _known_records(server: ServerProcess) -> dict[str, list[Any]]:
         "orchestrations": [hello, broken],
         "tasks": [once, scheduled],
         "runs": [run_id],
-        # The only orchestration tasks may be made of (see the module's docstring).
+        # The only orchestration offered to task creation (see the module's docstring).
         "task_orchestrations": [broken],
         "workspaces": [1],
         "shas": [orch["sha"]],

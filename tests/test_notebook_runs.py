@@ -395,8 +395,11 @@ REQUIREMENTS = "orchdemo==1.0\nptyprocess==0.0.1\n"
 
 @pytest.mark.timeout(240)
 async def test_a_notebooks_environment_gets_the_servers_ipython_under_its_own_packages(
-    wheels: Path, api: Api, data_dir: Path
+    wheels: Path, api: Api, data_dir: Path, jp_serverapp: Any
 ) -> None:
+    # Isolated environments (OrchApp.isolated_environments): a layered one sees all the
+    # server's packages, IPython among them, whatever the entrypoint.
+    jp_serverapp.web_app.settings["jupyter_orch.service"].packager.isolated = True
     files = {"main.ipynb": notebook(cell(SHOW_ENV)), "requirements.txt": REQUIREMENTS}
     orch, log = await ready(api, files)
     assert "# ipython: not in requirements.txt; a notebook runs in IPython, so the server's" in log

@@ -399,6 +399,9 @@ def test_schemas_follow_the_contract_and_the_code() -> None:
         "Error",
         "Activity",
         "FailedRun",
+        "Connection",
+        "ConnectionList",
+        "EmptyAnswer",
     ):
         schema = component(name)
         assert schema.get("additionalProperties") is False, name
@@ -491,6 +494,8 @@ PLAUSIBLE: dict[str, Any] = {
     "sha": "x",
     "pause": True,
     "name": "x",
+    "type": "x",
+    "connection_id": str(uuid.UUID(int=9)),
 }
 
 

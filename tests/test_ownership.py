@@ -57,6 +57,7 @@ class User(Api):
 
         super().__init__(fetch)
         self.jp_fetch = jp_fetch
+        self.name = token.split("-token", maxsplit=1)[0]
 
     async def get(self, path: str, **params: str) -> HTTPResponse:
         """GET an endpoint of the API; the response whatever its status."""
@@ -80,8 +81,15 @@ def users(jp_fetch: Callable[..., Any]) -> dict[str, User]:
 
 async def things_of(user: User) -> dict[str, Any]:
     """A user's records: in their default workspace a script that succeeded and one that
-    failed (each run once), a scheduled task, and a second workspace of theirs."""
+    failed (each run once), a scheduled task, two connections (one named alike for every
+    user, one named for this user), and a second workspace of theirs."""
     default = (await user.default_workspace())["id"]
+    connections = []
+    for name in ("warehouse", f"{user.name}-only"):
+        body = {"name": name, "type": "ODBC", "details": {"password": f"{user.name}-secret"}}
+        connections.append((await user.ok("connections/create", body))["id"])
+        link = {"workspace_id": 1, "connection_id": connections[-1]}
+        await user.ok("connections/add_to_workspace", link)
     team = (await user.ok("workspaces/create", {"workspace_name": "team"}))["workspace_id"]
     hello, fail = await user.upload(HELLO), await user.upload(FAIL)
     once = [await user.run_once(hello), await user.run_once(fail)]
@@ -95,6 +103,8 @@ async def things_of(user: User) -> dict[str, Any]:
         "tasks": [*once, scheduled],
         "runs": [task["last_runs"][0]["run_id"] for task in ended],
         "shas": [orch["sha"]],
+        "connections": connections,
+        "connection_names": [f"{user.name}-only"],
     }
 
 
@@ -136,7 +146,7 @@ async def test_workspace_names_are_unique_per_user_only(users: dict[str, User]) 
 
 #: Candidate values of request fields that name records, by field name: the other user's.
 ID_FIELDS: dict[str, Callable[[dict[str, Any]], list[Any]]] = {
-    "id": lambda t: t["orchestrations"] + t["tasks"] + t["runs"],
+    "id": lambda t: t["orchestrations"] + t["tasks"] + t["runs"] + t["connections"],
     "orch_id": lambda t: t["orchestrations"],
     "task_id": lambda t: t["tasks"],
     "task": lambda t: t["tasks"],
@@ -150,7 +160,11 @@ ID_FIELDS: dict[str, Callable[[dict[str, Any]], list[Any]]] = {
     "orch_sha": lambda t: t["shas"],
     "user_id": lambda t: ["alice", "bob"],
     "email": lambda t: ["alice"],
+    "connection_id": lambda t: t["connections"],
+    "name": lambda t: t["connection_names"],  # on the paths of NAMED_PATHS only
 }
+#: The paths whose `name` names a record (elsewhere a name is only a label).
+NAMED_PATHS = frozenset({"connections/get", "connections/delete"})
 #: Values of the other required fields.
 PLAIN: dict[str, Any] = {
     "json": {},
@@ -161,6 +175,7 @@ PLAIN: dict[str, Any] = {
     "confirm_delete": True,  # deleting what one does not see: must be a 404
     "from": "0",
     "name": "made-by-alice",
+    "type": "ODBC",
 }
 
 
@@ -170,20 +185,28 @@ def _resolve(document: dict[str, Any], schema_: dict[str, Any]) -> dict[str, Any
     return schema_
 
 
-def bodies(fields: dict[str, bool], theirs: dict[str, Any]) -> list[dict[str, Any]]:
+def bodies(path: str, fields: dict[str, bool], theirs: dict[str, Any]) -> list[dict[str, Any]]:
     """Requests naming the other user's records: required id fields take their candidates
     side by side; each optional id field is added, one candidate at a time, to the first."""
+
+    def names_a_record(field: str) -> bool:
+        return field in ID_FIELDS and (field != "name" or path in NAMED_PATHS)
+
     required = {
-        f: ID_FIELDS[f](theirs) for f, needed in fields.items() if needed and f in ID_FIELDS
+        f: ID_FIELDS[f](theirs) for f, needed in fields.items() if needed and names_a_record(f)
     }
-    plain = {f: PLAIN[f] for f in fields if f in PLAIN and (fields[f] or f == "confirm_delete")}
+    plain = {
+        f: PLAIN[f]
+        for f, needed in fields.items()
+        if f in PLAIN and not names_a_record(f) and (needed or f == "confirm_delete")
+    }
     count = max((len(values) for values in required.values()), default=1)
     found = [
         {**plain, **{f: values[i % len(values)] for f, values in required.items()}}
         for i in range(count)
     ]
     for name, needed in fields.items():
-        if not needed and name in ID_FIELDS:
+        if not needed and names_a_record(name):
             found += [{**found[0], name: value} for value in ID_FIELDS[name](theirs)]
     return found
 
@@ -293,7 +316,7 @@ async def _every_endpoint(alice: User, bob: User) -> None:
     assert len(ops) >= 29  # every operation is walked, new ones included
     tried: dict[str, list[tuple[dict[str, Any], int, Any]]] = {}
     for method, path, kind, fields in ops:
-        for body in bodies(fields, theirs):
+        for body in bodies(path, fields, theirs):
             status, answer = await send(alice, method, path, kind, body)
             tried.setdefault(path, []).append((body, status, answer))
             assert status < 500, (path, body, status, answer)
@@ -312,11 +335,15 @@ async def _every_endpoint(alice: User, bob: User) -> None:
         members = await bob.ok("workspaces/list_users", {"workspace_id": workspace_id})
         assert members == {"users": [{"user_id": "bob", "user_type": "Owner"}]}
     assert (await bob.logs(theirs["runs"][0])) != []
+    for conn_id in theirs["connections"]:
+        conn = await bob.ok("connections/get_by_id", {"id": conn_id})
+        assert conn["details"] == {"password": "bob-secret"}
+        assert conn["workspace_names"] == ["bob - Default Workspace"]
 
     # The same requests reach bob's records when bob sends them: each operation that names
     # records found one (so alice's 404s were about ownership, not malformed requests), and a
     # 400 alice got is bob's answer too.
-    destructive = {"task/kill", "orchestration/delete_orchestrations"}
+    destructive = {"task/kill", "orchestration/delete_orchestrations", "connections/delete"}
     for method, path, kind, _ in sorted(ops, key=lambda op: op[1] in destructive):
         named = [(body, status) for body, status, _ in tried[path] if mentions(body, theirs)]
         if not named:
@@ -596,3 +623,48 @@ def test_the_caller_comes_from_the_identity_providers_user() -> None:
     single = caller_of(JupyterUser("anonymous-x"), multi_user=False, owner="server")
     assert single == Caller("server", admin=True)
     assert run_caller("ann", "r1", multi_user=True) == Caller("ann", admin=False, run_id="r1")
+
+
+# -- connections -----------------------------------------------------------------------------
+
+
+async def test_connections_are_their_owners_and_their_workspaces_members(
+    users: dict[str, User],
+) -> None:
+    alice, bob, admin = users["alice"], users["bob"], users["admin"]
+    team = (await bob.ok("workspaces/create", {"workspace_name": "team"}))["workspace_id"]
+    body = {"name": "db", "type": "ODBC", "details": {"password": "bob-secret"}}
+    conn_id = (await bob.ok("connections/create", body))["id"]
+    for workspace_id in (1, team):  # bob's default, and team
+        await bob.ok(
+            "connections/add_to_workspace", {"workspace_id": workspace_id, "connection_id": conn_id}
+        )
+    assert (await alice.call("connections/get_by_id", {"id": conn_id})).code == 404
+    assert (await alice.call("connections/get", {"name": "db"})).code == 404
+    assert (await alice.ok("connections/list"))["connections"] == []
+
+    await bob.ok("workspaces/add_user", {"workspace_id": team, "user_id": "alice"})
+    shared = await alice.ok("connections/get", {"name": "db"})
+    assert shared["id"] == conn_id and shared["details"] == {"password": "bob-secret"}
+    assert shared["workspace_names"] == ["team"]  # not bob's default workspace
+    in_team = (await alice.ok("connections/list", {"workspace_id": team}))["connections"]
+    assert [c["id"] for c in in_team] == [conn_id]
+    # a member reads it, but neither deletes it nor passes it on to another workspace
+    link = {"workspace_id": 1, "connection_id": conn_id}
+    for path, request in [
+        ("connections/delete", {"name": "db"}),
+        ("connections/add_to_workspace", link),
+        ("connections/remove_from_workspace", {**link, "workspace_id": team}),
+    ]:
+        assert (await alice.call(path, request)).code == 403, path
+    # names are the owner's own: alice's "db" is hers, and hers comes first by name
+    own = (await alice.ok("connections/create", {**body, "details": {}}))["id"]
+    assert (await alice.ok("connections/get", {"name": "db"}))["id"] == own
+    again = await alice.call("connections/create", body)
+    assert again.code == 409
+
+    await bob.ok("workspaces/remove_user", {"workspace_id": team, "user_id": "alice"})
+    assert (await alice.call("connections/get_by_id", {"id": conn_id})).code == 404
+    assert [c["id"] for c in (await alice.ok("connections/list"))["connections"]] == [own]
+    everything = (await admin.ok("connections/list"))["connections"]
+    assert {c["id"] for c in everything} == {conn_id, own}

@@ -40,7 +40,7 @@ SHOW = (
     "import jupyter_orch, orchdemo\n"
     "print(sys.prefix)\n"
     "print(orchdemo.__version__)\n"
-    "print(importlib.util.find_spec('tornado') is None)\n"  # the server's packages stay out
+    "print(importlib.util.find_spec('tornado') is None)\n"  # the server's, layered under
     "print(jupyter_orch.in_task())\n"  # the SDK is there without being listed
 )
 UNKNOWN = "surely-not-a-real-package-jupyter-orch"
@@ -105,7 +105,7 @@ async def test_requirements_are_packaged_then_runs_use_the_environment(
     assert task["status"] == "success"
     prefix, version, no_tornado, in_task = texts(await api.logs(task["last_runs"][0]["run_id"]))
     assert prefix != sys.prefix and prefix.endswith(orch["image_path"][4:])
-    assert (version, no_tornado, in_task) == ("2.0", "True", "True")
+    assert (version, no_tornado, in_task) == ("2.0", "False", "True")
     build_log = (await api.ok("orchestration/get_build_log", {"id": orch_id}))["log"]
     assert "uv pip install" in build_log and "+ orchdemo==2.0" in build_log
 
@@ -172,9 +172,12 @@ async def test_a_failing_build_sets_error_and_fails_waiting_runs(
     assert task["status"] == "failed"
     lines = texts(await api.logs(task["last_runs"][0]["run_id"]))
     assert lines[-1].startswith("jupyter_orch: packaging failed:") and UNKNOWN in lines[-1]
-    # Runs asked for after the failure fail the same way, at once.
-    later = await api.wait_task(await api.run_once(orch_id), {"failed", "success"})
-    assert later["status"] == "failed"
+    # A task asked for after the failure is refused, quoting the failure.
+    body = {"workspace_id": 1, "orch_id": orch_id, "json": {}}
+    refused = await api.call("task/run_once", body)
+    assert refused.code == 409
+    message = json.loads(refused.body)["message"]
+    assert "failed packaging" in message and UNKNOWN in message
 
 
 @pytest.mark.timeout(120)

@@ -32,7 +32,9 @@ def fires(expr: str, zone: str, start: str, count: int) -> list[str]:
     moment = datetime.fromisoformat(start).astimezone(UTC)
     out = []
     for _ in range(count):
-        moment = next_fire(cron, tz, moment)
+        found = next_fire(cron, tz, moment)
+        assert found is not None
+        moment = found
         out.append(moment.astimezone(tz).isoformat())
     return out
 
@@ -56,6 +58,40 @@ def test_six_fields_put_seconds_first() -> None:
         "2026-01-01T00:00:30+00:00",
         "2026-01-01T01:00:30+00:00",
     ]
+
+
+def test_wallaroos_six_fields_end_with_a_year() -> None:
+    # Wallaroo's documented form: second minute hour day month year.
+    noon = "0 0 12 1-15 2 2027"
+    assert fires(noon, "UTC", "2026-12-03T00:00:00+00:00", 2) == [
+        "2027-02-01T12:00:00+00:00",
+        "2027-02-02T12:00:00+00:00",
+    ]
+    cron = parse_cron(noon, after=at("2026-12-03T00:00:00"))
+    assert cron.year and cron.every_hour is False
+    assert next_fire(cron, parse_timezone("UTC"), at("2027-02-15T12:00:00")) is None  # all done
+    # Years in a range or a list; a seconds-first schedule's weekday field stays a weekday.
+    assert fires("30 15 9 1 1 2027,2029", "UTC", "2028-01-01T00:00:00+00:00", 1) == [
+        "2029-01-01T09:15:30+00:00"
+    ]
+    assert fires("0 0 9 * * 5", "UTC", "2026-01-01T00:00:00+00:00", 1) == [
+        "2026-01-02T09:00:00+00:00"  # the first Friday
+    ]
+
+
+def test_a_schedule_whose_years_are_past_never_fires_again() -> None:
+    with pytest.raises(InvalidRequest, match="never fires again") as caught:
+        parse_cron("0 0 12 1-15 2 2024", after=at("2026-12-03T00:00:00"))
+    assert caught.value.field == "schedule"
+    assert parse_cron("0 0 12 1-15 2 2024", after=at("2024-02-03T00:00:00")).year
+
+
+def test_newest_fires_of_a_schedule_with_future_years_is_empty() -> None:
+    cron, tz = parse_cron("0 0 12 1-15 2 2030"), parse_timezone("UTC")
+    assert newest_fires(cron, tz, at("2026-01-01T00:00:00"), at("2026-12-01T00:00:00"), 5) == (
+        [],
+        False,
+    )
 
 
 def test_macros() -> None:

@@ -105,6 +105,9 @@ async def test_kill_leaves_no_run_created_after_its_answer(api: Api, kind: str) 
     runs = await runs_of(api, task_id)
     late = [r for r in runs if when(r["created_at"]) > answered]
     assert late == [], f"runs created after the kill was answered at {answered}"
+    # The answer carries the task's newest runs, as get_by_id does.
+    assert 2 <= len(answer["last_runs"]) <= 5
+    assert {r["run_id"] for r in answer["last_runs"]} <= {r["run_id"] for r in runs}
     task = await api.wait_task(task_id, {"killed"})
     assert task["next_run_at"] is None
     assert all(r["status"] != "running" for r in await runs_of(api, task_id))
@@ -270,6 +273,8 @@ async def test_pause_and_run_now_refuse_run_once_tasks(api: Api) -> None:
 
 
 async def test_continuous_runs_follow_each_other_within_a_second(api: Api) -> None:
+    # Runs that end at once back off as a crash loop would; here no run counts as fast.
+    _service().tasks.settings.crash_loop_seconds = 0
     task_id = await continuous(api, {"main.py": "print('round')\n"})
     runs = await wait_runs(api, task_id, 4)
     task = await api.ok("task/get_by_id", {"id": task_id})
@@ -285,10 +290,13 @@ async def test_continuous_runs_follow_each_other_within_a_second(api: Api) -> No
 
 async def test_continuous_crash_loop_backs_off_then_recovers(api: Api, tmp_path: Path) -> None:
     flag = tmp_path / "healthy"
+    # A healthy run lasts longer than crash_loop_seconds (one that ends at once backs off too).
+    _service().tasks.settings.crash_loop_seconds = 3
     code = (
-        "import pathlib, sys\n"
+        "import pathlib, sys, time\n"
         f"if not pathlib.Path({str(flag)!r}).exists():\n"
         "    sys.exit('not yet')\n"
+        "time.sleep(3.5)\n"
         "print('healthy')\n"
     )
     task_id = await continuous(api, {"main.py": code})
@@ -493,7 +501,10 @@ async def test_a_scheduled_task_whose_packaging_fails_is_failed(
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     monkeypatch.setenv("UV_OFFLINE", "1")
     files = {"main.py": "print(1)\n", "requirements.txt": "surely-not-real-jupyter-orch==1\n"}
+    gate = asyncio.Semaphore(0)  # the build waits for a slot until the task exists
+    _service().packager._slots = gate
     task_id = await scheduled(api, files)
+    gate.release()
     task = await api.wait_task(task_id, {"failed"}, timeout=240)
     [run] = task["last_runs"]
     assert run["status"] == "failure"

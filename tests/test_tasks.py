@@ -188,29 +188,37 @@ async def test_a_lagging_loop_records_missed_instants_instead_of_a_flood(world: 
     assert manager.scheduler.get(task.id) == START + timedelta(minutes=6)
 
 
-def crash_looping_task(store: BlockingStore, failed_at: list[datetime]) -> Task:
-    """A continuous task in `crash_loop` whose runs failed 1 s after their start, at these
-    moments (oldest first)."""
+def continuous_task(
+    store: BlockingStore,
+    ended_at: list[datetime],
+    ended: RunStatus = RunStatus.FAILURE,
+    status: TaskStatus = TaskStatus.CRASH_LOOP,
+) -> Task:
+    """A continuous task in `status` whose runs ended (`ended`) 1 s after their start, at
+    these moments (oldest first)."""
     task = scheduled_task(store, orchestration(store), "* * * * *")
-    task.run_type, task.schedule, task.status = RunType.CONTINUOUS, None, TaskStatus.CRASH_LOOP
+    task.run_type, task.schedule, task.status = RunType.CONTINUOUS, None, status
     store.sql(
         "UPDATE tasks SET run_type = ?, schedule = NULL WHERE id = ?",
         (RunType.CONTINUOUS.value, task.id),
     )
     store.update_task(task)
-    for ended in failed_at:
-        begun = ended - timedelta(seconds=1)
+    for end in ended_at:
+        begun = end - timedelta(seconds=1)
         run = TaskRun(new_id(), task.id, RunStatus.RUNNING, begun, begun, started_at=begun)
         assert store.start_run(task, run, None)
-        run.status, run.exit_code, run.ended_at = RunStatus.FAILURE, 1, ended
+        run.status, run.exit_code, run.ended_at = ended, int(ended is not RunStatus.SUCCESS), end
         store.finish_run(run, task)
     return task
 
 
-async def test_a_crash_loop_keeps_its_back_off_through_a_restart(world: World) -> None:
+@pytest.mark.parametrize("ended", [RunStatus.FAILURE, RunStatus.SUCCESS])
+async def test_a_crash_loop_keeps_its_back_off_through_a_restart(
+    world: World, ended: RunStatus
+) -> None:
     manager, executor, clock, store = world
-    # Three fast failures in a row: the next run waits 4 s from the last one's end.
-    task = crash_looping_task(store, [START - timedelta(seconds=s) for s in (8, 5, 1)])
+    # Three fast ends in a row: the next run waits 4 s from the last one's end.
+    task = continuous_task(store, [START - timedelta(seconds=s) for s in (8, 5, 1)], ended)
     await manager.take_scheduling()  # a new server: nothing in memory about this task
     await manager.idle()
     assert executor.launched == []  # not at once, which would restart the loop's count
@@ -225,9 +233,26 @@ async def test_a_crash_loop_keeps_its_back_off_through_a_restart(world: World) -
 
 async def test_a_crash_loop_whose_back_off_has_passed_restarts_at_once(world: World) -> None:
     manager, executor, _, store = world
-    crash_looping_task(store, [START - timedelta(minutes=10)])
+    continuous_task(store, [START - timedelta(minutes=10)])
     await manager.take_scheduling()
     await settle(manager, executor, 1)
+
+
+@pytest.mark.parametrize("ended", [RunStatus.SUCCESS, RunStatus.FAILURE])
+async def test_a_continuous_run_that_ends_at_once_backs_off(world: World, ended: RunStatus) -> None:
+    manager, executor, _, store = world
+    task = continuous_task(store, [], status=TaskStatus.STARTED)
+    await manager.take_scheduling()
+    await settle(manager, executor, 1)
+    executor.end(executor.launched[0].run_id, ended)  # a few ms after its start
+    for _ in range(500):  # the runner writes the end on its own
+        stored = store.get_task(task.id, 0)
+        if stored is not None and stored.status is not TaskStatus.STARTED:
+            break
+        await asyncio.sleep(0.01)
+    await settle(manager, executor, 1)  # no second run at once: that would spin
+    assert stored is not None and stored.status is TaskStatus.CRASH_LOOP
+    assert manager.scheduler.get(task.id) is not None  # the back-off's end
 
 
 async def test_one_instant_never_gets_two_runs(world: World) -> None:

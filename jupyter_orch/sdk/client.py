@@ -10,6 +10,7 @@ from typing import IO, Any
 from .. import runtime
 from ..bundle import read_upload
 from .base import paged
+from .connections import Connection, ConnectionList, connections_of
 from .discovery import ServerInfo, api_url_of, find_server
 from .errors import NotFoundError
 from .logs import LogFollower, LogLine, LogLines
@@ -204,6 +205,25 @@ class Client:
         if isinstance(self._workspace, int):
             return self._workspace
         return self.set_current_workspace(self._workspace).id()
+
+    # -- connections ---------------------------------------------------------------------------
+
+    def create_connection(
+        self, name: str, connection_type: str, details: dict[str, Any] | None = None
+    ) -> Connection:
+        """A new connection (ConflictError when the name is taken)."""
+        body = {"name": name, "type": connection_type, "details": details or {}}
+        conn_id = self._post("connections/create", body)["id"]
+        return Connection(self, self._post("connections/get_by_id", {"id": conn_id}))
+
+    def get_connection(self, name: str) -> Connection:
+        """The connection of this name (NotFoundError when none; inside a run, only those of
+        the run's workspace exist)."""
+        return Connection(self, self._post("connections/get", {"name": name}))
+
+    def list_connections(self) -> ConnectionList:
+        """Every connection (inside a run: those of the run's workspace)."""
+        return connections_of(self, None)
 
     # -- orchestrations ------------------------------------------------------------------------
 

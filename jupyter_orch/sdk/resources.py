@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 from . import display
 from .base import Dated, Resource, ResourceList, given, moment, page_start, paged, poll
+from .connections import ConnectionList, connection_id, connections_of
 from .errors import OrchClientError, OrchestrationFailed
 from .logs import LogLines, write_lines
 
@@ -97,6 +98,20 @@ class Workspace(Resource):
     def row(self) -> list[str]:
         """Cells of a workspace table."""
         return [self._key, *(value for _, value in self.fields())]
+
+    def add_connection(self, name: str) -> None:
+        """Add the connection of this name to the workspace."""
+        body = {"workspace_id": self.id(), "connection_id": connection_id(self._client, name)}
+        self._client._post("connections/add_to_workspace", body)
+
+    def remove_connection(self, name: str) -> None:
+        """Remove the connection of this name from the workspace."""
+        body = {"workspace_id": self.id(), "connection_id": connection_id(self._client, name)}
+        self._client._post("connections/remove_from_workspace", body)
+
+    def list_connections(self) -> ConnectionList:
+        """The connections added to the workspace."""
+        return connections_of(self._client, self.id())
 
 
 class Orchestration(Dated):

@@ -81,6 +81,14 @@ class OrchApp(ExtensionApp):
         "when its binary is found, else pip).",
     ).tag(config=True)
 
+    isolated_environments = Bool(
+        False,
+        help="Build each orchestration's environment fully isolated: it sees only what its "
+        "requirements.txt installs (and the SDK). Off: the server's packages come after the "
+        "environment's own, so what a kernel can import a task can import, and the "
+        "requirements' pins win.",
+    ).tag(config=True)
+
     env_max_idle_days = Float(
         30.0,
         help="Environments no run or upload has used for this many days are removed in the "
@@ -101,8 +109,9 @@ class OrchApp(ExtensionApp):
 
     crash_loop_seconds = Float(
         10.0,
-        help="A continuous task's run that fails within this many seconds counts as a fast "
-        "failure: the next run waits (1 s, doubling to 60 s) and the task shows crash_loop.",
+        help="A continuous task's run that ends (failed or succeeded) within this many seconds "
+        "counts as a fast end: the next run waits (1 s, doubling to 60 s) and the task shows "
+        "crash_loop.",
     ).tag(config=True)
 
     keep_runs = Int(
@@ -227,6 +236,7 @@ class OrchApp(ExtensionApp):
                 installer=self.env_installer,
                 max_idle_seconds=self.env_max_idle_days * 86400,
                 collect_interval=self.env_collect_interval_seconds,
+                isolated=self.isolated_environments,
             ),
         )
         self.service.open()

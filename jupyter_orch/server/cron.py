@@ -1,9 +1,12 @@
 """When scheduled runs fire: pure functions over cron strings, time zones and instants.
 
 Cron strings have 5 fields (minute precision), 6 fields with the seconds **first**
-(`*/2 * * * * *` = every two seconds), or a macro (`@hourly`, `@daily`, ...). Times are computed
-on the task's wall clock, then turned into UTC instants with two rules that make daylight-saving
-changes neither skip nor double a run:
+(`*/2 * * * * *` = every two seconds), or a macro (`@hourly`, `@daily`, ...). Wallaroo's six
+fields with a trailing **year** instead of a weekday (`0 0 12 1-15 2 2024`: second, minute,
+hour, day, month, year) are read as such: a weekday is never above 7, a year always is.
+
+Times are computed on the task's wall clock, then turned into UTC instants with two rules that
+make daylight-saving changes neither skip nor double a run:
 
 - a wall time that does not exist (the hour skipped in spring) fires once, at the first instant
   after the gap;
@@ -16,6 +19,7 @@ changes neither skip nor double a run:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -30,10 +34,12 @@ MACROS = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", 
 
 @dataclass(frozen=True)
 class Cron:
-    """A checked cron string: its text and whether it has a seconds field (first)."""
+    """A checked cron string: its text, whether it has a seconds field (first), and whether
+    its last field is a year (Wallaroo's form, seconds first too)."""
 
     expr: str
     seconds: bool
+    year: bool = False
 
     @property
     def every_hour(self) -> bool:
@@ -44,11 +50,26 @@ class Cron:
 
     def iterator(self, start: datetime) -> croniter:
         """A croniter over naive wall-clock times after `start`."""
+        if self.year:
+            return croniter(_croniter_with_year(self.expr), start)
         return croniter(self.expr, start, second_at_beginning=self.seconds)
 
 
-def parse_cron(expr: str) -> Cron:
-    """A Cron from a user's string; InvalidRequest naming the problem otherwise."""
+def _croniter_with_year(expr: str) -> str:
+    """`second minute hour day month year` in croniter's seven-field order (minute hour day
+    month weekday second year)."""
+    second, minute, hour, day, month, year = expr.split(" ")
+    return f"{minute} {hour} {day} {month} * {second} {year}"
+
+
+def _is_year_field(field: str) -> bool:
+    """Whether a sixth field names years (a number above 7, where a weekday never is)."""
+    return any(int(n) > 7 for n in re.findall(r"\d+", field.split("/", maxsplit=1)[0]))
+
+
+def parse_cron(expr: str, after: datetime | None = None) -> Cron:
+    """A Cron from a user's string; InvalidRequest naming the problem otherwise. A schedule
+    with years must still fire after `after` (now when not given)."""
     text = " ".join(expr.split())
     if not text:
         raise InvalidRequest("schedule", "must not be empty")
@@ -59,18 +80,33 @@ def parse_cron(expr: str) -> Cron:
         raise InvalidRequest(
             "schedule",
             f"{expr!r} has {len(fields)} fields; use 5 (minute hour day month weekday), "
-            "6 (second first), or a macro such as @hourly",
+            "6 (second minute hour day month weekday, or second minute hour day month year), "
+            "or a macro such as @hourly",
         )
     seconds = len(fields) == 6
-    if not croniter.is_valid(text, second_at_beginning=seconds):
+    year = seconds and _is_year_field(fields[5])
+    valid = (
+        croniter.is_valid(_croniter_with_year(text))
+        if year
+        else croniter.is_valid(text, second_at_beginning=seconds)
+    )
+    if not valid:
         raise InvalidRequest("schedule", f"{expr!r} is not a valid cron string")
-    cron = Cron(text, seconds)
+    cron = Cron(text, seconds, year)
     try:
         # croniter gives up after a bounded search (years, not forever): a date no calendar
         # has, such as 31 February, never comes.
         cron.iterator(_PROBE_START).get_next(datetime)
     except CroniterBadDateError:
         raise InvalidRequest("schedule", f"{expr!r} never fires (no date matches it)") from None
+    if year:
+        start = (after or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None)
+        try:
+            # The wall clock of any time zone is at most 14 hours behind UTC.
+            cron.iterator(start - timedelta(hours=14)).get_next(datetime)
+        except CroniterBadDateError:
+            message = f"{expr!r} never fires again (its years are past)"
+            raise InvalidRequest("schedule", message) from None
     return cron
 
 
@@ -104,9 +140,13 @@ def to_instant(wall: datetime, zone: ZoneInfo) -> datetime:
     return moment.replace(tzinfo=zone, fold=0).astimezone(UTC)
 
 
-def next_fire(cron: Cron, zone: ZoneInfo, after: datetime) -> datetime:
-    """The first instant strictly after `after` (aware) at which the schedule fires."""
-    first = _next_first_time(cron, zone, after)
+def next_fire(cron: Cron, zone: ZoneInfo, after: datetime) -> datetime | None:
+    """The first instant strictly after `after` (aware) at which the schedule fires; None
+    once a schedule with years has no instant left."""
+    try:
+        first = _next_first_time(cron, zone, after)
+    except CroniterBadDateError:
+        return None
     if cron.every_hour:
         again = _next_second_time(cron, zone, after)
         if again is not None and again < first:
@@ -145,7 +185,10 @@ class _SetBack:
         it = cron.iterator(begin)
         found: list[datetime] = []
         while len(found) < limit:
-            wall = it.get_next(datetime)
+            try:
+                wall = it.get_next(datetime)
+            except CroniterBadDateError:  # a schedule with years: none after them
+                break
             instant = (wall - self.offset).replace(tzinfo=UTC)
             if wall >= self.end or instant > until:
                 break
@@ -208,7 +251,11 @@ def newest_fires(
     it = cron.iterator(start)
     newest: datetime | None = None
     for _ in range(limit * 4 + 100_000):  # bounded: collapsed wall times only repeat a few
-        instant = to_instant(it.get_prev(datetime), zone)
+        try:
+            wall = it.get_prev(datetime)
+        except CroniterBadDateError:  # a schedule with years: none before them
+            return _with_second_times(cron, zone, after, until, found[::-1], limit, False)
+        instant = to_instant(wall, zone)
         if instant <= after:
             return _with_second_times(cron, zone, after, until, found[::-1], limit, False)
         if instant > until or (newest is not None and instant >= newest):

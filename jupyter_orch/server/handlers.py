@@ -24,6 +24,7 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 
 from .access import Scope
+from .connection_endpoints import CONNECTION_ENDPOINTS
 from .errors import Forbidden, InvalidRequest, Missing, OrchError, TooLarge
 from .fields import (
     MAX_DAYS,
@@ -565,6 +566,7 @@ ENDPOINTS: dict[str, Endpoint] = {
     "task/activity": task_activity,
     "task/get_run_details": task_run_details,
     "task/get_logs_for_run": task_logs,
+    **CONNECTION_ENDPOINTS,
 }
 
 

@@ -181,6 +181,8 @@ class Intake:
             if info.requirements is not None:
                 requirements = (scratch / info.requirements).read_text("utf-8", "replace")
                 check_requirements(requirements, self.allow_requirement_options)
+                if not normalise_requirements(requirements):
+                    requirements = None  # blanks and comments: no requirements at all
             archive = self.data.archive(sha)
             if not archive.exists():
                 shutil.copyfile(zip_path, archive.with_suffix(".part"))

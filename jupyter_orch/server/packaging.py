@@ -1,12 +1,15 @@
 """Task environments: from an orchestration's requirements.txt to a Python that can run it.
 
-An environment is keyed by a hash of the normalised requirements, the Python version and the
-platform, built once (with uv, its cache shared by every build; `python -m venv` + pip when uv
-is missing), and shared by every orchestration that asks for the same thing. It sees only the
-packages it installed, plus the project's SDK through a `.pth` file placed after its own
-site-packages: `import jupyter_orch` always works, and the versions it pins always win. A
-notebook's environment whose requirements do not name ipython also gets the server's IPython
-the same way (`ipython_layer.py`), and a key of its own.
+An environment is keyed by a hash of the normalised requirements, the Python version, the
+platform and whether it is layered, built once (with uv, its cache shared by every build;
+`python -m venv` + pip when uv is missing), and shared by every orchestration that asks for the
+same thing. By default it is **layered**: the server's site-packages come after its own on
+`sys.path` (a `.pth` file), so what the server's kernel imports a run imports, and the versions
+the requirements pin win. An **isolated** one (`OrchApp.isolated_environments`) sees only what
+it installed. Either way the project's SDK and its dependencies come after its own packages
+(`envs/.sdk`, another `.pth` file): `import jupyter_orch` always works. A notebook's environment
+whose requirements do not name ipython also gets the server's IPython the same way
+(`ipython_layer.py`), and a key of its own.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import logging
 import os
 import platform
 import shutil
+import site
 import sys
 import time
 import uuid
@@ -33,6 +37,10 @@ LAST_USED = ".last_used"
 SDK_DIR = ".sdk"  # envs/.sdk/jupyter_orch -> the server's package: only the SDK, nothing else
 UV_CACHE = ".uv-cache"
 SDK_PTH = "_jupyter_orch_sdk.pth"
+# After SDK_PTH (.pth files are read in name order): the server's own SDK comes first.
+SERVER_PTH = "_jupyter_orch_server.pth"
+SERVER_KEY_LINE = "layer=server-site-packages"  # in the key of every layered environment
+SDK_NEEDS = "requests"  # the SDK's one dependency (and what it needs) linked beside it
 # Part of every key: environments of an older layout (they saw the server's site-packages)
 # are never reused, only collected.
 LAYOUT = "isolated-sdk-pth-1"
@@ -56,9 +64,14 @@ class BuildResult:
     error: str | None = None
 
 
-def env_key(lines: list[str], python_version: str | None = None, layered: bool = False) -> str:
+def env_key(
+    lines: list[str],
+    python_version: str | None = None,
+    layered: bool = False,
+    server_layer: bool = False,
+) -> str:
     """The environment's identity: requirements, Python version, platform, and whether the
-    server's IPython is layered in."""
+    server's IPython (`layered`) or its whole site-packages (`server_layer`) are layered in."""
     version = python_version or ".".join(map(str, sys.version_info[:3]))
     ident = [
         f"layout={LAYOUT}",
@@ -67,6 +80,8 @@ def env_key(lines: list[str], python_version: str | None = None, layered: bool =
     ]
     if layered:
         ident.append(ipython_layer.KEY_LINE)
+    if server_layer:
+        ident.append(SERVER_KEY_LINE)
     return hashlib.sha256(("\n".join(ident) + "\n" + "\n".join(lines)).encode()).hexdigest()[:32]
 
 
@@ -84,17 +99,39 @@ def isolate(run_env: Mapping[str, str]) -> dict[str, str]:
 
 
 def _link_sdk(envs_dir: Path) -> Path:
-    """`envs/.sdk/jupyter_orch`, a link to the server's package; the folder to put on sys.path."""
+    """`envs/.sdk/`: links to the server's package and to what its client needs (requests and
+    its dependencies, their modules and `.dist-info`); the folder to put on sys.path."""
     sdk = envs_dir / SDK_DIR
-    link, target = sdk / "jupyter_orch", Path(__file__).resolve().parents[1]  # the package
-    if link.is_symlink() and Path(os.readlink(link)) == target:
-        return sdk
+    links = {"jupyter_orch": Path(__file__).resolve().parents[1]}  # the package
+    links.update(ipython_layer.closure(SDK_NEEDS))
     sdk.mkdir(parents=True, exist_ok=True)
-    # Replaced atomically: a run starting meanwhile sees the old link or the new one.
-    tmp = sdk / f".jupyter_orch-{uuid.uuid4().hex}"
-    tmp.symlink_to(target, target_is_directory=True)
-    os.replace(tmp, link)
+    for name, target in links.items():
+        link = sdk / name
+        if (link.is_symlink() and Path(os.readlink(link)) == target) or not target.exists():
+            continue
+        # Replaced atomically: a run starting meanwhile sees the old link or the new one.
+        tmp = sdk / f".{name}-{uuid.uuid4().hex}"
+        tmp.symlink_to(target, target_is_directory=target.is_dir())
+        os.replace(tmp, link)
     return sdk
+
+
+def server_site_dirs() -> list[str]:
+    """The server's site-packages folders (and the user's, where Python reads it)."""
+    dirs = list(site.getsitepackages())
+    if site.ENABLE_USER_SITE:
+        dirs.append(site.getusersitepackages())
+    return [d for d in dirs if Path(d).is_dir()]
+
+
+def _add_server(env: Path) -> None:
+    """Append the server's site-packages (with their own `.pth` files, an editable install's)
+    to the environment's sys.path, after its own site-packages and the SDK."""
+    site_packages = sorted(env.glob("lib/*/site-packages"))
+    if not site_packages:
+        raise FileNotFoundError(f"no site-packages in {env}")
+    lines = "".join(f"import site; site.addsitedir({d!r})\n" for d in server_site_dirs())
+    (site_packages[0] / SERVER_PTH).write_text(lines, encoding="utf-8")
 
 
 def _add_sdk(env: Path, sdk: Path) -> None:
@@ -131,6 +168,7 @@ class Packager:
         installer: str = "auto",
         max_idle_seconds: float = 30 * 86400.0,
         collect_interval: float = 3600.0,
+        isolated: bool = False,
     ) -> None:
         if installer not in INSTALLERS:
             raise ValueError(f"installer must be one of {INSTALLERS}, not {installer!r}")
@@ -141,6 +179,7 @@ class Packager:
             raise RuntimeError("installer 'uv' asked for, but no uv binary was found")
         self.max_idle_seconds = max_idle_seconds
         self.collect_interval = collect_interval
+        self.isolated = isolated  # False: the server's site-packages after the environment's
         self.builds = 0  # builds started: tells a reuse from a build (tests, benchmarks)
         self._slots = asyncio.Semaphore(max_parallel)
         self._building: dict[str, asyncio.Future[BuildResult]] = {}
@@ -164,7 +203,7 @@ class Packager:
         """An environment for these requirements (for a notebook: with IPython importable):
         reused if built, else built once."""
         layered = ipython_layer.wanted(lines, notebook)
-        key = env_key(lines, layered=layered)
+        key = env_key(lines, layered=layered, server_layer=not self.isolated)
         env = self.envs_dir / key
         if _ready(env):
             self.mark_used(key)
@@ -262,7 +301,11 @@ class Packager:
     def _header(self, key: str, lines: list[str]) -> str:
         version = ".".join(map(str, sys.version_info[:3]))
         reqs = "".join(f"#   {line}\n" for line in lines)
-        return f"# environment {key}\n# python {self.python} ({version})\n# requirements:\n{reqs}"
+        kind = "isolated" if self.isolated else "layered over the server's packages"
+        return (
+            f"# environment {key} ({kind})\n# python {self.python} ({version})\n"
+            f"# requirements:\n{reqs}"
+        )
 
     def _finish_build(self, env: Path, layered: bool, out: list[str]) -> str | None:
         """Make the SDK (and, `layered`, the server's IPython) importable and mark the
@@ -271,6 +314,15 @@ class Packager:
             _add_sdk(env, _link_sdk(self.envs_dir))
         except OSError as exc:
             return f"could not make the SDK importable: {exc}"
+        if not self.isolated:
+            try:
+                _add_server(env)
+            except OSError as exc:
+                return f"could not layer the server's packages: {exc}"
+            out.append(
+                "# layered: the server's packages come after the environment's own "
+                f"({', '.join(server_site_dirs())})\n"
+            )
         if layered:
             error = self._add_ipython(env, out)
             if error is not None:

@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 
 _CREDENTIALS = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/\s@]+@")
 _TRUE = frozenset({"1", "true", "yes", "on"})
+# `index-strategy = ...` in a uv.toml (top level or [pip]; a line of its own in TOML).
+_INDEX_STRATEGY = re.compile(r"^\s*index-strategy\s*=", re.MULTILINE)
 
 
 def _pip_config_files(environ: Mapping[str, str]) -> list[Path]:
@@ -88,7 +90,12 @@ def uv_settings(environ: Mapping[str, str]) -> tuple[list[str], dict[str, str], 
     if "index-url" in pip and not {"UV_INDEX_URL", "UV_DEFAULT_INDEX"} & environ.keys():
         args += _flags("--index-url", _existing(pip["index-url"].split()[:1], notes))
     if "extra-index-url" in pip and not {"UV_EXTRA_INDEX_URL", "UV_INDEX"} & environ.keys():
-        args += _flags("--extra-index-url", _existing(pip["extra-index-url"].split(), notes))
+        extra = _existing(pip["extra-index-url"].split(), notes)
+        args += _flags("--extra-index-url", extra)
+        # pip takes the best version from every index; uv by default only looks at the first
+        # index that has the package (and extra indexes come first). Keep pip's meaning.
+        if extra and not uv_index_strategy_set(environ):
+            args += ["--index-strategy", "unsafe-best-match"]
     if "find-links" in pip and "UV_FIND_LINKS" not in environ:
         args += _flags("--find-links", _existing(pip["find-links"].split(), notes))
     if "trusted-host" in pip and "UV_INSECURE_HOST" not in environ:
@@ -99,6 +106,35 @@ def uv_settings(environ: Mapping[str, str]) -> tuple[list[str], dict[str, str], 
     if pip.get("cert") and "SSL_CERT_FILE" not in environ and Path(pip["cert"]).is_file():
         env["SSL_CERT_FILE"] = pip["cert"]
     return args, env, notes
+
+
+def _uv_config_files(environ: Mapping[str, str]) -> list[Path]:
+    """uv's configuration files (`UV_CONFIG_FILE`, the user's, the system's)."""
+    if environ.get("UV_CONFIG_FILE"):
+        return [Path(environ["UV_CONFIG_FILE"])]
+    home = Path(environ.get("HOME") or Path.home())
+    config_home = Path(environ.get("XDG_CONFIG_HOME") or home / ".config")
+    xdg_dirs = (environ.get("XDG_CONFIG_DIRS") or "/etc/xdg").split(":")
+    return [
+        config_home / "uv" / "uv.toml",
+        *(Path(d) / "uv" / "uv.toml" for d in xdg_dirs if d),
+        Path("/etc/uv/uv.toml"),
+    ]
+
+
+def uv_index_strategy_set(environ: Mapping[str, str]) -> bool:
+    """Whether the administrator chose uv's index strategy (`UV_INDEX_STRATEGY`, or
+    `index-strategy` in a `uv.toml`, at its top or under `[pip]`)."""
+    if environ.get("UV_INDEX_STRATEGY"):
+        return True
+    for path in _uv_config_files(environ):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, ValueError):
+            continue
+        if _INDEX_STRATEGY.search(text):
+            return True
+    return False
 
 
 def redact(text: str) -> str:

@@ -23,7 +23,7 @@ from .._proc import runfiles
 from .background import Background
 from .datadir import DataDir
 from .executors import Executor, ExitRecord, RunSpec
-from .executors.base import base_env
+from .executors.base import base_env, with_run_path
 from .models import Orchestration, RunStatus, Task, TaskRun, TaskStatus, Trigger, new_id, now
 from .notebook import is_notebook
 from .packaging import Packager, isolate
@@ -94,10 +94,10 @@ class Runner:
 
     async def _environment(self, orch: Orchestration) -> tuple[str | None, str]:
         """The run's interpreter (None if its environment cannot be had) and why not."""
-        if orch.requirements is None or self.packager is None:
+        lines = normalise_requirements(orch.requirements or "")
+        if not lines or self.packager is None:  # none, or only blanks and comments
             return self.executor.interpreter(), ""
         # Reused at once (and marked used); rebuilt if idle collection removed it meanwhile.
-        lines = normalise_requirements(orch.requirements)
         built = await self.packager.ensure(lines, is_notebook(orch.entrypoint))
         return built.python, built.error or ""
 
@@ -130,6 +130,10 @@ class Runner:
                 runtime.ARGS_FILE_VAR: str(self.settings.data.run_args(run_id)),
                 runtime.URL_VAR: self.settings.callback_url,
                 runtime.TOKEN_VAR: token,
+                # What Wallaroo's runs see: the task, and the API under which
+                # f"{WALLAROO_URL}/v1/api/..." works.
+                "WALLAROO_TASK_ID": task.id,
+                "WALLAROO_URL": self.settings.callback_url,
             }
         )
         return env
@@ -168,8 +172,9 @@ class Runner:
         self.active[run.id] = task.id
         entry = Path(orch.entrypoint)
         env = self._env(task, run.id, token)
-        if orch.requirements is not None:
-            env = isolate(env)  # the environment's own packages, not the server's path
+        if normalise_requirements(orch.requirements or ""):
+            # The environment's own packages, not the server's path (but our `wallaroo`).
+            env = with_run_path(isolate(env))
         spec = RunSpec(
             run_id=run.id,
             run_dir=self.settings.data.run(run.id),

@@ -27,6 +27,7 @@ from typing import Any, BinaryIO
 from . import logfiles
 from .access import Scope
 from .archive import ArchiveLimits
+from .connections import Connections
 from .cron import parse_cron, parse_timezone
 from .datadir import DataDir
 from .errors import InvalidRequest, Missing, NoOutput, WrongState
@@ -38,6 +39,7 @@ from .models import (
     Activity,
     ConcurrencyPolicy,
     Orchestration,
+    OrchestrationStatus,
     RunStatus,
     RunType,
     Task,
@@ -154,6 +156,7 @@ class OrchService:
         self.follower = LogWatcher(
             self.data.run_log, self.runner.ended_event, self._running_elsewhere
         )
+        self.connections = Connections(store)
         self._stack = AsyncExitStack()  # what `stop` undoes, newest first
         self._started: asyncio.Future[None] | None = None
 
@@ -208,6 +211,11 @@ class OrchService:
     async def get_workspace(self, scope: Scope, workspace_id: int) -> Workspace:
         """One workspace the caller sees, or Missing."""
         return await self.workspaces.get(scope, workspace_id)
+
+    async def run_workspace(self, scope: Scope, run_id: str) -> int:
+        """The workspace of a run's task: what the run's token may read connections of."""
+        run = await self._known_run(scope, run_id)
+        return (await self.get_task(scope, run.task_id, 0)).workspace_id
 
     # -- orchestrations ---------------------------------------------------------------------
 
@@ -311,6 +319,8 @@ class OrchService:
                 "workspace_id",
                 f"orchestration {orch.id} is in workspace {orch.workspace_id}",
             )
+        if orch.status is OrchestrationStatus.ERROR:
+            raise WrongState(f"orchestration {orch.id} failed packaging: {orch.error}")
         if kind is RunType.SCHEDULED:
             parse_cron(request.schedule or "")
             parse_timezone(request.timezone)
@@ -389,9 +399,12 @@ class OrchService:
         return await self.store.call(self.store.task_ids_by_sha, sha, scope.visible)
 
     async def kill_task(self, scope: Scope, task_id: str) -> Task:
-        """Stop a task: no new runs; active runs get SIGTERM, then SIGKILL after the grace."""
+        """Stop a task: no new runs; active runs get SIGTERM, then SIGKILL after the grace.
+        The answer carries the task's newest runs, as `get_task` does."""
         await self.get_task(scope, task_id, 0)
-        return await self.tasks.kill(task_id)
+        task = await self.tasks.kill(task_id)
+        task.last_runs = (await self.get_task(scope, task_id)).last_runs
+        return task
 
     async def pause_task(self, scope: Scope, task_id: str, pause: bool) -> Task:
         """Pause (no new runs) or resume a scheduled or continuous task."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -107,6 +108,15 @@ class Store:
 
     def _connect(self) -> None:
         self._thread = threading.get_ident()
+        # It holds secrets (connections' details): readable by the server's user only.
+        # SQLite gives its -wal and -shm files the database file's permissions.
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+        for path in (
+            self.path,
+            *(self.path.with_name(self.path.name + s) for s in ("-wal", "-shm")),
+        ):
+            if path.exists():
+                os.chmod(path, 0o600)
         # sqlite3's own check_same_thread stays on: a connection leaked to another thread
         # fails there too.
         db = sqlite3.connect(self.path, isolation_level=None)

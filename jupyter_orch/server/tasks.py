@@ -3,8 +3,9 @@
 - Run once: one run as soon as the orchestration is ready.
 - Scheduled: a run at every instant of the cron schedule, whatever earlier runs are doing
   (`concurrency_policy` `allow`), or skipping (`forbid`) or ending (`replace`) a running one.
-- Continuous: the next run as soon as the previous one ends; runs that keep failing fast back
-  off exponentially (1 s doubling to 60 s) and the task shows `crash_loop` meanwhile.
+- Continuous: the next run as soon as the previous one ends; runs that keep ending fast (within
+  `crash_loop_seconds`, whether they fail or succeed) back off exponentially (1 s doubling to
+  60 s) and the task shows `crash_loop` meanwhile.
 
 Every status change of a task happens under that task's lock. Timers (cron instants, back-off)
 live in `Scheduler`, held only by the server that holds the data directory's scheduler lock.
@@ -48,7 +49,7 @@ from .timers import Scheduler
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-BACKOFF_HISTORY = 10  # runs read to count a crash loop's fast failures (2^9 s > the cap)
+BACKOFF_HISTORY = 10  # runs read to count a crash loop's fast ends (2^9 s > the cap)
 ON_TIME_SECONDS = 1.0  # how late the running scheduler may fire an instant and still run it
 
 
@@ -277,15 +278,16 @@ class TaskManager:
         ):
             task.status = self._after_continuous_run(task.id, run)
 
-    def _fast_failure(self, run: TaskRun) -> bool:
-        """A run that failed (not killed) within `crash_loop_seconds` of its start."""
-        if run.status in (RunStatus.SUCCESS, RunStatus.KILLED, RunStatus.RUNNING):
+    def _fast_end(self, run: TaskRun) -> bool:
+        """A run that ended by itself (failed or succeeded, not killed) within
+        `crash_loop_seconds` of its start: a task that restarts it at once would spin."""
+        if run.status in (RunStatus.KILLED, RunStatus.RUNNING):
             return False
         lasted = (run.ended_at or now()) - (run.started_at or run.created_at)
         return lasted < timedelta(seconds=self.settings.crash_loop_seconds)
 
     def _after_continuous_run(self, task_id: str, run: TaskRun) -> TaskStatus:
-        if self._fast_failure(run):
+        if self._fast_end(run):
             self._failures[task_id] = self._failures.get(task_id, 0) + 1
             return TaskStatus.CRASH_LOOP
         self._failures.pop(task_id, None)
@@ -299,7 +301,7 @@ class TaskManager:
         ended = [run for run in runs if run.status is not RunStatus.RUNNING]
         failures = 0
         for run in ended:  # newest first
-            if not self._fast_failure(run):
+            if not self._fast_end(run):
                 break
             failures += 1
         if not failures or ended[0].ended_at is None:

@@ -11,6 +11,7 @@ import { IStatusBar } from '@jupyterlab/statusbar';
 import { OrchClient } from './client';
 import { CommandIDs } from './commandids';
 import { addCommands } from './commands';
+import { ConnectionsPanel } from './connectionspanel';
 import { OrchModel } from './model';
 import { FailureNotifier } from './notify';
 import { OutputDrive } from './outputdrive';
@@ -63,6 +64,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       new OutputNotebookExtension()
     );
     const opener = docManager ? new OutputOpener({ drive, docManager }) : null;
+    sidebar.addWidget(new ConnectionsPanel());
     addCommands({ app, model, sidebar, browserFactory, palette, opener });
     app.shell.add(sidebar, 'left', { rank: 600 });
     restorer?.add(sidebar, 'jupyter-orch-sidebar');

@@ -18,9 +18,21 @@ from ..models import RunStatus
 SECRET_VARS = ("JUPYTER_TOKEN", "JPY_API_TOKEN", "JUPYTERHUB_API_TOKEN", "JPY_COOKIE_SECRET")
 
 
+#: The folder of our `wallaroo` module (`import wallaroo` in orchestrations written for
+#: Wallaroo): last on every run's path, never installed, so a real `wallaroo` wins.
+WALLAROO_PATH = str(Path(__file__).resolve().parents[2] / "_wallaroo")
+
+
 def base_env() -> dict[str, str]:
-    """The environment every run starts from: the server's, without its secrets."""
-    return {k: v for k, v in os.environ.items() if k not in SECRET_VARS}
+    """The environment every run starts from: the server's, without its secrets, with our
+    `wallaroo` module's folder last on `PYTHONPATH`."""
+    return with_run_path({k: v for k, v in os.environ.items() if k not in SECRET_VARS})
+
+
+def with_run_path(env: dict[str, str]) -> dict[str, str]:
+    """`env` with `WALLAROO_PATH` last on its `PYTHONPATH` (once)."""
+    parts = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != WALLAROO_PATH]
+    return {**env, "PYTHONPATH": os.pathsep.join([*parts, WALLAROO_PATH])}
 
 
 def append_note(run_dir: Path, text: str) -> None:
