@@ -668,3 +668,20 @@ async def test_connections_are_their_owners_and_their_workspaces_members(
     assert [c["id"] for c in (await alice.ok("connections/list"))["connections"]] == [own]
     everything = (await admin.ok("connections/list"))["connections"]
     assert {c["id"] for c in everything} == {conn_id, own}
+
+
+def test_an_older_connections_table_gets_names_unique_per_owner(tmp_path: Path) -> None:
+    db = sqlite3.connect(tmp_path / "orch.db", isolation_level=None)
+    db.executescript(
+        "CREATE TABLE connections (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+        " type TEXT NOT NULL, details TEXT NOT NULL, owner TEXT NOT NULL DEFAULT '',"
+        " created_at TEXT NOT NULL);"
+        "INSERT INTO connections VALUES ('c1', 'db', 'ODBC', '{}', 'ann', 'then');"
+    )
+    schema.prepare(db)
+    insert = "INSERT INTO connections VALUES (?, 'db', 'ODBC', '{}', ?, 'now')"
+    db.execute(insert, ("c2", "bea"))  # another owner's "db"
+    with pytest.raises(sqlite3.IntegrityError):
+        db.execute(insert, ("c3", "ann"))  # ann has one
+    assert db.execute("SELECT COUNT(*) FROM connections").fetchone()[0] == 2
+    db.close()
