@@ -188,7 +188,8 @@ class Hub:
                     "command": [
                         str(bin_dir / "jupyter-orch"),
                         "hub-service",
-                        f"--data-dir={self.data_dir}",
+                        f"--OrchApp.data_dir={self.data_dir}",
+                        "--OrchApp.kill_grace_seconds=1",
                     ],
                     "environment": {"PATH": f"{bin_dir}:/usr/bin:/bin"},
                     "oauth_no_confirm": True,

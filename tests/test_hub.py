@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -36,7 +37,7 @@ def hub(
     tmp_path_factory: pytest.TempPathFactory, venv: Path, unix_users: UnixUsers
 ) -> Iterator[Hub]:
     """A running Hub with the orchestration service; stopped (with its runs) after."""
-    hub = Hub(tmp_path_factory.mktemp("hub"), venv, [ALICE, BOB, ADMIN], [ADMIN], service=False)
+    hub = Hub(tmp_path_factory.mktemp("hub"), venv, [ALICE, BOB, ADMIN], [ADMIN], service=True)
     try:
         yield hub.start()
     finally:
@@ -55,3 +56,34 @@ def test_users_servers_have_the_extension(hub: Hub) -> None:
         timeout=30,
     )
     assert answer.status_code == 200, answer.text
+
+
+def service_post(hub: Hub, token: str, endpoint: str, body: Any = None) -> requests.Response:
+    """POST to the hub service's API (through the Hub's proxy) with a token."""
+    return requests.post(
+        f"{hub.service_url()}orch/v1/api/{endpoint}",
+        json=body or {},
+        headers={"Authorization": f"token {token}"},
+        timeout=30,
+    )
+
+
+def test_the_service_knows_hub_users_and_serves_only_its_api(hub: Hub) -> None:
+    alice = hub.token_for(ALICE)
+    answer = service_post(hub, alice, "engine/info")
+    assert answer.status_code == 200, answer.text
+    info = answer.json()
+    assert (info["kind"], info["name"], info["user"]) == ("hub-service", "orch", ALICE)
+    # no token, or a token without access:services!service=orch: refused
+    assert service_post(hub, "", "engine/info").status_code == 403
+    assert service_post(hub, hub.token, "engine/info").status_code == 403
+    # the Jupyter APIs of the service's own process are nobody's: not even an admin's
+    admin = hub.token_for(ADMIN)
+    for path in ("api/kernels", "api/contents", "api/terminals", "api/sessions"):
+        for token in (alice, admin):
+            answer = requests.get(
+                f"{hub.service_url()}{path}",
+                headers={"Authorization": f"token {token}"},
+                timeout=30,
+            )
+            assert answer.status_code in (403, 404), (path, answer.status_code, answer.text)

@@ -167,7 +167,20 @@ class OrchApp(ExtensionApp):
             raise ValueError(f"{proposal['trait'].name} must be at least 1, not {value}")
         return value
 
+    hub_service_name = Unicode(
+        "",
+        help="Set by `jupyter orch hub-service`: the name of the JupyterHub service this "
+        "server is (empty: the engine is this server's own).",
+    ).tag(config=True)
+
     service: OrchService | None = None
+
+    def engine_info(self) -> dict[str, str]:
+        """Which engine this is, as `engine/info` says."""
+        if self.hub_service_name:
+            name = self.hub_service_name
+            return {"kind": "hub-service", "name": name, "label": f"JupyterHub service {name}"}
+        return {"kind": "server", "name": "", "label": "this Jupyter server"}
 
     def initialize_settings(self) -> None:
         """Build the service and open its database (quick; runs are re-attached at start)."""
@@ -214,6 +227,7 @@ class OrchApp(ExtensionApp):
             {
                 "jupyter_orch.service": self.service,
                 "jupyter_orch.max_upload_bytes": self.max_upload_bytes,
+                "jupyter_orch.engine": {**self.engine_info(), "version": __version__},
             }
         )
         self.log.info("jupyter_orch %s: data in %s", __version__, data.root)

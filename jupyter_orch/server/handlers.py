@@ -545,7 +545,14 @@ async def task_logs(h: OrchHandler, f: Fields) -> Answer:
     return 200, {"logs": await h.service.run_logs(f.uuid("id"), lines)}
 
 
+async def engine_info(h: OrchHandler, f: Fields) -> Answer:
+    """`engine/info`: which engine answers (this server's own, or a JupyterHub service)."""
+    info: dict[str, Any] = h.settings["jupyter_orch.engine"]
+    return 200, {**info, "user": h.current_user.username}
+
+
 ENDPOINTS: dict[str, Endpoint] = {
+    "engine/info": engine_info,
     "workspaces/create": workspace_create,
     "workspaces/list": workspace_list,
     "orchestration/list": orch_list,
