@@ -196,9 +196,10 @@ class Hub:
                 }
             )
             access = f"access:services!service={SERVICE}"
-            server_scopes = ["users:activity!user", "access:servers!server", access]
+            found = f"read:services!service={SERVICE}"  # users' servers find the service
+            server_scopes = ["users:activity!user", "access:servers!server", access, found]
             roles += [
-                {"name": "user", "scopes": ["self", access]},
+                {"name": "user", "scopes": ["self", access, found]},
                 {"name": "server", "scopes": server_scopes},
             ]
         settings = {

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import io
+import json
+import time
+import zipfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +18,15 @@ from .jhub import Hub, UnixUsers, build_wheel, skip_reason, users_venv
 pytestmark = [pytest.mark.skipif(skip_reason() is not None, reason=str(skip_reason()))]
 
 ALICE, BOB, ADMIN = "orch-alice", "orch-bob", "orch-admin"
+
+
+def make_zip(files: dict[str, str]) -> bytes:
+    """A zip archive of `files` (name -> text)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, text in files.items():
+            zf.writestr(name, text)
+    return buf.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -87,3 +100,93 @@ def test_the_service_knows_hub_users_and_serves_only_its_api(hub: Hub) -> None:
                 timeout=30,
             )
             assert answer.status_code in (403, 404), (path, answer.status_code, answer.text)
+
+
+class UserServer:
+    """A user's own server through the Hub's proxy, with one of the user's tokens."""
+
+    def __init__(self, hub: Hub, user: str) -> None:
+        hub.start_server(user)
+        self.user = user
+        self.url = f"{hub.user_url(user)}orch/v1/api"
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"token {hub.token_for(user)}"
+
+    def post(self, endpoint: str, body: Any = None, status: int = 200) -> Any:
+        """POST JSON, expect `status`; the decoded answer."""
+        answer = self.session.post(f"{self.url}/{endpoint}", json=body or {}, timeout=60)
+        assert answer.status_code == status, (endpoint, answer.status_code, answer.text)
+        return answer.json()
+
+    def upload(self, files: dict[str, str], name: str) -> str:
+        """Upload a zip of `files`; the orchestration's id."""
+        answer = self.session.post(
+            f"{self.url}/orchestration/upload",
+            files=[
+                ("file", ("orch.zip", make_zip(files), "application/octet-stream")),
+                ("metadata", ("metadata", json.dumps({"workspace_id": 1, "name": name}))),
+            ],
+            timeout=60,
+        )
+        assert answer.status_code == 202, answer.text
+        orch_id: str = answer.json()["id"]
+        return orch_id
+
+    def wait(self, what: str, check: Callable[[], Any], timeout: float = 90.0) -> Any:
+        """Poll `check` until it returns something true."""
+        deadline = time.monotonic() + timeout
+        while not (value := check()):
+            assert time.monotonic() < deadline, f"{self.user}: timed out waiting for {what}"
+            time.sleep(0.3)
+        return value
+
+    def ready(self, orch_id: str) -> None:
+        """Wait until an orchestration is packaged."""
+        self.wait(
+            "packaging",
+            lambda: self.post("orchestration/get_by_id", {"id": orch_id})["status"] == "ready",
+        )
+
+    def runs(self, task_id: str) -> list[dict[str, Any]]:
+        """A task's runs."""
+        runs: list[dict[str, Any]] = self.post("task/list_task_runs", {"task_id": task_id})
+        return runs
+
+    def ended_run(self, task_id: str) -> dict[str, Any]:
+        """The first run of a task, once it has ended."""
+        ended = {"success", "failure", "killed", "timed_out"}
+        runs = self.wait("a run", lambda: [r for r in self.runs(task_id) if r["status"] in ended])
+        run: dict[str, Any] = runs[0]
+        return run
+
+    def logs(self, run_id: str) -> list[str]:
+        """A run's log lines (the text after the stamp)."""
+        lines = self.post("task/get_logs_for_run", {"id": run_id})["logs"]
+        return [line.split(" ", 3)[3] for line in lines]
+
+
+@pytest.fixture(scope="module")
+def alice(hub: Hub) -> UserServer:
+    """alice's server, started through the Hub."""
+    return UserServer(hub, ALICE)
+
+
+def test_a_users_server_passes_everything_on_to_the_service(hub: Hub, alice: UserServer) -> None:
+    info = alice.post("engine/info")
+    assert (info["kind"], info["name"], info["user"]) == ("hub-service", "orch", ALICE)
+    orch_id = alice.upload({"main.py": "import os\nprint('hello from', os.getuid())\n"}, "hello")
+    alice.ready(orch_id)
+    task = alice.post(
+        "task/run_once", {"orch_id": orch_id, "workspace_id": 1, "json": {}}, status=201
+    )
+    run = alice.ended_run(task["id"])
+    assert run["status"] == "success", alice.logs(run["run_id"])
+    # the run lives in the service's data directory, not in alice's server
+    assert (hub.data_dir / "runs" / run["run_id"]).is_dir()
+    # a followed log streams through alice's server
+    answer = alice.session.get(
+        f"{alice.url}/task/follow_logs", params={"id": run["run_id"]}, stream=True, timeout=60
+    )
+    assert answer.status_code == 200, answer.text
+    messages = [json.loads(line) for line in answer.iter_lines() if line]
+    assert any("hello from" in str(m) for m in messages), messages

@@ -13,11 +13,13 @@ from jupyter_server.utils import url_path_join
 from traitlets import Bool, Float, Int, Type, Unicode, default, validate
 
 from .._version import __version__
+from . import hubclient
 from .archive import ArchiveLimits
 from .datadir import DataDir
 from .executors import Executor
 from .executors.local import LocalExecutor
 from .handlers import routes
+from .hubclient import find_hub_service
 from .packaging import Packager
 from .service import OrchService, ServiceConfig
 from .store import Store
@@ -173,7 +175,28 @@ class OrchApp(ExtensionApp):
         "server is (empty: the engine is this server's own).",
     ).tag(config=True)
 
+    hub_service_url = Unicode(
+        help="In a user's server under JupyterHub: the base URL of the jupyter_orch hub service "
+        "(e.g. http://127.0.0.1:10101/services/orch/) to pass every request on to, as the "
+        "user, instead of running an engine here. Default: $JUPYTER_ORCH_HUB_SERVICE_URL, "
+        "else asked of the Hub (see hub_service).",
+    ).tag(config=True)
+
+    @default("hub_service_url")
+    def _default_hub_service_url(self) -> str:
+        return os.environ.get("JUPYTER_ORCH_HUB_SERVICE_URL", "")
+
+    hub_service = Unicode(
+        "orch",
+        help="In a user's server under JupyterHub, with no hub_service_url: the name of the "
+        "hub service to ask the Hub's API for (the server's token needs "
+        "read:services!service=NAME); when the Hub has it, this server runs no engine of its "
+        "own. Empty: never ask (the engine is this server's).",
+    ).tag(config=True)
+
     service: OrchService | None = None
+    #: The hub service this server passes requests on to (None: the engine is here).
+    hub_client_url: str | None = None
 
     def engine_info(self) -> dict[str, str]:
         """Which engine this is, as `engine/info` says."""
@@ -189,6 +212,18 @@ class OrchApp(ExtensionApp):
         package_log = logging.getLogger("jupyter_orch")
         package_log.parent = self.log
         package_log.setLevel(self.log.level)
+        if not self.hub_service_name:
+            self.hub_client_url = find_hub_service(
+                os.environ, self.hub_service_url, self.hub_service
+            )
+        if self.hub_client_url is not None:
+            self.settings["jupyter_orch.hub_service_url"] = self.hub_client_url
+            self.log.info(
+                "jupyter_orch %s: the engine is the JupyterHub service at %s",
+                __version__,
+                self.hub_client_url,
+            )
+            return
         data = DataDir(Path(self.data_dir).expanduser().resolve())
         assert self.serverapp is not None
         config = ServiceConfig(
@@ -239,7 +274,10 @@ class OrchApp(ExtensionApp):
         return cast(Executor, kind())
 
     def initialize_handlers(self) -> None:
-        """Register the API routes."""
+        """Register the API routes (or, with a hub service, the way to it)."""
+        if self.hub_client_url is not None:
+            self.handlers.extend(hubclient.routes())
+            return
         self.handlers.extend(routes())
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
