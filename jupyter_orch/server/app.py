@@ -140,6 +140,16 @@ class OrchApp(ExtensionApp):
             raise ValueError(f"run_niceness must be between 0 and 19, not {value}")
         return value
 
+    run_as_owner = Bool(
+        False,
+        help="Run each task as its owner's Unix account (a server started as root for many "
+        "users, as `jupyter orch hub-service` is on hubs whose users have Unix accounts): the "
+        "run's process drops to the owner's uid, gid and groups before the code starts, and "
+        "its files are the owner's alone. A run whose owner has no account fails, never runs "
+        "as root. The data directory is then closed to others, environments read-only to "
+        "them.",
+    ).tag(config=True)
+
     fork_server = Bool(
         True,
         help="Start runs from a pre-started Python (a fork server): each run's supervisor is "
@@ -242,6 +252,7 @@ class OrchApp(ExtensionApp):
             retention_interval=self.retention_interval_seconds,
             stop_runs_on_shutdown=self.stop_runs_on_shutdown,
             run_niceness=self.run_niceness,
+            run_as_owner=self.run_as_owner,
             freeze_startup_objects=self.freeze_startup_objects,
             root_dir=Path(self.serverapp.root_dir).expanduser(),
         )
@@ -258,6 +269,8 @@ class OrchApp(ExtensionApp):
             ),
         )
         self.service.open()
+        if self.run_as_owner:
+            data.close_to_others()
         self.settings.update(
             {
                 "jupyter_orch.service": self.service,
