@@ -286,6 +286,16 @@ class Hub:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
 
+    def restart(self) -> Hub:
+        """Stop the Hub cleanly (it stops its service and proxy; users' servers keep going),
+        then start it again on the same ports and database."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(60)
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"token {self.token}"
+        return self.start()
+
     def remove_data(self) -> None:
         """Remove the service's data directory (after every run in it ended)."""
         from .servers import end_runs

@@ -103,12 +103,15 @@ def test_the_service_knows_hub_users_and_serves_only_its_api(hub: Hub) -> None:
 
 
 class UserServer:
-    """A user's own server through the Hub's proxy, with one of the user's tokens."""
+    """A user's own server through the Hub's proxy (or, `direct`, the hub service itself),
+    with one of the user's tokens."""
 
-    def __init__(self, hub: Hub, user: str) -> None:
-        hub.start_server(user)
+    def __init__(self, hub: Hub, user: str, direct: bool = False) -> None:
+        if not direct:
+            hub.start_server(user)
         self.user = user
-        self.url = f"{hub.user_url(user)}orch/v1/api"
+        base = hub.service_url() if direct else hub.user_url(user)
+        self.url = f"{base}orch/v1/api"
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"token {hub.token_for(user)}"
 
@@ -190,3 +193,52 @@ def test_a_users_server_passes_everything_on_to_the_service(hub: Hub, alice: Use
     assert answer.status_code == 200, answer.text
     messages = [json.loads(line) for line in answer.iter_lines() if line]
     assert any("hello from" in str(m) for m in messages), messages
+
+
+LOOP = "import time\nwhile True:\n    print('beat', flush=True)\n    time.sleep(0.3)\n"
+
+
+def test_schedules_and_runs_outlive_the_users_server_and_a_hub_restart(
+    hub: Hub, alice: UserServer
+) -> None:
+    ticker = alice.upload({"main.py": "print('tick')\n"}, "ticker")
+    looper = alice.upload({"main.py": LOOP}, "looper")
+    alice.ready(ticker)
+    alice.ready(looper)
+    scheduled = alice.post(
+        "task/run_scheduled",
+        {"orch_id": ticker, "workspace_id": 1, "schedule": "*/2 * * * * *", "json": {}},
+        status=201,
+    )["id"]
+    continuous = alice.post(
+        "task/run_continuously", {"orch_id": looper, "workspace_id": 1, "json": {}}, status=201
+    )["id"]
+    alice.wait("a scheduled run", lambda: alice.runs(scheduled))
+    (loop_run,) = alice.wait("the continuous run", lambda: alice.runs(continuous))
+    loop_id = loop_run["run_id"]
+
+    # the culler's way: alice's server is stopped through the Hub's API
+    hub.stop_server(ALICE)
+    direct = UserServer(hub, ALICE, direct=True)  # alice's token, straight to the service
+    before = len(direct.runs(scheduled))
+    direct.wait("two more scheduled runs", lambda: len(direct.runs(scheduled)) >= before + 2)
+    beats = len(direct.logs(loop_id))
+    direct.wait("the continuous run's log to grow", lambda: len(direct.logs(loop_id)) > beats)
+    assert [r["run_id"] for r in direct.runs(continuous)] == [loop_id]
+
+    # the Hub restarts (and with it the service): the runs are re-attached, not restarted
+    hub.restart()
+    direct = UserServer(hub, ALICE, direct=True)
+    (again,) = direct.runs(continuous)
+    assert (again["run_id"], again["status"]) == (loop_id, "running")
+    beats = len(direct.logs(loop_id))
+    direct.wait("the re-attached run's log to grow", lambda: len(direct.logs(loop_id)) > beats)
+    before = len(direct.runs(scheduled))
+    direct.wait("scheduled runs after the restart", lambda: len(direct.runs(scheduled)) > before)
+
+    direct.post("task/pause", {"id": scheduled, "pause": True}, status=202)
+    direct.post("task/kill", {"id": continuous}, status=202)
+    direct.wait(
+        "the continuous run to end",
+        lambda: direct.runs(continuous)[0]["status"] != "running",
+    )
