@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import pwd
+import subprocess
 import time
 import zipfile
 from collections.abc import Callable, Iterator
@@ -242,3 +245,45 @@ def test_schedules_and_runs_outlive_the_users_server_and_a_hub_restart(
         "the continuous run to end",
         lambda: direct.runs(continuous)[0]["status"] != "running",
     )
+
+
+def as_user(hub: Hub, user: str, *argv: str) -> subprocess.CompletedProcess[str]:
+    """Run a command of the users' environment as `user`, in their home."""
+    home = pwd.getpwnam(user).pw_dir
+    return subprocess.run(
+        ["runuser", "-u", user, "--", "env", "-i", f"HOME={home}", "PATH=/usr/bin:/bin", *argv],
+        cwd=home,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_a_users_files_and_terminal_reach_the_service(hub: Hub, alice: UserServer) -> None:
+    account = pwd.getpwnam(ALICE)
+    for folder in ("report", "report2"):
+        path = Path(account.pw_dir, folder)
+        path.mkdir()
+        (path / "main.py").write_text(f"print('{folder} ran')\n")
+        for item in (path, path / "main.py"):
+            os.chown(item, account.pw_uid, account.pw_gid)
+    # the sidebar's Create orchestration: the folder is zipped in alice's server, where it is
+    made = alice.post("orchestration/create_from_path", {"path": "report2"}, status=202)
+    alice.ready(made["id"])
+    assert alice.post("orchestration/get_by_id", {"id": made["id"]})["name"] == "report2"
+    answer = alice.session.post(
+        f"{alice.url}/orchestration/create_from_path", json={"path": "../"}, timeout=60
+    )
+    assert answer.status_code == 400, answer.text
+    # `jupyter orch` in alice's terminal, through her server, with one of her tokens
+    cli = str(hub.venv / "bin" / "jupyter-orch")
+    where = ["--url", hub.user_url(ALICE), "--token", hub.token_for(ALICE)]
+    done = as_user(hub, ALICE, cli, "upload", "report", "--wait", "--json", *where)
+    assert done.returncode == 0, done.stdout + done.stderr
+    orch_id = json.loads(done.stdout)["id"]
+    assert alice.post("orchestration/get_by_id", {"id": orch_id})["status"] == "ready"
+    done = as_user(hub, ALICE, cli, "orchestrations", "--json", *where)
+    assert done.returncode == 0, done.stdout + done.stderr
+    names = {o["name"] for o in json.loads(done.stdout)}
+    assert {"report", "report2"} <= names, names
