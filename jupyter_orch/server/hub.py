@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 from jupyter_server.auth.authorizer import Authorizer
 from traitlets.config import Config
 
-#: Jupyter resources the service answers: its API, and who the caller is (`/api/me`).
+#: The Jupyter resources (`auth_resource` of handlers) the service serves: its API only.
 SERVED_RESOURCES = frozenset({"orch"})
 NEEDED_VARS = ("JUPYTERHUB_SERVICE_URL", "JUPYTERHUB_SERVICE_PREFIX", "JUPYTERHUB_API_TOKEN")
 
