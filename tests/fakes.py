@@ -1,5 +1,6 @@
 """Test doubles and record builders shared by the tests: a hand-moved clock, an executor whose
-runs end when the test says so, rows to start from, and tiny wheels for offline builds."""
+runs end when the test says so, rows to start from, tiny wheels for offline builds, and an
+identity provider with several users."""
 
 from __future__ import annotations
 
@@ -10,9 +11,13 @@ import hashlib
 import sqlite3
 import zipfile
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
+
+from jupyter_server.auth.identity import IdentityProvider, User
+from tornado import web
 
 from jupyter_orch.server import retention_queries
 from jupyter_orch.server.executors import Executor, ExitRecord, RunSpec
@@ -179,3 +184,29 @@ def make_wheel(folder: Path, name: str, version: str, requires: tuple[str, ...] 
 
 def _digest(data: bytes) -> str:
     return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+@dataclass
+class TokenUser(User):
+    """A user of `TokenUsers`: a `jupyter_server` user with an admin flag."""
+
+    admin: bool = False
+
+
+class TokenUsers(IdentityProvider):
+    """An identity provider that knows users by their own tokens: `alice-token` is alice,
+    `bob-token` bob, `admin-token` admin (an admin), as a Hub's identity provider would."""
+
+    users: ClassVar[dict[str, tuple[str, bool]]] = {
+        "alice-token": ("alice", False),
+        "bob-token": ("bob", False),
+        "admin-token": ("admin", True),
+    }
+
+    def get_user(self, handler: web.RequestHandler) -> User | None:
+        """The user whose token the request carries, or None."""
+        known = self.users.get(self.get_token(handler) or "")
+        if known is None:
+            return None
+        handler._token_authenticated = True  # type: ignore[attr-defined]  # no XSRF for tokens
+        return TokenUser(known[0], admin=known[1])

@@ -161,9 +161,9 @@ async def test_workspaces(api: Api) -> None:
     assert empty_body.code == 200  # no body: every field takes its default
     listed = await api.ok("workspaces/list")
     assert [w["id"] for w in listed["workspaces"]] == [1]
-    created = await api.ok("workspaces/create", {"name": "team"}, status=201)
+    created = await api.ok("workspaces/create", {"workspace_name": "team"})
     assert created["workspace_id"] == 2
-    again = await api.call("workspaces/create", {"name": "team"})
+    again = await api.call("workspaces/create", {"workspace_name": "team"})
     assert again.code == 409 and "already exists" in json.loads(again.body)["message"]
     orch_id = await api.upload(HELLO, workspace_id=2)
     assert [o["id"] for o in await api.ok("orchestration/list", {"workspace_id": 2})] == [orch_id]
@@ -218,7 +218,7 @@ async def test_delete_orchestrations_preview_then_confirm(api: Api, data_dir: An
         ("task/list_task_runs", {"task_id": str(uuid.uuid4()), "time_range": ["x"]}, "time_range"),
         ("orchestration/list", {"workspace_id": "1"}, "workspace_id: must be an integer"),
         ("orchestration/delete_orchestrations", {"orchestrations": []}, "orchestrations"),
-        ("workspaces/create", {"name": ""}, "name: must not be empty"),
+        ("workspaces/create", {"workspace_name": ""}, "workspace_name: must not be empty"),
     ],
 )
 async def test_malformed_requests_are_400_naming_the_field(
@@ -385,7 +385,7 @@ YEAR_ONE = "0001-01-01T00:00:00+01:00"  # before 0001-01-01 in UTC: no datetime 
         ("task/get_by_id", "[" * 100_000, "body: is nested"),
         ("task/run_once", '{"workspace_id": 1, "json": {"x": NaN}}', "not a finite number"),
         ("task/run_once", '{"workspace_id": 1, "keep_days": 1e999}', "not a finite number"),
-        ("workspaces/create", '{"name": "\\udc00"}', "name: holds a lone surrogate"),
+        ("workspaces/create", '{"workspace_name": "\\udc00"}', "workspace_name: holds a lone"),
     ],
 )
 async def test_out_of_range_or_unparsable_values_are_400_naming_the_field(

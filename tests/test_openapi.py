@@ -731,17 +731,17 @@ async def test_kill_and_conflicts(api: Api) -> None:
 
 
 async def test_workspaces(api: Api) -> None:
-    created = await call(api, "workspaces/create", {"name": "team"}, status=201)
+    created = await call(api, "workspaces/create", {"workspace_name": "team"})
     assert created["workspace_id"] == created["id"] and created["name"] == "team"
-    assert_strict("workspaces/create", "post", 201, created)
+    assert_strict("workspaces/create", "post", 200, created)
     listed = await call(api, "workspaces/list", {})
     assert [w["name"] for w in listed["workspaces"]] == ["default", "team"]
     assert_strict("workspaces/list", "post", 200, listed)
     broken = copy.deepcopy(listed)
     broken["workspaces"][0].pop("created_by")
     assert mismatches("workspaces/list", "post", 200, broken), "workspace items are not strict"
-    await call(api, "workspaces/create", {"name": "team"}, status=409)
-    await call(api, "workspaces/create", {"name": 3}, status=400, valid=False)
+    await call(api, "workspaces/create", {"workspace_name": "team"}, status=409)
+    await call(api, "workspaces/create", {"workspace_name": 3}, status=400, valid=False)
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 
 from jupyter_orch.server import retention_queries
+from jupyter_orch.server.access import Scope
+from jupyter_orch.server.identity import Caller
 from jupyter_orch.server.models import RunStatus, RunType, TaskRun, new_id, now
 from jupyter_orch.server.packaging import Packager
 from jupyter_orch.server.retention_queries import Pruned
@@ -228,7 +230,7 @@ async def test_many_runs_ending_together_lead_to_one_pass(
     task_ids, old_runs = [], {}
     for number in range(60):
         request = TaskRequest(orch.id, 1, {}, keep_runs=1 if number % 2 else None)
-        task = await orch_service.create_task(RunType.ONCE, request, "me")
+        task = await orch_service.create_task(Scope(Caller("me")), RunType.ONCE, request)
         task_ids.append(task.id)
         old_runs[task.id] = [
             add_run(store, task.id, RunStatus.SUCCESS, now() - timedelta(minutes=m)) for m in (1, 2)

@@ -155,13 +155,13 @@ class Client:
     # -- workspaces ----------------------------------------------------------------------------
 
     def list_workspaces(self) -> WorkspaceList:
-        """Every workspace."""
+        """The workspaces this user sees (every one on a single-user server)."""
         answer = self._post("workspaces/list")
         return WorkspaceList(Workspace(self, w) for w in answer["workspaces"])
 
     def create_workspace(self, name: str) -> Workspace:
         """A new workspace (ConflictError when the name is taken)."""
-        answer = self._post("workspaces/create", {"name": name})
+        answer = self._post("workspaces/create", {"workspace_name": name})
         return Workspace(self, answer)
 
     def get_workspace(self, name: str, create_if_not_exist: bool = False) -> Workspace | None:
@@ -172,10 +172,17 @@ class Client:
         return self.create_workspace(name) if create_if_not_exist else None
 
     def get_current_workspace(self) -> Workspace:
-        """The workspace uploads and listings use by default (`default`, id 1, at first)."""
+        """The workspace uploads and listings use by default: at first the caller's default
+        workspace (`default`, id 1, on a single-user server; the user's own on a multi-user
+        one, which id 1 names there)."""
         wanted = self._workspace
-        for workspace in self.list_workspaces():
-            if wanted in (workspace.id(), workspace.name()):
+        workspaces = list(self.list_workspaces())
+        if wanted == DEFAULT_WORKSPACE:  # an admin sees `default` (id 1) and their own
+            workspaces.sort(key=lambda workspace: not workspace.is_default())
+        for workspace in workspaces:
+            if wanted in (workspace.id(), workspace.name()) or (
+                wanted == DEFAULT_WORKSPACE and workspace.is_default()
+            ):
                 return workspace
         raise NotFoundError(404, f"workspace {wanted} not found", "Not Found")
 

@@ -58,6 +58,34 @@ class Workspace(Resource):
         """Who made it."""
         return self._text("created_by")
 
+    def is_default(self) -> bool:
+        """Whether it is the caller's default workspace (the one workspace id 1 names)."""
+        return bool(self._data.get("default"))
+
+    def users(self) -> list[dict[str, str]]:
+        """The members: `{"user_id", "user_type"}` each (`Owner` or `Collaborator`)."""
+        answer = self._client._post("workspaces/list_users", {"workspace_id": self.id()})
+        return list(answer["users"])
+
+    def add_user(self, user: str) -> Workspace:
+        """Make a user (by name) a collaborator: they see and act on what is in it."""
+        return self._member("workspaces/add_user", user, "Collaborator")
+
+    def add_owner(self, user: str) -> Workspace:
+        """Make a user (by name) an owner: a collaborator who also manages the members."""
+        return self._member("workspaces/add_user", user, "Owner")
+
+    def remove_user(self, user: str) -> Workspace:
+        """Remove a user (by name) from the members."""
+        return self._member("workspaces/remove_user", user, None)
+
+    def _member(self, endpoint: str, user: str, kind: str | None) -> Workspace:
+        body: dict[str, Any] = {"workspace_id": self.id(), "user_id": user}
+        if kind is not None:
+            body["user_type"] = kind
+        self._client._post(endpoint, body)
+        return self
+
     def fields(self) -> list[tuple[str, str]]:
         """Fields shown when displayed."""
         return [

@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any, cast
 
 from jupyter_core.paths import jupyter_data_dir
+from jupyter_server.auth.identity import IdentityProvider
 from jupyter_server.extension.application import ExtensionApp
 from jupyter_server.utils import url_path_join
-from traitlets import Bool, Float, Int, Type, Unicode, default, validate
+from traitlets import Bool, Float, Int, Set, Type, Unicode, default, validate
 
 from .._version import __version__
 from . import hubclient
@@ -166,6 +167,23 @@ class OrchApp(ExtensionApp):
         "of them stalls the event loop 100 ms or more, which would make scheduled runs late.",
     ).tag(config=True)
 
+    multi_user = Bool(
+        False,
+        help="Check ownership per user: each user sees and acts on their own orchestrations, "
+        "tasks and runs and on the workspaces they are a member of; admins on everything; "
+        "anything else answers 404. Users are the server's identity provider's users (use "
+        "one that names them, such as JupyterHub's); each has a default workspace of their "
+        "own, which workspace id 1 names for them. Off: the server's one user owns and sees "
+        "everything.",
+    ).tag(config=True)
+
+    admin_users = Set(
+        Unicode(),
+        help="User names that are admins of the engine when multi_user is on (see everything), "
+        "besides users the identity provider marks as admins (a true `admin` attribute, or "
+        "JupyterHub's admin flag or the custom:jupyter_orch:admin scope).",
+    ).tag(config=True)
+
     executor_class = Type(
         default_value=LocalExecutor,
         klass=Executor,
@@ -255,6 +273,8 @@ class OrchApp(ExtensionApp):
             run_as_owner=self.run_as_owner,
             freeze_startup_objects=self.freeze_startup_objects,
             root_dir=Path(self.serverapp.root_dir).expanduser(),
+            multi_user=self.multi_user,
+            admin_users=frozenset(self.admin_users),
         )
         self.service = OrchService(
             config,
@@ -279,6 +299,11 @@ class OrchApp(ExtensionApp):
             }
         )
         self.log.info("jupyter_orch %s: data in %s", __version__, data.root)
+        if self.multi_user and type(self.serverapp.identity_provider) is IdentityProvider:
+            self.log.warning(
+                "jupyter_orch: multi_user is on, but the server's identity provider names no "
+                "users (each token login is a new anonymous user): configure one that does"
+            )
 
     def _executor(self) -> Executor:
         kind: Any = self.executor_class  # a concrete subclass: traitlets checked it

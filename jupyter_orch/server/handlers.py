@@ -23,6 +23,7 @@ from jupyter_server.base.handlers import APIHandler
 from tornado import web
 from tornado.iostream import StreamClosedError
 
+from .access import Scope
 from .errors import Forbidden, InvalidRequest, Missing, OrchError, TooLarge
 from .fields import (
     MAX_DAYS,
@@ -33,10 +34,12 @@ from .fields import (
     parse_json_object,
     query_integer,
 )
+from .identity import caller_of
 from .intake import Upload
 from .models import ConcurrencyPolicy, RunStatus, RunType, Task, TaskQuery
 from .service import OrchService, TaskRequest
 from .upload import MultipartReceiver
+from .workspace_endpoints import WORKSPACE_ENDPOINTS
 
 PREFIX = "/orch/v1/api"
 # `task/activity`: failed runs in one answer, by default and at most
@@ -57,21 +60,18 @@ Endpoint = Callable[["OrchHandler", Fields], Awaitable[Answer]]
 
 
 class OrchHandler(APIHandler):
-    """Base of our handlers: authentication (server identity or a run's token) and errors."""
+    """Base of our handlers: authentication (server identity or a run's token), the caller's
+    scope, and errors."""
 
     auth_resource = "orch"
     run_id: str | None = None
+    scope: Scope
 
     @property
     def service(self) -> OrchService:
         """The service the extension built at start."""
         service: OrchService = self.settings["jupyter_orch.service"]
         return service
-
-    @property
-    def owner(self) -> str:
-        """Who owns what this request creates: the server's user (token logins are anonymous)."""
-        return self.service.config.owner
 
     def _bearer(self) -> str | None:
         header = self.request.headers.get("Authorization", "")
@@ -81,10 +81,12 @@ class OrchHandler(APIHandler):
         return None
 
     async def prepare(self) -> None:  # type: ignore[override]
-        """Accept a run's own token for this API; otherwise the server's authentication."""
+        """Accept a run's own token for this API (the run acts as its owner); otherwise the
+        server's authentication, whose user is the caller (`identity.py`)."""
         token = self._bearer()
         run_id = self.service.run_for_token(token) if token else None
-        if run_id is not None:
+        caller = await self.service.caller_for_run(run_id) if run_id is not None else None
+        if run_id is not None and caller is not None:
             if not self.check_host():
                 raise Forbidden(f"host {self.request.host!r} is not allowed")
             self.run_id = run_id
@@ -97,7 +99,15 @@ class OrchHandler(APIHandler):
             allowed = self.authorizer.is_authorized(self, self.current_user, action, "orch")
             if not await ensure_async(allowed):
                 raise Forbidden(f"not authorized to {action} orchestrations")
+            config = self.service.config
+            caller = caller_of(
+                self.current_user,
+                multi_user=config.multi_user,
+                owner=config.owner,
+                admin_users=config.admin_users,
+            )
         await self.service.ensure_started()
+        self.scope = await self.service.scope(caller)
 
     def check_xsrf_cookie(self) -> None:
         """A run's token is a token: no XSRF cookie needed."""
@@ -217,9 +227,9 @@ class UploadHandler(OrchHandler):
             receiver.file_size,
             meta.req_integer("workspace_id", 1),
             meta.string("name", required=False),
-            self.owner,
+            self.scope.user,
         )
-        orch = await self.service.upload(upload)
+        orch = await self.service.upload(self.scope, upload)
         await self.reply(202, {"id": orch.id})
 
     def on_finish(self) -> None:
@@ -239,7 +249,7 @@ class DownloadHandler(OrchHandler):
     async def get(self) -> None:
         """Stream the stored archive."""
         orch_id = as_uuid("id", self.get_query_argument("id", "") or "")
-        orch, path = await self.service.archive_file(orch_id)
+        orch, path = await self.service.archive_file(self.scope, orch_id)
         self.set_header("Content-Type", "application/octet-stream")
         self.set_header("Content-Disposition", content_disposition(orch.file_name))
         fh = await asyncio.to_thread(path.open, "rb")
@@ -270,7 +280,7 @@ class RunOutputHandler(OrchHandler):
     async def get(self) -> None:
         """Stream the executed notebook (nbformat 4 JSON)."""
         run_id = as_uuid("id", self.get_query_argument("id", "") or "")
-        fh = await self.service.open_run_output(run_id)
+        fh = await self.service.open_run_output(self.scope, run_id)
         try:
             self.set_header("Content-Type", "application/json; charset=UTF-8")
             self.set_header("Cache-Control", "no-store")  # it changes while the run goes on
@@ -292,7 +302,7 @@ class FollowLogsHandler(OrchHandler):
         """Stream the run's lines from index `from`."""
         run_id = as_uuid("id", self.get_query_argument("id", "") or "")
         start = query_integer("from", self.get_query_argument("from", "0") or "0", 0)
-        lines = await self.service.follow_logs(run_id, start)
+        lines = await self.service.follow_logs(self.scope, run_id, start)
         self.set_header("Content-Type", "application/x-ndjson")
         self.set_header("Cache-Control", "no-cache")
         queue: asyncio.Queue[tuple[int, str] | None] = asyncio.Queue(maxsize=1000)
@@ -311,7 +321,7 @@ class FollowLogsHandler(OrchHandler):
             return  # the client went away
         finally:
             pump.cancel()
-        status = await self.service.run_status(run_id)
+        status = await self.service.run_status(self.scope, run_id)
         end = {"end": True, "status": status.value, "next": following}
         self.finish(dumps(end) + "\n", set_content_type="application/x-ndjson")
 
@@ -354,22 +364,9 @@ class UnknownHandler(OrchHandler):
 # -- endpoint functions ----------------------------------------------------------------------
 
 
-async def workspace_create(h: OrchHandler, f: Fields) -> Answer:
-    """`workspaces/create {"name"}`."""
-    name = f.string("name")
-    assert name is not None
-    workspace = await h.service.create_workspace(name, h.owner)
-    return 201, {"workspace_id": workspace.id, **workspace.to_json()}
-
-
-async def workspace_list(h: OrchHandler, f: Fields) -> Answer:
-    """`workspaces/list`."""
-    return 200, {"workspaces": [w.to_json() for w in await h.service.list_workspaces()]}
-
-
 async def orch_list(h: OrchHandler, f: Fields) -> Answer:
     """`orchestration/list {"workspace_id"}`."""
-    orchs = await h.service.list_orchestrations(f.req_integer("workspace_id", 1))
+    orchs = await h.service.list_orchestrations(h.scope, f.req_integer("workspace_id", 1))
     return 200, [o.to_json() for o in orchs]
 
 
@@ -377,14 +374,14 @@ async def orch_list_all(h: OrchHandler, f: Fields) -> Answer:
     """`orchestration/list_all` with the contract's filters."""
     statuses = [f.enum("task_run_status", RunStatus, s) for s in f.items("task_run_status", str)]
     answer = await h.service.list_all(
-        f.integers("workspace_ids", 1), statuses, f.boolean("killed"), f.time_range()
+        h.scope, f.integers("workspace_ids", 1), statuses, f.boolean("killed"), f.time_range()
     )
     return 200, answer
 
 
 async def orch_get(h: OrchHandler, f: Fields) -> Answer:
     """`orchestration/get_by_id {"id"}`."""
-    return 200, (await h.service.get_orchestration(f.uuid("id"))).to_json()
+    return 200, (await h.service.get_orchestration(h.scope, f.uuid("id"))).to_json()
 
 
 async def orch_create_from_path(h: OrchHandler, f: Fields) -> Answer:
@@ -393,17 +390,17 @@ async def orch_create_from_path(h: OrchHandler, f: Fields) -> Answer:
     path = f.string("path")
     assert path is not None
     orch = await h.service.create_from_path(
+        h.scope,
         path,
         f.integer("workspace_id", required=False, minimum=1) or 1,
         f.string("name", required=False),
-        h.owner,
     )
     return 202, {"id": orch.id}
 
 
 async def orch_build_log(h: OrchHandler, f: Fields) -> Answer:
     """`orchestration/get_build_log {"id"}` (ours): the environment build's output."""
-    return 200, {"log": await h.service.build_log(f.uuid("id"))}
+    return 200, {"log": await h.service.build_log(h.scope, f.uuid("id"))}
 
 
 async def orch_delete(h: OrchHandler, f: Fields) -> Answer:
@@ -411,7 +408,8 @@ async def orch_delete(h: OrchHandler, f: Fields) -> Answer:
     ids = [as_uuid("orchestrations", i) for i in f.items("orchestrations", str)]
     if not ids:
         raise InvalidRequest("orchestrations", "must list at least one orchestration id")
-    return 200, await h.service.delete_orchestrations(ids, bool(f.boolean("confirm_delete")))
+    confirm = bool(f.boolean("confirm_delete"))
+    return 200, await h.service.delete_orchestrations(h.scope, ids, confirm)
 
 
 def task_request(f: Fields, scheduled: bool = False) -> TaskRequest:
@@ -439,38 +437,38 @@ def task_request(f: Fields, scheduled: bool = False) -> TaskRequest:
 
 async def task_run_once(h: OrchHandler, f: Fields) -> Answer:
     """`task/run_once`: 201 `{"id"}` of the new task."""
-    task = await h.service.create_task(RunType.ONCE, task_request(f), h.owner)
+    task = await h.service.create_task(h.scope, RunType.ONCE, task_request(f))
     return 201, {"id": task.id}
 
 
 async def task_run_scheduled(h: OrchHandler, f: Fields) -> Answer:
     """`task/run_scheduled`: a run at every instant of a cron schedule."""
-    task = await h.service.create_task(RunType.SCHEDULED, task_request(f, True), h.owner)
+    task = await h.service.create_task(h.scope, RunType.SCHEDULED, task_request(f, True))
     return 201, {"id": task.id}
 
 
 async def task_run_continuously(h: OrchHandler, f: Fields) -> Answer:
     """`task/run_continuously`: the next run as soon as the previous one ends."""
-    task = await h.service.create_task(RunType.CONTINUOUS, task_request(f), h.owner)
+    task = await h.service.create_task(h.scope, RunType.CONTINUOUS, task_request(f))
     return 201, {"id": task.id}
 
 
 async def task_pause(h: OrchHandler, f: Fields) -> Answer:
     """`task/pause {"id", "pause"}`: false resumes."""
     pause = f.boolean("pause", required=True)
-    return 202, (await h.service.pause_task(f.uuid("id"), bool(pause))).to_json()
+    return 202, (await h.service.pause_task(h.scope, f.uuid("id"), bool(pause))).to_json()
 
 
 async def task_run_now(h: OrchHandler, f: Fields) -> Answer:
     """`task/run_now {"id"}` (ours): one immediate run of a scheduled task."""
-    run = await h.service.run_now(f.uuid("id"))
+    run = await h.service.run_now(h.scope, f.uuid("id"))
     return 201, {"id": run.id, **run.to_json()}
 
 
 async def task_get(h: OrchHandler, f: Fields) -> Answer:
     """`task/get_by_id {"id", "run_limit"?}`."""
     limit = f.integer("run_limit", required=False, minimum=0)
-    task = await h.service.get_task(f.uuid("id"), 5 if limit is None else limit)
+    task = await h.service.get_task(h.scope, f.uuid("id"), 5 if limit is None else limit)
     return 200, task.to_json()
 
 
@@ -489,8 +487,8 @@ async def task_list(h: OrchHandler, f: Fields) -> Answer:
     )
     after = f.opt_uuid("after")
     if query.limit is None and after is None:  # every task: sent a page at a time
-        return 200, JsonArray(_task_pieces(h.service.stream_tasks(query)))
-    return 200, [t.to_json() for t in await h.service.list_tasks(query, after)]
+        return 200, JsonArray(_task_pieces(h.service.stream_tasks(h.scope, query)))
+    return 200, [t.to_json() for t in await h.service.list_tasks(h.scope, query, after)]
 
 
 async def _task_pieces(pages: AsyncIterator[list[Task]]) -> AsyncIterator[list[Any]]:
@@ -502,12 +500,12 @@ async def task_by_sha(h: OrchHandler, f: Fields) -> Answer:
     """`task/get_tasks_by_orch_sha {"sha"}`."""
     sha = f.string("sha")
     assert sha is not None
-    return 200, {"ids": await h.service.task_ids_by_sha(sha)}
+    return 200, {"ids": await h.service.task_ids_by_sha(h.scope, sha)}
 
 
 async def task_kill(h: OrchHandler, f: Fields) -> Answer:
     """`task/kill {"id"}`: 202 with the task (`pending_kill` while runs end)."""
-    return 202, (await h.service.kill_task(f.uuid("id"))).to_json()
+    return 202, (await h.service.kill_task(h.scope, f.uuid("id"))).to_json()
 
 
 async def task_runs(h: OrchHandler, f: Fields) -> Answer:
@@ -515,6 +513,7 @@ async def task_runs(h: OrchHandler, f: Fields) -> Answer:
     word = f.string("status", required=False)
     status = None if word in (None, "all") else f.enum("status", RunStatus, word)
     runs = await h.service.list_task_runs(
+        h.scope,
         f.uuid("task_id"),
         f.integer("limit", required=False, minimum=1),
         status,
@@ -529,32 +528,31 @@ async def task_activity(h: OrchHandler, f: Fields) -> Answer:
     newest runs that failed or timed out (after `since`, if given)."""
     limit = f.integer("limit", required=False, minimum=1, maximum=ACTIVITY_LIMIT)
     activity = await h.service.activity(
-        f.time("since"), ACTIVITY_DEFAULT if limit is None else limit
+        h.scope, f.time("since"), ACTIVITY_DEFAULT if limit is None else limit
     )
     return 200, activity.to_json()
 
 
 async def task_run_details(h: OrchHandler, f: Fields) -> Answer:
     """`task/get_run_details {"task", "pod_id"}`."""
-    return 200, (await h.service.get_run(f.uuid("task"), f.uuid("pod_id"))).to_json()
+    return 200, (await h.service.get_run(h.scope, f.uuid("task"), f.uuid("pod_id"))).to_json()
 
 
 async def task_logs(h: OrchHandler, f: Fields) -> Answer:
     """`task/get_logs_for_run {"id", "lines"?}`."""
     lines = f.integer("lines", required=False, minimum=0)
-    return 200, {"logs": await h.service.run_logs(f.uuid("id"), lines)}
+    return 200, {"logs": await h.service.run_logs(h.scope, f.uuid("id"), lines)}
 
 
 async def engine_info(h: OrchHandler, f: Fields) -> Answer:
     """`engine/info`: which engine answers (this server's own, or a JupyterHub service)."""
     info: dict[str, Any] = h.settings["jupyter_orch.engine"]
-    return 200, {**info, "user": h.current_user.username}
+    return 200, {**info, "user": h.scope.user}
 
 
 ENDPOINTS: dict[str, Endpoint] = {
     "engine/info": engine_info,
-    "workspaces/create": workspace_create,
-    "workspaces/list": workspace_list,
+    **WORKSPACE_ENDPOINTS,
     "orchestration/list": orch_list,
     "orchestration/list_all": orch_list_all,
     "orchestration/get_by_id": orch_get,

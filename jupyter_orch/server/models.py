@@ -118,23 +118,48 @@ TASK_STATUS_FOR_RUN = {
 }
 
 
+class UserType(str, Enum):
+    """A workspace member's part (Wallaroo's words): owners also manage the members."""
+
+    OWNER = "Owner"
+    COLLABORATOR = "Collaborator"
+
+
 @dataclass
 class Workspace:
-    """A named group of orchestrations and tasks."""
+    """A named group of orchestrations and tasks, and of the users who share them."""
 
     id: int
     name: str
     created_at: datetime
     created_by: str = ""
 
-    def to_json(self) -> dict[str, Any]:
-        """The wire shape."""
+    def to_json(self, default: bool = False) -> dict[str, Any]:
+        """The wire shape (Wallaroo's: there are no models or pipelines here, and no
+        workspace is archived); `default`: whether it is the caller's default workspace."""
         return {
             "id": self.id,
             "name": self.name,
             "created_at": iso(self.created_at),
             "created_by": self.created_by,
+            "archived": False,
+            "models": [],
+            "pipelines": [],
+            "default": default,
         }
+
+
+@dataclass
+class WorkspaceUser:
+    """A user's membership of a workspace."""
+
+    workspace_id: int
+    user_id: str
+    user_type: UserType
+
+    def to_json(self) -> dict[str, Any]:
+        """The wire shape of `workspaces/list_users`."""
+        return {"user_id": self.user_id, "user_type": self.user_type.value}
 
 
 @dataclass
@@ -342,6 +367,11 @@ class Task:
         }
 
 
+#: A listing's ownership condition (`access.Scope.visible`): a caller's name and the workspaces
+#: they are a member of; rows they own or of those workspaces are listed.
+Visible = tuple[str, tuple[int, ...]]
+
+
 @dataclass
 class TaskQuery:
     """Filters and paging of a task listing (every filter given must hold)."""
@@ -356,3 +386,5 @@ class TaskQuery:
     # Keyset paging, newest first: only tasks older than this (created_at, id), the key of
     # the last task of the previous page. A page costs the same however deep it is.
     before: tuple[datetime, str] | None = None
+    # Only tasks a caller sees (`access.Scope.visible`): their own, or of these workspaces.
+    visible: Visible | None = None

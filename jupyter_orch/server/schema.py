@@ -24,7 +24,10 @@ from .models import (
     TaskRun,
     TaskStatus,
     Trigger,
+    UserType,
+    Visible,
     Workspace,
+    WorkspaceUser,
     now,
 )
 
@@ -37,9 +40,23 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS workspaces (
     id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
     created_by TEXT NOT NULL DEFAULT '',
     created_at TEXT NOT NULL
+);
+-- Who may see a workspace and what is in it (Wallaroo's model): its owners and collaborators.
+CREATE TABLE IF NOT EXISTS workspace_users (
+    workspace_id INTEGER NOT NULL REFERENCES workspaces(id),
+    user_id TEXT NOT NULL,
+    user_type TEXT NOT NULL,
+    added_at TEXT NOT NULL,
+    PRIMARY KEY (workspace_id, user_id)
+);
+CREATE INDEX IF NOT EXISTS workspace_users_user ON workspace_users(user_id, workspace_id);
+-- Each user's own default workspace, on a multi-user server (what workspace id 1 names then).
+CREATE TABLE IF NOT EXISTS default_workspaces (
+    user_id TEXT PRIMARY KEY,
+    workspace_id INTEGER NOT NULL UNIQUE REFERENCES workspaces(id)
 );
 CREATE TABLE IF NOT EXISTS orchestrations (
     id TEXT PRIMARY KEY,
@@ -61,6 +78,7 @@ CREATE TABLE IF NOT EXISTS orchestrations (
 );
 CREATE INDEX IF NOT EXISTS orchestrations_workspace ON orchestrations(workspace_id, created_at);
 CREATE INDEX IF NOT EXISTS orchestrations_sha ON orchestrations(sha);
+CREATE INDEX IF NOT EXISTS orchestrations_owner ON orchestrations(owner_id);
 CREATE TABLE IF NOT EXISTS tasks (
     id TEXT PRIMARY KEY,
     name TEXT,
@@ -87,6 +105,7 @@ CREATE INDEX IF NOT EXISTS tasks_workspace ON tasks(workspace_id, created_at);
 CREATE INDEX IF NOT EXISTS tasks_created ON tasks(created_at, id);
 CREATE INDEX IF NOT EXISTS tasks_orch ON tasks(orch_id);
 CREATE INDEX IF NOT EXISTS tasks_sha ON tasks(orch_sha);
+CREATE INDEX IF NOT EXISTS tasks_owner ON tasks(owner_id, created_at);
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY,
     task_id TEXT NOT NULL REFERENCES tasks(id),
@@ -135,16 +154,40 @@ def add_missing_columns(db: sqlite3.Connection) -> None:
             have[table].add(column)
 
 
+def drop_unique_workspace_names(db: sqlite3.Connection) -> None:
+    """Workspace names were unique server-wide; now a name is unique among the workspaces one
+    user sees (so no name tells a user what others have). SQLite cannot drop a constraint in
+    place: a table made with it is copied once into one made without (foreign keys off)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        found = db.execute(
+            "SELECT 1 FROM sqlite_master WHERE name = 'sqlite_autoindex_workspaces_1'"
+        ).fetchone()
+        if found is not None:
+            columns = ", ".join(row[1] for row in db.execute("PRAGMA table_info(workspaces)"))
+            definition = SCHEMA.split("CREATE TABLE IF NOT EXISTS workspaces ", 1)[1]
+            definition = definition.split(";", 1)[0]
+            db.execute(f"CREATE TABLE workspaces_copy {definition}")
+            db.execute(f"INSERT INTO workspaces_copy ({columns}) SELECT {columns} FROM workspaces")
+            db.execute("DROP TABLE workspaces")
+            db.execute("ALTER TABLE workspaces_copy RENAME TO workspaces")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
 def prepare(db: sqlite3.Connection) -> None:
     """Set a new connection up: WAL, foreign keys, a busy timeout; create or migrate the
     tables, and the default workspace."""
     db.row_factory = sqlite3.Row
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
-    db.execute("PRAGMA foreign_keys=ON")
     db.execute("PRAGMA busy_timeout=5000")
     db.executescript(SCHEMA)
     add_missing_columns(db)
+    drop_unique_workspace_names(db)
+    db.execute("PRAGMA foreign_keys=ON")
     if db.execute("SELECT COUNT(*) FROM schema_version").fetchone()[0] == 0:
         db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
     db.execute(
@@ -219,6 +262,24 @@ def finite_json(text: str) -> Any:
 def as_workspace(row: sqlite3.Row) -> Workspace:
     """A workspace row as its record."""
     return record(Workspace, row)
+
+
+def as_member(row: sqlite3.Row) -> WorkspaceUser:
+    """A workspace membership row as its record."""
+    return record(WorkspaceUser, row, user_type=UserType)
+
+
+def visible_where(visible: Visible | None, table: str = "") -> tuple[str, list[object]]:
+    """The ownership condition of a listing (` AND ...`, empty for a caller who sees
+    everything): the caller's own rows, or rows of the workspaces they are a member of."""
+    if visible is None:
+        return "", []
+    user, workspace_ids = visible
+    prefix = f"{table}." if table else ""
+    sql = f" AND ({prefix}owner_id = ?"
+    if workspace_ids:
+        sql += f" OR {prefix}workspace_id IN ({placeholders(workspace_ids)})"
+    return sql + ")", [user, *workspace_ids]
 
 
 def as_orchestration(row: sqlite3.Row) -> Orchestration:

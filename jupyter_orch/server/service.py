@@ -25,11 +25,13 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from . import logfiles
+from .access import Scope
 from .archive import ArchiveLimits
 from .cron import parse_cron, parse_timezone
 from .datadir import DataDir
 from .errors import InvalidRequest, Missing, NoOutput, WrongState
 from .executors import Executor
+from .identity import Caller, run_caller
 from .intake import Intake, Upload
 from .logfiles import LogWatcher
 from .models import (
@@ -53,6 +55,7 @@ from .retention import Retention
 from .runner import RunSettings
 from .store import Store
 from .tasks import TaskManager, TaskSettings
+from .workspaces import Workspaces
 
 log = logging.getLogger(__name__)
 STREAM_PAGE = 100  # tasks read, encoded and sent at a time by an unpaged listing
@@ -74,6 +77,8 @@ class ServiceConfig:
     callback_url: str = ""
     allow_requirement_options: bool = False
     owner: str = field(default_factory=default_owner)
+    multi_user: bool = False  # ownership checked per user (OrchApp.multi_user)
+    admin_users: frozenset[str] = frozenset()  # admins by name, in multi-user mode
     task_settings: TaskSettings = field(default_factory=TaskSettings)
     keep_runs: int = 100
     keep_days: float = 30.0
@@ -114,6 +119,7 @@ class OrchService:
         self.executor = executor
         self.packager = packager
         self.data = DataDir(config.data_dir)
+        self.workspaces = Workspaces(store, config.multi_user)
         self.retention = Retention(store, self.data, config.keep_runs, config.keep_days)
         run_settings = RunSettings(
             self.data,
@@ -191,71 +197,75 @@ class OrchService:
         """Stop timers and watchers; runs go on unless configured to stop with the server."""
         await self._stack.aclose()
 
-    # -- workspaces -------------------------------------------------------------------------
+    # -- callers and workspaces -------------------------------------------------------------
 
-    async def create_workspace(self, name: str, user: str) -> Workspace:
-        """A new workspace; 409 when the name is taken."""
-        if not name.strip():
-            raise InvalidRequest("name", "must not be empty")
-        workspace = await self.store.call(self.store.create_workspace, name.strip(), user)
-        if workspace is None:
-            raise WrongState(f"a workspace named {name!r} already exists")
-        return workspace
+    async def scope(self, caller: Caller) -> Scope:
+        """What a caller sees and acts on (`access.py`)."""
+        return await self.workspaces.scope(caller)
 
-    async def list_workspaces(self) -> list[Workspace]:
-        """Every workspace."""
-        return await self.store.call(self.store.list_workspaces)
+    async def caller_for_run(self, run_id: str) -> Caller | None:
+        """Who a run's token acts for: the owner of the run's task (None if it is gone)."""
+        run = await self.store.call(self.store.get_run, run_id)
+        task = await self.store.call(self.store.get_task, run.task_id, 0) if run else None
+        if task is None:
+            return None
+        return run_caller(task.owner_id, run_id, multi_user=self.config.multi_user)
 
-    async def get_workspace(self, workspace_id: int) -> Workspace:
-        """One workspace, or Missing."""
-        workspace = await self.store.call(self.store.get_workspace, workspace_id)
-        if workspace is None:
-            raise Missing("workspace", workspace_id)
-        return workspace
+    async def get_workspace(self, scope: Scope, workspace_id: int) -> Workspace:
+        """One workspace the caller sees, or Missing."""
+        return await self.workspaces.get(scope, workspace_id)
 
     # -- orchestrations ---------------------------------------------------------------------
 
-    async def upload(self, upload: Upload) -> Orchestration:
-        """Check and store an uploaded zip; packaging goes on in the background."""
-        await self.get_workspace(upload.workspace_id)
-        return await self.intake.upload(upload)
+    async def upload(self, scope: Scope, upload: Upload) -> Orchestration:
+        """Check and store an uploaded zip (the caller's, in a workspace they see); packaging
+        goes on in the background."""
+        workspace = await self.get_workspace(scope, upload.workspace_id)
+        return await self.intake.upload(replace(upload, workspace_id=workspace.id))
 
     async def create_from_path(
-        self, relative: str, workspace_id: int, name: str | None, owner: str
+        self, scope: Scope, relative: str, workspace_id: int, name: str | None
     ) -> Orchestration:
         """An orchestration from a folder or a `.py` file under the Jupyter root."""
-        await self.get_workspace(workspace_id)
-        return await self.intake.create_from_path(relative, workspace_id, name, owner)
+        workspace = await self.get_workspace(scope, workspace_id)
+        return await self.intake.create_from_path(relative, workspace.id, name, scope.user)
 
-    async def get_orchestration(self, orch_id: str) -> Orchestration:
-        """One orchestration, or Missing."""
+    async def get_orchestration(self, scope: Scope, orch_id: str) -> Orchestration:
+        """One orchestration the caller sees, or Missing."""
         orch = await self.store.call(self.store.get_orchestration, orch_id)
         if orch is None:
             raise Missing("orchestration", orch_id)
+        scope.check("orchestration", orch_id, orch.owner_id, orch.workspace_id)
         return orch
 
-    async def build_log(self, orch_id: str) -> str:
+    async def build_log(self, scope: Scope, orch_id: str) -> str:
         """The installer's output for an orchestration's environment."""
-        await self.get_orchestration(orch_id)
+        await self.get_orchestration(scope, orch_id)
         return await asyncio.to_thread(_read_text, self.data.build_log(orch_id))
 
-    async def list_orchestrations(self, workspace_id: int) -> list[Orchestration]:
-        """The orchestrations of one workspace."""
-        await self.get_workspace(workspace_id)
-        return await self.store.call(self.store.list_orchestrations, [workspace_id])
+    async def list_orchestrations(self, scope: Scope, workspace_id: int) -> list[Orchestration]:
+        """The orchestrations of one workspace the caller sees."""
+        workspace = await self.get_workspace(scope, workspace_id)
+        return await self.store.call(self.store.list_orchestrations, [workspace.id])
 
     async def list_all(
         self,
+        scope: Scope,
         workspace_ids: list[int],
         run_statuses: list[RunStatus],
         killed: bool | None,
         time_range: tuple[datetime, datetime] | None,
     ) -> list[dict[str, Any]]:
-        """Orchestrations with their tasks and workspace, filtered as the contract says."""
-        workspaces = {w.id: w for w in await self.list_workspaces()}
-        orchs = await self.store.call(self.store.list_orchestrations, workspace_ids)
+        """Orchestrations with their tasks and workspace, filtered as the contract says, of
+        what the caller sees."""
+        names = await self.workspaces.names(scope)
+        workspace_ids = scope.workspace_ids(workspace_ids)
+        orchs = await self.store.call(
+            self.store.list_orchestrations, workspace_ids, None, scope.visible
+        )
         query = TaskQuery(workspace_ids, [o.id for o in orchs], None, killed, time_range)
-        tasks = await self.store.call(self.store.list_tasks, query)
+        query.visible = scope.visible
+        tasks = await self.store.call(self.store.list_tasks, query) if orchs else []
         if run_statuses:
             tasks = [t for t in tasks if t.last_runs and t.last_runs[0].status in run_statuses]
         result = []
@@ -263,35 +273,45 @@ class OrchService:
             mine = [t.to_json() for t in tasks if t.orch_id == orch.id]
             if (killed is not None or run_statuses or time_range) and not mine:
                 continue
-            workspace = workspaces.get(orch.workspace_id)
             result.append(
                 {
                     "orchestration": orch.to_json(),
                     "tasks": mine,
-                    "workspace": {
-                        "id": orch.workspace_id,
-                        "name": workspace.name if workspace else None,
-                    },
+                    "workspace": {"id": orch.workspace_id, "name": names.get(orch.workspace_id)},
                 }
             )
         return result
 
-    async def archive_file(self, orch_id: str) -> tuple[Orchestration, Path]:
+    async def archive_file(self, scope: Scope, orch_id: str) -> tuple[Orchestration, Path]:
         """The stored zip of an orchestration, byte for byte as uploaded."""
-        orch = await self.get_orchestration(orch_id)
+        orch = await self.get_orchestration(scope, orch_id)
         return orch, self.data.archive(orch.sha)
 
-    async def delete_orchestrations(self, orch_ids: list[str], confirm: bool) -> dict[str, Any]:
+    async def delete_orchestrations(
+        self, scope: Scope, orch_ids: list[str], confirm: bool
+    ) -> dict[str, Any]:
         """Delete orchestrations with their tasks, runs and files; without confirm, a preview."""
-        orchs = [await self.get_orchestration(orch_id) for orch_id in dict.fromkeys(orch_ids)]
+        unique = list(dict.fromkeys(orch_ids))
+        orchs = [await self.get_orchestration(scope, orch_id) for orch_id in unique]
+        if scope.visible is not None:
+            every = TaskQuery(orch_ids=unique, run_limit=0)
+            seen = replace(every, visible=scope.visible)
+            counts = [len(await self.store.call(self.store.list_tasks, q)) for q in (every, seen)]
+            if counts[0] != counts[1]:  # own orchestrations, in a workspace one has left
+                raise WrongState(
+                    "these orchestrations have tasks in workspaces you are not a member of: "
+                    "a member of those workspaces can delete them"
+                )
         return await self.intake.delete(orchs, confirm)
 
     # -- tasks ------------------------------------------------------------------------------
 
-    async def create_task(self, kind: RunType, request: TaskRequest, owner: str) -> Task:
-        """A new task of any kind; it starts as soon as its orchestration is ready."""
-        orch = await self.get_orchestration(request.orch_id)
-        await self.get_workspace(request.workspace_id)
+    async def create_task(self, scope: Scope, kind: RunType, request: TaskRequest) -> Task:
+        """A new task of any kind, the caller's, in a workspace they see; it starts as soon as
+        its orchestration is ready."""
+        orch = await self.get_orchestration(scope, request.orch_id)
+        workspace = await self.get_workspace(scope, request.workspace_id)
+        request = replace(request, workspace_id=workspace.id)
         if orch.workspace_id != request.workspace_id:
             raise InvalidRequest(
                 "workspace_id",
@@ -307,7 +327,7 @@ class OrchService:
             workspace_id=request.workspace_id,
             orch_id=orch.id,
             orch_sha=orch.sha,
-            owner_id=owner,
+            owner_id=scope.user,
             status=TaskStatus.PENDING,
             run_type=kind,
             input_data=request.args,
@@ -325,21 +345,31 @@ class OrchService:
         await self.tasks.created(task, orch)
         return task
 
-    async def get_task(self, task_id: str, run_limit: int = 5) -> Task:
-        """One task with its newest runs, or Missing."""
+    async def get_task(self, scope: Scope, task_id: str, run_limit: int = 5) -> Task:
+        """One task the caller sees, with its newest runs, or Missing."""
         task = await self.store.call(self.store.get_task, task_id, run_limit)
         if task is None:
             raise Missing("task", task_id)
+        scope.check("task", task_id, task.owner_id, task.workspace_id)
         task.next_run_at = self.tasks.next_run_at(task)
         return task
 
-    async def list_tasks(self, query: TaskQuery, after: str | None = None) -> list[Task]:
-        """Tasks matching the query, newest first; the page after the task `after`, if given
-        (an unknown one is a 404, not an empty page)."""
+    async def list_tasks(
+        self, scope: Scope, query: TaskQuery, after: str | None = None
+    ) -> list[Task]:
+        """Tasks the caller sees matching the query, newest first; the page after the task
+        `after`, if given (an unknown one is a 404, not an empty page)."""
+        query = self._scoped(scope, query)
         if after is not None:
-            start = await self.get_task(after, 0)
+            start = await self.get_task(scope, after, 0)
             query = replace(query, before=(start.created_at, start.id))
         return await self._read_tasks(query)
+
+    @staticmethod
+    def _scoped(scope: Scope, query: TaskQuery) -> TaskQuery:
+        return replace(
+            query, workspace_ids=scope.workspace_ids(query.workspace_ids), visible=scope.visible
+        )
 
     async def _read_tasks(self, query: TaskQuery) -> list[Task]:
         tasks = await self.store.call(self.store.list_tasks, query)
@@ -347,10 +377,11 @@ class OrchService:
             task.next_run_at = self.tasks.next_run_at(task)
         return tasks
 
-    async def stream_tasks(self, query: TaskQuery) -> AsyncIterator[list[Task]]:
-        """Every task matching the query, newest first, `STREAM_PAGE` at a time: one listing
-        of every task never holds the event loop or the database thread for long."""
-        query = replace(query, limit=STREAM_PAGE)
+    async def stream_tasks(self, scope: Scope, query: TaskQuery) -> AsyncIterator[list[Task]]:
+        """Every task the caller sees matching the query, newest first, `STREAM_PAGE` at a
+        time: one listing of every task never holds the event loop or the database thread
+        for long."""
+        query = replace(self._scoped(scope, query), limit=STREAM_PAGE)
         while True:
             tasks = await self._read_tasks(query)
             if tasks:
@@ -359,32 +390,37 @@ class OrchService:
                 return
             query = replace(query, before=(tasks[-1].created_at, tasks[-1].id))
 
-    async def task_ids_by_sha(self, sha: str) -> list[str]:
-        """Ids of the tasks of every orchestration with this archive hash."""
-        return await self.store.call(self.store.task_ids_by_sha, sha)
+    async def task_ids_by_sha(self, scope: Scope, sha: str) -> list[str]:
+        """Ids of the tasks the caller sees of every orchestration with this archive hash."""
+        return await self.store.call(self.store.task_ids_by_sha, sha, scope.visible)
 
-    async def kill_task(self, task_id: str) -> Task:
+    async def kill_task(self, scope: Scope, task_id: str) -> Task:
         """Stop a task: no new runs; active runs get SIGTERM, then SIGKILL after the grace."""
+        await self.get_task(scope, task_id, 0)
         return await self.tasks.kill(task_id)
 
-    async def pause_task(self, task_id: str, pause: bool) -> Task:
+    async def pause_task(self, scope: Scope, task_id: str, pause: bool) -> Task:
         """Pause (no new runs) or resume a scheduled or continuous task."""
+        await self.get_task(scope, task_id, 0)
         task = await (self.tasks.pause(task_id) if pause else self.tasks.resume(task_id))
         task.next_run_at = self.tasks.next_run_at(task)
         return task
 
-    async def run_now(self, task_id: str) -> TaskRun:
+    async def run_now(self, scope: Scope, task_id: str) -> TaskRun:
         """One immediate run of a scheduled task."""
+        await self.get_task(scope, task_id, 0)
         return await self.tasks.run_now(task_id)
 
     # -- runs -------------------------------------------------------------------------------
 
-    async def activity(self, since: datetime | None, limit: int) -> Activity:
-        """How many tasks have a run going; the newest `limit` failures (after `since`)."""
-        return await self.store.call(self.store.activity, since, limit)
+    async def activity(self, scope: Scope, since: datetime | None, limit: int) -> Activity:
+        """How many of the tasks the caller sees have a run going; the newest `limit` of
+        their failures (after `since`)."""
+        return await self.store.call(self.store.activity, since, limit, scope.visible)
 
     async def list_task_runs(
         self,
+        scope: Scope,
         task_id: str,
         limit: int | None,
         status: RunStatus | None,
@@ -392,40 +428,52 @@ class OrchService:
         after: str | None = None,
     ) -> list[TaskRun]:
         """A task's runs, newest first; `limit` and `after` page through them."""
-        await self.get_task(task_id, 0)
+        await self.get_task(scope, task_id, 0)
         if after is not None:
-            await self.get_run(task_id, after)
+            await self.get_run(scope, task_id, after)
         return await self.store.call(
             self.store.list_runs, task_id, limit, status, time_range, after
         )
 
-    async def get_run(self, task_id: str, run_id: str) -> TaskRun:
-        """One run of one task, or Missing."""
+    async def get_run(self, scope: Scope, task_id: str, run_id: str) -> TaskRun:
+        """One run of one task the caller sees, or Missing."""
         run = await self.store.call(self.store.get_run, run_id)
         if run is None or run.task_id != task_id:
             raise Missing("task run", run_id)
+        await self._run_task(scope, run)
         return run
 
-    async def _known_run(self, run_id: str) -> TaskRun:
+    async def _known_run(self, scope: Scope, run_id: str) -> TaskRun:
         run = await self.store.call(self.store.get_run, run_id)
         if run is None:
             raise Missing("task run", run_id)
+        await self._run_task(scope, run)
         return run
 
-    async def run_logs(self, run_id: str, lines: int | None) -> list[str]:
+    async def _run_task(self, scope: Scope, run: TaskRun) -> None:
+        """Missing unless the caller sees the run's task (a run is its task's owner's)."""
+        if scope.visible is None:
+            return
+        task = await self.store.call(self.store.get_task, run.task_id, 0)
+        if task is None or not scope.sees(task.owner_id, task.workspace_id):
+            raise Missing("task run", run.id)
+
+    async def run_logs(self, scope: Scope, run_id: str, lines: int | None) -> list[str]:
         """A run's log lines (the last `lines` when given)."""
-        await self._known_run(run_id)
+        await self._known_run(scope, run_id)
         return await asyncio.to_thread(logfiles.read_lines, self.data.run_log(run_id), lines)
 
-    async def follow_logs(self, run_id: str, start: int) -> AsyncIterator[tuple[int, str]]:
+    async def follow_logs(
+        self, scope: Scope, run_id: str, start: int
+    ) -> AsyncIterator[tuple[int, str]]:
         """(index, line) of a run's log from line `start`, live until the run ends."""
-        await self._known_run(run_id)
+        await self._known_run(scope, run_id)
         return self.follower.follow(run_id, start)
 
-    async def open_run_output(self, run_id: str) -> BinaryIO:
+    async def open_run_output(self, scope: Scope, run_id: str) -> BinaryIO:
         """A notebook run's executed copy, opened (the copy so far while the run goes on);
         NoOutput saying why when there is none."""
-        run = await self._known_run(run_id)
+        run = await self._known_run(scope, run_id)
         try:
             # Written by renaming a complete file into place: an open handle reads one whole.
             return await asyncio.to_thread(self.data.run_output(run_id).open, "rb")
@@ -451,9 +499,9 @@ class OrchService:
         run = await self.store.call(self.store.get_run, run_id)
         return run is not None and run.status is RunStatus.RUNNING
 
-    async def run_status(self, run_id: str) -> RunStatus:
+    async def run_status(self, scope: Scope, run_id: str) -> RunStatus:
         """A run's current status."""
-        return (await self._known_run(run_id)).status
+        return (await self._known_run(scope, run_id)).status
 
     def run_for_token(self, token: str) -> str | None:
         """The active run a run-scoped token belongs to, if any."""

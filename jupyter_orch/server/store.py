@@ -34,6 +34,7 @@ from .models import (
     TaskQuery,
     TaskRun,
     TaskStatus,
+    Visible,
     Workspace,
     now,
 )
@@ -46,6 +47,7 @@ from .schema import (
     as_workspace,
     placeholders,
     stored,
+    visible_where,
 )
 
 T = TypeVar("T")
@@ -73,7 +75,8 @@ def task_where(query: TaskQuery) -> tuple[str, list[object]]:
     if query.before is not None:
         sql += " AND (created_at, id) < (?, ?)"
         params.extend([stored(query.before[0]), query.before[1]])
-    return sql, params
+    visible_sql, visible_params = visible_where(query.visible)
+    return sql + visible_sql, params + visible_params
 
 
 class WrongThread(AssertionError):
@@ -156,17 +159,6 @@ class Store:
 
     # -- workspaces -------------------------------------------------------------------------
 
-    def create_workspace(self, name: str, created_by: str) -> Workspace | None:
-        """Insert a workspace; None when the name is taken."""
-        try:
-            cur = self.db.execute(
-                "INSERT INTO workspaces (name, created_by, created_at) VALUES (?, ?, ?)",
-                (name, created_by, stored(now())),
-            )
-        except sqlite3.IntegrityError:
-            return None
-        return self.get_workspace(int(cur.lastrowid or 0))
-
     def get_workspace(self, workspace_id: int) -> Workspace | None:
         """One workspace by id."""
         row = self.db.execute("SELECT * FROM workspaces WHERE id = ?", (workspace_id,)).fetchone()
@@ -228,11 +220,15 @@ class Store:
         return as_orchestration(row) if row else None
 
     def list_orchestrations(
-        self, workspace_ids: Sequence[int] = (), status: OrchestrationStatus | None = None
+        self,
+        workspace_ids: Sequence[int] = (),
+        status: OrchestrationStatus | None = None,
+        visible: Visible | None = None,
     ) -> list[Orchestration]:
-        """Orchestrations of some workspaces (all when empty), oldest first."""
-        sql = "SELECT * FROM orchestrations WHERE 1=1"
-        params: list[object] = []
+        """Orchestrations of some workspaces (all when empty), oldest first; only those a
+        caller sees when `visible` is given."""
+        sql, params = visible_where(visible)
+        sql = "SELECT * FROM orchestrations WHERE 1=1" + sql
         if workspace_ids:
             sql += f" AND workspace_id IN ({placeholders(workspace_ids)})"
             params.extend(workspace_ids)
@@ -361,10 +357,12 @@ class Store:
                 found.setdefault(row["task_id"], []).append(as_run(row))
         return found
 
-    def task_ids_by_sha(self, sha: str) -> list[str]:
-        """Ids of the tasks made from orchestrations with this archive hash."""
+    def task_ids_by_sha(self, sha: str, visible: Visible | None = None) -> list[str]:
+        """Ids of the tasks made from orchestrations with this archive hash (that a caller
+        sees, when `visible` is given)."""
+        where, params = visible_where(visible)
         rows = self.db.execute(
-            "SELECT id FROM tasks WHERE orch_sha = ? ORDER BY created_at", (sha,)
+            f"SELECT id FROM tasks WHERE orch_sha = ?{where} ORDER BY created_at", [sha, *params]
         ).fetchall()
         return [row["id"] for row in rows]
 
@@ -489,13 +487,18 @@ class Store:
         )
         return [row["id"] for row in rows.fetchall()]
 
-    def activity(self, since: datetime | None, limit: int) -> Activity:
+    def activity(
+        self, since: datetime | None, limit: int, visible: Visible | None = None
+    ) -> Activity:
         """How many tasks have a run going, and the newest `limit` runs that failed or timed
-        out (after `since`, if given), each with its task's name."""
+        out (after `since`, if given), each with its task's name; of the tasks a caller sees,
+        when `visible` is given."""
         as_of = now()
+        where, seen = visible_where(visible, "tasks")
+        join = " JOIN tasks ON tasks.id = runs.task_id" if where else ""
         running = self.db.execute(
-            "SELECT COUNT(DISTINCT task_id) FROM runs WHERE status = ?",
-            (RunStatus.RUNNING.value,),
+            f"SELECT COUNT(DISTINCT task_id) FROM runs{join} WHERE runs.status = ?{where}",
+            [RunStatus.RUNNING.value, *seen],
         ).fetchone()[0]
         failed: list[tuple[TaskRun, str | None]] = []
         # one index range per status, newest first: the cost follows `limit`, not how many
@@ -504,9 +507,9 @@ class Store:
             rows = self.db.execute(
                 "SELECT runs.*, tasks.name AS task_name FROM runs"
                 " JOIN tasks ON tasks.id = runs.task_id"
-                " WHERE runs.status = ? AND runs.updated_at > ?"
+                f" WHERE runs.status = ? AND runs.updated_at > ?{where}"
                 " ORDER BY runs.updated_at DESC LIMIT ?",
-                (status.value, stored(since) if since is not None else "", limit),
+                [status.value, stored(since) if since is not None else "", *seen, limit],
             )
             failed.extend((as_run(row), row["task_name"]) for row in rows.fetchall())
         failed.sort(key=lambda pair: (pair[0].updated_at, pair[0].id), reverse=True)

@@ -160,13 +160,21 @@ export interface IEngineInfo {
   user: string;
 }
 
-/** A named group of orchestrations and tasks. */
+/** A named group of orchestrations and tasks, and of the users who share them. */
 export interface IWorkspace {
   id: number;
   name: string;
   created_at: string;
-  /** Empty for the default workspace. */
+  /** Empty for the `default` workspace. */
   created_by: string;
+  /** Always false (Wallaroo's field). */
+  archived: boolean;
+  /** Always empty (Wallaroo's field). */
+  models: never[];
+  /** Always empty (Wallaroo's field). */
+  pipelines: never[];
+  /** Whether it is the caller's default workspace (the one workspace id 1 names). */
+  default: boolean;
 }
 
 /** The answer of `workspaces/list`. */

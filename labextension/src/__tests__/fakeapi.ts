@@ -120,7 +120,11 @@ export class FakeApi implements IOrchApi {
       id: 1,
       name: 'default',
       created_at: '2026-01-01T00:00:00+00:00',
-      created_by: ''
+      created_by: '',
+      archived: false,
+      models: [],
+      pipelines: [],
+      default: true
     }
   ];
   orchestrations: IOrchestration[] = [];
