@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import pwd
+import shutil
 import subprocess
 import time
 import zipfile
@@ -16,7 +18,7 @@ from typing import Any
 import pytest
 import requests
 
-from .jhub import Hub, UnixUsers, build_wheel, skip_reason, users_venv
+from .jhub import PASSWORD, Hub, UnixUsers, build_wheel, read_json, skip_reason, users_venv
 
 pytestmark = [pytest.mark.skipif(skip_reason() is not None, reason=str(skip_reason()))]
 
@@ -43,6 +45,11 @@ def unix_users() -> Iterator[UnixUsers]:
     """alice, bob and an admin as Unix accounts, removed after."""
     users = UnixUsers([ALICE, BOB, ADMIN]).create()
     try:
+        bob = pwd.getpwnam(BOB)
+        secret = Path(bob.pw_dir, "secret.txt")
+        secret.write_text("bob's secret\n")
+        os.chown(secret, bob.pw_uid, bob.pw_gid)
+        os.chmod(secret, 0o600)
         yield users
     finally:
         users.remove()
@@ -171,16 +178,16 @@ class UserServer:
         return [line.split(" ", 3)[3] for line in lines]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def alice(hub: Hub) -> UserServer:
-    """alice's server, started through the Hub."""
+    """alice's server, started through the Hub (if it is not running)."""
     return UserServer(hub, ALICE)
 
 
 def test_a_users_server_passes_everything_on_to_the_service(hub: Hub, alice: UserServer) -> None:
     info = alice.post("engine/info")
     assert (info["kind"], info["name"], info["user"]) == ("hub-service", "orch", ALICE)
-    orch_id = alice.upload({"main.py": "import os\nprint('hello from', os.getuid())\n"}, "hello")
+    orch_id = alice.upload({"main.py": WHO}, "hello")
     alice.ready(orch_id)
     task = alice.post(
         "task/run_once", {"orch_id": orch_id, "workspace_id": 1, "json": {}}, status=201
@@ -196,6 +203,55 @@ def test_a_users_server_passes_everything_on_to_the_service(hub: Hub, alice: Use
     assert answer.status_code == 200, answer.text
     messages = [json.loads(line) for line in answer.iter_lines() if line]
     assert any("hello from" in str(m) for m in messages), messages
+
+    # the run was alice's: her uid, gid and groups, her home; bob's files closed to it
+    alice_account = pwd.getpwnam(ALICE)
+    printed = alice.logs(run["run_id"])
+    who = json.loads(printed[1])
+    assert (who["uid"], who["gid"]) == (alice_account.pw_uid, alice_account.pw_gid)
+    assert who["groups"] == sorted(os.getgrouplist(ALICE, alice_account.pw_gid))
+    assert (who["home"], who["user"]) == (alice_account.pw_dir, ALICE)
+    assert who["bob"] == "PermissionError", who
+    # the service's own token is nowhere in the run's environment
+    token = service_token(hub)
+    assert token and not any(token in value for value in who["env"].values())
+
+
+WHO = f"""
+import json, os
+print("hello from", os.getuid(), flush=True)
+try:
+    open(os.path.expanduser("~{BOB}/secret.txt")).read()
+    bob = "read"
+except PermissionError:
+    bob = "PermissionError"
+print(json.dumps({{"uid": os.getuid(), "gid": os.getgid(), "groups": sorted(os.getgroups()),
+                  "home": os.environ["HOME"], "user": os.environ["USER"], "bob": bob,
+                  "env": dict(os.environ)}}))
+"""
+
+
+def service_token(hub: Hub) -> str:
+    """The hub service's own API token, read from its process's environment."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            if b"hub-service" in argv and f"--OrchApp.data_dir={hub.data_dir}".encode() in argv:
+                environ = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
+                for item in environ:
+                    if item.startswith(b"JUPYTERHUB_API_TOKEN="):
+                        return item.partition(b"=")[2].decode()
+    raise AssertionError("the hub service's process was not found")
+
+
+def uid_of(pid: int) -> int:
+    """The real uid of a process."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Uid:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no Uid in /proc/{pid}/status")
 
 
 LOOP = "import time\nwhile True:\n    print('beat', flush=True)\n    time.sleep(0.3)\n"
@@ -219,6 +275,9 @@ def test_schedules_and_runs_outlive_the_users_server_and_a_hub_restart(
     alice.wait("a scheduled run", lambda: alice.runs(scheduled))
     (loop_run,) = alice.wait("the continuous run", lambda: alice.runs(continuous))
     loop_id = loop_run["run_id"]
+    # the run's process (and its process group) is alice's
+    child = read_json(hub.data_dir / "runs" / loop_id / "child.json")["pid"]
+    assert uid_of(child) == pwd.getpwnam(ALICE).pw_uid
 
     # the culler's way: alice's server is stopped through the Hub's API
     hub.stop_server(ALICE)
@@ -287,3 +346,146 @@ def test_a_users_files_and_terminal_reach_the_service(hub: Hub, alice: UserServe
     assert done.returncode == 0, done.stdout + done.stderr
     names = {o["name"] for o in json.loads(done.stdout)}
     assert {"report", "report2"} <= names, names
+
+
+@pytest.fixture
+def bob(hub: Hub) -> UserServer:
+    """bob's server, started through the Hub (if it is not running)."""
+    return UserServer(hub, BOB)
+
+
+def test_users_see_only_their_own_and_admins_see_everything(
+    hub: Hub, alice: UserServer, bob: UserServer
+) -> None:
+    made = {}
+    for client in (alice, bob):
+        orch_id = client.upload({"main.py": "print('mine')\n"}, f"{client.user}-orch")
+        client.ready(orch_id)
+        task = client.post(
+            "task/run_once",
+            {"orch_id": orch_id, "workspace_id": 1, "name": f"{client.user}-task", "json": {}},
+            status=201,
+        )
+        run = client.ended_run(task["id"])
+        made[client.user] = {"orch": orch_id, "task": task["id"], "run": run["run_id"]}
+    for me, other in ((alice, bob), (bob, alice)):
+        mine, theirs = made[me.user], made[other.user]
+        names = [t["name"] for t in me.post("task/list", {})]
+        assert f"{me.user}-task" in names and f"{other.user}-task" not in names, names
+        orchs = [o["id"] for o in me.post("orchestration/list", {"workspace_id": 1})]
+        assert mine["orch"] in orchs and theirs["orch"] not in orchs
+        for endpoint, body in (
+            ("task/get_by_id", {"id": theirs["task"]}),
+            ("task/list_task_runs", {"task_id": theirs["task"]}),
+            ("task/get_run_details", {"task": theirs["task"], "pod_id": theirs["run"]}),
+            ("task/get_logs_for_run", {"id": theirs["run"]}),
+            ("task/kill", {"id": theirs["task"]}),
+            ("task/pause", {"id": theirs["task"], "pause": True}),
+            ("task/run_now", {"id": theirs["task"]}),
+            ("orchestration/get_by_id", {"id": theirs["orch"]}),
+            ("orchestration/get_build_log", {"id": theirs["orch"]}),
+            ("task/run_once", {"orch_id": theirs["orch"], "workspace_id": 1, "json": {}}),
+        ):
+            answer = me.session.post(f"{me.url}/{endpoint}", json=body, timeout=60)
+            assert answer.status_code == 404, (me.user, endpoint, answer.status_code, answer.text)
+        for path, params in (
+            ("task/follow_logs", {"id": theirs["run"]}),
+            ("task/get_run_output", {"id": theirs["run"]}),
+            ("orchestration/download", {"id": theirs["orch"]}),
+        ):
+            answer = me.session.get(f"{me.url}/{path}", params=params, timeout=60)
+            assert answer.status_code == 404, (me.user, path, answer.status_code, answer.text)
+    # the Hub's admin sees both users' tasks (straight at the service, with an admin's token)
+    admin = UserServer(hub, ADMIN, direct=True)
+    names = [t["name"] for t in admin.post("task/list", {})]
+    assert f"{ALICE}-task" in names and f"{BOB}-task" in names, names
+    for user in (ALICE, BOB):
+        assert admin.post("task/get_by_id", {"id": made[user]["task"]})["name"] == f"{user}-task"
+
+
+CHROMIUM = shutil.which("chromium")
+SCRIPT = Path(__file__).resolve().parent.parent / "ui-tests" / "hub-sidebar.mjs"
+OUTPUT = Path(__file__).resolve().parent.parent / "test-output" / "hub-browser"
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)")
+@pytest.mark.skipif(
+    not (SCRIPT.parent.parent / "labextension" / "node_modules" / "playwright-core").is_dir(),
+    reason="playwright-core is not installed (jlpm install in labextension/)",
+)
+@pytest.mark.timeout(300)
+def test_a_user_logs_in_and_the_sidebar_lists_only_their_tasks(
+    hub: Hub, alice: UserServer, bob: UserServer
+) -> None:
+    for client in (alice, bob):
+        orch_id = client.upload({"main.py": "print('listed')\n"}, f"{client.user}-listed")
+        client.ready(orch_id)
+        client.post(
+            "task/run_once",
+            {"orch_id": orch_id, "workspace_id": 1, "name": f"{client.user}-sidebar", "json": {}},
+            status=201,
+        )
+    config = {
+        "hub": f"{hub.url}/",
+        "user": ALICE,
+        "password": PASSWORD,
+        "chromium": CHROMIUM,
+        "output": str(OUTPUT),
+        "mine": [f"{ALICE}-sidebar"],
+        "others": [f"{BOB}-sidebar", f"{BOB}-task"],
+        "engine": "Engine: JupyterHub service orch",
+    }
+    result = subprocess.run(
+        ["node", str(SCRIPT)],
+        env=dict(os.environ, BROWSER_TEST_CONFIG=json.dumps(config)),
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+    )
+    print(result.stdout)
+    assert result.returncode == 0, (
+        f"browser steps failed (screenshots in {OUTPUT}):\n{result.stdout}\n{result.stderr}"
+        f"\n--- hub log ---\n{hub.log()[-5000:]}"
+    )
+
+
+NOTEBOOK = {
+    "cells": [
+        {
+            "cell_type": "code",
+            "execution_count": None,
+            "id": "c1",
+            "metadata": {},
+            "outputs": [],
+            "source": "import os\nprint('notebook as', os.getuid())",
+        }
+    ],
+    "metadata": {
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"},
+    },
+    "nbformat": 4,
+    "nbformat_minor": 5,
+}
+
+
+def test_a_notebook_run_as_its_owner_keeps_its_executed_copy(hub: Hub, alice: UserServer) -> None:
+    orch_id = alice.upload({"main.ipynb": json.dumps(NOTEBOOK)}, "notebook")
+    alice.ready(orch_id)
+    task = alice.post(
+        "task/run_once", {"orch_id": orch_id, "workspace_id": 1, "json": {}}, status=201
+    )
+    run = alice.ended_run(task["id"])
+    assert run["status"] == "success", alice.logs(run["run_id"])
+    uid = pwd.getpwnam(ALICE).pw_uid
+    assert f"notebook as {uid}" in alice.logs(run["run_id"])
+    answer = alice.session.get(
+        f"{alice.url}/task/get_run_output", params={"id": run["run_id"]}, timeout=60
+    )
+    assert answer.status_code == 200, answer.text
+    outputs = answer.json()["cells"][0]["outputs"]
+    assert any(f"notebook as {uid}" in "".join(o.get("text", "")) for o in outputs), outputs
+    # the executed copy is alice's own, and no one else's
+    copy = (hub.data_dir / "runs" / run["run_id"] / "output.ipynb").stat()
+    assert (copy.st_uid, copy.st_mode & 0o777) == (uid, 0o600)

@@ -78,6 +78,10 @@ def service_config(environ: Mapping[str, str]) -> Config:
     # A folder of the service's own, empty: no user's files are served from here.
     c.ServerApp.root_dir = str(home / f"jupyter-orch-{name}-root")
     c.OrchApp.hub_service_name = name
+    # many users, each seeing their own; runs as their owner where the Hub's users have Unix
+    # accounts (the service runs as root there)
+    c.OrchApp.multi_user = True
+    c.OrchApp.run_as_owner = os.geteuid() == 0
     return c
 
 
