@@ -310,11 +310,10 @@ def _store_pieces(store: Any, query: Any) -> tuple[dict[str, float], float]:
     start = time.perf_counter()
     store.newest_runs([t.id for t in tasks], 1)
     runs = time.perf_counter() - start
-    from jupyter_orch.server.store import task_where
+    from jupyter_orch.server.task_queries import task_select
 
-    where, params = task_where(query)
+    sql, params = task_select(query)
     start = time.perf_counter()
-    sql = f"SELECT * FROM tasks WHERE {where} ORDER BY created_at DESC, id DESC"
     store.db.execute(sql, params).fetchall()
     query_s = time.perf_counter() - start
     start = time.perf_counter()

@@ -16,14 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jupyter_server.auth.identity import User as JupyterUser
 from tornado.httpclient import HTTPResponse
 
 from jupyter_orch.sdk.client import Client
 from jupyter_orch.sdk.errors import NotFoundError
 from jupyter_orch.server import schema
+from jupyter_orch.server.identity import HUB_ADMIN_SCOPE, Caller, caller_of, run_caller
 
 from .conftest import API, Api, make_zip, multipart
-from .fakes import TokenUsers
+from .fakes import TokenUser, TokenUsers
 from .kernels import server_url
 
 HELLO = {"main.py": "print('hello from the run', flush=True)\n"}
@@ -537,3 +539,60 @@ async def test_the_sdk_works_per_user_and_shares_workspaces(
     finally:
         alice.close()
         bob.close()
+
+
+async def test_pages_of_tasks_hold_own_and_shared_tasks_newest_first(
+    users: dict[str, User],
+) -> None:
+    alice, bob = users["alice"], users["bob"]
+    team = (await bob.ok("workspaces/create", {"workspace_name": "team"}))["workspace_id"]
+    await bob.ok("workspaces/add_user", {"workspace_id": team, "user_id": "alice"})
+    mine, shared, bobs = (
+        await alice.upload(HELLO),
+        await bob.upload(HELLO, workspace_id=team),
+        await bob.upload(HELLO),
+    )
+    made = []
+    for user, orch_id, workspace_id in [(alice, mine, 1), (bob, shared, team), (bob, bobs, 1)] * 3:
+        body = {**_scheduled(orch_id), "workspace_id": workspace_id}
+        made.append((await user.ok("task/run_scheduled", body, status=201))["id"])
+    seen = [task_id for i, task_id in enumerate(made) if i % 3 != 2]  # not bob's own
+    everything = [t["id"] for t in await alice.ok("task/list")]
+    assert everything == seen[::-1]  # newest first
+    pages: list[str] = []
+    while True:
+        body: dict[str, Any] = {"limit": 2, **({"after": pages[-1]} if pages else {})}
+        page = [t["id"] for t in await alice.ok("task/list", body)]
+        if not page:
+            break
+        pages += page
+    assert pages == everything
+    in_team = [t["id"] for t in await alice.ok("task/list", {"workspace_id": team, "limit": 2})]
+    assert in_team == [made[7], made[4]]
+
+
+# -- the seam: who is asking ------------------------------------------------------------------
+
+
+def hub_user(model: dict[str, Any]) -> JupyterUser:
+    """A user as JupyterHub's identity provider gives it: its Hub model in `hub_user`."""
+    user = JupyterUser(str(model["name"]))
+    user.hub_user = model  # type: ignore[attr-defined]
+    return user
+
+
+def test_the_caller_comes_from_the_identity_providers_user() -> None:
+    def caller(user: Any, **kwargs: Any) -> Caller:
+        return caller_of(user, multi_user=True, owner="server", **kwargs)
+
+    assert caller(JupyterUser("ann")) == Caller("ann", admin=False)
+    assert caller(TokenUser("root", admin=True)) == Caller("root", admin=True)
+    assert caller(hub_user({"name": "hub-admin", "admin": True})).admin
+    scoped = hub_user({"name": "ops", "admin": False, "scopes": [HUB_ADMIN_SCOPE]})
+    assert caller(scoped).admin
+    assert not caller(hub_user({"name": "ann", "admin": False, "scopes": ["self"]})).admin
+    assert caller(JupyterUser("ann"), admin_users={"ann"}).admin
+    # not multi-user: every caller is the server's one user, who sees everything
+    single = caller_of(JupyterUser("anonymous-x"), multi_user=False, owner="server")
+    assert single == Caller("server", admin=True)
+    assert run_caller("ann", "r1", multi_user=True) == Caller("ann", admin=False, run_id="r1")

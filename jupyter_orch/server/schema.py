@@ -105,7 +105,7 @@ CREATE INDEX IF NOT EXISTS tasks_workspace ON tasks(workspace_id, created_at);
 CREATE INDEX IF NOT EXISTS tasks_created ON tasks(created_at, id);
 CREATE INDEX IF NOT EXISTS tasks_orch ON tasks(orch_id);
 CREATE INDEX IF NOT EXISTS tasks_sha ON tasks(orch_sha);
-CREATE INDEX IF NOT EXISTS tasks_owner ON tasks(owner_id, created_at);
+CREATE INDEX IF NOT EXISTS tasks_owner ON tasks(owner_id, created_at, id);
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY,
     task_id TEXT NOT NULL REFERENCES tasks(id),
@@ -154,27 +154,44 @@ def add_missing_columns(db: sqlite3.Connection) -> None:
             have[table].add(column)
 
 
-def drop_unique_workspace_names(db: sqlite3.Connection) -> None:
-    """Workspace names were unique server-wide; now a name is unique among the workspaces one
-    user sees (so no name tells a user what others have). SQLite cannot drop a constraint in
-    place: a table made with it is copied once into one made without (foreign keys off)."""
+#: Tables whose names were once unique server-wide; now a name is unique per user (a workspace's
+#: among the workspaces one is a member of), so that no name tells a user what others have.
+NAMES_NO_LONGER_UNIQUE = ("workspaces",)
+
+
+def _unique_on_name(db: sqlite3.Connection, table: str) -> bool:
+    """Whether a table has the old constraint: a UNIQUE on `name` alone, in its definition."""
+    for index in db.execute(f"PRAGMA index_list({table})").fetchall():
+        if index["unique"] and index["origin"] == "u":
+            columns = [row["name"] for row in db.execute(f"PRAGMA index_info({index['name']})")]
+            if columns == ["name"]:
+                return True
+    return False
+
+
+def drop_unique_names(db: sqlite3.Connection) -> bool:
+    """Rebuild each table of `NAMES_NO_LONGER_UNIQUE` made with its name unique server-wide:
+    SQLite cannot drop a constraint in place, so such a table is copied once into one made
+    without it (foreign keys off meanwhile). True if a table was rebuilt (its indexes are then
+    to be made again)."""
+    rebuilt = False
     db.execute("BEGIN IMMEDIATE")
     try:
-        found = db.execute(
-            "SELECT 1 FROM sqlite_master WHERE name = 'sqlite_autoindex_workspaces_1'"
-        ).fetchone()
-        if found is not None:
-            columns = ", ".join(row[1] for row in db.execute("PRAGMA table_info(workspaces)"))
-            definition = SCHEMA.split("CREATE TABLE IF NOT EXISTS workspaces ", 1)[1]
-            definition = definition.split(";", 1)[0]
-            db.execute(f"CREATE TABLE workspaces_copy {definition}")
-            db.execute(f"INSERT INTO workspaces_copy ({columns}) SELECT {columns} FROM workspaces")
-            db.execute("DROP TABLE workspaces")
-            db.execute("ALTER TABLE workspaces_copy RENAME TO workspaces")
+        for table in NAMES_NO_LONGER_UNIQUE:
+            if not _unique_on_name(db, table):
+                continue
+            columns = ", ".join(row[1] for row in db.execute(f"PRAGMA table_info({table})"))
+            definition = SCHEMA.split(f"CREATE TABLE IF NOT EXISTS {table} ", 1)[1]
+            db.execute(f"CREATE TABLE {table}_copy {definition.split(';', 1)[0]}")
+            db.execute(f"INSERT INTO {table}_copy ({columns}) SELECT {columns} FROM {table}")
+            db.execute(f"DROP TABLE {table}")
+            db.execute(f"ALTER TABLE {table}_copy RENAME TO {table}")
+            rebuilt = True
     except BaseException:
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+    return rebuilt
 
 
 def prepare(db: sqlite3.Connection) -> None:
@@ -186,7 +203,8 @@ def prepare(db: sqlite3.Connection) -> None:
     db.execute("PRAGMA busy_timeout=5000")
     db.executescript(SCHEMA)
     add_missing_columns(db)
-    drop_unique_workspace_names(db)
+    if drop_unique_names(db):
+        db.executescript(SCHEMA)  # the rebuilt tables' indexes
     db.execute("PRAGMA foreign_keys=ON")
     if db.execute("SELECT COUNT(*) FROM schema_version").fetchone()[0] == 0:
         db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))

@@ -5,7 +5,8 @@ thread keeps every statement off the event loop without locks. The methods here 
 blocking functions; `Store.call` runs one of them on that thread (`Store.call_blocking` off the
 event loop). The rule is checked: the connection is handed out (`Store.db`) on that thread only,
 and anywhere else `WrongThread` is raised. The tables and the mapping of
-rows to records are `schema.py`'s; retention's queries are `retention_queries.py`'s.
+rows to records are `schema.py`'s; retention's queries are `retention_queries.py`'s, those of
+workspaces `workspace_queries.py`'s, the SQL of task listings `task_queries.py`'s.
 """
 
 from __future__ import annotations
@@ -49,34 +50,9 @@ from .schema import (
     stored,
     visible_where,
 )
+from .task_queries import task_select
 
 T = TypeVar("T")
-
-
-def task_where(query: TaskQuery) -> tuple[str, list[object]]:
-    """The SQL condition of a task listing, and its parameters."""
-    sql = "1=1"
-    params: list[object] = []
-    if query.workspace_ids:
-        sql += f" AND workspace_id IN ({placeholders(query.workspace_ids)})"
-        params.extend(query.workspace_ids)
-    if query.orch_ids:
-        sql += f" AND orch_id IN ({placeholders(query.orch_ids)})"
-        params.extend(query.orch_ids)
-    if query.orch_sha is not None:
-        sql += " AND orch_sha = ?"
-        params.append(query.orch_sha)
-    if query.killed is not None:
-        sql += " AND killed = ?"
-        params.append(int(query.killed))
-    if query.created_range is not None:
-        sql += " AND created_at >= ? AND created_at <= ?"
-        params.extend([stored(query.created_range[0]), stored(query.created_range[1])])
-    if query.before is not None:
-        sql += " AND (created_at, id) < (?, ?)"
-        params.extend([stored(query.before[0]), query.before[1]])
-    visible_sql, visible_params = visible_where(query.visible)
-    return sql + visible_sql, params + visible_params
 
 
 class WrongThread(AssertionError):
@@ -324,11 +300,7 @@ class Store:
 
     def list_tasks(self, query: TaskQuery) -> list[Task]:
         """Tasks matching the query, newest first, each with its newest runs."""
-        where, params = task_where(query)
-        sql = f"SELECT * FROM tasks WHERE {where} ORDER BY created_at DESC, id DESC"
-        if query.limit is not None:
-            sql += " LIMIT ?"
-            params.append(query.limit)
+        sql, params = task_select(query)
         tasks = [as_task(row) for row in self.db.execute(sql, params).fetchall()]
         newest = self.newest_runs([t.id for t in tasks], query.run_limit)
         for task in tasks:
