@@ -130,7 +130,7 @@ def measure_paths(clients: list[Client], runs: int) -> dict[str, dict[str, list[
 
 def measure_lateness(hub: Any, users: list[str], tasks: int, seconds: int) -> dict[str, Any]:
     """Every user's scheduled tasks fire for `seconds`; lateness from the service's database."""
-    task_ids: list[tuple[Client, str]] = []
+    created = 0
     for u, user in enumerate(users):
         client = Client(hub.service_url(), hub.token_for(user), hub.data_dir, 0)
         orch_id = client.upload({"main.py": "pass\n"})
@@ -143,13 +143,12 @@ def measure_lateness(hub: Any, users: list[str], tasks: int, seconds: int) -> di
                 "schedule": f"{second} * * * * *",
                 "json": {},
             }
-            task_ids.append((client, client.post("task/run_scheduled", body, status=201)["id"]))
+            client.post("task/run_scheduled", body, status=201)
+            created += 1
     start = datetime.now().astimezone()
     time.sleep(seconds)
     end = datetime.now().astimezone()
-    for client, task_id in task_ids:
-        client.post("task/pause", {"id": task_id, "pause": True}, status=202)
-    time.sleep(3)  # the last runs end
+    time.sleep(3)  # the window's last runs are recorded (the Hub, stopped next, ends the rest)
     database = hub.data_dir / "orch.db"
     with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
         rows = db.execute(
@@ -164,7 +163,7 @@ def measure_lateness(hub: Any, users: list[str], tasks: int, seconds: int) -> di
             statuses[status] = statuses.get(status, 0) + 1
     if not lateness:
         raise BenchError("no scheduled run in the window")
-    return {"lateness_ms": lateness, "statuses": statuses, "window_s": seconds}
+    return {"lateness_ms": lateness, "statuses": statuses, "window_s": seconds, "tasks": created}
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
@@ -235,7 +234,7 @@ def build_result(raw: dict[str, Any], args: argparse.Namespace) -> BenchResult:
     return {
         "name": "hub_service",
         "title": title,
-        "description": (__doc__ or "").split("\n\n", 1)[1].strip(),
+        "description": (__doc__ or "").split("\n\n", 2)[2].strip(),
         "params": {
             "recordable": not args.quick,
             "runs": args.runs,
@@ -251,6 +250,17 @@ def build_result(raw: dict[str, Any], args: argparse.Namespace) -> BenchResult:
         "goal": f"schedule lateness p99 ≤ {GOAL_LATENESS_MS:.0f} ms with "
         f"{args.users} users x {args.tasks} tasks",
         "goal_met": p99 <= GOAL_LATENESS_MS,
+        "notes": [
+            "The hop through the user's server costs a few milliseconds per request (the "
+            "server authenticates the request, then opens a request to the service); the "
+            "run's start is dominated by the run itself.",
+            "On this shared 2-core machine, runs of this benchmark started while other work "
+            "kept the load average above 100 fell behind: supervisors waited on the disk "
+            "(each run's end record is fsynced), runs' ends were recorded tens of seconds "
+            "late and API requests queued behind them. The three ways are measured in turn, so "
+            "compare them with each other; their absolute values follow the machine's load "
+            "(the load average above).",
+        ],
     }
 
 
