@@ -30,15 +30,10 @@ class Account:
 
     __slots__ = ("gid", "groups", "home", "name", "shell", "uid")
 
-    def __init__(
-        self, name: str, uid: int, gid: int, groups: list[int], home: str, shell: str
-    ) -> None:
-        self.name = name
-        self.uid = uid
-        self.gid = gid
+    def __init__(self, entry: pwd.struct_passwd, groups: list[int]) -> None:
+        self.name, self.uid, self.gid = entry.pw_name, entry.pw_uid, entry.pw_gid
+        self.home, self.shell = entry.pw_dir, entry.pw_shell or "/bin/sh"
         self.groups = groups
-        self.home = home
-        self.shell = shell
 
 
 def lookup(name: str) -> Account:
@@ -51,9 +46,7 @@ def lookup(name: str) -> Account:
         ) from None
     if entry.pw_uid == 0 or entry.pw_gid == 0:
         raise AccountError(f"the run's owner {name!r} is a root account: refused")
-    groups = [g for g in os.getgrouplist(name, entry.pw_gid) if g != 0]
-    shell = entry.pw_shell or "/bin/sh"
-    return Account(name, entry.pw_uid, entry.pw_gid, groups, entry.pw_dir, shell)
+    return Account(entry, [g for g in os.getgrouplist(name, entry.pw_gid) if g != 0])
 
 
 def environment(account: Account, env: dict[str, str]) -> dict[str, str]:

@@ -28,12 +28,13 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any, NoReturn
 
+    from .account import Account
+
     Record = dict[str, str | int | None]
+    Env = dict[str, str]
+    Owner = Account | None
     # how a forked child becomes the run's process (argv, env, cwd, out, report, owner)
-    Become = Callable[
-        [list[str], dict[str, str], str, tuple[int, int], int, "account.Account | None"],
-        NoReturn,
-    ]
+    Become = Callable[[list[str], Env, str, tuple[int, int], int, Owner], NoReturn]
 else:
     # The C module behind `signal`: the same functions, with signals as plain ints. `signal`
     # itself wraps them in enums, and importing `enum` costs ~3 ms.
@@ -83,32 +84,22 @@ def spawn(
     stdout: int,
     stderr: int,
     owner: account.Account | None = None,
+    inline: bool = False,
 ) -> int:
     """Start `argv` in `cwd`, in a process group of its own, as `owner` if given; its pid
     (OSError if it can't).
 
+    `inline`: the child runs ``argv`` (``python -u SCRIPT ...``) in this interpreter. Only in a
+    supervisor forked by the fork server, whose interpreter is the run's: the child sets itself
+    up as it would before exec, then raises `BecomeRun` up to the fork server's top level,
+    which runs the script (`forkserver.run_script`). Its report pipe closes there, with every
+    other inherited file, just before the script starts.
+
     What `subprocess.Popen` does, without its import cost: the child reports a failure before
     or in exec through a close-on-exec pipe, which a successful exec closes unwritten.
     """
-    return _start_child(_become_child, argv, env, cwd, (stdout, stderr), owner)
-
-
-def spawn_inline(
-    argv: list[str],
-    env: dict[str, str],
-    cwd: str,
-    stdout: int,
-    stderr: int,
-    owner: account.Account | None = None,
-) -> int:
-    """As `spawn`, but the child runs ``argv`` (``python -u SCRIPT ...``) in this interpreter.
-
-    Only in a supervisor forked by the fork server, whose interpreter is the run's: the child
-    sets itself up as `spawn`'s would before exec, then raises `BecomeRun` up to the fork
-    server's top level, which runs the script (`forkserver.run_script`). Its report pipe closes
-    there, with every other inherited file, just before the script starts.
-    """
-    return _start_child(_become_inline, argv, env, cwd, (stdout, stderr), owner)
+    become = _become_inline if inline else _become_child
+    return _start_child(become, argv, env, cwd, (stdout, stderr), owner)
 
 
 class BecomeRun(BaseException):
@@ -167,12 +158,7 @@ def _set_up_child(
 
 
 def _become_child(
-    argv: list[str],
-    env: dict[str, str],
-    cwd: str,
-    out: tuple[int, int],
-    report: int,
-    owner: account.Account | None,
+    argv: list[str], env: Env, cwd: str, out: tuple[int, int], report: int, owner: Owner
 ) -> NoReturn:
     """In the forked child: set up, then exec the run's process (or report why not)."""
     failed = ""  # the file named in the error, as subprocess names it
@@ -194,12 +180,7 @@ def _become_child(
 
 
 def _become_inline(
-    argv: list[str],
-    env: dict[str, str],
-    cwd: str,
-    out: tuple[int, int],
-    report: int,
-    owner: account.Account | None,
+    argv: list[str], env: Env, cwd: str, out: tuple[int, int], report: int, owner: Owner
 ) -> NoReturn:
     """In the forked child of a warm supervisor: set up, then become the run's process."""
     try:
@@ -329,8 +310,7 @@ class Supervisor:
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         try:
-            start = spawn_inline if self.inline else spawn
-            self.pid = start(self.spec["argv"], env, cwd, out_w, err_w, owner)
+            self.pid = spawn(self.spec["argv"], env, cwd, out_w, err_w, owner, self.inline)
         except BaseException:
             os.close(out_r)
             os.close(err_r)
@@ -480,7 +460,7 @@ def run(run_dir: str) -> int:
 def supervise(run_dir: str, spec: dict[str, Any], inline: bool = False) -> int:
     """Supervise a run to its end: start its process, log its output, record how it ended.
 
-    `inline`: fork the run's process from this interpreter (see `spawn_inline`).
+    `inline`: fork the run's process from this interpreter (see `spawn`).
     """
     # Lower the run's CPU priority (the run's process inherits it), so under contention the
     # Jupyter server and its kernels stay responsive.

@@ -59,6 +59,17 @@ class JsonArray:
 Endpoint = Callable[["OrchHandler", Fields], Awaitable[Answer]]
 
 
+async def authorize(handler: APIHandler) -> None:
+    """Refuse a request the server's authentication (already done) did not let in, or that
+    its authorizer does not allow on this API (GET and HEAD read, the rest write)."""
+    if not handler.current_user:
+        raise Forbidden("authentication required: a Jupyter token or session")
+    action = "read" if handler.request.method in ("GET", "HEAD") else "write"
+    allowed = handler.authorizer.is_authorized(handler, handler.current_user, action, "orch")
+    if not await ensure_async(allowed):
+        raise Forbidden(f"not authorized to {action} orchestrations")
+
+
 class OrchHandler(APIHandler):
     """Base of our handlers: authentication (server identity or a run's token), the caller's
     scope, and errors."""
@@ -93,12 +104,7 @@ class OrchHandler(APIHandler):
             self.current_user = self._jupyter_current_user = User(username=f"run:{run_id}")
         else:
             await super().prepare()
-            if not self.current_user:
-                raise Forbidden("authentication required: a Jupyter token or session")
-            action = "read" if self.request.method in ("GET", "HEAD") else "write"
-            allowed = self.authorizer.is_authorized(self, self.current_user, action, "orch")
-            if not await ensure_async(allowed):
-                raise Forbidden(f"not authorized to {action} orchestrations")
+            await authorize(self)
             config = self.service.config
             caller = caller_of(
                 self.current_user,

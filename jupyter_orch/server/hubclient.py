@@ -26,15 +26,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from jupyter_core.utils import ensure_async
 from jupyter_server.base.handlers import APIHandler
 from tornado import httputil, web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.iostream import StreamClosedError
 
 from ..bundle import DEFAULT_LIMITS
-from .errors import Forbidden, InvalidRequest, OrchError
+from .errors import InvalidRequest, OrchError
 from .fields import Fields, parse_json_object
+from .handlers import authorize
 from .upload import bundle_path, resolve_inside
 
 log = logging.getLogger(__name__)
@@ -98,12 +98,7 @@ class HubProxyHandler(APIHandler):
     async def prepare(self) -> None:  # type: ignore[override]
         """Authenticate and authorize as the server does, then open the way to the service."""
         await super().prepare()
-        if not self.current_user:
-            raise Forbidden("authentication required: a Jupyter token or session")
-        action = "read" if self.request.method in ("GET", "HEAD") else "write"
-        allowed = self.authorizer.is_authorized(self, self.current_user, action, "orch")
-        if not await ensure_async(allowed):
-            raise Forbidden(f"not authorized to {action} orchestrations")
+        await authorize(self)
         self.chunks: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=8)
         self.status_set = False
         if self.path_args and self.path_args[0] == "v1/api/orchestration/create_from_path":
