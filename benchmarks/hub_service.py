@@ -27,6 +27,7 @@ lateness = `created_at` - `scheduled_for` of every scheduled run, each executed 
 from __future__ import annotations
 
 import argparse
+import shutil
 import sqlite3
 import sys
 import time
@@ -193,6 +194,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         hub.stop()
         accounts.remove()
         hub.remove_data()
+        shutil.rmtree(work, ignore_errors=True)
     return {"paths": paths, "schedule": late}
 
 
