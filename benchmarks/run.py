@@ -3,8 +3,10 @@
 Usage: python benchmarks/run.py [--runs N] [--quick] [--out PATH] [--json PATH] [--only NAME]
 
 A benchmark is a module here exposing `main(argv) -> dict` (see `common.BenchResult`); each
-gets `--runs N` when given and `--quick` when given. Text below the `NOTES_MARKER` line of
-an existing output file (the hand-written analysis) is kept when the file is rewritten.
+gets `--runs N` when given and `--quick` when given. A module with `ONLY_WHEN_ASKED = True`
+(it needs root and builds a whole JupyterHub) runs only when named with `--only`. Text
+below the `NOTES_MARKER` line of an existing output file (the hand-written analysis) is kept
+when the file is rewritten.
 With `--only`, the sections of the benchmarks not run are kept too, each marked with the
 command, date and load average of the run that measured it (from the old file's header).
 """
@@ -59,6 +61,8 @@ def discover(only: list[str] | None = None) -> dict[str, Callable[[list[str]], A
         if path.stem in NOT_BENCHMARKS or (only and path.stem not in only):
             continue
         module = importlib.import_module(f"benchmarks.{path.stem}")
+        if getattr(module, "ONLY_WHEN_ASKED", False) and not only:
+            continue
         if callable(getattr(module, "main", None)):
             found[path.stem] = module.main
     return found

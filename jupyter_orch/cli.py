@@ -1,7 +1,8 @@
 """`jupyter orch COMMAND`: orchestrations, tasks, runs and logs from a terminal.
 
 Without a command, `jupyter orch [options]` starts the extension as a server of its own
-(`jupyter orch --help-all` lists its options).
+(`jupyter orch --help-all` lists its options); `jupyter orch hub-service [options]` starts it
+as a JupyterHub service (docs/jupyterhub.md).
 Exit codes scripts can rely on: 0 done (and, when waiting, the run succeeded); 1 the awaited
 run ended otherwise; 2 bad usage; 3 the server refused the request; 4 no server reached.
 """
@@ -33,6 +34,11 @@ Command = Callable[[Client, argparse.Namespace], int]
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a command (or, without one, the server); the process's exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["hub-service"]:
+        from .server.hub import serve as serve_hub
+
+        serve_hub(args[1:])
+        return OK
     if not args or (args[0] not in COMMANDS and args[0] not in ("-h", "--help")):
         from .server.app import OrchApp
 

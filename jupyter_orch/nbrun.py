@@ -236,8 +236,16 @@ class NotebookRun:
         temporary = self.output.with_name(f".~{self.output.name}")
         try:
             self.output.parent.mkdir(parents=True, exist_ok=True)
-            with open(temporary, "w", encoding="utf-8") as fh:
-                fh.write(text + "\n")
+            try:
+                with open(temporary, "w", encoding="utf-8") as fh:
+                    fh.write(text + "\n")
+            except PermissionError:
+                # A run as its owner may write only the copy the server made for it, in a
+                # folder that is not the owner's: in place, then.
+                with open(self.output, "r+", encoding="utf-8") as fh:
+                    fh.write(text + "\n")
+                    fh.truncate()
+                return
             os.replace(temporary, self.output)
         except OSError as exc:
             raise NotebookError(f"cannot write {self.output}: {exc}") from exc

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+import jupyter_orch
+
 from .conftest import Api
 
 
@@ -28,3 +30,12 @@ async def test_start_up_objects_are_frozen_after_start(api: Api) -> None:
         assert gc.get_freeze_count() > 10_000
     finally:
         gc.unfreeze()
+
+
+async def test_engine_info_names_this_server_as_the_engine(api: Api) -> None:
+    info = await api.ok("engine/info")
+    assert info["kind"] == "server"
+    assert info["name"] == ""
+    assert info["label"] == "this Jupyter server"
+    assert info["version"] == jupyter_orch.__version__
+    assert info["user"]  # whoever the server's identity provider says

@@ -255,3 +255,10 @@ def test_ownership_quick(tmp_path: Path) -> None:
         assert all(_positive(stats["p50"]) and stats["n"] == 5 for stats in sides.values())
     assert set(figures["task/get_by_id, own task"]) == {"single", "multi"}
     assert set(figures["task/get_by_id, another user's task (404)"]) == {"multi"}
+
+
+def test_benchmarks_that_need_a_hub_run_only_when_asked() -> None:
+    from benchmarks.run import discover
+
+    assert "hub_service" not in discover()
+    assert list(discover(["hub_service"])) == ["hub_service"]

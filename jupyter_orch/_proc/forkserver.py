@@ -181,7 +181,7 @@ def run_script(job: supervise.BecomeRun, pkg_dir: str, started: set[str]) -> Non
     fresh interpreter would.
 
     The process already has its process group, standard streams, working directory and
-    signal handlers (`supervise.spawn_inline`). What a fresh start would differ in is set
+    signal handlers (`supervise.spawn(inline=True)`). What a fresh start would differ in is set
     here: open files, modules of ours, `sys.path`, `sys.argv`, the environment, `__main__`.
     An uncaught exception is printed without the frames of this module and ends the process
     with status 1 (KeyboardInterrupt: by SIGINT), as Python does.

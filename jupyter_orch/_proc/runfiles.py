@@ -46,11 +46,17 @@ CHUNK = 1 << 16
 def write_spec(run_dir: str, spec: dict[str, Any], binary: bool = True) -> None:
     """Write a run's spec: `spec.json` for people, and `spec.bin` for a supervisor to read."""
     # No fsync: only a supervisor reads the spec, and none survives a machine crash.
-    with open(os.path.join(run_dir, SPEC_JSON), "wb") as fh:
+    # The server's alone (0600): it holds the run's token.
+    with _private(os.path.join(run_dir, SPEC_JSON)) as fh:
         fh.write(encode_json(spec).encode("ascii"))
     if binary:
-        with open(os.path.join(run_dir, SPEC_BIN), "wb") as fh:
+        with _private(os.path.join(run_dir, SPEC_BIN)) as fh:
             marshal.dump(spec, fh)  # built in, so reading it costs the supervisor no import
+
+
+def _private(path: str) -> Any:
+    """A file opened for writing (created 0600, emptied)."""
+    return open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
 
 
 def read_spec(run_dir: str) -> dict[str, Any]:

@@ -28,7 +28,13 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any, NoReturn
 
+    from .account import Account
+
     Record = dict[str, str | int | None]
+    Env = dict[str, str]
+    Owner = Account | None
+    # how a forked child becomes the run's process (argv, env, cwd, out, report, owner)
+    Become = Callable[[list[str], Env, str, tuple[int, int], int, Owner], NoReturn]
 else:
     # The C module behind `signal`: the same functions, with signals as plain ints. `signal`
     # itself wraps them in enums, and importing `enum` costs ~3 ms.
@@ -36,8 +42,9 @@ else:
 # Imported as part of the package by the server; by its top-level name in a supervisor or the
 # fork server, whose path holds this folder (BOOT), where `__package__` is empty.
 if TYPE_CHECKING or __package__:
-    from . import runfiles
+    from . import account, runfiles
 else:
+    import account
     import runfiles
 
 CHUNK = runfiles.CHUNK
@@ -70,24 +77,29 @@ def process_start_ticks(pid: int) -> int | None:
 # -- the run's process -------------------------------------------------------------------------
 
 
-def spawn(argv: list[str], env: dict[str, str], cwd: str, stdout: int, stderr: int) -> int:
-    """Start `argv` in `cwd`, in a process group of its own; its pid (OSError if it can't).
+def spawn(
+    argv: list[str],
+    env: dict[str, str],
+    cwd: str,
+    stdout: int,
+    stderr: int,
+    owner: account.Account | None = None,
+    inline: bool = False,
+) -> int:
+    """Start `argv` in `cwd`, in a process group of its own, as `owner` if given; its pid
+    (OSError if it can't).
+
+    `inline`: the child runs ``argv`` (``python -u SCRIPT ...``) in this interpreter. Only in a
+    supervisor forked by the fork server, whose interpreter is the run's: the child sets itself
+    up as it would before exec, then raises `BecomeRun` up to the fork server's top level,
+    which runs the script (`forkserver.run_script`). Its report pipe closes there, with every
+    other inherited file, just before the script starts.
 
     What `subprocess.Popen` does, without its import cost: the child reports a failure before
     or in exec through a close-on-exec pipe, which a successful exec closes unwritten.
     """
-    return _start_child(_become_child, argv, env, cwd, (stdout, stderr))
-
-
-def spawn_inline(argv: list[str], env: dict[str, str], cwd: str, stdout: int, stderr: int) -> int:
-    """As `spawn`, but the child runs ``argv`` (``python -u SCRIPT ...``) in this interpreter.
-
-    Only in a supervisor forked by the fork server, whose interpreter is the run's: the child
-    sets itself up as `spawn`'s would before exec, then raises `BecomeRun` up to the fork
-    server's top level, which runs the script (`forkserver.run_script`). Its report pipe closes
-    there, with every other inherited file, just before the script starts.
-    """
-    return _start_child(_become_inline, argv, env, cwd, (stdout, stderr))
+    become = _become_inline if inline else _become_child
+    return _start_child(become, argv, env, cwd, (stdout, stderr), owner)
 
 
 class BecomeRun(BaseException):
@@ -100,17 +112,18 @@ class BecomeRun(BaseException):
 
 
 def _start_child(
-    become: Callable[[list[str], dict[str, str], str, tuple[int, int], int], NoReturn],
+    become: Become,
     argv: list[str],
     env: dict[str, str],
     cwd: str,
     out: tuple[int, int],
+    owner: account.Account | None,
 ) -> int:
     report_r, report_w = os.pipe()  # both close-on-exec (PEP 446)
     pid = os.fork()
     if pid == 0:
         os.close(report_r)
-        become(argv, env, cwd, out, report_w)
+        become(argv, env, cwd, out, report_w, owner)
     os.close(report_w)
     with open(report_r, "rb") as report_file:
         report = report_file.read()  # until exec closes the pipe, or the child reports
@@ -123,8 +136,11 @@ def _start_child(
     raise OSError(f"the run's process failed before exec: {text}")
 
 
-def _set_up_child(out: tuple[int, int], int_handler: _signal._HANDLER) -> None:
-    """The run's process before it runs: its signals, process group and standard streams."""
+def _set_up_child(
+    out: tuple[int, int], int_handler: _signal._HANDLER, owner: account.Account | None
+) -> None:
+    """The run's process before it runs: its signals, process group, standard streams and,
+    last, its owner's account."""
     # The supervisor's handlers are no use here: a kill before exec ends the child. Python
     # ignores SIGPIPE and SIGXFSZ, and exec would keep that (subprocess resets them too);
     # a Python run goes on ignoring them, as Python does at start. SIGHUP stays ignored, as it
@@ -137,15 +153,17 @@ def _set_up_child(out: tuple[int, int], int_handler: _signal._HANDLER) -> None:
     os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
     os.dup2(out[0], 1)
     os.dup2(out[1], 2)
+    if owner is not None:
+        account.drop(owner)
 
 
 def _become_child(
-    argv: list[str], env: dict[str, str], cwd: str, out: tuple[int, int], report: int
+    argv: list[str], env: Env, cwd: str, out: tuple[int, int], report: int, owner: Owner
 ) -> NoReturn:
     """In the forked child: set up, then exec the run's process (or report why not)."""
     failed = ""  # the file named in the error, as subprocess names it
     try:
-        _set_up_child(out, _signal.SIG_DFL)
+        _set_up_child(out, _signal.SIG_DFL, owner)
         for signum in (_signal.SIGPIPE, _signal.SIGXFSZ):
             _signal.signal(signum, _signal.SIG_DFL)
         # Like close_fds=True: only 0-2 and the report pipe (closed by exec) stay open.
@@ -162,11 +180,11 @@ def _become_child(
 
 
 def _become_inline(
-    argv: list[str], env: dict[str, str], cwd: str, out: tuple[int, int], report: int
+    argv: list[str], env: Env, cwd: str, out: tuple[int, int], report: int, owner: Owner
 ) -> NoReturn:
     """In the forked child of a warm supervisor: set up, then become the run's process."""
     try:
-        _set_up_child(out, _signal.default_int_handler)
+        _set_up_child(out, _signal.default_int_handler, owner)
         os.chdir(cwd)
     except BaseException as exc:
         _report(report, exc, cwd)
@@ -281,13 +299,18 @@ class Supervisor:
         return os.path.join(work, self.spec.get("cwd", ""))
 
     def start(self) -> None:
-        """Start the run's process in a process group of its own."""
+        """Start the run's process in a process group of its own (as its owner, when the spec
+        names one)."""
+        owner = account.lookup(self.spec["user"]) if self.spec.get("user") else None
         cwd = self.prepare_workdir()
+        env = self.spec["env"]
+        if owner is not None:
+            self.hand_over(owner)
+            env = account.environment(owner, env)
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         try:
-            start = spawn_inline if self.inline else spawn
-            self.pid = start(self.spec["argv"], self.spec["env"], cwd, out_w, err_w)
+            self.pid = spawn(self.spec["argv"], env, cwd, out_w, err_w, owner, self.inline)
         except BaseException:
             os.close(out_r)
             os.close(err_r)
@@ -300,6 +323,15 @@ class Supervisor:
         runfiles.write_json(
             os.path.join(self.run_dir, runfiles.CHILD), {"pid": self.pid}, sync=False
         )
+
+    def hand_over(self, owner: account.Account) -> None:
+        """The run's folder closed to others; its working copy, its input files and the files
+        it writes (`owner_files`) its owner's alone; the log private to the supervisor."""
+        account.close_run_folder(self.run_dir)
+        os.chmod(os.path.join(self.run_dir, runfiles.LOG), 0o600)
+        names = [*(self.spec.get("files") or {}), *(self.spec.get("owner_files") or ())]
+        files = [os.path.join(self.run_dir, name) for name in names]
+        account.hand_over(owner, os.path.join(self.run_dir, runfiles.WORK), files)
 
     def signal_group(self, signum: int) -> None:
         """Send a signal to every process of the run."""
@@ -428,7 +460,7 @@ def run(run_dir: str) -> int:
 def supervise(run_dir: str, spec: dict[str, Any], inline: bool = False) -> int:
     """Supervise a run to its end: start its process, log its output, record how it ended.
 
-    `inline`: fork the run's process from this interpreter (see `spawn_inline`).
+    `inline`: fork the run's process from this interpreter (see `spawn`).
     """
     # Lower the run's CPU priority (the run's process inherits it), so under contention the
     # Jupyter server and its kernels stay responsive.

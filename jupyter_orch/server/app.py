@@ -14,11 +14,13 @@ from jupyter_server.utils import url_path_join
 from traitlets import Bool, Float, Int, Set, Type, Unicode, default, validate
 
 from .._version import __version__
+from . import hubclient
 from .archive import ArchiveLimits
 from .datadir import DataDir
 from .executors import Executor
 from .executors.local import LocalExecutor
 from .handlers import routes
+from .hubclient import find_hub_service
 from .packaging import Packager
 from .service import OrchService, ServiceConfig
 from .store import Store
@@ -148,6 +150,16 @@ class OrchApp(ExtensionApp):
             raise ValueError(f"run_niceness must be between 0 and 19, not {value}")
         return value
 
+    run_as_owner = Bool(
+        False,
+        help="Run each task as its owner's Unix account (a server started as root for many "
+        "users, as `jupyter orch hub-service` is on hubs whose users have Unix accounts): the "
+        "run's process drops to the owner's uid, gid and groups before the code starts, and "
+        "its files are the owner's alone. A run whose owner has no account fails, never runs "
+        "as root. The data directory is then closed to others, environments read-only to "
+        "them.",
+    ).tag(config=True)
+
     fork_server = Bool(
         True,
         help="Start runs from a pre-started Python (a fork server): each run's supervisor is "
@@ -194,7 +206,41 @@ class OrchApp(ExtensionApp):
             raise ValueError(f"{proposal['trait'].name} must be at least 1, not {value}")
         return value
 
+    hub_service_name = Unicode(
+        "",
+        help="Set by `jupyter orch hub-service`: the name of the JupyterHub service this "
+        "server is (empty: the engine is this server's own).",
+    ).tag(config=True)
+
+    hub_service_url = Unicode(
+        help="In a user's server under JupyterHub: the base URL of the jupyter_orch hub service "
+        "(e.g. http://127.0.0.1:10101/services/orch/) to pass every request on to, as the "
+        "user, instead of running an engine here. Default: $JUPYTER_ORCH_HUB_SERVICE_URL, "
+        "else asked of the Hub (see hub_service).",
+    ).tag(config=True)
+
+    @default("hub_service_url")
+    def _default_hub_service_url(self) -> str:
+        return os.environ.get("JUPYTER_ORCH_HUB_SERVICE_URL", "")
+
+    hub_service = Unicode(
+        "orch",
+        help="In a user's server under JupyterHub, with no hub_service_url: the name of the "
+        "hub service to ask the Hub's API for (the server's token needs "
+        "read:services!service=NAME); when the Hub has it, this server runs no engine of its "
+        "own. Empty: never ask (the engine is this server's).",
+    ).tag(config=True)
+
     service: OrchService | None = None
+    #: The hub service this server passes requests on to (None: the engine is here).
+    hub_client_url: str | None = None
+
+    def engine_info(self) -> dict[str, str]:
+        """Which engine this is, as `engine/info` says."""
+        if self.hub_service_name:
+            name = self.hub_service_name
+            return {"kind": "hub-service", "name": name, "label": f"JupyterHub service {name}"}
+        return {"kind": "server", "name": "", "label": "this Jupyter server"}
 
     def initialize_settings(self) -> None:
         """Build the service and open its database (quick; runs are re-attached at start)."""
@@ -203,6 +249,18 @@ class OrchApp(ExtensionApp):
         package_log = logging.getLogger("jupyter_orch")
         package_log.parent = self.log
         package_log.setLevel(self.log.level)
+        if not self.hub_service_name:
+            self.hub_client_url = find_hub_service(
+                os.environ, self.hub_service_url, self.hub_service
+            )
+        if self.hub_client_url is not None:
+            self.settings["jupyter_orch.hub_service_url"] = self.hub_client_url
+            self.log.info(
+                "jupyter_orch %s: the engine is the JupyterHub service at %s",
+                __version__,
+                self.hub_client_url,
+            )
+            return
         data = DataDir(Path(self.data_dir).expanduser().resolve())
         assert self.serverapp is not None
         config = ServiceConfig(
@@ -221,6 +279,7 @@ class OrchApp(ExtensionApp):
             retention_interval=self.retention_interval_seconds,
             stop_runs_on_shutdown=self.stop_runs_on_shutdown,
             run_niceness=self.run_niceness,
+            run_as_owner=self.run_as_owner,
             freeze_startup_objects=self.freeze_startup_objects,
             root_dir=Path(self.serverapp.root_dir).expanduser(),
             multi_user=self.multi_user,
@@ -240,10 +299,13 @@ class OrchApp(ExtensionApp):
             ),
         )
         self.service.open()
+        if self.run_as_owner:
+            data.close_to_others()
         self.settings.update(
             {
                 "jupyter_orch.service": self.service,
                 "jupyter_orch.max_upload_bytes": self.max_upload_bytes,
+                "jupyter_orch.engine": {**self.engine_info(), "version": __version__},
             }
         )
         self.log.info("jupyter_orch %s: data in %s", __version__, data.root)
@@ -260,7 +322,10 @@ class OrchApp(ExtensionApp):
         return cast(Executor, kind())
 
     def initialize_handlers(self) -> None:
-        """Register the API routes."""
+        """Register the API routes (or, with a hub service, the way to it)."""
+        if self.hub_client_url is not None:
+            self.handlers.extend(hubclient.routes())
+            return
         self.handlers.extend(routes())
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:

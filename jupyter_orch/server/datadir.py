@@ -32,6 +32,24 @@ class DataDir:
         for folder in (self.archives, self.orchestrations, self.runs, self.envs, self.tmp):
             folder.mkdir(parents=True, exist_ok=True)
 
+    def close_to_others(self) -> None:
+        """For runs as their owners (blocking; at server start): other accounts may pass
+        through the data directory and `runs/` (each run's folder is closed by its
+        supervisor, its spec is the server's alone) and use `envs/`, but read nothing else."""
+        self.create()
+        self.root.chmod(0o711)
+        self.runs.chmod(0o711)
+        self.envs.chmod(0o755)
+        for folder in (self.archives, self.orchestrations, self.tmp):
+            folder.chmod(0o700)
+        for path in self.root.glob(f"{self.database.name}*"):
+            path.chmod(0o600)
+        for run in self.runs.iterdir():
+            run.chmod(0o711)
+            for name in (runfiles.SPEC_BIN, runfiles.SPEC_JSON, runfiles.ARGS, runfiles.LOG):
+                if (run / name).is_file():
+                    (run / name).chmod(0o600)
+
     @property
     def database(self) -> Path:
         """The SQLite database."""

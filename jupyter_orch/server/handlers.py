@@ -60,6 +60,17 @@ class JsonArray:
 Endpoint = Callable[["OrchHandler", Fields], Awaitable[Answer]]
 
 
+async def authorize(handler: APIHandler) -> None:
+    """Refuse a request the server's authentication (already done) did not let in, or that
+    its authorizer does not allow on this API (GET and HEAD read, the rest write)."""
+    if not handler.current_user:
+        raise Forbidden("authentication required: a Jupyter token or session")
+    action = "read" if handler.request.method in ("GET", "HEAD") else "write"
+    allowed = handler.authorizer.is_authorized(handler, handler.current_user, action, "orch")
+    if not await ensure_async(allowed):
+        raise Forbidden(f"not authorized to {action} orchestrations")
+
+
 class OrchHandler(APIHandler):
     """Base of our handlers: authentication (server identity or a run's token), the caller's
     scope, and errors."""
@@ -94,12 +105,7 @@ class OrchHandler(APIHandler):
             self.current_user = self._jupyter_current_user = User(username=f"run:{run_id}")
         else:
             await super().prepare()
-            if not self.current_user:
-                raise Forbidden("authentication required: a Jupyter token or session")
-            action = "read" if self.request.method in ("GET", "HEAD") else "write"
-            allowed = self.authorizer.is_authorized(self, self.current_user, action, "orch")
-            if not await ensure_async(allowed):
-                raise Forbidden(f"not authorized to {action} orchestrations")
+            await authorize(self)
             config = self.service.config
             caller = caller_of(
                 self.current_user,
@@ -545,7 +551,14 @@ async def task_logs(h: OrchHandler, f: Fields) -> Answer:
     return 200, {"logs": await h.service.run_logs(h.scope, f.uuid("id"), lines)}
 
 
+async def engine_info(h: OrchHandler, f: Fields) -> Answer:
+    """`engine/info`: which engine answers (this server's own, or a JupyterHub service)."""
+    info: dict[str, Any] = h.settings["jupyter_orch.engine"]
+    return 200, {**info, "user": h.scope.user}
+
+
 ENDPOINTS: dict[str, Endpoint] = {
+    "engine/info": engine_info,
     **WORKSPACE_ENDPOINTS,
     "orchestration/list": orch_list,
     "orchestration/list_all": orch_list_all,

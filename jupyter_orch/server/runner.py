@@ -52,6 +52,7 @@ class RunSettings:
     kill_grace: float
     max_line: int
     niceness: int = 0
+    run_as_owner: bool = False  # each run executes as its task owner's Unix account
 
 
 def hash_token(token: str) -> str:
@@ -188,6 +189,10 @@ class Runner:
             niceness=self.settings.niceness,
             files={runfiles.ARGS: json.dumps(task.input_data)},  # written by the supervisor
         )
+        if self.settings.run_as_owner:
+            spec.user = task.owner_id
+            if is_notebook(orch.entrypoint):
+                spec.owner_files = [runfiles.OUTPUT_NOTEBOOK]
         try:
             future = await self.executor.launch(spec)
         except Exception as exc:  # whatever failed, the recorded run must end, not hang

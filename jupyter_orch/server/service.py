@@ -88,6 +88,7 @@ class ServiceConfig:
     sync_interval: float = 2.0
     stop_runs_on_shutdown: bool = False
     run_niceness: int = 0
+    run_as_owner: bool = False  # runs execute as their owner's Unix account (OrchApp's docs)
     freeze_startup_objects: bool = False  # gc.freeze() a second after start (OrchApp's docs)
     root_dir: Path | None = None  # the Jupyter root, for orchestrations made from its files
 
@@ -123,7 +124,12 @@ class OrchService:
         self.workspaces = Workspaces(store, config.multi_user)
         self.retention = Retention(store, self.data, config.keep_runs, config.keep_days)
         run_settings = RunSettings(
-            self.data, config.callback_url, config.kill_grace, config.max_line, config.run_niceness
+            self.data,
+            config.callback_url,
+            config.kill_grace,
+            config.max_line,
+            config.run_niceness,
+            config.run_as_owner,
         )
         self.tasks = TaskManager(
             store,

@@ -10,6 +10,7 @@ import { AccordionPanel, Widget } from '@lumino/widgets';
 
 import { CommandIDs } from './commandids';
 import { h } from './dom';
+import { requestAPI } from './handler';
 import { orchIcon } from './icons';
 import { LoadQueue } from './loadqueue';
 import { LogView } from './logview';
@@ -17,6 +18,7 @@ import { OrchModel } from './model';
 import { OrchList } from './orchlist';
 import { RunList } from './runlist';
 import { TaskList } from './tasklist';
+import type { IEngineInfo } from './types';
 
 /**
  * The left sidebar panel "Orchestrations": a toolbar of task actions, then four
@@ -37,8 +39,17 @@ export class OrchSidebar extends SidePanel {
     this._error = h('div', 'jp-OrchSidebar-error');
     this._error.setAttribute('role', 'alert');
     this._error.hidden = true;
+    // Which engine answers: this server's own, or the JupyterHub service of everyone's tasks.
+    const engine = h('div', 'jp-OrchSidebar-engine');
+    requestAPI<IEngineInfo>('engine/info', { method: 'POST', body: '{}' }).then(
+      info => {
+        engine.textContent = `Engine: ${info.label}`;
+        engine.title = `as ${info.user}, jupyter_orch ${info.version}`;
+      },
+      () => undefined // the sections show the server's errors
+    );
     const header = new Widget();
-    header.node.append(heading, this._error);
+    header.node.append(heading, engine, this._error);
     this.header.addWidget(header);
 
     for (const id of [

@@ -147,6 +147,19 @@ export interface IActivity {
   as_of: string;
 }
 
+/** The answer of `engine/info`: which engine answers the API. */
+export interface IEngineInfo {
+  /** `server`: this Jupyter server's own; `hub-service`: a JupyterHub service. */
+  kind: 'server' | 'hub-service';
+  /** The JupyterHub service's name (empty for `server`). */
+  name: string;
+  /** A short text naming the engine, for people. */
+  label: string;
+  version: string;
+  /** Who the engine takes the caller for. */
+  user: string;
+}
+
 /** A named group of orchestrations and tasks, and of the users who share them. */
 export interface IWorkspace {
   id: number;

@@ -58,6 +58,8 @@ class RunSpec:
     max_line: int = 16384
     niceness: int = 0
     files: dict[str, str] = field(default_factory=dict)  # written into run_dir before start
+    user: str | None = None  # the Unix account to run as (None: the server's own)
+    owner_files: list[str] = field(default_factory=list)  # files in run_dir the run writes
 
     def to_json(self) -> dict[str, object]:
         """The spec the supervisor reads (written as `spec.bin`, and `spec.json` for people)."""
@@ -71,6 +73,8 @@ class RunSpec:
             "max_line": self.max_line,
             "niceness": self.niceness,
             "files": self.files,
+            "user": self.user,
+            "owner_files": self.owner_files,
         }
 
 

@@ -8,6 +8,7 @@ import * as ts from 'typescript';
 
 /** Each interface of types.ts that mirrors a schema, and that schema. */
 const MIRRORS: [string, string][] = [
+  ['IEngineInfo', 'EngineInfo'],
   ['IWorkspace', 'Workspace'],
   ['IWorkspaceList', 'WorkspaceList'],
   ['IOrchestration', 'Orchestration'],
