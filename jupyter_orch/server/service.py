@@ -26,10 +26,12 @@ from typing import Any, BinaryIO
 
 from . import logfiles
 from .archive import ArchiveLimits
+from .channel import RunChannel
 from .cron import parse_cron, parse_timezone
 from .datadir import DataDir
 from .errors import InvalidRequest, Missing, NoOutput, WrongState
 from .executors import Executor
+from .executors.registry import Executors
 from .intake import Intake, Upload
 from .logfiles import LogWatcher
 from .models import (
@@ -100,13 +102,18 @@ class TaskRequest:
     starting_deadline_seconds: int | None = None
     keep_runs: int | None = None
     keep_days: float | None = None
+    executor: str | None = None  # None: the server's default
 
 
 class OrchService:
     """Orchestrations, tasks and runs of one data directory."""
 
     def __init__(
-        self, config: ServiceConfig, store: Store, executor: Executor, packager: Packager
+        self,
+        config: ServiceConfig,
+        store: Store,
+        executor: Executor | Executors,
+        packager: Packager,
     ) -> None:
         self.config = config
         self.store = store
@@ -126,6 +133,7 @@ class OrchService:
             listener=self.retention,
         )
         self.runner = self.tasks.runner
+        self.channel = RunChannel(store, self.runner.executors)
         self.intake = Intake(
             self.data,
             store,
@@ -294,6 +302,7 @@ class OrchService:
         if kind is RunType.SCHEDULED:
             parse_cron(request.schedule or "")
             parse_timezone(request.timezone)
+        executor = await self.runner.executors.check(request.executor)
         stamp = now()
         task = Task(
             id=new_id(),
@@ -312,6 +321,7 @@ class OrchService:
             starting_deadline_seconds=request.starting_deadline_seconds,
             keep_runs=request.keep_runs,
             keep_days=request.keep_days,
+            executor=executor,
             created_at=stamp,
             updated_at=stamp,
         )

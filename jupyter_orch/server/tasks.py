@@ -27,6 +27,7 @@ from .cron import Cron, backoff_seconds, catch_up, newest_fires, next_fire, pars
 from .cron import parse_timezone as zone_of
 from .errors import Missing, WrongState
 from .executors import Executor
+from .executors.registry import Executors
 from .models import (
     TASK_STATUS_FOR_RUN,
     ConcurrencyPolicy,
@@ -87,7 +88,7 @@ class TaskManager:
     def __init__(
         self,
         store: Store,
-        executor: Executor,
+        executor: Executor | Executors,
         run_settings: RunSettings,
         settings: TaskSettings,
         *,
