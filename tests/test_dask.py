@@ -3,15 +3,18 @@ local run keeps, and a clear failure where a part of the cluster dies."""
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .conftest import texts
+from .conftest import offline_builds, texts
 from .dask_cluster import DaskCluster
-from .servers import ServerProcess, end_runs, wait_for
+from .fakes import make_wheel
+from .servers import ServerProcess, alive, end_runs, wait_for
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -151,3 +154,166 @@ def test_unknown_or_unreachable_executor_is_a_clear_4xx(
     # The local executor is unaffected.
     task_id = server.post("task/run_once", {**body, "executor": "local"}, status=201)["id"]
     assert server.wait_task(task_id, FINAL)["status"] == "success"
+
+
+def test_the_sdk_and_magics_name_an_executor(servers: Callable[..., ServerProcess]) -> None:
+    from jupyter_orch.magics import ORCHESTRATE
+    from jupyter_orch.sdk.client import Client
+    from jupyter_orch.sdk.errors import BadRequestError
+
+    server = servers()
+    client = Client(url=server.url.replace("/orch/v1/api", ""), token=server.token)
+    orch = client.upload_orchestration(path=None, bytes_buffer=_zip(GATED), name="sdk")
+    orch.wait_ready(120)
+    task = orch.run_once("on dask", {"lines": 1}, executor="dask")
+    assert server.wait_task(task.id(), FINAL, 120)["status"] == "success"
+    assert server.post("task/get_by_id", {"id": task.id()})["executor"] == "dask"
+    with pytest.raises(BadRequestError, match="unknown executor 'gpu'"):
+        orch.run_once("nowhere", executor="gpu")
+    assert ORCHESTRATE.parse_args(["n", "--once", "--executor", "dask"]).executor == "dask"
+    assert server.post("executors/list") == {"executors": ["local", "dask"], "default": "local"}
+
+
+def _zip(code: str) -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("main.py", code)
+    return buf.getvalue()
+
+
+def test_a_worker_killed_mid_run_fails_the_run_which_never_starts_again(
+    servers: Callable[..., ServerProcess], cluster: DaskCluster, tmp_path: Path
+) -> None:
+    server = servers()
+    task_id = run_on_dask(server, GATED, {"go": str(tmp_path / "never")})
+    run_id = one_run(server, task_id)["run_id"]
+    wait_log(server, run_id, "pid")
+    [worker] = starts(cluster, run_id)
+    name = worker.removeprefix("cache-")
+    cluster.kill(name)
+    task = server.wait_task(task_id, FINAL, 120)
+    run = one_run(server, task_id)
+    assert task["status"] == "failed" and run["status"] == "failure"
+    assert "was lost" in run["reason"] and run["worker"] in run["reason"]
+    # Dask gives the task to the other worker: its claim is refused, user code never starts.
+    wait_for(lambda: server.runs(task_id)[0]["refused_claims"] >= 1, "the refused claim", 60)
+    assert starts(cluster, run_id) == [worker]
+    # The run's process died with its worker (the supervisor's lifeline).
+    pid = int(texts(server.logs(run_id))[0].split()[1])
+    wait_for(lambda: not alive(pid), "the run's process to end", 30)
+
+
+def test_a_retired_worker_mid_run_is_a_failure_and_the_retry_is_refused(
+    servers: Callable[..., ServerProcess], cluster: DaskCluster, tmp_path: Path
+) -> None:
+    server = servers()
+    task_id = run_on_dask(server, GATED, {"go": str(tmp_path / "never")})
+    run_id = one_run(server, task_id)["run_id"]
+    wait_log(server, run_id, "pid")
+    [worker] = starts(cluster, run_id)
+    address = cluster.worker_names()[worker.removeprefix("cache-")]
+    cluster.ask(lambda c: c.retire_workers([address], close_workers=True))
+    task = server.wait_task(task_id, FINAL, 120)
+    run = one_run(server, task_id)
+    assert task["status"] == "failed" and address in run["reason"], run
+    wait_for(lambda: server.runs(task_id)[0]["refused_claims"] >= 1, "the refused claim", 60)
+    assert starts(cluster, run_id) == [worker]
+
+
+def test_a_lost_scheduler_fails_its_runs_with_the_reason(
+    servers: Callable[..., ServerProcess], cluster: DaskCluster, tmp_path: Path
+) -> None:
+    server = servers()
+    task_id = run_on_dask(server, GATED, {"go": str(tmp_path / "never")})
+    run_id = one_run(server, task_id)["run_id"]
+    wait_log(server, run_id, "pid")
+    pid = int(texts(server.logs(run_id))[0].split()[1])
+    cluster.kill("scheduler")
+    task = server.wait_task(task_id, FINAL, 120)
+    run = one_run(server, task_id)
+    assert task["status"] == "failed"
+    assert "Dask scheduler" in run["reason"] and "was lost" in run["reason"], run
+    assert any("was lost" in line for line in server.logs(run_id))
+    # The worker is told the run is over at its next report, and stops it.
+    wait_for(lambda: not alive(pid), "the run's process to end", 60)
+
+
+def test_a_restarted_server_reattaches_to_runs_in_flight(
+    servers: Callable[..., ServerProcess], cluster: DaskCluster, tmp_path: Path
+) -> None:
+    server = servers()
+    go = tmp_path / "go"
+    task_id = run_on_dask(server, GATED, {"go": str(go), "lines": 50})
+    run_id = one_run(server, task_id)["run_id"]
+    wait_log(server, run_id, "cache")
+    server.kill()
+    go.touch()  # lines are printed while no server listens
+    time.sleep(1)  # let the worker print them meanwhile (not a wait for a status)
+    second = servers(port=server.port)
+    task = second.wait_task(task_id, FINAL, 120)
+    assert task["status"] == "success", second.logs(run_id)
+    run = one_run(second, task_id)
+    assert run["status"] == "success" and run["refused_claims"] == 0
+    assert texts(second.logs(run_id))[2:] == [f"line {i}" for i in range(50)]
+    assert len(starts(cluster, run_id)) == 1
+
+
+def test_kill_and_timeout_reach_the_remote_process_group(
+    servers: Callable[..., ServerProcess], cluster: DaskCluster
+) -> None:
+    server = servers()
+    killed = run_on_dask(server, SLEEPER)
+    timed = run_on_dask(server, SLEEPER, timeout=2)
+    killed_run = one_run(server, killed)["run_id"]
+    wait_log(server, killed_run, "pid")
+    server.post("task/kill", {"id": killed}, status=202)
+    for task_id, status, run_status in [
+        (killed, "killed", "killed"),
+        (timed, "timed_out", "timed_out"),
+    ]:
+        task = server.wait_task(task_id, FINAL, 120)
+        run = one_run(server, task_id)
+        assert (task["status"], run["status"]) == (status, run_status), run
+        lines = texts(server.logs(run["run_id"]))
+        # SIGTERM first (the run ignores it), SIGKILL after the grace period.
+        assert "got SIGTERM" in lines, lines
+        pid = int(lines[0].split()[1])
+        assert not alive(pid)
+
+
+def test_a_run_with_its_own_requirements_builds_them_on_the_worker(
+    servers: Callable[..., ServerProcess],
+    cluster: DaskCluster,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    make_wheel(wheels, "orchdemo", "1.0")
+    offline_builds(monkeypatch, wheels)
+    # Workers started now build from the wheels folder only (their own environment).
+    cluster.stop()
+    cluster.env = dict(os.environ, PYTHONPATH=cluster.env["PYTHONPATH"])
+    cluster.start_scheduler()
+    cluster.start_worker("c")
+    server = servers()
+    code = "import orchdemo, sys\nprint(orchdemo.__version__, sys.prefix, flush=True)\n"
+    orch_id = server.upload({"main.py": code, "requirements.txt": "orchdemo==1.0\n"})
+    wait_for(
+        lambda: server.post("orchestration/get_by_id", {"id": orch_id})["status"] == "ready",
+        "packaging",
+        180,
+    )
+    body = {"orch_id": orch_id, "workspace_id": 1, "executor": "dask"}
+    task_id = server.post("task/run_once", body, status=201)["id"]
+    task = server.wait_task(task_id, FINAL, 180)
+    run_id = one_run(server, task_id)["run_id"]
+    lines = texts(server.logs(run_id))
+    assert task["status"] == "success", lines
+    version, prefix = lines[-1].split(" ", 1)
+    assert version == "1.0" and prefix.startswith(str(tmp_path / "cache-c" / "envs"))
+    # The worker's own interpreter did not gain the package.
+    assert not list(Path(os.__file__).parent.glob("site-packages/orchdemo*"))

@@ -42,13 +42,18 @@ class RunChannel:
         executor = self._executor(run_id)
         if not executor.may_claim(run_id):
             raise RunGone(f"run {run_id} was killed before it started; not starting it")
+        await self.claim_once(run_id, worker)
+        return await executor.claimed(run_id, worker)
+
+    async def claim_once(self, run_id: str, worker: str) -> None:
+        """Claim the run for `worker`: nothing when the claim wins; WrongState when the run
+        started elsewhere or is over (the refused claim is counted on the run)."""
         holder = await self.store.call(self.store.claim_run, run_id, worker)
         if holder is not None:
             log.warning(
                 "run %s: refused to start it again on %s (%s has it)", run_id, worker, holder
             )
             raise WrongState(f"run {run_id} already started on {holder}; not starting it again")
-        return await executor.claimed(run_id, worker)
 
     async def log(self, run_id: str, offset: int, data: bytes) -> dict[str, Any]:
         """Log bytes from `offset`: what the server has now, and whether to kill the run."""

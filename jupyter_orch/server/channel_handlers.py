@@ -27,7 +27,10 @@ class RunChannelHandler(OrchHandler):
         await self.service.ensure_started()  # runs (and their tokens) are re-attached
         run_id = as_uuid("run_id", self.get_query_argument("run_id", "") or "")
         token = self._bearer()
-        owner = self.service.run_for_token(token) if token else None
+        owner = self.service.runner.run_for_token(token) if token else None
+        ended = self.service.runner.ended_run_for_token(token) if token else None
+        if owner is None and ended == run_id and self.what == "claim":
+            await self.service.channel.claim_once(run_id, self._worker())  # counted, then 409
         if owner is None:
             raise RunGone(f"run {run_id} is not running on this server; stop it")
         if owner != run_id or not self.check_host():
@@ -44,14 +47,15 @@ class RunChannelHandler(OrchHandler):
             offset = query_integer("offset", self.get_query_argument("offset", "0") or "", 0)
             answer = await channel.log(self.run_id, offset, self.request.body)
         elif self.what == "claim":
-            fields = Fields(parse_json_object(self.request.body))
-            worker = fields.string("worker") or ""
-            answer = {"received": await channel.claim(self.run_id, worker)}
+            answer = {"received": await channel.claim(self.run_id, self._worker())}
         else:
             fields = Fields(parse_json_object(self.request.body))
             await channel.end(self.run_id, fields.mapping("exit"), fields.mapping("files", {}))
             answer = {}
         await self.reply(200, answer)
+
+    def _worker(self) -> str:
+        return Fields(parse_json_object(self.request.body)).string("worker") or ""
 
 
 def channel_routes() -> list[tuple[str, type[RunChannelHandler], dict[str, Any]]]:

@@ -32,6 +32,7 @@ from .requirements import normalise_requirements
 from .store import Store
 
 NOTEBOOK_RUNNER = "jupyter_orch.nbrun"  # `python -m` it: the executor of notebook runs
+ENDED_TOKENS = 10_000  # the dead tokens remembered, to count late claims of ended runs
 
 
 class RunEnds(Protocol):
@@ -81,6 +82,7 @@ class Runner:
         self._ends = ends
         self.active: dict[str, str] = {}  # run id -> task id
         self._tokens: dict[str, str] = {}  # token hash -> run id
+        self._ended_tokens: dict[str, str] = {}  # the same, of the runs ended last (oldest first)
         self._ended: dict[str, asyncio.Event] = {}
         self._watchers = Background("following a run")
 
@@ -121,6 +123,11 @@ class Runner:
     def run_for_token(self, token: str) -> str | None:
         """The active run a run-scoped token belongs to, if any."""
         return self._tokens.get(hash_token(token))
+
+    def ended_run_for_token(self, token: str) -> str | None:
+        """The run a dead token belonged to, if it ended lately here (its token opens
+        nothing; a remote worker is told the run is over)."""
+        return self._ended_tokens.get(hash_token(token))
 
     def _env(self, executor: Executor, task: Task, run_id: str, token: str) -> dict[str, str]:
         env = executor.run_env()
@@ -243,7 +250,11 @@ class Runner:
         run.status, run.exit_code, run.reason = record.status, record.exit_code, record.reason
         run.ended_at = record.ended_at
         self.active.pop(run.id, None)
-        self._tokens = {h: r for h, r in self._tokens.items() if r != run.id}
+        for token_hash in [h for h, r in self._tokens.items() if r == run.id]:
+            del self._tokens[token_hash]
+            self._ended_tokens[token_hash] = run.id
+        while len(self._ended_tokens) > ENDED_TOKENS:
+            del self._ended_tokens[next(iter(self._ended_tokens))]
         task = await self.store.call(self.store.get_task, run.task_id, 0)
         if task is not None:
             self._ends.decide(task, run)
