@@ -104,9 +104,9 @@ class Channel:
             raise Refused(answer.json().get("message", answer.reason))
         return int(answer.json()["received"])
 
-    def push(self, offset: int, data: bytes) -> tuple[int, bool]:
+    def push(self, offset: int, data: bytes, deadline: float | None) -> tuple[int, bool]:
         """Send log bytes from `offset`; the server's size of the log, and whether to kill."""
-        answer = self.call("log", None, params={"offset": offset}, data=data)
+        answer = self.call("log", deadline, params={"offset": offset}, data=data)
         answer.raise_for_status()
         body = answer.json()
         return int(body["received"]), bool(body["kill"])
@@ -276,12 +276,15 @@ def _report(
     log = run_dir / runfiles.LOG
     stopper = _Stopper(proc, run_dir)
     last = 0.0
+    deadline: float | None = None  # while the run goes on, the server is waited for
     try:
         while True:
             ended = proc is None or proc.poll() is not None
+            if ended and deadline is None:
+                deadline = time.monotonic() + DELIVER_FOR
             data = _read_from(log, offset)
             if data or time.monotonic() - last >= HEARTBEAT:
-                offset, kill = channel.push(offset, data)
+                offset, kill = channel.push(offset, data, deadline)
                 last = time.monotonic()
                 if kill:
                     stopper.stop()
@@ -295,13 +298,16 @@ def _report(
         if proc is not None:
             proc.wait()
         return {"started": True, "worker": worker, "gone": str(exc)}
+    except ConnectionError as exc:  # the run ended, and the server stayed away
+        record = record or _exit_record(run_dir)
+        return {"started": True, "worker": worker, "exit": record, "undelivered": str(exc)}
     finally:
         if proc is not None:
             with contextlib.suppress(OSError):
                 os.close(_LIFELINES.pop(proc.pid))
     record = record or _exit_record(run_dir)
     files = _output_files(run_dir)
-    with contextlib.suppress(Gone):
+    with contextlib.suppress(Gone, ConnectionError):  # else the server reads the task's result
         channel.end(record, files)
     shutil.rmtree(run_dir / runfiles.WORK, ignore_errors=True)
     return {"started": True, "worker": worker, "exit": record}
