@@ -317,3 +317,29 @@ def test_a_run_with_its_own_requirements_builds_them_on_the_worker(
     assert version == "1.0" and prefix.startswith(str(tmp_path / "cache-c" / "envs"))
     # The worker's own interpreter did not gain the package.
     assert not list(Path(os.__file__).parent.glob("site-packages/orchdemo*"))
+
+
+def test_resources_bound_runs_per_worker_and_a_queued_run_is_killed_unstarted(
+    servers: Callable[..., ServerProcess], cluster: DaskCluster, tmp_path: Path
+) -> None:
+    server = servers()
+    gate = {"go": str(tmp_path / "go")}
+    # Two workers with orch_runs=2 each, one per run: four run, the fifth waits.
+    tasks = [run_on_dask(server, GATED, gate) for _ in range(5)]
+    wait_for(
+        lambda: sum(1 for t in tasks if (r := server.runs(t)) and r[0]["worker"]) == 4,
+        "four claimed runs",
+        120,
+    )
+    [queued] = [t for t in tasks if not server.runs(t)[0]["worker"]]
+    time.sleep(1)  # give the scheduler a chance to misplace it (it must not)
+    assert not server.runs(queued)[0]["worker"]
+    server.post("task/kill", {"id": queued}, status=202)
+    assert server.wait_task(queued, FINAL, 60)["status"] == "killed"
+    run = one_run(server, queued)
+    assert run["status"] == "killed" and "before it started" in run["reason"]
+    (tmp_path / "go").touch()
+    for task_id in tasks:
+        server.wait_task(task_id, FINAL, 120)
+    assert starts(cluster, run["run_id"]) == []  # never started anywhere
+    assert all(server.runs(t)[0]["status"] == "success" for t in tasks if t != queued)

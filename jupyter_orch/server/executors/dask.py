@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import time
@@ -30,11 +29,12 @@ from ..._proc import runfiles
 from ..models import RunStatus, now
 from .base import Executor, ExitRecord, RunSpec, append_note
 from .dask_worker import RUN_DIR_MARK, run_on_worker
-from .local import read_exit
+from .local import _read_json, read_exit
 
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = "jupyter_orch-run-"
+RETRY_CONNECT = 2.0  # seconds after a failed connection before the next try
 REMOTE = "remote.json"  # in the server's run folder: the worker that claimed the run
 
 
@@ -75,6 +75,7 @@ class DaskExecutor(Executor):
         self._monitor: asyncio.Task[None] | None = None
         self._unreachable_since: float | None = None
         self._last_problem = ""
+        self._retry_at = 0.0
         self._pending: set[asyncio.Future[None]] = set()
 
     @property
@@ -99,6 +100,8 @@ class DaskExecutor(Executor):
         async with self._connecting:
             if self._client is not None and self._client.status == "running":
                 return self._client
+            if time.monotonic() < self._retry_at:  # failed a moment ago: say so at once
+                raise OSError(self._last_problem)
             if self._client is not None:
                 with contextlib.suppress(Exception):
                     await self._client.close()
@@ -115,7 +118,9 @@ class DaskExecutor(Executor):
                     name="jupyter_orch",
                 )
             except Exception as exc:
-                raise OSError(f"cannot reach the Dask scheduler at {self.where}: {exc}") from exc
+                self._last_problem = f"cannot reach the Dask scheduler at {self.where}: {exc}"
+                self._retry_at = time.monotonic() + RETRY_CONNECT
+                raise OSError(self._last_problem) from exc
             return self._client
 
     async def check(self) -> None:
@@ -285,10 +290,10 @@ class DaskExecutor(Executor):
         if self._unreachable_since is None:
             self._unreachable_since = time.monotonic()
             log.warning("jupyter_orch: the Dask scheduler at %s is unreachable", self.where)
-        self._last_problem = problem
         if time.monotonic() - self._unreachable_since < self.settings.scheduler_grace:
             return
-        reason = f"the Dask scheduler at {self.where} was lost ({problem})"
+        why = problem.split(": ", 1)[-1] if problem.startswith("cannot reach") else problem
+        reason = f"the Dask scheduler at {self.where} was lost ({why})"
         for remote in list(self._runs.values()):
             self._end_soon(remote, RunStatus.FAILURE, reason)
 
@@ -334,14 +339,6 @@ class DaskExecutor(Executor):
 async def _cancel(task: Any) -> None:
     with contextlib.suppress(Exception):
         await task.cancel()
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def _size(path: Path) -> int:
