@@ -43,7 +43,10 @@ class RunChannel:
         if not executor.may_claim(run_id):
             raise RunGone(f"run {run_id} was killed before it started; not starting it")
         await self.claim_once(run_id, worker)
-        return await executor.claimed(run_id, worker)
+        received = await executor.claimed(run_id, worker)
+        if received is None:
+            raise RunGone(f"run {run_id} was killed before it started; not starting it")
+        return received
 
     async def claim_once(self, run_id: str, worker: str) -> None:
         """Claim the run for `worker`: nothing when the claim wins; WrongState when the run

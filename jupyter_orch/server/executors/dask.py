@@ -236,9 +236,12 @@ class DaskExecutor(Executor):
         remote = self._runs.get(run_id)
         return remote is not None and not remote.kill_requested and not remote.future.done()
 
-    async def claimed(self, run_id: str, worker: str) -> int:
-        """The run started on `worker`; how many of its log bytes the server has."""
-        remote = self._runs[run_id]
+    async def claimed(self, run_id: str, worker: str) -> int | None:
+        """The run started on `worker`; how many of its log bytes the server has (None: it
+        ended meanwhile, killed before the claim landed)."""
+        remote = self._runs.get(run_id)
+        if remote is None:
+            return None
         remote.worker = worker
         await asyncio.to_thread(
             runfiles.write_json, str(remote.run_dir / REMOTE), {"worker": worker}
