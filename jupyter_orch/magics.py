@@ -87,6 +87,7 @@ ORCHESTRATE.add_argument("--timezone", metavar="TZ", help="the schedule's IANA t
 ORCHESTRATE.add_argument("--continuous", action="store_true", help="run again when a run ends")
 ORCHESTRATE.add_argument("--args", metavar="JSON", help="task arguments: a JSON object or $var")
 ORCHESTRATE.add_argument("--timeout", metavar="S", type=int, help="end a run after S seconds")
+ORCHESTRATE.add_argument("--executor", metavar="NAME", help="where runs execute: local, dask")
 ORCHESTRATE.add_argument(
     "--requirements", metavar="REQS", help='a requirements file, or "pkg==1.0; other"'
 )
@@ -237,13 +238,18 @@ class OrchMagics(Magics):
         self, orch: Orchestration, opts: argparse.Namespace, mode: str, args: dict[str, Any]
     ) -> Task:
         if mode == "once":
-            task = orch.run_once(opts.name, args, timeout=opts.timeout)
+            task = orch.run_once(opts.name, args, timeout=opts.timeout, executor=opts.executor)
         elif mode == "schedule":
             task = orch.run_scheduled(
-                opts.name, opts.schedule, args, opts.timeout, timezone=opts.timezone
+                opts.name,
+                opts.schedule,
+                args,
+                opts.timeout,
+                timezone=opts.timezone,
+                executor=opts.executor,
             )
         else:
-            task = orch.run_continuously(opts.name, args)
+            task = orch.run_continuously(opts.name, args, executor=opts.executor)
         self.ns["_task"] = task
         return task
 

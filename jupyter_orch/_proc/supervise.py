@@ -384,6 +384,11 @@ class Supervisor:
         poller = select.poll()
         for fd in (*fds, wake_fd):
             poller.register(fd, select.POLLIN)
+        # The read end of a pipe whose other end only the process that started this supervisor
+        # holds (a Dask worker): when that process dies, the run is stopped as on a kill.
+        lifeline = self.spec.get("lifeline")
+        if lifeline is not None:
+            poller.register(lifeline, select.POLLIN)
         reaped_at: float | None = None
         while fds:
             wait = self.next_wait_ms()
@@ -397,6 +402,13 @@ class Supervisor:
             for fd, _ in poller.poll(wait):
                 if fd == wake_fd:
                     drain(wake_fd)
+                    continue
+                if fd == lifeline:
+                    poller.unregister(fd)
+                    self.begin_stop(
+                        "killed",
+                        "jupyter_orch: the process that started the run is gone; stopping it",
+                    )
                     continue
                 data = os.read(fd, CHUNK)
                 stamp = time.time_ns()

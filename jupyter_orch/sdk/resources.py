@@ -193,9 +193,12 @@ class Orchestration(Dated):
         json_args: Mapping[str, Any] | None = None,
         timeout: int | None = None,
         debug: bool = False,
+        executor: str | None = None,
     ) -> Task:
-        """A task that runs the orchestration once, with `json_args` as its arguments."""
-        return self._start("task/run_once", name, json_args, debug, timeout=timeout)
+        """A task that runs the orchestration once, with `json_args` as its arguments;
+        `executor` names where it runs (`local`, `dask`; the server's default if None)."""
+        extra = {"timeout": timeout, "executor": executor}
+        return self._start("task/run_once", name, json_args, debug, **extra)
 
     def run_scheduled(
         self,
@@ -205,17 +208,22 @@ class Orchestration(Dated):
         timeout: int | None = None,
         debug: bool = False,
         timezone: str | None = None,
+        executor: str | None = None,
     ) -> Task:
         """A task that runs each time the cron `schedule` is met (5 fields, or 6 with seconds),
-        in UTC unless `timezone` names another."""
-        extra = {"schedule": one_schedule(schedule), "timezone": timezone}
+        in UTC unless `timezone` names another; on `executor` if given."""
+        extra = {"schedule": one_schedule(schedule), "timezone": timezone, "executor": executor}
         return self._start("task/run_scheduled", name, json_args, debug, timeout=timeout, **extra)
 
     def run_continuously(
-        self, name: str, json_args: Mapping[str, Any] | None = None, debug: bool = False
+        self,
+        name: str,
+        json_args: Mapping[str, Any] | None = None,
+        debug: bool = False,
+        executor: str | None = None,
     ) -> Task:
-        """A task that starts a new run whenever the previous one ends."""
-        return self._start("task/run_continuously", name, json_args, debug)
+        """A task that starts a new run whenever the previous one ends (on `executor`)."""
+        return self._start("task/run_continuously", name, json_args, debug, executor=executor)
 
     def task(self) -> Task | None:
         """The newest task started from this orchestration (killed or not); None if none was.

@@ -11,7 +11,7 @@ from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.auth.identity import IdentityProvider
 from jupyter_server.extension.application import ExtensionApp
 from jupyter_server.utils import url_path_join
-from traitlets import Bool, Float, Int, Set, Type, Unicode, default, validate
+from traitlets import Bool, Callable, Dict, Float, Int, Set, Type, Unicode, default, validate
 
 from .._version import __version__
 from . import hubclient
@@ -19,6 +19,7 @@ from .archive import ArchiveLimits
 from .datadir import DataDir
 from .executors import Executor
 from .executors.local import LocalExecutor
+from .executors.registry import LOCAL, Executors
 from .handlers import routes
 from .hubclient import find_hub_service
 from .packaging import Packager
@@ -199,6 +200,45 @@ class OrchApp(ExtensionApp):
         help="Where runs execute (the local machine by default).",
     ).tag(config=True)
 
+    default_executor = Unicode(
+        LOCAL,
+        help="The executor of tasks that name none: 'local' (this machine) or 'dask' (when "
+        "dask_scheduler_address or dask_cluster is set).",
+    ).tag(config=True)
+
+    dask_scheduler_address = Unicode(
+        "",
+        help="The Dask scheduler runs go to when a task chooses the 'dask' executor, e.g. "
+        "'tcp://10.0.0.5:8786'. Empty (and no dask_cluster): no 'dask' executor. Workers need "
+        "jupyter_orch installed (pip install 'jupyter_orch[dask]').",
+    ).tag(config=True)
+
+    dask_cluster = Callable(
+        None,
+        allow_none=True,
+        help="Instead of dask_scheduler_address: a function returning the cluster to connect "
+        "to (anything distributed.Client accepts, e.g. a dask-gateway cluster), called when "
+        "the executor first connects.",
+    ).tag(config=True)
+
+    dask_run_resources = Dict(
+        value_trait=Float(),
+        default_value={},
+        help="Dask worker resources each run holds while it runs, e.g. {'orch_runs': 1} with "
+        "workers started with --resources orch_runs=4 to run at most 4 runs per worker.",
+    ).tag(config=True)
+
+    dask_callback_url = Unicode(
+        "",
+        help="The API's URL as Dask workers reach it (they claim runs and send logs there), "
+        "e.g. 'http://jupyter.internal:8888/orch'. Default: the server's own connection URL.",
+    ).tag(config=True)
+
+    dask_scheduler_grace_seconds = Float(
+        10.0,
+        help="How long the Dask scheduler may be unreachable before its runs end as failures.",
+    ).tag(config=True)
+
     @validate("max_upload_bytes", "max_archive_files", "max_archive_bytes", "max_log_line_bytes")
     def _positive(self, proposal: Any) -> int:
         value: int = proposal["value"]
@@ -315,11 +355,26 @@ class OrchApp(ExtensionApp):
                 "users (each token login is a new anonymous user): configure one that does"
             )
 
-    def _executor(self) -> Executor:
+    def _executor(self) -> Executors:
         kind: Any = self.executor_class  # a concrete subclass: traitlets checked it
         if issubclass(kind, LocalExecutor):
-            return cast(Executor, kind(fork_server=self.fork_server))
-        return cast(Executor, kind())
+            local = cast(Executor, kind(fork_server=self.fork_server))
+        else:
+            local = cast(Executor, kind())
+        named = {LOCAL: local}
+        if self.dask_scheduler_address or self.dask_cluster is not None:
+            from .executors.dask import DaskExecutor, DaskSettings
+
+            named["dask"] = DaskExecutor(
+                DaskSettings(
+                    address=self.dask_scheduler_address,
+                    cluster=self.dask_cluster,
+                    resources=dict(self.dask_run_resources),
+                    callback_url=self.dask_callback_url,
+                    scheduler_grace=self.dask_scheduler_grace_seconds,
+                )
+            )
+        return Executors(named, default=self.default_executor)
 
     def initialize_handlers(self) -> None:
         """Register the API routes (or, with a hub service, the way to it)."""

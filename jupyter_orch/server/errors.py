@@ -67,3 +67,17 @@ class NoOutput(OrchError):
 
     status = 404
     reason = "Not Found"
+
+
+class Unavailable(OrchError):
+    """The executor a request names cannot take runs now (its cluster is unreachable)."""
+
+    status = 422
+    reason = "Executor Unavailable"
+
+
+class RunGone(OrchError):
+    """A run's remote side reports for a run that is no longer running here: it must stop."""
+
+    status = 410
+    reason = "Gone"

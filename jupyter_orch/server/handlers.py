@@ -430,6 +430,7 @@ def task_request(f: Fields, scheduled: bool = False) -> TaskRequest:
         timeout=f.integer("timeout", required=False, minimum=1, maximum=MAX_TIMEOUT),
         keep_runs=f.integer("keep_runs", required=False, minimum=1),
         keep_days=f.number("keep_days", required=False, minimum=0, maximum=MAX_DAYS),
+        executor=f.string("executor", required=False),
     )
     if scheduled:
         request.schedule = f.string("schedule")
@@ -464,6 +465,12 @@ async def task_pause(h: OrchHandler, f: Fields) -> Answer:
     """`task/pause {"id", "pause"}`: false resumes."""
     pause = f.boolean("pause", required=True)
     return 202, (await h.service.pause_task(h.scope, f.uuid("id"), bool(pause))).to_json()
+
+
+async def executors_list(h: OrchHandler, f: Fields) -> Answer:
+    """`executors/list` (ours): the executors tasks may name, the default first."""
+    executors = h.service.runner.executors
+    return 200, {"executors": executors.names, "default": executors.default}
 
 
 async def task_run_now(h: OrchHandler, f: Fields) -> Answer:
@@ -560,6 +567,7 @@ async def engine_info(h: OrchHandler, f: Fields) -> Answer:
 ENDPOINTS: dict[str, Endpoint] = {
     "engine/info": engine_info,
     **WORKSPACE_ENDPOINTS,
+    "executors/list": executors_list,
     "orchestration/list": orch_list,
     "orchestration/list_all": orch_list_all,
     "orchestration/get_by_id": orch_get,
@@ -595,6 +603,9 @@ def routes() -> list[tuple[str, type[web.RequestHandler], dict[str, Any]] | tupl
     table += [
         (f"{PREFIX}/{path}", ActionHandler, {"endpoint": fn}) for path, fn in ENDPOINTS.items()
     ]
+    from .channel_handlers import channel_routes  # its handler is built on OrchHandler
+
+    table += channel_routes()
     table.append((r"/orch/(.*)", UnknownHandler))
     return table
 

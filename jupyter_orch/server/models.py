@@ -220,6 +220,9 @@ class TaskRun:
     exit_code: int | None = None
     reason: str | None = None
     scheduled_for: datetime | None = None
+    executor: str | None = None  # the executor's name (None: runs recorded before names)
+    worker: str | None = None  # where it started, when its executor says (a Dask worker)
+    refused_claims: int = 0  # later attempts to start it that were refused
 
     @property
     def active(self) -> bool:
@@ -250,6 +253,9 @@ class TaskRun:
             "reason": self.reason,
             "trigger": self.trigger.value,
             "scheduled_for": iso(self.scheduled_for),
+            "executor": self.executor or "local",
+            "worker": self.worker,
+            "refused_claims": self.refused_claims,
         }
 
 
@@ -318,6 +324,7 @@ class Task:
     keep_runs: int | None = None
     keep_days: float | None = None
     last_fire_at: datetime | None = None  # scheduled instants up to here are accounted for
+    executor: str | None = None  # where its runs execute (None: the server's default)
     last_runs: list[TaskRun] = field(default_factory=list)
     next_run_at: datetime | None = None  # derived by the scheduler, never stored
     skipped: list[Skip] = field(default_factory=list)
@@ -360,6 +367,7 @@ class Task:
             "last_skipped": [skip.to_json() for skip in self.skipped],
             "timeout": self.timeout,
             "reap_threshold_secs": self.timeout,
+            "executor": self.executor,
             "extra_env_vars": self.env_vars(),
             "created_at": iso(self.created_at),
             "updated_at": iso(self.updated_at),

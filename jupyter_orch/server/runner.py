@@ -22,8 +22,10 @@ from .. import runtime
 from .._proc import runfiles
 from .background import Background
 from .datadir import DataDir
+from .errors import OrchError
 from .executors import Executor, ExitRecord, RunSpec
-from .executors.base import base_env, with_run_path
+from .executors.base import with_run_path
+from .executors.registry import Executors
 from .models import Orchestration, RunStatus, Task, TaskRun, TaskStatus, Trigger, new_id, now
 from .notebook import is_notebook
 from .packaging import Packager, isolate
@@ -31,6 +33,7 @@ from .requirements import normalise_requirements
 from .store import Store
 
 NOTEBOOK_RUNNER = "jupyter_orch.nbrun"  # `python -m` it: the executor of notebook runs
+ENDED_TOKENS = 10_000  # the dead tokens remembered, to count late claims of ended runs
 
 
 class RunEnds(Protocol):
@@ -67,19 +70,21 @@ class Runner:
         self,
         settings: RunSettings,
         store: Store,
-        executor: Executor,
+        executor: Executor | Executors,
         locks: Callable[[str], asyncio.Lock],
         ends: RunEnds,
         packager: Packager | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
-        self.executor = executor
+        self.executors = Executors.of(executor)
+        self.executor = self.executors.get(None)  # the default: notes of unrun runs
         self.packager = packager
         self._lock = locks
         self._ends = ends
         self.active: dict[str, str] = {}  # run id -> task id
         self._tokens: dict[str, str] = {}  # token hash -> run id
+        self._ended_tokens: dict[str, str] = {}  # the same, of the runs ended last (oldest first)
         self._ended: dict[str, asyncio.Event] = {}
         self._watchers = Background("following a run")
 
@@ -88,16 +93,16 @@ class Runner:
         first; then stop the executor and stop following runs (they go on, re-attached by the
         next server)."""
         stack.push_async_callback(self._watchers.stop)
-        await self.executor.start()
-        stack.push_async_callback(self.executor.stop)
+        await self.executors.start()
+        stack.push_async_callback(self.executors.stop)
         if end_runs:
             stack.push_async_callback(self._end_runs)
 
-    async def _environment(self, orch: Orchestration) -> tuple[str | None, str]:
+    async def _environment(self, orch: Orchestration, executor: Executor) -> tuple[str | None, str]:
         """The run's interpreter (None if its environment cannot be had) and why not."""
         lines = normalise_requirements(orch.requirements or "")
-        if not lines or self.packager is None:  # none, or only blanks and comments
-            return self.executor.interpreter(), ""
+        if not lines or self.packager is None or executor.builds_environments:
+            return executor.interpreter(), ""
         # Reused at once (and marked used); rebuilt if idle collection removed it meanwhile.
         built = await self.packager.ensure(lines, is_notebook(orch.entrypoint))
         return built.python, built.error or ""
@@ -121,8 +126,13 @@ class Runner:
         """The active run a run-scoped token belongs to, if any."""
         return self._tokens.get(hash_token(token))
 
-    def _env(self, task: Task, run_id: str, token: str) -> dict[str, str]:
-        env = base_env()
+    def ended_run_for_token(self, token: str) -> str | None:
+        """The run a dead token belonged to, if it ended lately here (its token opens
+        nothing; a remote worker is told the run is over)."""
+        return self._ended_tokens.get(hash_token(token))
+
+    def _env(self, executor: Executor, task: Task, run_id: str, token: str) -> dict[str, str]:
+        env = executor.run_env()
         env.update(task.env_vars())
         env.update(
             {
@@ -139,9 +149,12 @@ class Runner:
         )
         return env
 
-    def _new_run(self, task: Task, trigger: Trigger, scheduled_for: datetime | None) -> TaskRun:
+    def _new_run(
+        self, task: Task, trigger: Trigger, scheduled_for: datetime | None, executor: str
+    ) -> TaskRun:
         stamp = now()
         return TaskRun(
+            executor=executor,
             id=new_id(),
             task_id=task.id,
             status=RunStatus.RUNNING,
@@ -161,18 +174,24 @@ class Runner:
     ) -> TaskRun | None:
         """Record a run, then start it (the row exists before the process); None if its
         scheduled instant already has a run. The caller holds the task's lock."""
-        python, problem = await self._environment(orch)
+        try:
+            name = self.executors.name(task.executor)
+        except OrchError as exc:  # an executor no longer configured since the task was made
+            await self.record_unrun(task, f"could not start: {exc.message}", trigger)
+            return None
+        executor = self.executors.get(name)
+        python, problem = await self._environment(orch, executor)
         if python is None:
             await self.record_unrun(task, f"packaging failed: {problem}", trigger)
             return None
-        run = self._new_run(task, trigger, scheduled_for)
+        run = self._new_run(task, trigger, scheduled_for, name)
         token = secrets.token_urlsafe(32)
         if not await self.store.call(self.store.start_run, task, run, hash_token(token)):
             return None
         self._tokens[hash_token(token)] = run.id
         self.active[run.id] = task.id
         entry = Path(orch.entrypoint)
-        env = self._env(task, run.id, token)
+        env = self._env(executor, task, run.id, token)
         if normalise_requirements(orch.requirements or ""):
             # The environment's own packages, not the server's path (but our `wallaroo`).
             env = with_run_path(isolate(env))
@@ -188,13 +207,19 @@ class Runner:
             max_line=self.settings.max_line,
             niceness=self.settings.niceness,
             files={runfiles.ARGS: json.dumps(task.input_data)},  # written by the supervisor
+            orch_id=orch.id,
+            orch_sha=orch.sha,
+            requirements=None
+            if orch.requirements is None
+            else normalise_requirements(orch.requirements),
+            notebook=is_notebook(orch.entrypoint),
         )
         if self.settings.run_as_owner:
             spec.user = task.owner_id
             if is_notebook(orch.entrypoint):
                 spec.owner_files = [runfiles.OUTPUT_NOTEBOOK]
         try:
-            future = await self.executor.launch(spec)
+            future = await executor.launch(spec)
         except Exception as exc:  # whatever failed, the recorded run must end, not hang
             future = _done(ExitRecord(RunStatus.FAILURE, None, f"could not start: {exc}", now()))
         self._follow(run, future)
@@ -212,7 +237,7 @@ class Runner:
         self, task: Task, reason: str, trigger: Trigger = Trigger.ONCE
     ) -> TaskRun:
         """A run that could not start at all: a failure whose log says why."""
-        run = self._new_run(task, trigger, None)
+        run = self._new_run(task, trigger, None, task.executor or self.executors.default)
         task.status = TaskStatus.STARTED
         await self.store.call(self.store.start_run, task, run, None)
         self.active[run.id] = task.id
@@ -236,7 +261,11 @@ class Runner:
         run.status, run.exit_code, run.reason = record.status, record.exit_code, record.reason
         run.ended_at = record.ended_at
         self.active.pop(run.id, None)
-        self._tokens = {h: r for h, r in self._tokens.items() if r != run.id}
+        for token_hash in [h for h, r in self._tokens.items() if r == run.id]:
+            del self._tokens[token_hash]
+            self._ended_tokens[token_hash] = run.id
+        while len(self._ended_tokens) > ENDED_TOKENS:
+            del self._ended_tokens[next(iter(self._ended_tokens))]
         task = await self.store.call(self.store.get_task, run.task_id, 0)
         if task is not None:
             self._ends.decide(task, run)
@@ -250,7 +279,7 @@ class Runner:
         """Ask every active run of a task to stop; their ids."""
         runs = self.running(task_id)
         for run_id in runs:
-            self.executor.kill(run_id)
+            self.executors.kill(run_id)
         return runs
 
     async def reattach(self) -> None:
@@ -261,7 +290,13 @@ class Runner:
             if token_hash:
                 self._tokens[token_hash] = run.id
             self.active[run.id] = run.task_id
-            self._follow(run, await self.executor.reattach(run.id, self.settings.data.run(run.id)))
+            executor = self.executors.known(run.executor)
+            if executor is None:
+                reason = f"its executor {run.executor!r} is no longer configured on this server"
+                future = _done(ExitRecord(RunStatus.FAILURE, None, reason, now()))
+            else:
+                future = await executor.reattach(run.id, self.settings.data.run(run.id))
+            self._follow(run, future)
 
     async def _end_runs(self) -> None:
         """Kill every active run and wait for their ends (a grace period and a bit, at most)."""

@@ -98,6 +98,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     keep_runs INTEGER,
     keep_days REAL,
     last_fire_at TEXT,
+    executor TEXT,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL
 );
@@ -118,7 +119,10 @@ CREATE TABLE IF NOT EXISTS runs (
     updated_at TEXT NOT NULL,
     started_at TEXT,
     ended_at TEXT,
-    scheduled_for TEXT
+    scheduled_for TEXT,
+    executor TEXT,
+    worker TEXT,
+    refused_claims INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS runs_task_updated ON runs(task_id, updated_at, created_at, id);
 CREATE INDEX IF NOT EXISTS runs_task_created ON runs(task_id, created_at);
@@ -160,7 +164,12 @@ CREATE TABLE IF NOT EXISTS skips (
 #: Columns added after a table was first created, as (table, column, definition). A database
 #: made by an older version gains each one it lacks when it is opened; the order does not
 #: matter. A new column goes both in its table's `CREATE TABLE` above and here.
-ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = ()
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("tasks", "executor", "TEXT"),
+    ("runs", "executor", "TEXT"),
+    ("runs", "worker", "TEXT"),
+    ("runs", "refused_claims", "INTEGER NOT NULL DEFAULT 0"),
+)
 
 
 def add_missing_columns(db: sqlite3.Connection) -> None:

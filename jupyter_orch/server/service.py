@@ -27,11 +27,13 @@ from typing import Any, BinaryIO
 from . import logfiles
 from .access import Scope
 from .archive import ArchiveLimits
+from .channel import RunChannel
 from .connections import Connections
 from .cron import parse_cron, parse_timezone
 from .datadir import DataDir
 from .errors import InvalidRequest, Missing, NoOutput, WrongState
 from .executors import Executor
+from .executors.registry import Executors
 from .identity import Caller, run_caller
 from .intake import Intake, Upload
 from .logfiles import LogWatcher
@@ -108,13 +110,18 @@ class TaskRequest:
     starting_deadline_seconds: int | None = None
     keep_runs: int | None = None
     keep_days: float | None = None
+    executor: str | None = None  # None: the server's default
 
 
 class OrchService:
     """Orchestrations, tasks and runs of one data directory."""
 
     def __init__(
-        self, config: ServiceConfig, store: Store, executor: Executor, packager: Packager
+        self,
+        config: ServiceConfig,
+        store: Store,
+        executor: Executor | Executors,
+        packager: Packager,
     ) -> None:
         self.config = config
         self.store = store
@@ -140,6 +147,7 @@ class OrchService:
             listener=self.retention,
         )
         self.runner = self.tasks.runner
+        self.channel = RunChannel(store, self.runner.executors)
         self.intake = Intake(
             self.data,
             store,
@@ -330,6 +338,7 @@ class OrchService:
         if kind is RunType.SCHEDULED:
             parse_cron(request.schedule or "")
             parse_timezone(request.timezone)
+        executor = await self.runner.executors.check(request.executor)
         stamp = now()
         task = Task(
             id=new_id(),
@@ -348,6 +357,7 @@ class OrchService:
             starting_deadline_seconds=request.starting_deadline_seconds,
             keep_runs=request.keep_runs,
             keep_days=request.keep_days,
+            executor=executor,
             created_at=stamp,
             updated_at=stamp,
         )

@@ -248,8 +248,8 @@ class Store:
         return (
             "INSERT INTO tasks (id, name, workspace_id, orch_id, orch_sha, owner_id, status,"
             " run_type, input_data, killed, timeout, schedule, timezone, concurrency_policy,"
-            " starting_deadline_seconds, keep_runs, keep_days, created_at, updated_at)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " starting_deadline_seconds, keep_runs, keep_days, executor, created_at, updated_at)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 task.id,
                 task.name,
@@ -268,6 +268,7 @@ class Store:
                 task.starting_deadline_seconds,
                 task.keep_runs,
                 task.keep_days,
+                task.executor,
                 stored(task.created_at),
                 stored(task.updated_at),
             ),
@@ -363,7 +364,7 @@ class Store:
                 return False
             db.execute(
                 "INSERT INTO runs (id, task_id, status, trigger, token_hash, created_at,"
-                " updated_at, started_at, scheduled_for) VALUES (?,?,?,?,?,?,?,?,?)",
+                " updated_at, started_at, scheduled_for, executor) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (
                     run.id,
                     run.task_id,
@@ -374,6 +375,7 @@ class Store:
                     stored(run.updated_at),
                     stored(run.started_at),
                     stored(run.scheduled_for),
+                    run.executor,
                 ),
             )
             db.execute(*self._task_update(task))
@@ -406,6 +408,31 @@ class Store:
         if task is not None:
             statements.append(self._task_update(task))
         self._write(statements)
+
+    def claim_run(self, run_id: str, worker: str) -> str | None:
+        """Claim a running run for the worker about to start it, at most once: None when
+        this claim won, else who holds it (the refused claim is counted)."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            won = db.execute(
+                "UPDATE runs SET worker=? WHERE id=? AND status='running'"
+                " AND (worker IS NULL OR worker=?)",  # the same worker asking again: its answer
+                (worker, run_id, worker),  # was lost, it is still the one claim
+            ).rowcount
+            holder = None
+            if not won:
+                db.execute(
+                    "UPDATE runs SET refused_claims = refused_claims + 1 WHERE id=?", (run_id,)
+                )
+                row = db.execute("SELECT worker, status FROM runs WHERE id=?", (run_id,))
+                found = row.fetchone()
+                holder = (found[0] or f"nobody (the run is {found[1]})") if found else "nobody"
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        return holder
 
     def get_run(self, run_id: str) -> TaskRun | None:
         """One run by id."""

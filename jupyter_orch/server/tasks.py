@@ -28,6 +28,7 @@ from .cron import Cron, backoff_seconds, catch_up, newest_fires, next_fire, pars
 from .cron import parse_timezone as zone_of
 from .errors import Missing, WrongState
 from .executors import Executor
+from .executors.registry import Executors
 from .models import (
     TASK_STATUS_FOR_RUN,
     ConcurrencyPolicy,
@@ -88,7 +89,7 @@ class TaskManager:
     def __init__(
         self,
         store: Store,
-        executor: Executor,
+        executor: Executor | Executors,
         run_settings: RunSettings,
         settings: TaskSettings,
         *,

@@ -24,8 +24,8 @@ const KINDS: { kind: TaskKind; label: string }[] = [
 ];
 
 /**
- * The new-task form: how to run, schedule with its preview, arguments, timeout; first, for
- * a notebook, what its runs do with it (`note`).
+ * The new-task form: how to run, schedule with its preview, arguments, timeout, executor;
+ * first, for a notebook, what its runs do with it (`note`).
  */
 export class CreateTaskBody
   extends Widget
@@ -117,6 +117,13 @@ export class CreateTaskBody
       field(`${id}-timeout`, 'Timeout (seconds)', this._timeout),
       this._timeoutProblem
     );
+
+    this._executor = h('input', 'jp-mod-styled');
+    this._executor.name = 'executor';
+    this._executor.placeholder = 'server default (local, or dask)';
+    this._executor.value = form.executor;
+    this._executor.spellcheck = false;
+    this.node.appendChild(field(`${id}-executor`, 'Executor', this._executor));
     this._onChange();
   }
 
@@ -129,7 +136,8 @@ export class CreateTaskBody
       schedule: this._schedule.value,
       timezone: this._timezone.value,
       args: this._args.value,
-      timeout: this._timeout.value
+      timeout: this._timeout.value,
+      executor: this._executor.value
     };
   }
 
@@ -170,6 +178,7 @@ export class CreateTaskBody
   private _argsProblem: HTMLDivElement;
   private _timeout: HTMLInputElement;
   private _timeoutProblem: HTMLDivElement;
+  private _executor: HTMLInputElement;
 }
 
 /**

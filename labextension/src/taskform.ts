@@ -11,6 +11,8 @@ export interface ITaskForm {
   timezone: string;
   args: string;
   timeout: string;
+  /** An executor's name (`local`, `dask`); empty: the server's default. */
+  executor: string;
 }
 
 /** Whether an entrypoint is a notebook (`main.ipynb`, `any/path.ipynb`). */
@@ -58,7 +60,8 @@ export function defaultForm(name: string, timezone = localZone()): ITaskForm {
     schedule: '*/5 * * * *',
     timezone,
     args: '{}',
-    timeout: ''
+    timeout: '',
+    executor: ''
   };
 }
 
@@ -131,7 +134,8 @@ export function taskFromForm(form: ITaskForm, target: ITaskTarget): NewTask {
     workspace_id: target.workspace_id,
     json: parseArgs(form.args) as JSONObject,
     ...(form.name.trim() ? { name: form.name.trim() } : {}),
-    ...(form.timeout.trim() ? { timeout: Number(form.timeout.trim()) } : {})
+    ...(form.timeout.trim() ? { timeout: Number(form.timeout.trim()) } : {}),
+    ...(form.executor.trim() ? { executor: form.executor.trim() } : {})
   };
   if (form.kind === 'scheduled') {
     const timezone = form.timezone.trim();

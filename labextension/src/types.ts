@@ -110,6 +110,8 @@ export interface ITask {
   keep_runs: number | null;
   keep_days: number | null;
   last_skipped: ISkip[];
+  /** Where its runs execute (`local`, `dask`). */
+  executor: string | null;
 }
 
 /** One execution of a task. */
@@ -126,6 +128,12 @@ export interface ITaskRun {
   reason: string | null;
   trigger: 'once' | 'schedule' | 'catch_up' | 'manual' | 'continuous';
   scheduled_for: string | null;
+  /** The executor the run went to. */
+  executor: string;
+  /** The Dask worker that started it (null for local runs). */
+  worker: string | null;
+  /** Later attempts to start it that were refused (it starts at most once). */
+  refused_claims: number;
 }
 
 /** The run `task/run_now` started (`id` is its `run_id`). */
@@ -205,6 +213,8 @@ export interface ITaskRequest {
   debug?: boolean;
   keep_runs?: number;
   keep_days?: number;
+  /** Where runs execute (`local`, `dask`); the server's default if absent. */
+  executor?: string;
 }
 
 /** A scheduled task's extra fields (`task/run_scheduled`). */

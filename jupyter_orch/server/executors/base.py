@@ -60,6 +60,11 @@ class RunSpec:
     files: dict[str, str] = field(default_factory=dict)  # written into run_dir before start
     user: str | None = None  # the Unix account to run as (None: the server's own)
     owner_files: list[str] = field(default_factory=list)  # files in run_dir the run writes
+    # What an executor that prepares runs elsewhere needs (see Executor.builds_environments):
+    orch_id: str = ""
+    orch_sha: str = ""  # the archive's content hash: its files, wherever the run executes
+    requirements: list[str] | None = None  # normalised lines; None: no environment of its own
+    notebook: bool = False
 
     def to_json(self) -> dict[str, object]:
         """The spec the supervisor reads (written as `spec.bin`, and `spec.json` for people)."""
@@ -96,6 +101,17 @@ class Executor(ABC):
     Whatever the executor, a run's folder (its log, records and working directory) is on the
     server's side, under the data directory.
     """
+
+    #: Whether runs get their files and environment where they execute (`RunSpec.orch_sha`,
+    #: `requirements`), rather than from the server's data directory and environments.
+    builds_environments = False
+
+    def run_env(self) -> dict[str, str]:
+        """The variables a run's own are laid over: the server's, without its secrets."""
+        return base_env()
+
+    async def check(self) -> None:  # noqa: B027 - optional hook
+        """Raise OSError saying why, when runs cannot be started now (unreachable)."""
 
     def interpreter(self) -> str:
         """The Python of runs that need no environment of their own, as named where runs

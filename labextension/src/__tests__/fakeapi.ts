@@ -68,6 +68,9 @@ export function makeRun(
     reason: null,
     trigger: 'once',
     scheduled_for: null,
+    executor: 'local',
+    worker: null,
+    refused_claims: 0,
     ...partial
   };
 }
@@ -168,6 +171,7 @@ export class FakeApi implements IOrchApi {
       keep_runs: null,
       keep_days: null,
       last_skipped: [],
+      executor: 'local',
       ...partial
     };
     this.tasks.unshift(task);

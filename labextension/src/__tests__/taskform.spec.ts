@@ -46,6 +46,14 @@ describe('the new-task form', () => {
     });
   });
 
+  it('names the executor when one is typed', () => {
+    const form = { ...defaultForm('big', 'UTC'), executor: ' dask ' };
+    expect(taskFromForm(form, target).request.executor).toBe('dask');
+    expect(
+      taskFromForm(defaultForm('big', 'UTC'), target).request
+    ).not.toHaveProperty('executor');
+  });
+
   it('leaves out an empty name and timeout', () => {
     const form = { ...defaultForm('', 'UTC'), kind: 'continuous' as const };
     expect(taskFromForm(form, target)).toEqual({
