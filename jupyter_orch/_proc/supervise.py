@@ -5,8 +5,11 @@ its own, so it does not die with the Jupyter server. ``RUN_DIR/spec.bin`` says w
 supervisor writes ``supervisor.json``, ``child.json``, ``log`` and, last, ``exit.json`` there
 (`runfiles` describes them all, and writes them).
 
-SIGTERM to the supervisor means "kill the run": the run's process group gets SIGTERM, then
-SIGKILL after the grace period. The supervisor enforces the run's timeout the same way.
+SIGTERM to the supervisor means "kill the run": every process of the run gets SIGTERM, then
+SIGKILL after the grace period. The supervisor enforces the run's timeout the same way, and
+when the run's process ends, whatever it started and left running is killed. "Every process"
+includes those that left the run's process group or session: the supervisor is their child
+subreaper (`descendants`).
 
 Its start-up is on the path of every run, so it imports only built-in or already loaded
 modules: no ``subprocess`` (fork and exec below), ``shutil`` (`runfiles.copy_tree`), ``json``
@@ -36,8 +39,9 @@ else:
 # Imported as part of the package by the server; by its top-level name in a supervisor or the
 # fork server, whose path holds this folder (BOOT), where `__package__` is empty.
 if TYPE_CHECKING or __package__:
-    from . import runfiles
+    from . import descendants, runfiles
 else:
+    import descendants
     import runfiles
 
 CHUNK = runfiles.CHUNK
@@ -58,13 +62,8 @@ def command(python: str, run_dir: str) -> list[str]:
 
 def process_start_ticks(pid: int) -> int | None:
     """The kernel's start time of a process (field 22 of /proc/PID/stat), or None if gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            stat_line = fh.read()
-    except OSError:
-        return None
-    # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
-    return int(stat_line[stat_line.rindex(b")") + 2 :].split()[19])
+    fields = descendants.stat_fields(pid)
+    return None if fields is None else int(fields[19])
 
 
 # -- the run's process -------------------------------------------------------------------------
@@ -271,7 +270,7 @@ class Supervisor:
         self.kill_at: float | None = None
         self.requested = False
         self.pid: int | None = None  # the run's process, also its process group
-        self.code: int | None = None  # its exit code once reaped (negative: killed by a signal)
+        self.reaped: dict[int, int] = {}  # wait statuses of the children reaped, by pid
         self.pipes: dict[int, str] = {}  # read ends of its stdout and stderr
 
     def prepare_workdir(self) -> str:
@@ -301,21 +300,26 @@ class Supervisor:
             os.path.join(self.run_dir, runfiles.CHILD), {"pid": self.pid}, sync=False
         )
 
-    def signal_group(self, signum: int) -> None:
-        """Send a signal to every process of the run."""
+    def signal_all(self, signum: int) -> None:
+        """Send a signal to every process of the run: its group, and whatever left it."""
         if self.pid is not None:
             try:  # noqa: SIM105 - contextlib costs ~1 ms of start-up
                 os.killpg(self.pid, signum)
             except (ProcessLookupError, PermissionError):
                 pass
+        descendants.signal_below(os.getpid(), signum, but_group=self.pid)
 
-    def reap(self, block: bool) -> bool:
-        """Collect the run's process's exit code if it has ended; whether it has."""
-        if self.code is None and self.pid is not None:
-            pid, status = os.waitpid(self.pid, 0 if block else os.WNOHANG)
-            if pid:
-                self.code = os.waitstatus_to_exitcode(status)
-        return self.code is not None
+    def reap(self) -> bool:
+        """Collect every child that has ended (the run's processes re-parented to this one
+        too); whether the run's process has ended (its exit code is then known)."""
+        if self.pid is not None:
+            descendants.reap_any(self.reaped)
+        return self.ended
+
+    @property
+    def ended(self) -> bool:
+        """Whether the run's process has ended and been reaped."""
+        return self.pid in self.reaped
 
     def begin_stop(self, reason: str, note: str) -> None:
         """Start ending the run: SIGTERM now, SIGKILL after the grace period."""
@@ -323,7 +327,7 @@ class Supervisor:
             return
         self.stop_reason = reason
         self.log.note(note)
-        self.signal_group(_signal.SIGTERM)
+        self.signal_all(_signal.SIGTERM)
         self.kill_at = time.monotonic() + self.grace
 
     def check_deadlines(self) -> None:
@@ -334,7 +338,7 @@ class Supervisor:
             timeout = self.spec.get("timeout")
             self.begin_stop("timed_out", f"jupyter_orch: run timed out after {timeout} s")
         if self.kill_at is not None and time.monotonic() >= self.kill_at:
-            self.signal_group(_signal.SIGKILL)
+            self.signal_all(_signal.SIGKILL)
             self.kill_at = None
 
     def next_wait_ms(self) -> int | None:
@@ -347,19 +351,30 @@ class Supervisor:
         return max(0, int((min(moments) - time.monotonic()) * 1000) + 1)
 
     def pump(self, wake_fd: int) -> None:
-        """Copy the run's output into the log until both pipes close."""
+        """Copy the run's output into the log until its process has ended, and every process
+        it started with it; then until both pipes close, for a moment at most.
+
+        The run's process, not its pipes, decides: one that closes its stdout and stderr is
+        still timed out or killed. `wake_fd` is readable on a signal (SIGCHLD: a child ended;
+        SIGTERM: a kill request).
+        """
         fds = dict(self.pipes)
         poller = select.poll()
         for fd in (*fds, wake_fd):
             poller.register(fd, select.POLLIN)
-        reaped_at: float | None = None
-        while fds:
+        ended_at: float | None = None
+        while True:
+            if ended_at is None and self.reap():
+                # The run's end is its process's end: what it left behind ends now, wherever
+                # it moved (this process is their subreaper).
+                descendants.end_below(_signal.SIGKILL, self.reaped)
+                ended_at = time.monotonic()
             wait = self.next_wait_ms()
-            if reaped_at is not None:
-                # The main process ended; stragglers were killed. Don't wait forever on
-                # pipes held open by a process that escaped the group.
-                left = int((reaped_at + 2.0 - time.monotonic()) * 1000)
-                if left <= 0:
+            if ended_at is not None:
+                # Pipes still open are held by a process out of reach (passed to another
+                # one over a socket): don't wait for them for ever.
+                left = int((ended_at + 2.0 - time.monotonic()) * 1000)
+                if not fds or left <= 0:
                     break
                 wait = left if wait is None else min(wait, left)
             for fd, _ in poller.poll(wait):
@@ -375,20 +390,18 @@ class Supervisor:
                     poller.unregister(fd)
                     os.close(fd)
             self.log.flush()
-            self.check_deadlines()
-            if reaped_at is None and self.reap(block=False):
-                self.signal_group(_signal.SIGKILL)
-                reaped_at = time.monotonic()
+            if ended_at is None:
+                self.check_deadlines()
+        for fd in fds:
+            os.close(fd)
         for stream in STREAMS:
             self.log.end_stream(stream, time.time_ns())
         self.log.flush()
 
     def outcome(self) -> Record:
         """The exit record of the ended run."""
-        self.reap(block=True)
-        code = self.code
-        assert code is not None
-        self.signal_group(_signal.SIGKILL)
+        assert self.pid is not None
+        code = os.waitstatus_to_exitcode(self.reaped[self.pid])
         if self.stop_reason == "killed":
             status, reason = "killed", "killed on request"
         elif self.stop_reason == "timed_out":
@@ -457,6 +470,8 @@ def supervise(run_dir: str, spec: dict[str, Any], inline: bool = False) -> int:
         if sup.requested:
             raise InterruptedError("killed before it started")
         runfiles.write_files(run_dir, spec.get("files") or {})
+        # Before the run's process exists: whatever it starts stays below this process.
+        descendants.become_subreaper()
         sup.start()
     except InterruptedError as exc:
         record: Record = {"status": "killed", "exit_code": None, "reason": str(exc)}
