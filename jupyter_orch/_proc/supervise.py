@@ -39,13 +39,14 @@ else:
 # Imported as part of the package by the server; by its top-level name in a supervisor or the
 # fork server, whose path holds this folder (BOOT), where `__package__` is empty.
 if TYPE_CHECKING or __package__:
-    from . import descendants, runfiles
+    from . import descendants, runfiles, runlog
 else:
     import descendants
     import runfiles
+    import runlog
 
 CHUNK = runfiles.CHUNK
-STREAMS = ("stdout", "stderr")
+STREAMS = runlog.STREAMS
 # Run as an imported module, the supervisor's cached bytecode is used; a script is compiled at
 # every start. PKGDIR goes last on the path so that it never shadows a standard module.
 BOOT = (
@@ -181,77 +182,6 @@ def _report(report: int, exc: BaseException, failed: str) -> None:
     os.write(report, message.encode("utf-8", "surrogateescape"))
 
 
-# -- the log -----------------------------------------------------------------------------------
-
-
-class Clock:
-    """Formats nanosecond times as RFC 3339, caching the part that changes once a second."""
-
-    def __init__(self) -> None:
-        self._second = -1
-        self._prefix = ""
-
-    def stamp(self, ns: int) -> str:
-        """`2023-05-22T21:09:17.683428502Z` for a time in nanoseconds since the epoch."""
-        second, frac = divmod(ns, 1_000_000_000)
-        if second != self._second:
-            self._second = second
-            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        return f"{self._prefix}.{frac:09d}Z"
-
-
-class LogWriter:
-    """Turns raw output of the run's streams into CRI log lines, appended to one file."""
-
-    def __init__(self, path: str, max_line: int) -> None:
-        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        self.max_line = max_line
-        self.clock = Clock()
-        self.pending: dict[str, bytes] = {name: b"" for name in STREAMS}
-        self.out: list[bytes] = []
-
-    def feed(self, stream: str, data: bytes, ns: int) -> None:
-        """Take a chunk read from one stream; whole lines become log lines."""
-        data = self.pending[stream] + data
-        lines = data.split(b"\n")
-        rest = lines.pop()
-        head = f"{self.clock.stamp(ns)} {stream} ".encode()
-        if lines:
-            if max(map(len, lines)) <= self.max_line:
-                full = head + b"F "
-                self.out.append(full + (b"\n" + full).join(lines) + b"\n")
-            else:
-                for line in lines:
-                    self._long_line(head, line, final=True)
-        while len(rest) > self.max_line:
-            self.out.append(head + b"P " + rest[: self.max_line] + b"\n")
-            rest = rest[self.max_line :]
-        self.pending[stream] = rest
-
-    def _long_line(self, head: bytes, line: bytes, final: bool) -> None:
-        while len(line) > self.max_line:
-            self.out.append(head + b"P " + line[: self.max_line] + b"\n")
-            line = line[self.max_line :]
-        self.out.append(head + (b"F " if final else b"P ") + line + b"\n")
-
-    def end_stream(self, stream: str, ns: int) -> None:
-        """The stream closed: what is left of an unfinished line is written as a full line."""
-        rest, self.pending[stream] = self.pending[stream], b""
-        if rest:
-            self._long_line(f"{self.clock.stamp(ns)} {stream} ".encode(), rest, final=True)
-
-    def note(self, text: str) -> None:
-        """A line of the supervisor's own (why a run was stopped), on stderr."""
-        self.out.append(f"{self.clock.stamp(time.time_ns())} stderr F {text}\n".encode())
-
-    def flush(self) -> None:
-        """Append everything gathered since the last flush in one write."""
-        if self.out:
-            data = b"".join(self.out)
-            self.out.clear()
-            runfiles.write_all(self.fd, data)
-
-
 # -- the supervisor ----------------------------------------------------------------------------
 
 
@@ -262,7 +192,11 @@ class Supervisor:
         self.run_dir = run_dir
         self.spec = spec
         self.inline = inline  # the run's process is forked from this interpreter (no exec)
-        self.log = LogWriter(os.path.join(run_dir, runfiles.LOG), int(spec.get("max_line", 16384)))
+        self.log = runlog.LogWriter(
+            os.path.join(run_dir, runfiles.LOG),
+            int(spec.get("max_line", 16384)),
+            int(spec["max_log_bytes"]) if spec.get("max_log_bytes") else None,
+        )
         self.grace = float(spec.get("grace", 10.0))
         timeout = spec.get("timeout")
         self.deadline = time.monotonic() + float(timeout) if timeout else None

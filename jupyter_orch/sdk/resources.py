@@ -150,9 +150,17 @@ class Orchestration(Dated):
         json_args: Mapping[str, Any] | None = None,
         timeout: int | None = None,
         debug: bool = False,
+        *,
+        max_log_bytes: int | None = None,
     ) -> Task:
-        """A task that runs the orchestration once, with `json_args` as its arguments."""
-        return self._start("task/run_once", name, json_args, debug, timeout=timeout)
+        """A task that runs the orchestration once, with `json_args` as its arguments.
+
+        `max_log_bytes`: the cap on the run's log on disk (the server's setting by default);
+        a log over it keeps its start and its end, with a line saying how much was dropped.
+        """
+        return self._start(
+            "task/run_once", name, json_args, debug, timeout=timeout, max_log_bytes=max_log_bytes
+        )
 
     def run_scheduled(
         self,
@@ -162,17 +170,31 @@ class Orchestration(Dated):
         timeout: int | None = None,
         debug: bool = False,
         timezone: str | None = None,
+        *,
+        max_log_bytes: int | None = None,
     ) -> Task:
         """A task that runs each time the cron `schedule` is met (5 fields, or 6 with seconds),
-        in UTC unless `timezone` names another."""
-        extra = {"schedule": one_schedule(schedule), "timezone": timezone}
+        in UTC unless `timezone` names another; `max_log_bytes` as for `run_once`."""
+        extra = {
+            "schedule": one_schedule(schedule),
+            "timezone": timezone,
+            "max_log_bytes": max_log_bytes,
+        }
         return self._start("task/run_scheduled", name, json_args, debug, timeout=timeout, **extra)
 
     def run_continuously(
-        self, name: str, json_args: Mapping[str, Any] | None = None, debug: bool = False
+        self,
+        name: str,
+        json_args: Mapping[str, Any] | None = None,
+        debug: bool = False,
+        *,
+        max_log_bytes: int | None = None,
     ) -> Task:
-        """A task that starts a new run whenever the previous one ends."""
-        return self._start("task/run_continuously", name, json_args, debug)
+        """A task that starts a new run whenever the previous one ends; `max_log_bytes` as
+        for `run_once`."""
+        return self._start(
+            "task/run_continuously", name, json_args, debug, max_log_bytes=max_log_bytes
+        )
 
     def task(self) -> Task | None:
         """The newest task started from this orchestration (killed or not); None if none was.
@@ -305,6 +327,8 @@ class Task(Dated):
             pairs.append(("next run", display.short_time(data.get("next_run_at"))))
         if data.get("timeout"):
             pairs.append(("timeout", f"{data['timeout']} s"))
+        if data.get("max_log_bytes"):
+            pairs.append(("log cap", f"{data['max_log_bytes']} bytes"))
         pairs.append(("last run", self._last_run_text()))
         pairs.append(("workspace", display.cell(data.get("workspace_id"))))
         pairs.append(("created", display.short_time(data.get("created_at"))))

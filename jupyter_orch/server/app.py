@@ -17,6 +17,7 @@ from .archive import ArchiveLimits
 from .datadir import DataDir
 from .executors import Executor
 from .executors.local import LocalExecutor
+from .fields import MAX_LOG_BYTES, MIN_LOG_BYTES
 from .handlers import routes
 from .packaging import Packager
 from .service import OrchService, ServiceConfig
@@ -63,6 +64,22 @@ class OrchApp(ExtensionApp):
         16 * 1024,
         help="Longest log line kept whole; longer output is split into partial (P) lines.",
     ).tag(config=True)
+
+    max_log_bytes = Int(
+        64 * 1024 * 1024,
+        help="Largest size of a run's log on disk, in bytes; tasks may set their own. A log "
+        "over it keeps its start (a quarter of this) and always its end, with a line saying how "
+        "much output was dropped between them.",
+    ).tag(config=True)
+
+    @validate("max_log_bytes")
+    def _log_cap(self, proposal: Any) -> int:
+        value: int = proposal["value"]
+        if not MIN_LOG_BYTES <= value <= MAX_LOG_BYTES:
+            raise ValueError(
+                f"max_log_bytes must be between {MIN_LOG_BYTES} and {MAX_LOG_BYTES}, not {value}"
+            )
+        return value
 
     allow_requirement_options = Bool(
         False,
@@ -183,6 +200,7 @@ class OrchApp(ExtensionApp):
             archive_limits=ArchiveLimits(self.max_archive_files, self.max_archive_bytes),
             kill_grace=self.kill_grace_seconds,
             max_line=self.max_log_line_bytes,
+            max_log_bytes=self.max_log_bytes,
             callback_url=url_path_join(self.serverapp.connection_url, "orch"),
             allow_requirement_options=self.allow_requirement_options,
             task_settings=TaskSettings(

@@ -29,6 +29,8 @@ MAX_SECONDS = 366 * 24 * 3600
 #: A run's `timeout`: at most 24 days, as a run's supervisor waits for it in one poll(), whose
 #: timeout in milliseconds is a C int (at most 2**31 - 1 ms, 24.8 days).
 MAX_TIMEOUT = 24 * 24 * 3600
+#: A run's log cap (`max_log_bytes`): from 1 MiB (a head and a tail of some lines each) to 1 TiB.
+MIN_LOG_BYTES, MAX_LOG_BYTES = 1 << 20, 1 << 40
 #: Days of retention (`keep_days`): at most 100 years.
 MAX_DAYS = 36_600
 #: How deep arrays and objects nest in a field's value (`{}` is 1 deep, `{"a": []}` 2): far

@@ -26,8 +26,10 @@ from tornado.iostream import StreamClosedError
 from .errors import Forbidden, InvalidRequest, Missing, OrchError, TooLarge
 from .fields import (
     MAX_DAYS,
+    MAX_LOG_BYTES,
     MAX_SECONDS,
     MAX_TIMEOUT,
+    MIN_LOG_BYTES,
     Fields,
     as_uuid,
     parse_json_object,
@@ -48,9 +50,11 @@ dumps = functools.partial(json.dumps, allow_nan=False)
 
 @dataclass
 class JsonArray:
-    """An answer that is a JSON array, given as pieces (lists of items) to send one by one."""
+    """An answer that is a JSON array, given as pieces (lists of items) to send one by one;
+    with `key`, the array is the one member of a JSON object (`{"key": [...]}`)."""
 
     pieces: AsyncIterator[list[Any]]
+    key: str | None = None
 
 
 Endpoint = Callable[["OrchHandler", Fields], Awaitable[Answer]]
@@ -145,13 +149,15 @@ class OrchHandler(APIHandler):
             self.finish(dumps(data))
             return
         self.set_header("Content-Type", "application/json; charset=UTF-8")
-        opening = "["
+        start = "[" if data.key is None else "{" + dumps(data.key) + ": ["
+        end = "]" if data.key is None else "]}"
+        opening = start
         async for items in data.pieces:
             if items:
                 self.write(opening + ", ".join(dumps(item) for item in items))
                 opening = ", "
-                await self.flush()
-        self.finish("[]" if opening == "[" else "]")
+                await self.flush()  # the answer's memory stays one piece, however long
+        self.finish(start + end if opening == start else end)
 
 
 class ActionHandler(OrchHandler):
@@ -425,6 +431,9 @@ def task_request(f: Fields, scheduled: bool = False) -> TaskRequest:
         timeout=f.integer("timeout", required=False, minimum=1, maximum=MAX_TIMEOUT),
         keep_runs=f.integer("keep_runs", required=False, minimum=1),
         keep_days=f.number("keep_days", required=False, minimum=0, maximum=MAX_DAYS),
+        max_log_bytes=f.integer(
+            "max_log_bytes", required=False, minimum=MIN_LOG_BYTES, maximum=MAX_LOG_BYTES
+        ),
     )
     if scheduled:
         request.schedule = f.string("schedule")
@@ -542,7 +551,7 @@ async def task_run_details(h: OrchHandler, f: Fields) -> Answer:
 async def task_logs(h: OrchHandler, f: Fields) -> Answer:
     """`task/get_logs_for_run {"id", "lines"?}`."""
     lines = f.integer("lines", required=False, minimum=0)
-    return 200, {"logs": await h.service.run_logs(f.uuid("id"), lines)}
+    return 200, JsonArray(await h.service.run_logs(f.uuid("id"), lines), key="logs")
 
 
 ENDPOINTS: dict[str, Endpoint] = {

@@ -52,6 +52,7 @@ class RunSettings:
     kill_grace: float
     max_line: int
     niceness: int = 0
+    max_log_bytes: int | None = 64 << 20  # each run's log, at most (tasks may set their own)
 
 
 def hash_token(token: str) -> str:
@@ -180,6 +181,7 @@ class Runner:
             timeout=task.timeout,
             grace=self.settings.kill_grace,
             max_line=self.settings.max_line,
+            max_log_bytes=task.max_log_bytes or self.settings.max_log_bytes,
             niceness=self.settings.niceness,
             files={runfiles.ARGS: json.dumps(task.input_data)},  # written by the supervisor
         )

@@ -79,6 +79,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     starting_deadline_seconds INTEGER,
     keep_runs INTEGER,
     keep_days REAL,
+    max_log_bytes INTEGER,
     last_fire_at TEXT,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL
@@ -121,7 +122,7 @@ CREATE TABLE IF NOT EXISTS skips (
 #: Columns added after a table was first created, as (table, column, definition). A database
 #: made by an older version gains each one it lacks when it is opened; the order does not
 #: matter. A new column goes both in its table's `CREATE TABLE` above and here.
-ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = ()
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (("tasks", "max_log_bytes", "INTEGER"),)
 
 
 def add_missing_columns(db: sqlite3.Connection) -> None:

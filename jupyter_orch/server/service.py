@@ -17,7 +17,7 @@ import getpass
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Generator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -71,6 +71,7 @@ class ServiceConfig:
     archive_limits: ArchiveLimits = field(default_factory=ArchiveLimits)
     kill_grace: float = 10.0
     max_line: int = 16384
+    max_log_bytes: int = 64 << 20
     callback_url: str = ""
     allow_requirement_options: bool = False
     owner: str = field(default_factory=default_owner)
@@ -100,6 +101,7 @@ class TaskRequest:
     starting_deadline_seconds: int | None = None
     keep_runs: int | None = None
     keep_days: float | None = None
+    max_log_bytes: int | None = None
 
 
 class OrchService:
@@ -115,7 +117,12 @@ class OrchService:
         self.data = DataDir(config.data_dir)
         self.retention = Retention(store, self.data, config.keep_runs, config.keep_days)
         run_settings = RunSettings(
-            self.data, config.callback_url, config.kill_grace, config.max_line, config.run_niceness
+            self.data,
+            config.callback_url,
+            config.kill_grace,
+            config.max_line,
+            config.run_niceness,
+            config.max_log_bytes,
         )
         self.tasks = TaskManager(
             store,
@@ -312,6 +319,7 @@ class OrchService:
             starting_deadline_seconds=request.starting_deadline_seconds,
             keep_runs=request.keep_runs,
             keep_days=request.keep_days,
+            max_log_bytes=request.max_log_bytes,
             created_at=stamp,
             updated_at=stamp,
         )
@@ -406,10 +414,11 @@ class OrchService:
             raise Missing("task run", run_id)
         return run
 
-    async def run_logs(self, run_id: str, lines: int | None) -> list[str]:
-        """A run's log lines (the last `lines` when given)."""
+    async def run_logs(self, run_id: str, lines: int | None) -> AsyncIterator[list[str]]:
+        """A run's log lines (the last `lines` when given), a piece at a time: the memory
+        they take is a piece's, whatever the log's size."""
         await self._known_run(run_id)
-        return await asyncio.to_thread(logfiles.read_lines, self.data.run_log(run_id), lines)
+        return _in_thread(logfiles.read_lines(self.data.run_log(run_id), lines))
 
     async def follow_logs(self, run_id: str, start: int) -> AsyncIterator[tuple[int, str]]:
         """(index, line) of a run's log from line `start`, live until the run ends."""
@@ -459,6 +468,15 @@ class OrchService:
         """Apply retention to one task now: keep its newest runs, and runs younger than the
         limit; the ids of the runs removed."""
         return await self.retention.prune_tasks([task_id], limit, limit)
+
+
+async def _in_thread(pieces: Generator[list[str], None, None]) -> AsyncIterator[list[str]]:
+    """The pieces of a blocking generator, each read in a worker thread."""
+    try:
+        while (piece := await asyncio.to_thread(next, pieces, None)) is not None:
+            yield piece
+    finally:
+        await asyncio.to_thread(pieces.close)
 
 
 def _read_text(path: Path) -> str:

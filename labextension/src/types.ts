@@ -109,6 +109,7 @@ export interface ITask {
   starting_deadline_seconds: number | null;
   keep_runs: number | null;
   keep_days: number | null;
+  max_log_bytes: number | null;
   last_skipped: ISkip[];
 }
 
@@ -184,6 +185,8 @@ export interface ITaskRequest {
   debug?: boolean;
   keep_runs?: number;
   keep_days?: number;
+  /** The cap on each run's log, in bytes (default: the server's setting). */
+  max_log_bytes?: number;
 }
 
 /** A scheduled task's extra fields (`task/run_scheduled`). */

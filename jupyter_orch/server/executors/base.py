@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..._proc import runfiles
-from ..._proc.supervise import Clock
+from ..._proc.runlog import Clock
 from ..models import RunStatus
 
 #: Variables of the server's own that a run must not inherit (it gets a token of its own).
@@ -44,6 +44,7 @@ class RunSpec:
     timeout: float | None = None
     grace: float = 10.0
     max_line: int = 16384
+    max_log_bytes: int | None = None
     niceness: int = 0
     files: dict[str, str] = field(default_factory=dict)  # written into run_dir before start
 
@@ -57,6 +58,7 @@ class RunSpec:
             "timeout": self.timeout,
             "grace": self.grace,
             "max_line": self.max_line,
+            "max_log_bytes": self.max_log_bytes,
             "niceness": self.niceness,
             "files": self.files,
         }
