@@ -11,7 +11,9 @@ Standard library only, and only built-in or already loaded modules, like `superv
   restart); ``supervisor.err``: its own output, if any;
 - ``child.json``: the run process's pid, which is also its process group;
 - ``log``: every line the process prints, as ``<RFC 3339 ns>Z <stream> F|P <text>``;
-- ``exit.json``: the end of the run (status, exit code, reason, times), written atomically;
+- ``exit.json``: the end of the run (status, exit code, reason, times), written atomically
+  into ``exit.json.tmp``, whose disk space is reserved when the run starts (a full disk does
+  not keep the run's end from being recorded);
 - the files the server hands the run (``args.json``), and ``work/``, its working directory;
 - ``output.ipynb``: a notebook run's executed copy (written by `jupyter_orch.nbrun` as each cell
   starts and at the end, atomically through ``.~output.ipynb``).
@@ -41,6 +43,7 @@ ARGS = "args.json"
 WORK = "work"
 OUTPUT_NOTEBOOK = "output.ipynb"
 CHUNK = 1 << 16
+RESERVE = 4096  # bytes set aside for the exit record: it fits many times over
 
 
 def write_spec(run_dir: str, spec: dict[str, Any], binary: bool = True) -> None:
@@ -69,16 +72,32 @@ def read_spec(run_dir: str) -> dict[str, Any]:
 
 
 def write_json(path: str, data: Record, sync: bool = True) -> None:
-    """Write a flat JSON object atomically (write then rename); `sync`: fsync it first."""
+    """Write a flat JSON object atomically (write then rename); `sync`: fsync it first.
+
+    The temporary file is written over, not truncated first, so that space `reserve`d for
+    it is used, even on a full disk.
+    """
     tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT, 0o600)
     try:
-        write_all(fd, encode_json(data).encode("ascii"))
+        encoded = encode_json(data).encode("ascii")
+        write_all(fd, encoded)
+        os.ftruncate(fd, len(encoded))
         if sync:
             os.fsync(fd)
     finally:
         os.close(fd)
     os.replace(tmp, path)
+
+
+def reserve(path: str, size: int = RESERVE) -> None:
+    """Set disk space aside for a record `write_json` writes later (`path`'s temporary
+    file), so that it can be written when the disk has filled up meanwhile."""
+    fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        os.posix_fallocate(fd, 0, size)
+    finally:
+        os.close(fd)
 
 
 def encode_json(data: Mapping[str, object]) -> str:

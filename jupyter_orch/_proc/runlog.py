@@ -70,6 +70,9 @@ class LogWriter:
         self.head: tuple[int, int] | None = None  # (bytes, lines) of the head, once cut
         self.marker = 0  # the marker line's length in the file (0: never cut)
         self.dropped = (0, 0)  # (bytes, lines) dropped so far
+        self.lost = 0  # bytes of output that could not be written (a full disk) ...
+        self.lost_why = ""  # ... and why
+        self.mid_line = False  # whether a failed write left the file in the middle of a line
 
     def feed(self, stream: str, data: bytes, ns: int) -> None:
         """Take a chunk read from one stream; whole lines become log lines."""
@@ -107,16 +110,50 @@ class LogWriter:
 
     def flush(self) -> None:
         """Append everything gathered since the last flush in one write; cut the file if it
-        has grown past its cap."""
+        has grown past its cap.
+
+        Output that cannot be written (a full disk) is dropped, never held: the run goes on,
+        and the first write that succeeds again begins with a line saying how much was lost.
+        """
         if not self.out:
             return
         data = b"".join(self.out)
         self.out.clear()
-        runfiles.write_all(self.fd, data)
-        self.size += len(data)
-        self.lines += data.count(b"\n")
+        note = b""
+        if self.lost:
+            text = f"jupyter_orch: {self.lost} bytes of output lost: {self.lost_why}"
+            # A line cut by a failed write is ended first, so that every line is whole.
+            start = "\n" if self.mid_line else ""
+            note = f"{start}{self.clock.stamp(time.time_ns())} stderr F {text}\n".encode()
+        full = note + data
+        written = self._write(full)
+        self.size += written
+        self.lines += full.count(b"\n", 0, written)
+        if written:
+            self.mid_line = full[written - 1] != 0x0A
+        if written < len(note):  # the note did not make it: it is written next time
+            self.lost += len(data)
+        elif note:
+            self.lost = len(full) - written
+        else:
+            self.lost += len(full) - written
+        if written < len(full):
+            return
         if self.max_bytes is not None and self.size > self.max_bytes:
-            self.cut()
+            try:  # noqa: SIM105 - contextlib costs ~1 ms of start-up
+                self.cut()
+            except OSError:
+                pass  # no room for the new file now: the next flush tries again
+
+    def _write(self, data: bytes) -> int:
+        """Append `data`; how much of it was written (all, unless the disk refused)."""
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self.fd, view) :]
+        except OSError as exc:
+            self.lost_why = exc.strerror or str(exc)
+        return len(data) - len(view)
 
     # -- the cap -------------------------------------------------------------------------------
 
@@ -126,9 +163,10 @@ class LogWriter:
         quarter = self.max_bytes // 4
         if self.head is None:
             head_bytes = _line_start(self.fd, quarter, backwards=True)
-            self.head = (head_bytes, _count_lines(self.fd, 0, head_bytes))
-            cut_record: runfiles.Record = {"head_bytes": self.head[0], "head_lines": self.head[1]}
+            head = (head_bytes, _count_lines(self.fd, 0, head_bytes))
+            cut_record: runfiles.Record = {"head_bytes": head[0], "head_lines": head[1]}
             runfiles.write_json(self.path + CUT_SUFFIX, cut_record)
+            self.head = head
         head_bytes, head_lines = self.head
         tail = _line_start(self.fd, self.size - quarter, backwards=False)
         kept_lines = _count_lines(self.fd, tail, self.size)

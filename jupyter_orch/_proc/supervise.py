@@ -229,10 +229,15 @@ class Supervisor:
             os.close(out_w)
             os.close(err_w)
         self.pipes = {out_r: "stdout", err_r: "stderr"}
-        # Not fsynced: it names a process, and no process outlives a machine crash.
-        runfiles.write_json(
-            os.path.join(self.run_dir, runfiles.CHILD), {"pid": self.pid}, sync=False
-        )
+        # Not fsynced: it names a process, and no process outlives a machine crash. Only a
+        # server that finds the supervisor gone reads it: a full disk must not end the
+        # supervisor now, with the run's process started.
+        try:  # noqa: SIM105 - contextlib costs ~1 ms of start-up
+            runfiles.write_json(
+                os.path.join(self.run_dir, runfiles.CHILD), {"pid": self.pid}, sync=False
+            )
+        except OSError:
+            pass
 
     def signal_all(self, signum: int) -> None:
         """Send a signal to every process of the run: its group, and whatever left it."""
@@ -403,6 +408,8 @@ def supervise(run_dir: str, spec: dict[str, Any], inline: bool = False) -> int:
     try:
         if sup.requested:
             raise InterruptedError("killed before it started")
+        # Room for the exit record, taken now: the run may fill the disk.
+        runfiles.reserve(os.path.join(run_dir, runfiles.EXIT))
         runfiles.write_files(run_dir, spec.get("files") or {})
         # Before the run's process exists: whatever it starts stays below this process.
         descendants.become_subreaper()
@@ -416,6 +423,10 @@ def supervise(run_dir: str, spec: dict[str, Any], inline: bool = False) -> int:
     else:
         sup.pump(wake_r)
         record = sup.outcome()
+    if sup.log.lost:  # the log could not say so (a full disk to the end): the record does
+        record["reason"] = f"{record['reason']}; {sup.log.lost} bytes of output lost: " + (
+            sup.log.lost_why
+        )
     record["started_ns"], record["ended_ns"] = started, time.time_ns()
     # fsynced: the run's end must last
     runfiles.write_json(os.path.join(run_dir, runfiles.EXIT), record)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+import sqlite3
+
+_SQLITE_FULL = 13  # the result code of a write refused for want of room
+
 
 class OrchError(Exception):
     """Base of every error the core raises on purpose; `status` is the HTTP code it maps to."""
@@ -67,3 +72,27 @@ class NoOutput(OrchError):
 
     status = 404
     reason = "Not Found"
+
+
+class InsufficientStorage(OrchError):
+    """The data directory's disk (or the user's quota on it) is full."""
+
+    status = 507
+    reason = "Insufficient Storage"
+
+    def __init__(self, doing: str) -> None:
+        super().__init__(
+            f"{doing}: the server's disk is full (no space left in its data directory); "
+            "nothing was kept. Free some space and try again."
+        )
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether an error says the disk is full: ENOSPC or EDQUOT, or SQLite's SQLITE_FULL."""
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    if isinstance(exc, sqlite3.OperationalError):
+        return getattr(exc, "sqlite_errorcode", None) == _SQLITE_FULL or (
+            "database or disk is full" in str(exc)
+        )
+    return False

@@ -23,7 +23,15 @@ from jupyter_server.base.handlers import APIHandler
 from tornado import web
 from tornado.iostream import StreamClosedError
 
-from .errors import Forbidden, InvalidRequest, Missing, OrchError, TooLarge
+from .errors import (
+    Forbidden,
+    InsufficientStorage,
+    InvalidRequest,
+    Missing,
+    OrchError,
+    TooLarge,
+    disk_full,
+)
 from .fields import (
     MAX_DAYS,
     MAX_LOG_BYTES,
@@ -112,7 +120,7 @@ class OrchHandler(APIHandler):
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         """Core errors become `{"message", "reason"}` with their own status code; a method
         this handler lacks is a 405 naming the methods it has, also in `Allow`."""
-        exc = kwargs.get("exc_info", (None, None, None))[1]
+        exc = self._core_error(kwargs.get("exc_info", (None, None, None))[1])
         if isinstance(exc, OrchError):
             self.set_status(exc.status, exc.reason)
             self.finish(dumps({"message": exc.message, "reason": exc.reason}))
@@ -135,11 +143,25 @@ class OrchHandler(APIHandler):
         )
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
-        """A core error is an answer, not a crash: one line in the log, no traceback."""
+        """A core error is an answer, not a crash: one line in the log, no traceback; so is
+        trouble of the machine's the answer explains (a full disk)."""
         if isinstance(value, OrchError):
             self.log.info("%s %s: %s", self.request.method, self.request.path, value.message)
             return
+        core = self._core_error(value)
+        if core is not None:
+            self.log.warning("%s %s: %s", self.request.method, self.request.path, core.message)
+            return
         super().log_exception(typ, value, tb)
+
+    def _core_error(self, exc: BaseException | None) -> OrchError | None:
+        """The error to answer with for `exc`: itself if it is a core error; a 507 for a
+        full disk; None for the unexpected (a 500)."""
+        if exc is None or isinstance(exc, OrchError):
+            return exc
+        if disk_full(exc):
+            return InsufficientStorage(self.request.path.rpartition(PREFIX + "/")[2])
+        return None
 
     async def reply(self, status: int, data: Any) -> None:
         """Send a JSON answer; a `JsonArray` is sent a piece at a time, the event loop free

@@ -173,6 +173,7 @@ class Intake:
     def _unpack(self, zip_path: Path, orch_id: str, sha: str) -> tuple[str, str | None]:
         """Validate, extract to a scratch folder, then move into place (all or nothing)."""
         scratch = self.data.unpacking(orch_id)
+        part = self.data.archive(sha).with_suffix(f".{orch_id}.part")  # this upload's own
         info = extract_archive(zip_path, scratch, self.limits)
         try:
             if is_notebook(info.entrypoint):  # read by nbformat once, here, not at each run
@@ -183,11 +184,12 @@ class Intake:
                 check_requirements(requirements, self.allow_requirement_options)
             archive = self.data.archive(sha)
             if not archive.exists():
-                shutil.copyfile(zip_path, archive.with_suffix(".part"))
-                os.replace(archive.with_suffix(".part"), archive)
+                shutil.copyfile(zip_path, part)
+                os.replace(part, archive)
             os.replace(scratch, self.data.orchestration(orch_id))
         except BaseException:
             shutil.rmtree(scratch, ignore_errors=True)
+            part.unlink(missing_ok=True)
             raise
         return info.entrypoint, requirements
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import secrets
 from collections.abc import Callable
 from contextlib import AsyncExitStack
@@ -22,6 +23,7 @@ from .. import runtime
 from .._proc import runfiles
 from .background import Background
 from .datadir import DataDir
+from .errors import disk_full
 from .executors import Executor, ExitRecord, RunSpec
 from .executors.base import base_env
 from .models import Orchestration, RunStatus, Task, TaskRun, TaskStatus, Trigger, new_id, now
@@ -30,6 +32,7 @@ from .packaging import Packager, isolate
 from .requirements import normalise_requirements
 from .store import Store
 
+log = logging.getLogger(__name__)
 NOTEBOOK_RUNNER = "jupyter_orch.nbrun"  # `python -m` it: the executor of notebook runs
 
 
@@ -232,11 +235,32 @@ class Runner:
         task = await self.store.call(self.store.get_task, run.task_id, 0)
         if task is not None:
             self._ends.decide(task, run)
-        await self.store.call(self.store.finish_run, run, task)
+        await self._write_end(run, task)
         event = self._ended.pop(run.id, None)
         if event is not None:
             event.set()
         await self._ends.after_end(task, run)
+
+    async def _write_end(self, run: TaskRun, task: Task | None) -> None:
+        """Write a run's end, as soon as it can be: on a full disk, again and again (every
+        second, then less often) until there is room."""
+        wait = 1.0
+        while True:
+            try:
+                await self.store.call(self.store.finish_run, run, task)
+                return
+            except Exception as exc:  # only a full disk is waited out
+                if not disk_full(exc):
+                    raise
+                if wait == 1.0:
+                    log.warning(
+                        "jupyter_orch: the end of run %s cannot be recorded, the disk is full "
+                        "(%s); trying again until there is room",
+                        run.id,
+                        exc,
+                    )
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, 30.0)
 
     def kill(self, task_id: str) -> list[str]:
         """Ask every active run of a task to stop; their ids."""

@@ -161,10 +161,11 @@ def transaction(db: sqlite3.Connection, statements: Iterable[tuple[str, Sequence
     try:
         for sql, params in statements:
             db.execute(sql, params)
+        db.execute("COMMIT")  # may fail too (a full disk): the transaction is then undone
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:
+            db.execute("ROLLBACK")
         raise
-    db.execute("COMMIT")
 
 
 def placeholders(values: Sequence[object]) -> str:

@@ -77,8 +77,22 @@ def read_exit(run_dir: Path, kill_requested: bool) -> ExitRecord:
     else:
         reason = "the run's supervisor vanished before recording an exit status"
         status = RunStatus.FAILURE
-    append_note(run_dir, f"jupyter_orch: {reason}")
+    if _no_space(run_dir):
+        reason += " (the disk of the run's folder is full)"
+    try:
+        append_note(run_dir, f"jupyter_orch: {reason}")
+    except OSError as exc:  # a full disk: the run's end is recorded all the same
+        log.warning("jupyter_orch: could not add to the log of %s: %s", run_dir.name, exc)
     return ExitRecord(status=status, exit_code=None, reason=reason, ended_at=now())
+
+
+def _no_space(run_dir: Path) -> bool:
+    """Whether the file system of a run's folder has no room left for a file."""
+    try:
+        stat = os.statvfs(run_dir)
+    except OSError:
+        return False
+    return stat.f_bavail * stat.f_frsize < 64 * 1024
 
 
 def _kill_orphans(run_dir: Path) -> None:
