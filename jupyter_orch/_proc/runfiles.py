@@ -6,7 +6,10 @@ Standard library only, and only built-in or already loaded modules, like `superv
 
 ``RUN_DIR`` holds:
 
-- ``spec.bin`` (marshal) and ``spec.json`` (for people): what to run;
+- ``spec.bin`` (marshal) and ``spec.json`` (for people): what to run, without its secrets (the
+  run's token), which reach the supervisor in memory or through its environment (`on_disk`);
+
+The folder is private to its owner (0700) and so is every file the supervisor writes (0600).
 - ``supervisor.json``: the supervisor's pid and kernel start time (to re-attach after a server
   restart); ``supervisor.err``: its own output, if any;
 - ``child.json``: the run process's pid, which is also its process group;
@@ -43,21 +46,52 @@ ARGS = "args.json"
 WORK = "work"
 OUTPUT_NOTEBOOK = "output.ipynb"
 CHUNK = 1 << 16
+#: A spec's secrets (the run's token): variables added to the run's environment, never
+#: written to disk; the spec on disk names them (`SECRET_NAMES`) and the supervisor's own
+#: environment carries their values.
+SECRETS, SECRET_NAMES = "secrets", "secret_names"
 RESERVE = 4096  # bytes set aside for the exit record: it fits many times over
 
 
+def make_run_dir(run_dir: str) -> None:
+    """Create a run's folder, private to its owner (0700, whatever the umask)."""
+    os.makedirs(run_dir, mode=0o700, exist_ok=True)
+    os.chmod(run_dir, 0o700)
+
+
+def on_disk(spec: dict[str, Any]) -> dict[str, Any]:
+    """What of a spec is written to disk: all but its secrets' values (their names stay, so
+    that a supervisor started from the files takes the values from its own environment)."""
+    kept = {key: value for key, value in spec.items() if key != SECRETS}
+    kept[SECRET_NAMES] = sorted(spec.get(SECRETS) or ())
+    return kept
+
+
 def write_spec(run_dir: str, spec: dict[str, Any], binary: bool = True) -> None:
-    """Write a run's spec: `spec.json` for people, and `spec.bin` for a supervisor to read."""
+    """Write a run's spec without its secrets (`on_disk`): `spec.json` for people, and
+    `spec.bin` for a supervisor to read."""
+    spec = on_disk(spec)
     # No fsync: only a supervisor reads the spec, and none survives a machine crash.
-    with open(os.path.join(run_dir, SPEC_JSON), "wb") as fh:
+    fd = os.open(os.path.join(run_dir, SPEC_JSON), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(fd, "wb") as fh:
         fh.write(encode_json(spec).encode("ascii"))
     if binary:
-        with open(os.path.join(run_dir, SPEC_BIN), "wb") as fh:
+        fd = os.open(os.path.join(run_dir, SPEC_BIN), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with open(fd, "wb") as fh:
             marshal.dump(spec, fh)  # built in, so reading it costs the supervisor no import
 
 
-def read_spec(run_dir: str) -> dict[str, Any]:
-    """The run's spec: `spec.bin`, else `spec.json` (written by hand, or by another Python)."""
+def read_spec(run_dir: str, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The run's spec: `spec.bin`, else `spec.json` (written by hand, or by another Python);
+    its secrets from `environ` (the supervisor's environment), by the names the spec gives."""
+    spec = _read_spec_file(run_dir)
+    environ = os.environ if environ is None else environ
+    names = spec.pop(SECRET_NAMES, None) or ()
+    spec[SECRETS] = {name: environ[name] for name in names if name in environ}
+    return spec
+
+
+def _read_spec_file(run_dir: str) -> dict[str, Any]:
     try:
         with open(os.path.join(run_dir, SPEC_BIN), "rb") as fh:
             spec: dict[str, Any] = marshal.load(fh)

@@ -46,6 +46,9 @@ else:
     import runlog
 
 CHUNK = runfiles.CHUNK
+#: The umask the supervisor started with, which the run's process gets back (the
+#: supervisor's own files are private: 0077).
+_run_umask: int | None = None
 STREAMS = runlog.STREAMS
 # Run as an imported module, the supervisor's cached bytecode is used; a script is compiled at
 # every start. PKGDIR goes last on the path so that it never shadows a standard module.
@@ -124,7 +127,10 @@ def _start_child(
 
 
 def _set_up_child(out: tuple[int, int], int_handler: _signal._HANDLER) -> None:
-    """The run's process before it runs: its signals, process group and standard streams."""
+    """The run's process before it runs: its signals, process group, standard streams and
+    umask."""
+    if _run_umask is not None:
+        os.umask(_run_umask)
     # The supervisor's handlers are no use here: a kill before exec ends the child. Python
     # ignores SIGPIPE and SIGXFSZ, and exec would keep that (subprocess resets them too);
     # a Python run goes on ignoring them, as Python does at start. SIGHUP stays ignored, as it
@@ -220,7 +226,8 @@ class Supervisor:
         err_r, err_w = os.pipe()
         try:
             start = spawn_inline if self.inline else spawn
-            self.pid = start(self.spec["argv"], self.spec["env"], cwd, out_w, err_w)
+            env = {**self.spec["env"], **(self.spec.get(runfiles.SECRETS) or {})}
+            self.pid = start(self.spec["argv"], env, cwd, out_w, err_w)
         except BaseException:
             os.close(out_r)
             os.close(err_r)
@@ -382,6 +389,10 @@ def supervise(run_dir: str, spec: dict[str, Any], inline: bool = False) -> int:
 
     `inline`: fork the run's process from this interpreter (see `spawn_inline`).
     """
+    # What the supervisor writes is private to the run's owner; the run's own files follow
+    # the umask it was started with (restored in the run's process).
+    global _run_umask
+    _run_umask = os.umask(0o077)
     # Lower the run's CPU priority (the run's process inherits it), so under contention the
     # Jupyter server and its kernels stay responsive.
     if spec.get("niceness"):

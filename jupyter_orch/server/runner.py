@@ -124,7 +124,7 @@ class Runner:
         """The active run a run-scoped token belongs to, if any."""
         return self._tokens.get(hash_token(token))
 
-    def _env(self, task: Task, run_id: str, token: str) -> dict[str, str]:
+    def _env(self, task: Task, run_id: str) -> dict[str, str]:
         env = base_env()
         env.update(task.env_vars())
         env.update(
@@ -133,7 +133,6 @@ class Runner:
                 runtime.RUN_ID_VAR: run_id,
                 runtime.ARGS_FILE_VAR: str(self.settings.data.run_args(run_id)),
                 runtime.URL_VAR: self.settings.callback_url,
-                runtime.TOKEN_VAR: token,
             }
         )
         return env
@@ -171,7 +170,7 @@ class Runner:
         self._tokens[hash_token(token)] = run.id
         self.active[run.id] = task.id
         entry = Path(orch.entrypoint)
-        env = self._env(task, run.id, token)
+        env = self._env(task, run.id)
         if orch.requirements is not None:
             env = isolate(env)  # the environment's own packages, not the server's path
         spec = RunSpec(
@@ -187,6 +186,7 @@ class Runner:
             max_log_bytes=task.max_log_bytes or self.settings.max_log_bytes,
             niceness=self.settings.niceness,
             files={runfiles.ARGS: json.dumps(task.input_data)},  # written by the supervisor
+            secrets={runtime.TOKEN_VAR: token},  # never on disk
         )
         try:
             future = await self.executor.launch(spec)

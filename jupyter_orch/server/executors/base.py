@@ -25,9 +25,10 @@ def base_env() -> dict[str, str]:
 
 def append_note(run_dir: Path, text: str) -> None:
     """Append a line of our own to a run's log, in the log's format (blocking)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
+    runfiles.make_run_dir(str(run_dir))
     stamp = Clock().stamp(time.time_ns())
-    with open(run_dir / runfiles.LOG, "a", encoding="utf-8") as fh:
+    fd = os.open(run_dir / runfiles.LOG, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with open(fd, "a", encoding="utf-8") as fh:
         fh.write(f"{stamp} stderr F {text}\n")
 
 
@@ -47,6 +48,8 @@ class RunSpec:
     max_log_bytes: int | None = None
     niceness: int = 0
     files: dict[str, str] = field(default_factory=dict)  # written into run_dir before start
+    #: Variables added to the run's environment that are never written to disk (its token).
+    secrets: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, object]:
         """The spec the supervisor reads (written as `spec.bin`, and `spec.json` for people)."""
@@ -61,6 +64,7 @@ class RunSpec:
             "max_log_bytes": self.max_log_bytes,
             "niceness": self.niceness,
             "files": self.files,
+            runfiles.SECRETS: self.secrets,
         }
 
 
