@@ -482,3 +482,19 @@ def test_write_json_replaces_the_file_whole(tmp_path: Path, sync: bool) -> None:
     runfiles.write_json(str(path), data, sync=sync)
     assert json.loads(path.read_text(encoding="utf-8")) == data
     assert [p.name for p in tmp_path.iterdir()] == ["record.json"]
+
+
+def test_a_deadline_beyond_what_one_poll_can_wait_is_waited_for_in_several(
+    tmp_path: Path,
+) -> None:
+    """poll() takes at most 2**31 - 1 ms (24.8 days): a timeout or a grace period beyond it
+    is waited for in several sleeps, and the run ends as any other."""
+    run_dir = make_run(tmp_path, "print('done')\n", timeout=60 * 86400.0, grace=40 * 86400.0)
+    record = finish(start(run_dir), run_dir)
+    assert record["status"] == "success"
+    sup = supervise.Supervisor(str(run_dir), runfiles.read_spec(str(run_dir)))
+    assert sup.next_wait_ms() == supervise.MAX_WAIT_MS
+    sup.begin_stop("killed", "stopping")  # no process: only the grace period starts
+    assert sup.next_wait_ms() == supervise.MAX_WAIT_MS
+    sup.deadline = sup.kill_at = time.monotonic() + 1
+    assert 0 < (sup.next_wait_ms() or 0) <= 1001

@@ -46,6 +46,7 @@ else:
     import runlog
 
 CHUNK = runfiles.CHUNK
+MAX_WAIT_MS = 2**31 - 1  # the longest poll() timeout (a C int of milliseconds)
 #: The umask the supervisor started with, which the run's process gets back (the
 #: supervisor's own files are private: 0077).
 _run_umask: int | None = None
@@ -288,13 +289,15 @@ class Supervisor:
             self.kill_at = None
 
     def next_wait_ms(self) -> int | None:
-        """How long poll() may sleep before a deadline needs attention."""
+        """How long poll() may sleep before a deadline needs attention: at most `MAX_WAIT_MS`
+        (poll() takes a C int of milliseconds, 24.8 days; a later deadline is waited for in
+        several sleeps)."""
         moments = [t for t in (self.deadline, self.kill_at) if t is not None]
         if self.stop_reason is not None:
             moments = [t for t in (self.kill_at,) if t is not None]
         if not moments:
             return None
-        return max(0, int((min(moments) - time.monotonic()) * 1000) + 1)
+        return min(MAX_WAIT_MS, max(0, int((min(moments) - time.monotonic()) * 1000) + 1))
 
     def pump(self, wake_fd: int) -> None:
         """Copy the run's output into the log until its process has ended, and every process
