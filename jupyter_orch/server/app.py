@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any, cast
 
@@ -15,6 +16,7 @@ from traitlets import Bool, Float, Int, Type, Unicode, default, validate
 from .._version import __version__
 from .archive import ArchiveLimits
 from .datadir import DataDir
+from .errors import damaged_database, database_trouble
 from .executors import Executor
 from .executors.local import LocalExecutor
 from .fields import MAX_LOG_BYTES, MIN_LOG_BYTES
@@ -227,13 +229,24 @@ class OrchApp(ExtensionApp):
                 collect_interval=self.env_collect_interval_seconds,
             ),
         )
-        self.service.open()
         self.settings.update(
             {
                 "jupyter_orch.service": self.service,
                 "jupyter_orch.max_upload_bytes": self.max_upload_bytes,
+                "jupyter_orch.database": data.database,
             }
         )
+        try:
+            self.service.open()
+        except sqlite3.DatabaseError as exc:
+            # The API stays registered and answers 503 saying why, instead of every route
+            # being Jupyter's HTML 404 of an extension that failed to load.
+            trouble = database_trouble(exc, data.database)
+            message = trouble.message if trouble else damaged_database(data.database, str(exc))
+            self.log.error("jupyter_orch: %s", message)
+            self.settings["jupyter_orch.broken"] = message
+            self.service = None
+            return
         self.log.info("jupyter_orch %s: data in %s", __version__, data.root)
 
     def _executor(self) -> Executor:

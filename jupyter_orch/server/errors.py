@@ -6,6 +6,8 @@ import errno
 import sqlite3
 
 _SQLITE_FULL = 13  # the result code of a write refused for want of room
+_SQLITE_BUSY, _SQLITE_LOCKED = 5, 6  # another connection holds the lock
+_SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26  # the file is damaged, or not a database at all
 
 
 class OrchError(Exception):
@@ -96,3 +98,43 @@ def disk_full(exc: BaseException) -> bool:
             "database or disk is full" in str(exc)
         )
     return False
+
+
+class Unavailable(OrchError):
+    """The service cannot answer now (its database is locked or damaged); `retry_after`: the
+    seconds after which trying again makes sense, when it does."""
+
+    status = 503
+    reason = "Service Unavailable"
+
+    def __init__(self, message: str, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def database_trouble(exc: BaseException, path: object) -> Unavailable | None:
+    """The 503 for an error of the database at `path`: locked by another connection (try
+    again), or damaged (what is wrong and how to recover); None for anything else."""
+    if not isinstance(exc, sqlite3.DatabaseError):
+        return None
+    code = getattr(exc, "sqlite_errorcode", None)
+    text = str(exc)
+    if code in (_SQLITE_BUSY, _SQLITE_LOCKED) or "database is locked" in text:
+        return Unavailable(
+            f"the database is busy (another process holds its lock: {text}); try again shortly",
+            retry_after=5,
+        )
+    if code in (_SQLITE_CORRUPT, _SQLITE_NOTADB) or "malformed" in text or "not a database" in text:
+        return Unavailable(damaged_database(path, text))
+    return None
+
+
+def damaged_database(path: object, problem: str) -> str:
+    """What to say, in answers and in the log, about a database that cannot be read."""
+    return (
+        f"the orchestration database {path} cannot be read ({problem}). To recover: stop the "
+        f"server, move the file aside (keep it: `sqlite3 {path} .recover` may save its rows), "
+        "and start the server again, which makes a new, empty database (archives, "
+        "environments and run folders stay on disk). Until then the orchestration API answers "
+        "503."
+    )

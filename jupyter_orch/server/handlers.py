@@ -30,6 +30,8 @@ from .errors import (
     Missing,
     OrchError,
     TooLarge,
+    Unavailable,
+    database_trouble,
     disk_full,
 )
 from .fields import (
@@ -93,7 +95,14 @@ class OrchHandler(APIHandler):
         return None
 
     async def prepare(self) -> None:  # type: ignore[override]
-        """Accept a run's own token for this API; otherwise the server's authentication."""
+        """Accept a run's own token for this API; otherwise the server's authentication.
+        Without a database (it could not be opened), 503 saying why, once authenticated."""
+        broken = self.settings.get("jupyter_orch.broken")
+        if broken is not None:
+            await super().prepare()
+            if not self.current_user:
+                raise Forbidden("authentication required: a Jupyter token or session")
+            raise Unavailable(broken)
         token = self._bearer()
         run_id = self.service.run_for_token(token) if token else None
         if run_id is not None:
@@ -123,6 +132,8 @@ class OrchHandler(APIHandler):
         exc = self._core_error(kwargs.get("exc_info", (None, None, None))[1])
         if isinstance(exc, OrchError):
             self.set_status(exc.status, exc.reason)
+            if isinstance(exc, Unavailable) and exc.retry_after is not None:
+                self.set_header("Retry-After", str(exc.retry_after))
             self.finish(dumps({"message": exc.message, "reason": exc.reason}))
             return
         if status_code == 405:
@@ -161,7 +172,7 @@ class OrchHandler(APIHandler):
             return exc
         if disk_full(exc):
             return InsufficientStorage(self.request.path.rpartition(PREFIX + "/")[2])
-        return None
+        return database_trouble(exc, self.settings["jupyter_orch.database"])
 
     async def reply(self, status: int, data: Any) -> None:
         """Send a JSON answer; a `JsonArray` is sent a piece at a time, the event loop free
