@@ -498,3 +498,12 @@ def test_a_deadline_beyond_what_one_poll_can_wait_is_waited_for_in_several(
     assert sup.next_wait_ms() == supervise.MAX_WAIT_MS
     sup.deadline = sup.kill_at = time.monotonic() + 1
     assert 0 < (sup.next_wait_ms() or 0) <= 1001
+
+
+def test_the_run_is_niced_and_its_supervisor_is_not(tmp_path: Path) -> None:
+    """The supervisor keeps its priority so that it outruns the run it reads (it wakes at
+    each write instead of reading what piled up while busy user code held the CPU)."""
+    code = "import os\nprint(os.nice(0), os.getpriority(os.PRIO_PROCESS, os.getppid()))\n"
+    _, lines = supervise_code(tmp_path, code, niceness=5)
+    mine = os.nice(0)
+    assert [text for _, _, text in parsed(lines)] == [f"{mine + 5} {mine}".encode()]

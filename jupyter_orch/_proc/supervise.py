@@ -50,6 +50,8 @@ MAX_WAIT_MS = 2**31 - 1  # the longest poll() timeout (a C int of milliseconds)
 #: The umask the supervisor started with, which the run's process gets back (the
 #: supervisor's own files are private: 0077).
 _run_umask: int | None = None
+#: The niceness the run's process adds to its own as it starts (the supervisor does not).
+_run_niceness = 0
 STREAMS = runlog.STREAMS
 # Run as an imported module, the supervisor's cached bytecode is used; a script is compiled at
 # every start. PKGDIR goes last on the path so that it never shadows a standard module.
@@ -132,6 +134,8 @@ def _set_up_child(out: tuple[int, int], int_handler: _signal._HANDLER) -> None:
     umask."""
     if _run_umask is not None:
         os.umask(_run_umask)
+    if _run_niceness:
+        os.nice(_run_niceness)
     # The supervisor's handlers are no use here: a kill before exec ends the child. Python
     # ignores SIGPIPE and SIGXFSZ, and exec would keep that (subprocess resets them too);
     # a Python run goes on ignoring them, as Python does at start. SIGHUP stays ignored, as it
@@ -394,12 +398,15 @@ def supervise(run_dir: str, spec: dict[str, Any], inline: bool = False) -> int:
     """
     # What the supervisor writes is private to the run's owner; the run's own files follow
     # the umask it was started with (restored in the run's process).
-    global _run_umask
+    global _run_umask, _run_niceness
     _run_umask = os.umask(0o077)
-    # Lower the run's CPU priority (the run's process inherits it), so under contention the
-    # Jupyter server and its kernels stay responsive.
+    # Lower the run's CPU priority, so under contention the Jupyter server and its kernels
+    # stay responsive: the session's autogroup here, the run's process itself as it starts.
+    # The supervisor keeps its own, so that it outruns the run it reads: it wakes at each
+    # write, and stamps and orders each one, rather than reading what piled up meanwhile.
     if spec.get("niceness"):
-        lower_priority(int(spec["niceness"]))
+        _run_niceness = int(spec["niceness"])
+        lower_priority(_run_niceness, own=False)
     sup = Supervisor(run_dir, spec, inline)
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)
@@ -447,8 +454,8 @@ def supervise(run_dir: str, spec: dict[str, Any], inline: bool = False) -> int:
     return 0
 
 
-def lower_priority(niceness: int) -> None:
-    """Add `niceness` to this process's nice value, and set its autogroup's to it.
+def lower_priority(niceness: int, own: bool = True) -> None:
+    """Add `niceness` to this process's nice value (`own`), and set its autogroup's to it.
 
     Where the kernel groups processes by session (autogroup, on by default in most
     distributions), CPU time is shared between sessions first and nice values act only within
@@ -456,7 +463,8 @@ def lower_priority(niceness: int) -> None:
     however nice it is. An unprivileged process may raise its autogroup's nice value (never
     lower it); a kernel without autogroups has no such file.
     """
-    os.nice(niceness)
+    if own:
+        os.nice(niceness)
     try:
         fd = os.open("/proc/self/autogroup", os.O_WRONLY)
     except OSError:
