@@ -138,3 +138,13 @@ def damaged_database(path: object, problem: str) -> str:
         "environments and run folders stay on disk). Until then the orchestration API answers "
         "503."
     )
+
+
+def core_error(exc: BaseException | None, what: str, database: object) -> OrchError | None:
+    """The error to answer with for `exc`: itself if it is a core error; a 507 for a full
+    disk; a 503 for a locked or damaged `database`; None for the unexpected (a 500)."""
+    if exc is None or isinstance(exc, OrchError):
+        return exc
+    if disk_full(exc):
+        return InsufficientStorage(what)
+    return database_trouble(exc, database)

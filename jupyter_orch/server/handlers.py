@@ -23,17 +23,7 @@ from jupyter_server.base.handlers import APIHandler
 from tornado import web
 from tornado.iostream import StreamClosedError
 
-from .errors import (
-    Forbidden,
-    InsufficientStorage,
-    InvalidRequest,
-    Missing,
-    OrchError,
-    TooLarge,
-    Unavailable,
-    database_trouble,
-    disk_full,
-)
+from .errors import Forbidden, InvalidRequest, Missing, OrchError, TooLarge, Unavailable, core_error
 from .fields import (
     MAX_DAYS,
     MAX_LOG_BYTES,
@@ -166,13 +156,8 @@ class OrchHandler(APIHandler):
         super().log_exception(typ, value, tb)
 
     def _core_error(self, exc: BaseException | None) -> OrchError | None:
-        """The error to answer with for `exc`: itself if it is a core error; a 507 for a
-        full disk; None for the unexpected (a 500)."""
-        if exc is None or isinstance(exc, OrchError):
-            return exc
-        if disk_full(exc):
-            return InsufficientStorage(self.request.path.rpartition(PREFIX + "/")[2])
-        return database_trouble(exc, self.settings["jupyter_orch.database"])
+        what = self.request.path.rpartition(PREFIX + "/")[2]
+        return core_error(exc, what, self.settings["jupyter_orch.database"])
 
     async def reply(self, status: int, data: Any) -> None:
         """Send a JSON answer; a `JsonArray` is sent a piece at a time, the event loop free
