@@ -151,7 +151,9 @@ def run_one(client: Client, orch_id: str, variant: str, lines: int) -> dict[str,
     """Run the variant's orchestration once; its figures after checking its log."""
     run_dir: list[Path] = []
     sent = time.time()
-    task_id = client.run_once(orch_id)
+    # Every line is checked: the log's cap (64 MiB by default; 230 MiB of wide lines) is
+    # lifted for this task.
+    task_id = client.run_once(orch_id, max_log_bytes=1 << 40)
     with CpuWatch(lambda: run_dir[0] if run_dir else None) as cpu:
         task = client.get_task(task_id)
         while not task["last_runs"]:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from pathlib import Path
 
-from jupyter_orch.server.logfiles import LogWatcher
+import pytest
+
+from jupyter_orch._proc.runlog import LogWriter
+from jupyter_orch.server.logfiles import Cursor, LogWatcher, read_lines
 
 
 async def _collect(follower: LogWatcher, run_id: str, start: int = 0) -> list[str]:
@@ -72,3 +76,78 @@ async def test_many_followers_share_one_watcher(tmp_path: Path) -> None:
     results = await asyncio.wait_for(asyncio.gather(*readers), 10)
     assert all(lines == [str(i) for i in range(1000)] for lines in results)
     assert follower._watches == {}
+
+
+def _numbered(count: int, start: int = 0) -> bytes:
+    return b"".join(b"line %07d\n" % n for n in range(start, start + count))
+
+
+def test_a_capped_log_keeps_its_start_and_end_with_a_marker_that_counts_the_rest(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "log"
+    writer = LogWriter(str(path), max_line=100, max_bytes=64 * 1024)
+    for start in range(0, 50_000, 500):  # 50,000 lines of 55 bytes: 2.7 MB
+        writer.feed("stdout", _numbered(500, start), 0)
+        writer.flush()
+        assert path.stat().st_size <= 64 * 1024
+    texts = [line.split(" ", 3)[3] for line in path.read_text().splitlines()]
+    marker = next(i for i, text in enumerate(texts) if text.startswith("jupyter_orch:"))
+    numbers = [int(text.split()[1]) for text in texts if not text.startswith("jupyter_orch:")]
+    assert numbers[:marker] == list(range(marker))  # the start, whole
+    tail = numbers[marker:]
+    assert tail == list(range(tail[0], 50_000))  # the end, whole, up to the last line
+    dropped = texts[marker].split()
+    line_bytes = len(path.read_text().splitlines()[0]) + 1
+    assert int(dropped[1]) == (tail[0] - marker) * line_bytes
+    assert dropped[3] == f"({tail[0] - marker}"
+    assert path.stat().st_size >= 32 * 1024  # a cut keeps half the cap, at least
+    assert {p.name for p in tmp_path.iterdir()} == {"log", "log.cut"}
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_cursor_keeps_line_numbers_across_cuts(tmp_path: Path, seed: int) -> None:
+    """A reader that reads now and then, by pieces of any size, while the log is cut under
+    it: every line it gets is the run's line of that index, in order, no line twice, and
+    each gap is one marker standing for exactly the lines missed."""
+    rng = random.Random(seed)
+    path = tmp_path / "log"
+    writer = LogWriter(str(path), max_line=100, max_bytes=16 * 1024)
+    cursor = Cursor(path)
+    got: list[tuple[int, int, str]] = []
+    written = 0
+    while written < 20_000:
+        count = rng.randint(1, 400)
+        writer.feed("stdout", _numbered(count, written), 0)
+        writer.flush()
+        written += count
+        for _ in range(rng.randint(0, 3)):
+            got += cursor.read(rng.choice([7, 100, 4096, 1 << 20]))
+    while more := cursor.read():
+        got += more
+    expected_index = 0
+    for index, span, text in got:
+        assert index == expected_index, (index, text)
+        if span == 1 and not text.split(" ", 3)[3].startswith("jupyter_orch:"):
+            assert text.split()[-1] == f"{index:07d}"
+        else:
+            assert "jupyter_orch:" in text and span >= 1
+        expected_index = index + span
+    assert expected_index == written  # the last line is always there
+    cursor.close()
+
+
+def test_read_lines_gives_the_last_lines_in_pieces(tmp_path: Path) -> None:
+    path = tmp_path / "log"
+    assert list(read_lines(path)) == []
+    path.write_bytes(b"a\nb\r\n\nd")  # no final newline: "d" is a line still
+    assert [line for piece in read_lines(path) for line in piece] == ["a", "b\r", "", "d"]
+    path.write_bytes(_numbered(200_000))
+    pieces = list(read_lines(path))
+    assert len(pieces) > 1  # 2.4 MB in pieces of about a MiB
+    assert [line for piece in pieces for line in piece] == _numbered(200_000).decode().split("\n")[
+        :-1
+    ]
+    for last in (0, 1, 2, 99_999, 200_000, 10**12):
+        lines = [line for piece in read_lines(path, last) for line in piece]
+        assert lines == [f"line {n:07d}" for n in range(max(0, 200_000 - last), 200_000)]

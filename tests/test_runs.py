@@ -99,6 +99,42 @@ async def test_kill_sends_sigterm_first(api: Api) -> None:
     assert "got SIGTERM, cleaning up" in texts(await api.logs(run_id))
 
 
+# A daemon's escape from the run's group and session: setsid(), fork, the parent exits.
+DAEMON = """
+import os, time
+r, w = os.pipe()
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        os.write(w, str(os.getpid()).encode())
+        time.sleep(120)
+    os._exit(0)
+os.close(w)
+print("group", os.getpgid(0), "daemon", os.read(r, 100).decode(), flush=True)
+time.sleep(120)
+"""
+
+
+def ended(pid: int) -> bool:
+    """Whether a process is gone, or a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_bytes().rpartition(b")")[2].split()[0] == b"Z"
+    except FileNotFoundError:
+        return True
+
+
+async def test_kill_ends_a_process_that_left_the_runs_session(api: Api) -> None:
+    task_id, _, pgid, daemon = await started_run(api, DAEMON)
+    try:
+        assert os.getsid(daemon) != os.getsid(pgid)  # in a session of its own
+        await api.ok("task/kill", {"id": task_id}, status=202)
+        await api.wait_task(task_id, {"killed"})
+        assert ended(daemon)
+    finally:
+        if not ended(daemon):
+            os.kill(daemon, 9)
+
+
 async def test_killing_a_finished_task(api: Api) -> None:
     task = await api.run_to_end({"main.py": "print('done')\n"})
     answer = await api.ok("task/kill", {"id": task["id"]}, status=202)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -293,27 +294,79 @@ def test_stragglers_are_killed_when_the_main_process_ends(tmp_path: Path) -> Non
     wait_gone(int(words[1]))
 
 
-def test_a_process_that_leaves_the_group_escapes(tmp_path: Path) -> None:
-    """Documented limit: a process that calls setsid() is out of reach of the group kill.
+# Starts a process that leaves the run's process group (`{escape}`) and forks once more, as a
+# daemon does: the grandchild keeps nothing of the run's (its streams are /dev/null), and its
+# parent exits, so the grandchild is an orphan. Prints the grandchild's pid, then `{then}`.
+ESCAPE = """
+import os, sys, time
+r, w = os.pipe()
+if os.fork() == 0:
+    os.close(r)
+    {escape}
+    if os.fork() == 0:
+        os.write(w, str(os.getpid()).encode())
+        os.close(w)
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        time.sleep(60)
+    os._exit(0)
+os.close(w)
+print("escapee", os.read(r, 100).decode(), flush=True)
+{then}
+"""
+ESCAPES = {"setsid": "os.setsid()", "setpgid": "os.setpgid(0, 0)"}
 
-    The supervisor stops waiting for the pipes it holds 2 s after the main process ended,
-    records the run, and leaves it running.
-    """
-    code = (
-        "import subprocess, sys\n"
-        "escapee = 'import os, time; os.setsid(); print(flush=True); time.sleep(60)'\n"
-        "child = subprocess.Popen([sys.executable, '-c', escapee], stdout=subprocess.PIPE)\n"
-        "child.stdout.readline()  # it has left the group; its stderr is still the run's\n"
-        "print('escapee', child.pid, flush=True)\n"
-    )
-    run_dir = make_run(tmp_path, code)
-    record = finish(start(run_dir), run_dir)
+
+def alive(pid: int) -> bool:
+    """Whether a process exists and has not ended (a zombie has ended)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            state = fh.read().rpartition(b")")[2].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != b"Z"
+
+
+@pytest.mark.parametrize("escape", sorted(ESCAPES))
+@pytest.mark.parametrize("ending", ["end", "timeout", "kill"])
+def test_every_process_of_the_run_ends_with_it_wherever_it_moved(
+    tmp_path: Path, escape: str, ending: str
+) -> None:
+    then = "" if ending == "end" else "time.sleep(60)"
+    code = ESCAPE.format(escape=ESCAPES[escape], then=then)
+    run_dir = make_run(tmp_path, code, timeout=1.0 if ending == "timeout" else None, grace=0.5)
+    proc = start(run_dir)
     escapee = int(wait_for_line(run_dir, b"escapee")[1])
     try:
-        assert record["status"] == "success"
-        assert os.getsid(escapee) == escapee  # alive, in a session of its own
+        if ending == "kill":
+            proc.send_signal(signal.SIGTERM)
+        record = finish(proc, run_dir)
+        expected = {"end": "success", "timeout": "timed_out", "kill": "killed"}[ending]
+        assert record["status"] == expected, record
+        assert not alive(escapee), f"process {escapee} ({escape}) outlived its run"
     finally:
-        os.kill(escapee, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(escapee, signal.SIGKILL)
+
+
+def test_a_run_that_closes_its_streams_is_still_timed_out(tmp_path: Path) -> None:
+    code = "import os, time\nos.close(1)\nos.close(2)\ntime.sleep(60)\n"
+    record, lines = supervise_code(tmp_path, code, timeout=1.0, grace=0.5)
+    assert (record["status"], record["reason"]) == ("timed_out", "timed out after 1.0 s")
+    assert [text for _, _, text in parsed(lines)] == [b"jupyter_orch: run timed out after 1.0 s"]
+
+
+def test_a_run_that_closes_its_streams_is_still_killed(tmp_path: Path) -> None:
+    code = (
+        "import os, time\nprint('closing', flush=True)\nos.close(1)\nos.close(2)\ntime.sleep(60)\n"
+    )
+    run_dir = make_run(tmp_path, code, grace=0.5)
+    proc = start(run_dir)
+    wait_for_line(run_dir, b"closing")
+    proc.send_signal(signal.SIGTERM)
+    record = finish(proc, run_dir)
+    assert (record["status"], record["exit_code"]) == ("killed", -15)
 
 
 @pytest.mark.parametrize(
@@ -352,7 +405,8 @@ def test_a_process_that_cannot_start_is_a_failure_with_a_reason(
 def test_a_spec_written_as_json_only_is_read(tmp_path: Path) -> None:
     run_dir = make_run(tmp_path, "print('from json')\n")
     spec = json.loads((run_dir / "spec.json").read_text(encoding="utf-8"))
-    assert runfiles.read_spec(str(run_dir)) == spec
+    assert spec.pop("secret_names") == []
+    assert runfiles.read_spec(str(run_dir)) == {**spec, "secrets": {}}
     (run_dir / runfiles.SPEC_BIN).unlink()
     record = finish(start(run_dir), run_dir)
     assert record["status"] == "success"
@@ -428,3 +482,28 @@ def test_write_json_replaces_the_file_whole(tmp_path: Path, sync: bool) -> None:
     runfiles.write_json(str(path), data, sync=sync)
     assert json.loads(path.read_text(encoding="utf-8")) == data
     assert [p.name for p in tmp_path.iterdir()] == ["record.json"]
+
+
+def test_a_deadline_beyond_what_one_poll_can_wait_is_waited_for_in_several(
+    tmp_path: Path,
+) -> None:
+    """poll() takes at most 2**31 - 1 ms (24.8 days): a timeout or a grace period beyond it
+    is waited for in several sleeps, and the run ends as any other."""
+    run_dir = make_run(tmp_path, "print('done')\n", timeout=60 * 86400.0, grace=40 * 86400.0)
+    record = finish(start(run_dir), run_dir)
+    assert record["status"] == "success"
+    sup = supervise.Supervisor(str(run_dir), runfiles.read_spec(str(run_dir)))
+    assert sup.next_wait_ms() == supervise.MAX_WAIT_MS
+    sup.begin_stop("killed", "stopping")  # no process: only the grace period starts
+    assert sup.next_wait_ms() == supervise.MAX_WAIT_MS
+    sup.deadline = sup.kill_at = time.monotonic() + 1
+    assert 0 < (sup.next_wait_ms() or 0) <= 1001
+
+
+def test_the_run_is_niced_and_its_supervisor_is_not(tmp_path: Path) -> None:
+    """The supervisor keeps its priority so that it outruns the run it reads (it wakes at
+    each write instead of reading what piled up while busy user code held the CPU)."""
+    code = "import os\nprint(os.nice(0), os.getpriority(os.PRIO_PROCESS, os.getppid()))\n"
+    _, lines = supervise_code(tmp_path, code, niceness=5)
+    mine = os.nice(0)
+    assert [text for _, _, text in parsed(lines)] == [f"{mine + 5} {mine}".encode()]

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -277,3 +280,29 @@ def test_the_store_refuses_a_second_run_of_one_instant(tmp_path: Path) -> None:
     manual = TaskRun(new_id(), task.id, RunStatus.RUNNING, START, START, trigger=Trigger.MANUAL)
     assert store.start_run(task, manual, None) is True  # no instant: no conflict
     store.close()
+
+
+async def test_a_runs_end_is_written_once_the_database_has_room(world: World) -> None:
+    """A write refused for want of room (SQLITE_FULL) is tried again until it lands: the
+    run does not stay `running`."""
+    manager, executor, _, store = world
+    task = scheduled_task(store, orchestration(store), "0 0 1 1 *")
+    manager.scheduling = True
+    await manager.fire(task.id, START)
+    await settle(manager, executor, 1)
+    real = manager.runner.store.finish_run
+    refused: list[str] = []
+
+    def full_then_fine(run: Any, owner: Any) -> None:
+        if len(refused) < 2:
+            refused.append(run.id)
+            raise sqlite3.OperationalError("database or disk is full")
+        real(run, owner)
+
+    manager.runner.store.finish_run = full_then_fine  # type: ignore[method-assign,assignment]
+    executor.end(executor.launched[0].run_id, RunStatus.SUCCESS)
+    deadline = time.monotonic() + 30
+    while store.list_runs(task.id)[0].status is RunStatus.RUNNING:
+        assert time.monotonic() < deadline, "the run's end was never written"
+        await asyncio.sleep(0.05)
+    assert len(refused) == 2 and store.list_runs(task.id)[0].status is RunStatus.SUCCESS

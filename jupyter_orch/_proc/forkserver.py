@@ -155,9 +155,9 @@ def _supervisor(request: dict[str, Any], own_fds: tuple[int, ...]) -> supervise.
         # much CPU as the whole Jupyter server).
         os.setpgid(0, 0)
         run_dir = request["dir"]
-        os.makedirs(run_dir, exist_ok=True)
+        runfiles.make_run_dir(run_dir)
         err = os.open(
-            os.path.join(run_dir, runfiles.SUPERVISOR_ERR), os.O_WRONLY | os.O_CREAT, 0o644
+            os.path.join(run_dir, runfiles.SUPERVISOR_ERR), os.O_WRONLY | os.O_CREAT, 0o600
         )
         os.dup2(err, 1)
         os.dup2(err, 2)

@@ -6,12 +6,17 @@ Standard library only, and only built-in or already loaded modules, like `superv
 
 ``RUN_DIR`` holds:
 
-- ``spec.bin`` (marshal) and ``spec.json`` (for people): what to run;
+- ``spec.bin`` (marshal) and ``spec.json`` (for people): what to run, without its secrets (the
+  run's token), which reach the supervisor in memory or through its environment (`on_disk`);
+
+The folder is private to its owner (0700) and so is every file the supervisor writes (0600).
 - ``supervisor.json``: the supervisor's pid and kernel start time (to re-attach after a server
   restart); ``supervisor.err``: its own output, if any;
 - ``child.json``: the run process's pid, which is also its process group;
 - ``log``: every line the process prints, as ``<RFC 3339 ns>Z <stream> F|P <text>``;
-- ``exit.json``: the end of the run (status, exit code, reason, times), written atomically;
+- ``exit.json``: the end of the run (status, exit code, reason, times), written atomically
+  into ``exit.json.tmp``, whose disk space is reserved when the run starts (a full disk does
+  not keep the run's end from being recorded);
 - the files the server hands the run (``args.json``), and ``work/``, its working directory;
 - ``output.ipynb``: a notebook run's executed copy (written by `jupyter_orch.nbrun` as each cell
   starts and at the end, atomically through ``.~output.ipynb``).
@@ -41,26 +46,52 @@ ARGS = "args.json"
 WORK = "work"
 OUTPUT_NOTEBOOK = "output.ipynb"
 CHUNK = 1 << 16
+#: A spec's secrets (the run's token): variables added to the run's environment, never
+#: written to disk; the spec on disk names them (`SECRET_NAMES`) and the supervisor's own
+#: environment carries their values.
+SECRETS, SECRET_NAMES = "secrets", "secret_names"
+RESERVE = 4096  # bytes set aside for the exit record: it fits many times over
+
+
+def make_run_dir(run_dir: str) -> None:
+    """Create a run's folder, private to its owner (0700, whatever the umask)."""
+    os.makedirs(run_dir, mode=0o700, exist_ok=True)
+    os.chmod(run_dir, 0o700)
+
+
+def on_disk(spec: dict[str, Any]) -> dict[str, Any]:
+    """What of a spec is written to disk: all but its secrets' values (their names stay, so
+    that a supervisor started from the files takes the values from its own environment)."""
+    kept = {key: value for key, value in spec.items() if key != SECRETS}
+    kept[SECRET_NAMES] = sorted(spec.get(SECRETS) or ())
+    return kept
 
 
 def write_spec(run_dir: str, spec: dict[str, Any], binary: bool = True) -> None:
-    """Write a run's spec: `spec.json` for people, and `spec.bin` for a supervisor to read."""
+    """Write a run's spec without its secrets (`on_disk`): `spec.json` for people, and
+    `spec.bin` for a supervisor to read."""
+    spec = on_disk(spec)
     # No fsync: only a supervisor reads the spec, and none survives a machine crash.
-    # The server's alone (0600): it holds the run's token.
-    with _private(os.path.join(run_dir, SPEC_JSON)) as fh:
+    fd = os.open(os.path.join(run_dir, SPEC_JSON), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(fd, "wb") as fh:
         fh.write(encode_json(spec).encode("ascii"))
     if binary:
-        with _private(os.path.join(run_dir, SPEC_BIN)) as fh:
+        fd = os.open(os.path.join(run_dir, SPEC_BIN), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with open(fd, "wb") as fh:
             marshal.dump(spec, fh)  # built in, so reading it costs the supervisor no import
 
 
-def _private(path: str) -> Any:
-    """A file opened for writing (created 0600, emptied)."""
-    return open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
+def read_spec(run_dir: str, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The run's spec: `spec.bin`, else `spec.json` (written by hand, or by another Python);
+    its secrets from `environ` (the supervisor's environment), by the names the spec gives."""
+    spec = _read_spec_file(run_dir)
+    environ = os.environ if environ is None else environ
+    names = spec.pop(SECRET_NAMES, None) or ()
+    spec[SECRETS] = {name: environ[name] for name in names if name in environ}
+    return spec
 
 
-def read_spec(run_dir: str) -> dict[str, Any]:
-    """The run's spec: `spec.bin`, else `spec.json` (written by hand, or by another Python)."""
+def _read_spec_file(run_dir: str) -> dict[str, Any]:
     try:
         with open(os.path.join(run_dir, SPEC_BIN), "rb") as fh:
             spec: dict[str, Any] = marshal.load(fh)
@@ -75,16 +106,32 @@ def read_spec(run_dir: str) -> dict[str, Any]:
 
 
 def write_json(path: str, data: Record, sync: bool = True) -> None:
-    """Write a flat JSON object atomically (write then rename); `sync`: fsync it first."""
+    """Write a flat JSON object atomically (write then rename); `sync`: fsync it first.
+
+    The temporary file is written over, not truncated first, so that space `reserve`d for
+    it is used, even on a full disk.
+    """
     tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT, 0o600)
     try:
-        write_all(fd, encode_json(data).encode("ascii"))
+        encoded = encode_json(data).encode("ascii")
+        write_all(fd, encoded)
+        os.ftruncate(fd, len(encoded))
         if sync:
             os.fsync(fd)
     finally:
         os.close(fd)
     os.replace(tmp, path)
+
+
+def reserve(path: str, size: int = RESERVE) -> None:
+    """Set disk space aside for a record `write_json` writes later (`path`'s temporary
+    file), so that it can be written when the disk has filled up meanwhile."""
+    fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        os.posix_fallocate(fd, 0, size)
+    finally:
+        os.close(fd)
 
 
 def encode_json(data: Mapping[str, object]) -> str:

@@ -5,8 +5,11 @@ its own, so it does not die with the Jupyter server. ``RUN_DIR/spec.bin`` says w
 supervisor writes ``supervisor.json``, ``child.json``, ``log`` and, last, ``exit.json`` there
 (`runfiles` describes them all, and writes them).
 
-SIGTERM to the supervisor means "kill the run": the run's process group gets SIGTERM, then
-SIGKILL after the grace period. The supervisor enforces the run's timeout the same way.
+SIGTERM to the supervisor means "kill the run": every process of the run gets SIGTERM, then
+SIGKILL after the grace period. The supervisor enforces the run's timeout the same way, and
+when the run's process ends, whatever it started and left running is killed. "Every process"
+includes those that left the run's process group or session: the supervisor is their child
+subreaper (`descendants`).
 
 Its start-up is on the path of every run, so it imports only built-in or already loaded
 modules: no ``subprocess`` (fork and exec below), ``shutil`` (`runfiles.copy_tree`), ``json``
@@ -42,13 +45,21 @@ else:
 # Imported as part of the package by the server; by its top-level name in a supervisor or the
 # fork server, whose path holds this folder (BOOT), where `__package__` is empty.
 if TYPE_CHECKING or __package__:
-    from . import account, runfiles
+    from . import account, descendants, runfiles, runlog
 else:
     import account
+    import descendants
     import runfiles
+    import runlog
 
 CHUNK = runfiles.CHUNK
-STREAMS = ("stdout", "stderr")
+MAX_WAIT_MS = 2**31 - 1  # the longest poll() timeout (a C int of milliseconds)
+#: The umask the supervisor started with, which the run's process gets back (the
+#: supervisor's own files are private: 0077).
+_run_umask: int | None = None
+#: The niceness the run's process adds to its own as it starts (the supervisor does not).
+_run_niceness = 0
+STREAMS = runlog.STREAMS
 # Run as an imported module, the supervisor's cached bytecode is used; a script is compiled at
 # every start. PKGDIR goes last on the path so that it never shadows a standard module.
 BOOT = (
@@ -65,13 +76,8 @@ def command(python: str, run_dir: str) -> list[str]:
 
 def process_start_ticks(pid: int) -> int | None:
     """The kernel's start time of a process (field 22 of /proc/PID/stat), or None if gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            stat_line = fh.read()
-    except OSError:
-        return None
-    # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
-    return int(stat_line[stat_line.rindex(b")") + 2 :].split()[19])
+    fields = descendants.stat_fields(pid)
+    return None if fields is None else int(fields[19])
 
 
 # -- the run's process -------------------------------------------------------------------------
@@ -139,8 +145,12 @@ def _start_child(
 def _set_up_child(
     out: tuple[int, int], int_handler: _signal._HANDLER, owner: account.Account | None
 ) -> None:
-    """The run's process before it runs: its signals, process group, standard streams and,
-    last, its owner's account."""
+    """The run's process before it runs: its umask, niceness, signals, process group, standard
+    streams and, last, its owner's account."""
+    if _run_umask is not None:
+        os.umask(_run_umask)
+    if _run_niceness:
+        os.nice(_run_niceness)
     # The supervisor's handlers are no use here: a kill before exec ends the child. Python
     # ignores SIGPIPE and SIGXFSZ, and exec would keep that (subprocess resets them too);
     # a Python run goes on ignoring them, as Python does at start. SIGHUP stays ignored, as it
@@ -200,77 +210,6 @@ def _report(report: int, exc: BaseException, failed: str) -> None:
     os.write(report, message.encode("utf-8", "surrogateescape"))
 
 
-# -- the log -----------------------------------------------------------------------------------
-
-
-class Clock:
-    """Formats nanosecond times as RFC 3339, caching the part that changes once a second."""
-
-    def __init__(self) -> None:
-        self._second = -1
-        self._prefix = ""
-
-    def stamp(self, ns: int) -> str:
-        """`2023-05-22T21:09:17.683428502Z` for a time in nanoseconds since the epoch."""
-        second, frac = divmod(ns, 1_000_000_000)
-        if second != self._second:
-            self._second = second
-            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        return f"{self._prefix}.{frac:09d}Z"
-
-
-class LogWriter:
-    """Turns raw output of the run's streams into CRI log lines, appended to one file."""
-
-    def __init__(self, path: str, max_line: int) -> None:
-        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        self.max_line = max_line
-        self.clock = Clock()
-        self.pending: dict[str, bytes] = {name: b"" for name in STREAMS}
-        self.out: list[bytes] = []
-
-    def feed(self, stream: str, data: bytes, ns: int) -> None:
-        """Take a chunk read from one stream; whole lines become log lines."""
-        data = self.pending[stream] + data
-        lines = data.split(b"\n")
-        rest = lines.pop()
-        head = f"{self.clock.stamp(ns)} {stream} ".encode()
-        if lines:
-            if max(map(len, lines)) <= self.max_line:
-                full = head + b"F "
-                self.out.append(full + (b"\n" + full).join(lines) + b"\n")
-            else:
-                for line in lines:
-                    self._long_line(head, line, final=True)
-        while len(rest) > self.max_line:
-            self.out.append(head + b"P " + rest[: self.max_line] + b"\n")
-            rest = rest[self.max_line :]
-        self.pending[stream] = rest
-
-    def _long_line(self, head: bytes, line: bytes, final: bool) -> None:
-        while len(line) > self.max_line:
-            self.out.append(head + b"P " + line[: self.max_line] + b"\n")
-            line = line[self.max_line :]
-        self.out.append(head + (b"F " if final else b"P ") + line + b"\n")
-
-    def end_stream(self, stream: str, ns: int) -> None:
-        """The stream closed: what is left of an unfinished line is written as a full line."""
-        rest, self.pending[stream] = self.pending[stream], b""
-        if rest:
-            self._long_line(f"{self.clock.stamp(ns)} {stream} ".encode(), rest, final=True)
-
-    def note(self, text: str) -> None:
-        """A line of the supervisor's own (why a run was stopped), on stderr."""
-        self.out.append(f"{self.clock.stamp(time.time_ns())} stderr F {text}\n".encode())
-
-    def flush(self) -> None:
-        """Append everything gathered since the last flush in one write."""
-        if self.out:
-            data = b"".join(self.out)
-            self.out.clear()
-            runfiles.write_all(self.fd, data)
-
-
 # -- the supervisor ----------------------------------------------------------------------------
 
 
@@ -281,7 +220,11 @@ class Supervisor:
         self.run_dir = run_dir
         self.spec = spec
         self.inline = inline  # the run's process is forked from this interpreter (no exec)
-        self.log = LogWriter(os.path.join(run_dir, runfiles.LOG), int(spec.get("max_line", 16384)))
+        self.log = runlog.LogWriter(
+            os.path.join(run_dir, runfiles.LOG),
+            int(spec.get("max_line", 16384)),
+            int(spec["max_log_bytes"]) if spec.get("max_log_bytes") else None,
+        )
         self.grace = float(spec.get("grace", 10.0))
         timeout = spec.get("timeout")
         self.deadline = time.monotonic() + float(timeout) if timeout else None
@@ -289,7 +232,7 @@ class Supervisor:
         self.kill_at: float | None = None
         self.requested = False
         self.pid: int | None = None  # the run's process, also its process group
-        self.code: int | None = None  # its exit code once reaped (negative: killed by a signal)
+        self.reaped: dict[int, int] = {}  # wait statuses of the children reaped, by pid
         self.pipes: dict[int, str] = {}  # read ends of its stdout and stderr
 
     def prepare_workdir(self) -> str:
@@ -303,7 +246,7 @@ class Supervisor:
         names one)."""
         owner = account.lookup(self.spec["user"]) if self.spec.get("user") else None
         cwd = self.prepare_workdir()
-        env = self.spec["env"]
+        env = {**self.spec["env"], **(self.spec.get(runfiles.SECRETS) or {})}
         if owner is not None:
             self.hand_over(owner)
             env = account.environment(owner, env)
@@ -319,10 +262,15 @@ class Supervisor:
             os.close(out_w)
             os.close(err_w)
         self.pipes = {out_r: "stdout", err_r: "stderr"}
-        # Not fsynced: it names a process, and no process outlives a machine crash.
-        runfiles.write_json(
-            os.path.join(self.run_dir, runfiles.CHILD), {"pid": self.pid}, sync=False
-        )
+        # Not fsynced: it names a process, and no process outlives a machine crash. Only a
+        # server that finds the supervisor gone reads it: a full disk must not end the
+        # supervisor now, with the run's process started.
+        try:  # noqa: SIM105 - contextlib costs ~1 ms of start-up
+            runfiles.write_json(
+                os.path.join(self.run_dir, runfiles.CHILD), {"pid": self.pid}, sync=False
+            )
+        except OSError:
+            pass
 
     def hand_over(self, owner: account.Account) -> None:
         """The run's folder closed to others; its working copy, its input files and the files
@@ -333,21 +281,26 @@ class Supervisor:
         files = [os.path.join(self.run_dir, name) for name in names]
         account.hand_over(owner, os.path.join(self.run_dir, runfiles.WORK), files)
 
-    def signal_group(self, signum: int) -> None:
-        """Send a signal to every process of the run."""
+    def signal_all(self, signum: int) -> None:
+        """Send a signal to every process of the run: its group, and whatever left it."""
         if self.pid is not None:
             try:  # noqa: SIM105 - contextlib costs ~1 ms of start-up
                 os.killpg(self.pid, signum)
             except (ProcessLookupError, PermissionError):
                 pass
+        descendants.signal_below(os.getpid(), signum, but_group=self.pid)
 
-    def reap(self, block: bool) -> bool:
-        """Collect the run's process's exit code if it has ended; whether it has."""
-        if self.code is None and self.pid is not None:
-            pid, status = os.waitpid(self.pid, 0 if block else os.WNOHANG)
-            if pid:
-                self.code = os.waitstatus_to_exitcode(status)
-        return self.code is not None
+    def reap(self) -> bool:
+        """Collect every child that has ended (the run's processes re-parented to this one
+        too); whether the run's process has ended (its exit code is then known)."""
+        if self.pid is not None:
+            descendants.reap_any(self.reaped)
+        return self.ended
+
+    @property
+    def ended(self) -> bool:
+        """Whether the run's process has ended and been reaped."""
+        return self.pid in self.reaped
 
     def begin_stop(self, reason: str, note: str) -> None:
         """Start ending the run: SIGTERM now, SIGKILL after the grace period."""
@@ -355,7 +308,7 @@ class Supervisor:
             return
         self.stop_reason = reason
         self.log.note(note)
-        self.signal_group(_signal.SIGTERM)
+        self.signal_all(_signal.SIGTERM)
         self.kill_at = time.monotonic() + self.grace
 
     def check_deadlines(self) -> None:
@@ -366,20 +319,28 @@ class Supervisor:
             timeout = self.spec.get("timeout")
             self.begin_stop("timed_out", f"jupyter_orch: run timed out after {timeout} s")
         if self.kill_at is not None and time.monotonic() >= self.kill_at:
-            self.signal_group(_signal.SIGKILL)
+            self.signal_all(_signal.SIGKILL)
             self.kill_at = None
 
     def next_wait_ms(self) -> int | None:
-        """How long poll() may sleep before a deadline needs attention."""
+        """How long poll() may sleep before a deadline needs attention: at most `MAX_WAIT_MS`
+        (poll() takes a C int of milliseconds, 24.8 days; a later deadline is waited for in
+        several sleeps)."""
         moments = [t for t in (self.deadline, self.kill_at) if t is not None]
         if self.stop_reason is not None:
             moments = [t for t in (self.kill_at,) if t is not None]
         if not moments:
             return None
-        return max(0, int((min(moments) - time.monotonic()) * 1000) + 1)
+        return min(MAX_WAIT_MS, max(0, int((min(moments) - time.monotonic()) * 1000) + 1))
 
     def pump(self, wake_fd: int) -> None:
-        """Copy the run's output into the log until both pipes close."""
+        """Copy the run's output into the log until its process has ended, and every process
+        it started with it; then until both pipes close, for a moment at most.
+
+        The run's process, not its pipes, decides: one that closes its stdout and stderr is
+        still timed out or killed. `wake_fd` is readable on a signal (SIGCHLD: a child ended;
+        SIGTERM: a kill request).
+        """
         fds = dict(self.pipes)
         poller = select.poll()
         for fd in (*fds, wake_fd):
@@ -389,14 +350,19 @@ class Supervisor:
         lifeline = self.spec.get("lifeline")
         if lifeline is not None:
             poller.register(lifeline, select.POLLIN)
-        reaped_at: float | None = None
-        while fds:
+        ended_at: float | None = None
+        while True:
+            if ended_at is None and self.reap():
+                # The run's end is its process's end: what it left behind ends now, wherever
+                # it moved (this process is their subreaper).
+                descendants.end_below(_signal.SIGKILL, self.reaped)
+                ended_at = time.monotonic()
             wait = self.next_wait_ms()
-            if reaped_at is not None:
-                # The main process ended; stragglers were killed. Don't wait forever on
-                # pipes held open by a process that escaped the group.
-                left = int((reaped_at + 2.0 - time.monotonic()) * 1000)
-                if left <= 0:
+            if ended_at is not None:
+                # Pipes still open are held by a process out of reach (passed to another
+                # one over a socket): don't wait for them for ever.
+                left = int((ended_at + 2.0 - time.monotonic()) * 1000)
+                if not fds or left <= 0:
                     break
                 wait = left if wait is None else min(wait, left)
             for fd, _ in poller.poll(wait):
@@ -419,20 +385,18 @@ class Supervisor:
                     poller.unregister(fd)
                     os.close(fd)
             self.log.flush()
-            self.check_deadlines()
-            if reaped_at is None and self.reap(block=False):
-                self.signal_group(_signal.SIGKILL)
-                reaped_at = time.monotonic()
+            if ended_at is None:
+                self.check_deadlines()
+        for fd in fds:
+            os.close(fd)
         for stream in STREAMS:
             self.log.end_stream(stream, time.time_ns())
         self.log.flush()
 
     def outcome(self) -> Record:
         """The exit record of the ended run."""
-        self.reap(block=True)
-        code = self.code
-        assert code is not None
-        self.signal_group(_signal.SIGKILL)
+        assert self.pid is not None
+        code = os.waitstatus_to_exitcode(self.reaped[self.pid])
         if self.stop_reason == "killed":
             status, reason = "killed", "killed on request"
         elif self.stop_reason == "timed_out":
@@ -474,10 +438,17 @@ def supervise(run_dir: str, spec: dict[str, Any], inline: bool = False) -> int:
 
     `inline`: fork the run's process from this interpreter (see `spawn`).
     """
-    # Lower the run's CPU priority (the run's process inherits it), so under contention the
-    # Jupyter server and its kernels stay responsive.
+    # What the supervisor writes is private to the run's owner; the run's own files follow
+    # the umask it was started with (restored in the run's process).
+    global _run_umask, _run_niceness
+    _run_umask = os.umask(0o077)
+    # Lower the run's CPU priority, so under contention the Jupyter server and its kernels
+    # stay responsive: the session's autogroup here, the run's process itself as it starts.
+    # The supervisor keeps its own, so that it outruns the run it reads: it wakes at each
+    # write, and stamps and orders each one, rather than reading what piled up meanwhile.
     if spec.get("niceness"):
-        lower_priority(int(spec["niceness"]))
+        _run_niceness = int(spec["niceness"])
+        lower_priority(_run_niceness, own=False)
     sup = Supervisor(run_dir, spec, inline)
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)
@@ -500,7 +471,11 @@ def supervise(run_dir: str, spec: dict[str, Any], inline: bool = False) -> int:
     try:
         if sup.requested:
             raise InterruptedError("killed before it started")
+        # Room for the exit record, taken now: the run may fill the disk.
+        runfiles.reserve(os.path.join(run_dir, runfiles.EXIT))
         runfiles.write_files(run_dir, spec.get("files") or {})
+        # Before the run's process exists: whatever it starts stays below this process.
+        descendants.become_subreaper()
         sup.start()
     except InterruptedError as exc:
         record: Record = {"status": "killed", "exit_code": None, "reason": str(exc)}
@@ -511,14 +486,18 @@ def supervise(run_dir: str, spec: dict[str, Any], inline: bool = False) -> int:
     else:
         sup.pump(wake_r)
         record = sup.outcome()
+    if sup.log.lost:  # the log could not say so (a full disk to the end): the record does
+        record["reason"] = f"{record['reason']}; {sup.log.lost} bytes of output lost: " + (
+            sup.log.lost_why
+        )
     record["started_ns"], record["ended_ns"] = started, time.time_ns()
     # fsynced: the run's end must last
     runfiles.write_json(os.path.join(run_dir, runfiles.EXIT), record)
     return 0
 
 
-def lower_priority(niceness: int) -> None:
-    """Add `niceness` to this process's nice value, and set its autogroup's to it.
+def lower_priority(niceness: int, own: bool = True) -> None:
+    """Add `niceness` to this process's nice value (`own`), and set its autogroup's to it.
 
     Where the kernel groups processes by session (autogroup, on by default in most
     distributions), CPU time is shared between sessions first and nice values act only within
@@ -526,7 +505,8 @@ def lower_priority(niceness: int) -> None:
     however nice it is. An unprivileged process may raise its autogroup's nice value (never
     lower it); a kernel without autogroups has no such file.
     """
-    os.nice(niceness)
+    if own:
+        os.nice(niceness)
     try:
         fd = os.open("/proc/self/autogroup", os.O_WRONLY)
     except OSError:

@@ -194,10 +194,16 @@ class Orchestration(Dated):
         timeout: int | None = None,
         debug: bool = False,
         executor: str | None = None,
+        *,
+        max_log_bytes: int | None = None,
     ) -> Task:
         """A task that runs the orchestration once, with `json_args` as its arguments;
-        `executor` names where it runs (`local`, `dask`; the server's default if None)."""
-        extra = {"timeout": timeout, "executor": executor}
+        `executor` names where it runs (`local`, `dask`; the server's default if None).
+
+        `max_log_bytes`: the cap on the run's log on disk (the server's setting by default);
+        a log over it keeps its start and its end, with a line saying how much was dropped.
+        """
+        extra = {"timeout": timeout, "executor": executor, "max_log_bytes": max_log_bytes}
         return self._start("task/run_once", name, json_args, debug, **extra)
 
     def run_scheduled(
@@ -209,10 +215,18 @@ class Orchestration(Dated):
         debug: bool = False,
         timezone: str | None = None,
         executor: str | None = None,
+        *,
+        max_log_bytes: int | None = None,
     ) -> Task:
         """A task that runs each time the cron `schedule` is met (5 fields, or 6 with seconds),
-        in UTC unless `timezone` names another; on `executor` if given."""
-        extra = {"schedule": one_schedule(schedule), "timezone": timezone, "executor": executor}
+        in UTC unless `timezone` names another; on `executor` if given; `max_log_bytes` as for
+        `run_once`."""
+        extra = {
+            "schedule": one_schedule(schedule),
+            "timezone": timezone,
+            "executor": executor,
+            "max_log_bytes": max_log_bytes,
+        }
         return self._start("task/run_scheduled", name, json_args, debug, timeout=timeout, **extra)
 
     def run_continuously(
@@ -221,9 +235,19 @@ class Orchestration(Dated):
         json_args: Mapping[str, Any] | None = None,
         debug: bool = False,
         executor: str | None = None,
+        *,
+        max_log_bytes: int | None = None,
     ) -> Task:
-        """A task that starts a new run whenever the previous one ends (on `executor`)."""
-        return self._start("task/run_continuously", name, json_args, debug, executor=executor)
+        """A task that starts a new run whenever the previous one ends (on `executor`);
+        `max_log_bytes` as for `run_once`."""
+        return self._start(
+            "task/run_continuously",
+            name,
+            json_args,
+            debug,
+            executor=executor,
+            max_log_bytes=max_log_bytes,
+        )
 
     def task(self) -> Task | None:
         """The newest task started from this orchestration (killed or not); None if none was.
@@ -356,6 +380,8 @@ class Task(Dated):
             pairs.append(("next run", display.short_time(data.get("next_run_at"))))
         if data.get("timeout"):
             pairs.append(("timeout", f"{data['timeout']} s"))
+        if data.get("max_log_bytes"):
+            pairs.append(("log cap", f"{data['max_log_bytes']} bytes"))
         pairs.append(("last run", self._last_run_text()))
         pairs.append(("workspace", display.cell(data.get("workspace_id"))))
         pairs.append(("created", display.short_time(data.get("created_at"))))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any, cast
 
@@ -17,9 +18,11 @@ from .._version import __version__
 from . import hubclient
 from .archive import ArchiveLimits
 from .datadir import DataDir
+from .errors import damaged_database, database_trouble
 from .executors import Executor
 from .executors.local import LocalExecutor
 from .executors.registry import LOCAL, Executors
+from .fields import MAX_LOG_BYTES, MIN_LOG_BYTES
 from .handlers import routes
 from .hubclient import find_hub_service
 from .packaging import Packager
@@ -67,6 +70,22 @@ class OrchApp(ExtensionApp):
         16 * 1024,
         help="Longest log line kept whole; longer output is split into partial (P) lines.",
     ).tag(config=True)
+
+    max_log_bytes = Int(
+        64 * 1024 * 1024,
+        help="Largest size of a run's log on disk, in bytes; tasks may set their own. A log "
+        "over it keeps its start (a quarter of this) and always its end, with a line saying how "
+        "much output was dropped between them.",
+    ).tag(config=True)
+
+    @validate("max_log_bytes")
+    def _log_cap(self, proposal: Any) -> int:
+        value: int = proposal["value"]
+        if not MIN_LOG_BYTES <= value <= MAX_LOG_BYTES:
+            raise ValueError(
+                f"max_log_bytes must be between {MIN_LOG_BYTES} and {MAX_LOG_BYTES}, not {value}"
+            )
+        return value
 
     allow_requirement_options = Bool(
         False,
@@ -308,6 +327,7 @@ class OrchApp(ExtensionApp):
             archive_limits=ArchiveLimits(self.max_archive_files, self.max_archive_bytes),
             kill_grace=self.kill_grace_seconds,
             max_line=self.max_log_line_bytes,
+            max_log_bytes=self.max_log_bytes,
             callback_url=url_path_join(self.serverapp.connection_url, "orch"),
             allow_requirement_options=self.allow_requirement_options,
             task_settings=TaskSettings(
@@ -338,16 +358,27 @@ class OrchApp(ExtensionApp):
                 isolated=self.isolated_environments,
             ),
         )
-        self.service.open()
-        if self.run_as_owner:
-            data.close_to_others()
         self.settings.update(
             {
                 "jupyter_orch.service": self.service,
                 "jupyter_orch.max_upload_bytes": self.max_upload_bytes,
                 "jupyter_orch.engine": {**self.engine_info(), "version": __version__},
+                "jupyter_orch.database": data.database,
             }
         )
+        try:
+            self.service.open()
+        except sqlite3.DatabaseError as exc:
+            # The API stays registered and answers 503 saying why, instead of every route
+            # being Jupyter's HTML 404 of an extension that failed to load.
+            trouble = database_trouble(exc, data.database)
+            message = trouble.message if trouble else damaged_database(data.database, str(exc))
+            self.log.error("jupyter_orch: %s", message)
+            self.settings["jupyter_orch.broken"] = message
+            self.service = None
+            return
+        if self.run_as_owner:
+            data.close_to_others()
         self.log.info("jupyter_orch %s: data in %s", __version__, data.root)
         if self.multi_user and type(self.serverapp.identity_provider) is IdentityProvider:
             self.log.warning(

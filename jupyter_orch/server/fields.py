@@ -26,9 +26,12 @@ _MISSING = object()
 MAX_INTEGER = 2**53 - 1
 #: A duration in seconds (`starting_deadline_seconds`): at most 366 days.
 MAX_SECONDS = 366 * 24 * 3600
-#: A run's `timeout`: at most 24 days, as a run's supervisor waits for it in one poll(), whose
-#: timeout in milliseconds is a C int (at most 2**31 - 1 ms, 24.8 days).
+#: A run's `timeout`: at most 24 days, the bound the API documents. (It was chosen under one
+#: poll()'s longest sleep, 2**31 - 1 ms or 24.8 days; the supervisor now waits for a later
+#: deadline in several sleeps, so a spec with any timeout or grace period is safe.)
 MAX_TIMEOUT = 24 * 24 * 3600
+#: A run's log cap (`max_log_bytes`): from 1 MiB (a head and a tail of some lines each) to 1 TiB.
+MIN_LOG_BYTES, MAX_LOG_BYTES = 1 << 20, 1 << 40
 #: Days of retention (`keep_days`): at most 100 years.
 MAX_DAYS = 36_600
 #: How deep arrays and objects nest in a field's value (`{}` is 1 deep, `{"a": []}` 2): far

@@ -25,11 +25,21 @@ from tornado.iostream import StreamClosedError
 
 from .access import Scope
 from .connection_endpoints import CONNECTION_ENDPOINTS
-from .errors import Forbidden, InvalidRequest, Missing, OrchError, TooLarge
+from .errors import (
+    Forbidden,
+    InvalidRequest,
+    Missing,
+    OrchError,
+    ServiceUnavailable,
+    TooLarge,
+    core_error,
+)
 from .fields import (
     MAX_DAYS,
+    MAX_LOG_BYTES,
     MAX_SECONDS,
     MAX_TIMEOUT,
+    MIN_LOG_BYTES,
     Fields,
     as_uuid,
     parse_json_object,
@@ -52,9 +62,11 @@ dumps = functools.partial(json.dumps, allow_nan=False)
 
 @dataclass
 class JsonArray:
-    """An answer that is a JSON array, given as pieces (lists of items) to send one by one."""
+    """An answer that is a JSON array, given as pieces (lists of items) to send one by one;
+    with `key`, the array is the one member of a JSON object (`{"key": [...]}`)."""
 
     pieces: AsyncIterator[list[Any]]
+    key: str | None = None
 
 
 Endpoint = Callable[["OrchHandler", Fields], Awaitable[Answer]]
@@ -94,7 +106,14 @@ class OrchHandler(APIHandler):
 
     async def prepare(self) -> None:  # type: ignore[override]
         """Accept a run's own token for this API (the run acts as its owner); otherwise the
-        server's authentication, whose user is the caller (`identity.py`)."""
+        server's authentication, whose user is the caller (`identity.py`). Without a database
+        (it could not be opened), 503 saying why, once authenticated."""
+        broken = self.settings.get("jupyter_orch.broken")
+        if broken is not None:
+            await super().prepare()
+            if not self.current_user:
+                raise Forbidden("authentication required: a Jupyter token or session")
+            raise ServiceUnavailable(broken)
         token = self._bearer()
         run_id = self.service.run_for_token(token) if token else None
         caller = await self.service.caller_for_run(run_id) if run_id is not None else None
@@ -125,9 +144,11 @@ class OrchHandler(APIHandler):
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         """Core errors become `{"message", "reason"}` with their own status code; a method
         this handler lacks is a 405 naming the methods it has, also in `Allow`."""
-        exc = kwargs.get("exc_info", (None, None, None))[1]
+        exc = self._core_error(kwargs.get("exc_info", (None, None, None))[1])
         if isinstance(exc, OrchError):
             self.set_status(exc.status, exc.reason)
+            if isinstance(exc, ServiceUnavailable) and exc.retry_after is not None:
+                self.set_header("Retry-After", str(exc.retry_after))
             self.finish(dumps({"message": exc.message, "reason": exc.reason}))
             return
         if status_code == 405:
@@ -148,11 +169,20 @@ class OrchHandler(APIHandler):
         )
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
-        """A core error is an answer, not a crash: one line in the log, no traceback."""
+        """A core error is an answer, not a crash: one line in the log, no traceback; so is
+        trouble of the machine's the answer explains (a full disk)."""
         if isinstance(value, OrchError):
             self.log.info("%s %s: %s", self.request.method, self.request.path, value.message)
             return
+        core = self._core_error(value)
+        if core is not None:
+            self.log.warning("%s %s: %s", self.request.method, self.request.path, core.message)
+            return
         super().log_exception(typ, value, tb)
+
+    def _core_error(self, exc: BaseException | None) -> OrchError | None:
+        what = self.request.path.rpartition(PREFIX + "/")[2]
+        return core_error(exc, what, self.settings["jupyter_orch.database"])
 
     async def reply(self, status: int, data: Any) -> None:
         """Send a JSON answer; a `JsonArray` is sent a piece at a time, the event loop free
@@ -162,13 +192,15 @@ class OrchHandler(APIHandler):
             self.finish(dumps(data))
             return
         self.set_header("Content-Type", "application/json; charset=UTF-8")
-        opening = "["
+        start = "[" if data.key is None else "{" + dumps(data.key) + ": ["
+        end = "]" if data.key is None else "]}"
+        opening = start
         async for items in data.pieces:
             if items:
                 self.write(opening + ", ".join(dumps(item) for item in items))
                 opening = ", "
-                await self.flush()
-        self.finish("[]" if opening == "[" else "]")
+                await self.flush()  # the answer's memory stays one piece, however long
+        self.finish(start + end if opening == start else end)
 
 
 class ActionHandler(OrchHandler):
@@ -431,6 +463,9 @@ def task_request(f: Fields, scheduled: bool = False) -> TaskRequest:
         keep_runs=f.integer("keep_runs", required=False, minimum=1),
         keep_days=f.number("keep_days", required=False, minimum=0, maximum=MAX_DAYS),
         executor=f.string("executor", required=False),
+        max_log_bytes=f.integer(
+            "max_log_bytes", required=False, minimum=MIN_LOG_BYTES, maximum=MAX_LOG_BYTES
+        ),
     )
     if scheduled:
         request.schedule = f.string("schedule")
@@ -555,7 +590,7 @@ async def task_run_details(h: OrchHandler, f: Fields) -> Answer:
 async def task_logs(h: OrchHandler, f: Fields) -> Answer:
     """`task/get_logs_for_run {"id", "lines"?}`."""
     lines = f.integer("lines", required=False, minimum=0)
-    return 200, {"logs": await h.service.run_logs(h.scope, f.uuid("id"), lines)}
+    return 200, JsonArray(await h.service.run_logs(h.scope, f.uuid("id"), lines), key="logs")
 
 
 async def engine_info(h: OrchHandler, f: Fields) -> Answer:

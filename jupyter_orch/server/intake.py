@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import os
 import shutil
 import tempfile
@@ -27,10 +28,13 @@ from .errors import WrongState
 from .models import Orchestration, OrchestrationStatus, TaskQuery, new_id, now
 from .notebook import check_notebook, is_notebook, looks_like_notebook, zip_notebook
 from .packaging import Packager
+from .removal import remove_or_log
 from .requirements import check_requirements, normalise_requirements
 from .store import Store
 from .tasks import TaskManager
 from .upload import bundle_path, resolve_inside
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -75,11 +79,17 @@ class Intake:
         stack.push_async_callback(self._background.stop)
 
     def _clean_scratch(self) -> None:
-        shutil.rmtree(self.data.tmp, ignore_errors=True)
+        """Remove what a stopped server left half done; what cannot be removed is logged and
+        left (the API answers all the same)."""
+        for entry in list(self.data.tmp.iterdir()) if self.data.tmp.is_dir() else ():
+            remove_or_log(entry, "scratch file")
         self.data.tmp.mkdir(parents=True, exist_ok=True)
         for leftover in self.data.unpacking_leftovers():
-            shutil.rmtree(leftover, ignore_errors=True)
-        self.packager.clean_incomplete()
+            remove_or_log(leftover, "half-extracted archive")
+        try:
+            self.packager.clean_incomplete()
+        except (OSError, RecursionError) as exc:
+            log.warning("jupyter_orch: could not remove incomplete environments: %s", exc)
 
     async def resume(self) -> None:
         """Package what a stopped server left unpackaged; begin tasks of ready orchestrations
@@ -173,6 +183,7 @@ class Intake:
     def _unpack(self, zip_path: Path, orch_id: str, sha: str) -> tuple[str, str | None]:
         """Validate, extract to a scratch folder, then move into place (all or nothing)."""
         scratch = self.data.unpacking(orch_id)
+        part = self.data.archive(sha).with_suffix(f".{orch_id}.part")  # this upload's own
         info = extract_archive(zip_path, scratch, self.limits)
         try:
             if is_notebook(info.entrypoint):  # read by nbformat once, here, not at each run
@@ -185,11 +196,12 @@ class Intake:
                     requirements = None  # blanks and comments: no requirements at all
             archive = self.data.archive(sha)
             if not archive.exists():
-                shutil.copyfile(zip_path, archive.with_suffix(".part"))
-                os.replace(archive.with_suffix(".part"), archive)
+                shutil.copyfile(zip_path, part)
+                os.replace(part, archive)
             os.replace(scratch, self.data.orchestration(orch_id))
         except BaseException:
             shutil.rmtree(scratch, ignore_errors=True)
+            part.unlink(missing_ok=True)
             raise
         return info.entrypoint, requirements
 
@@ -245,12 +257,12 @@ class Intake:
         self, orchs: list[Orchestration], unused_shas: list[str], run_ids: list[str]
     ) -> None:
         for orch in orchs:
-            shutil.rmtree(self.data.orchestration(orch.id), ignore_errors=True)
+            remove_or_log(self.data.orchestration(orch.id), "orchestration folder")
             self.data.build_log(orch.id).unlink(missing_ok=True)
         for sha in unused_shas:
             self.data.archive(sha).unlink(missing_ok=True)
         for run_id in run_ids:
-            shutil.rmtree(self.data.run(run_id), ignore_errors=True)
+            remove_or_log(self.data.run(run_id), "run folder")
 
 
 def _digest(path: Path) -> tuple[str, int]:

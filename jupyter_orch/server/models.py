@@ -323,6 +323,7 @@ class Task:
     starting_deadline_seconds: int | None = None
     keep_runs: int | None = None
     keep_days: float | None = None
+    max_log_bytes: int | None = None  # the cap on each run's log (None: the server's)
     last_fire_at: datetime | None = None  # scheduled instants up to here are accounted for
     executor: str | None = None  # where its runs execute (None: the server's default)
     last_runs: list[TaskRun] = field(default_factory=list)
@@ -364,6 +365,7 @@ class Task:
             "starting_deadline_seconds": self.starting_deadline_seconds,
             "keep_runs": self.keep_runs,
             "keep_days": self.keep_days,
+            "max_log_bytes": self.max_log_bytes,
             "last_skipped": [skip.to_json() for skip in self.skipped],
             "timeout": self.timeout,
             "reap_threshold_secs": self.timeout,

@@ -10,7 +10,6 @@ removed off the event loop. Tasks left with runs to remove (a limit was hit) wai
 from __future__ import annotations
 
 import asyncio
-import shutil
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -18,6 +17,7 @@ from . import retention_queries
 from .background import Background
 from .datadir import DataDir
 from .models import TaskRun, now
+from .removal import remove_or_log
 from .store import Store
 
 
@@ -99,4 +99,4 @@ class Retention:
 
     def _remove_runs(self, run_ids: list[str]) -> None:
         for run_id in run_ids:
-            shutil.rmtree(self.data.run(run_id), ignore_errors=True)
+            remove_or_log(self.data.run(run_id), "run folder")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import secrets
 from collections.abc import Callable
 from contextlib import AsyncExitStack
@@ -22,7 +23,7 @@ from .. import runtime
 from .._proc import runfiles
 from .background import Background
 from .datadir import DataDir
-from .errors import OrchError
+from .errors import OrchError, disk_full
 from .executors import Executor, ExitRecord, RunSpec
 from .executors.base import with_run_path
 from .executors.registry import Executors
@@ -32,6 +33,7 @@ from .packaging import Packager, isolate
 from .requirements import normalise_requirements
 from .store import Store
 
+log = logging.getLogger(__name__)
 NOTEBOOK_RUNNER = "jupyter_orch.nbrun"  # `python -m` it: the executor of notebook runs
 ENDED_TOKENS = 10_000  # the dead tokens remembered, to count late claims of ended runs
 
@@ -56,6 +58,7 @@ class RunSettings:
     max_line: int
     niceness: int = 0
     run_as_owner: bool = False  # each run executes as its task owner's Unix account
+    max_log_bytes: int | None = 64 << 20  # each run's log, at most (tasks may set their own)
 
 
 def hash_token(token: str) -> str:
@@ -131,7 +134,7 @@ class Runner:
         nothing; a remote worker is told the run is over)."""
         return self._ended_tokens.get(hash_token(token))
 
-    def _env(self, executor: Executor, task: Task, run_id: str, token: str) -> dict[str, str]:
+    def _env(self, executor: Executor, task: Task, run_id: str) -> dict[str, str]:
         env = executor.run_env()
         env.update(task.env_vars())
         env.update(
@@ -140,7 +143,6 @@ class Runner:
                 runtime.RUN_ID_VAR: run_id,
                 runtime.ARGS_FILE_VAR: str(self.settings.data.run_args(run_id)),
                 runtime.URL_VAR: self.settings.callback_url,
-                runtime.TOKEN_VAR: token,
                 # What Wallaroo's runs see: the task, and the API under which
                 # f"{WALLAROO_URL}/v1/api/..." works.
                 "WALLAROO_TASK_ID": task.id,
@@ -191,7 +193,7 @@ class Runner:
         self._tokens[hash_token(token)] = run.id
         self.active[run.id] = task.id
         entry = Path(orch.entrypoint)
-        env = self._env(executor, task, run.id, token)
+        env = self._env(executor, task, run.id)
         if normalise_requirements(orch.requirements or ""):
             # The environment's own packages, not the server's path (but our `wallaroo`).
             env = with_run_path(isolate(env))
@@ -205,6 +207,7 @@ class Runner:
             timeout=task.timeout,
             grace=self.settings.kill_grace,
             max_line=self.settings.max_line,
+            max_log_bytes=task.max_log_bytes or self.settings.max_log_bytes,
             niceness=self.settings.niceness,
             files={runfiles.ARGS: json.dumps(task.input_data)},  # written by the supervisor
             orch_id=orch.id,
@@ -213,6 +216,7 @@ class Runner:
             if orch.requirements is None
             else normalise_requirements(orch.requirements),
             notebook=is_notebook(orch.entrypoint),
+            secrets={runtime.TOKEN_VAR: token},  # never on disk
         )
         if self.settings.run_as_owner:
             spec.user = task.owner_id
@@ -269,11 +273,32 @@ class Runner:
         task = await self.store.call(self.store.get_task, run.task_id, 0)
         if task is not None:
             self._ends.decide(task, run)
-        await self.store.call(self.store.finish_run, run, task)
+        await self._write_end(run, task)
         event = self._ended.pop(run.id, None)
         if event is not None:
             event.set()
         await self._ends.after_end(task, run)
+
+    async def _write_end(self, run: TaskRun, task: Task | None) -> None:
+        """Write a run's end, as soon as it can be: on a full disk, again and again (every
+        second, then less often) until there is room."""
+        wait = 1.0
+        while True:
+            try:
+                await self.store.call(self.store.finish_run, run, task)
+                return
+            except Exception as exc:  # only a full disk is waited out
+                if not disk_full(exc):
+                    raise
+                if wait == 1.0:
+                    log.warning(
+                        "jupyter_orch: the end of run %s cannot be recorded, the disk is full "
+                        "(%s); trying again until there is room",
+                        run.id,
+                        exc,
+                    )
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, 30.0)
 
     def kill(self, task_id: str) -> list[str]:
         """Ask every active run of a task to stop; their ids."""

@@ -97,6 +97,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     starting_deadline_seconds INTEGER,
     keep_runs INTEGER,
     keep_days REAL,
+    max_log_bytes INTEGER,
     last_fire_at TEXT,
     executor TEXT,
     created_at TEXT NOT NULL,
@@ -169,6 +170,7 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("runs", "executor", "TEXT"),
     ("runs", "worker", "TEXT"),
     ("runs", "refused_claims", "INTEGER NOT NULL DEFAULT 0"),
+    ("tasks", "max_log_bytes", "INTEGER"),
 )
 
 
@@ -251,10 +253,11 @@ def transaction(db: sqlite3.Connection, statements: Iterable[tuple[str, Sequence
     try:
         for sql, params in statements:
             db.execute(sql, params)
+        db.execute("COMMIT")  # may fail too (a full disk): the transaction is then undone
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:
+            db.execute("ROLLBACK")
         raise
-    db.execute("COMMIT")
 
 
 def placeholders(values: Sequence[object]) -> str:

@@ -17,7 +17,7 @@ import getpass
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Generator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -78,6 +78,7 @@ class ServiceConfig:
     archive_limits: ArchiveLimits = field(default_factory=ArchiveLimits)
     kill_grace: float = 10.0
     max_line: int = 16384
+    max_log_bytes: int = 64 << 20
     callback_url: str = ""
     allow_requirement_options: bool = False
     owner: str = field(default_factory=default_owner)
@@ -111,6 +112,7 @@ class TaskRequest:
     keep_runs: int | None = None
     keep_days: float | None = None
     executor: str | None = None  # None: the server's default
+    max_log_bytes: int | None = None
 
 
 class OrchService:
@@ -137,6 +139,7 @@ class OrchService:
             config.max_line,
             config.run_niceness,
             config.run_as_owner,
+            config.max_log_bytes,
         )
         self.tasks = TaskManager(
             store,
@@ -358,6 +361,7 @@ class OrchService:
             keep_runs=request.keep_runs,
             keep_days=request.keep_days,
             executor=executor,
+            max_log_bytes=request.max_log_bytes,
             created_at=stamp,
             updated_at=stamp,
         )
@@ -481,10 +485,13 @@ class OrchService:
         if task is None or not scope.sees(task.owner_id, task.workspace_id):
             raise Missing("task run", run.id)
 
-    async def run_logs(self, scope: Scope, run_id: str, lines: int | None) -> list[str]:
-        """A run's log lines (the last `lines` when given)."""
+    async def run_logs(
+        self, scope: Scope, run_id: str, lines: int | None
+    ) -> AsyncIterator[list[str]]:
+        """A run's log lines (the last `lines` when given), a piece at a time: the memory
+        they take is a piece's, whatever the log's size."""
         await self._known_run(scope, run_id)
-        return await asyncio.to_thread(logfiles.read_lines, self.data.run_log(run_id), lines)
+        return _in_thread(logfiles.read_lines(self.data.run_log(run_id), lines))
 
     async def follow_logs(
         self, scope: Scope, run_id: str, start: int
@@ -536,6 +543,15 @@ class OrchService:
         """Apply retention to one task now: keep its newest runs, and runs younger than the
         limit; the ids of the runs removed."""
         return await self.retention.prune_tasks([task_id], limit, limit)
+
+
+async def _in_thread(pieces: Generator[list[str], None, None]) -> AsyncIterator[list[str]]:
+    """The pieces of a blocking generator, each read in a worker thread."""
+    try:
+        while (piece := await asyncio.to_thread(next, pieces, None)) is not None:
+            yield piece
+    finally:
+        await asyncio.to_thread(pieces.close)
 
 
 def _read_text(path: Path) -> str:

@@ -248,8 +248,8 @@ class Store:
         return (
             "INSERT INTO tasks (id, name, workspace_id, orch_id, orch_sha, owner_id, status,"
             " run_type, input_data, killed, timeout, schedule, timezone, concurrency_policy,"
-            " starting_deadline_seconds, keep_runs, keep_days, executor, created_at, updated_at)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " starting_deadline_seconds, keep_runs, keep_days, max_log_bytes, executor,"
+            " created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 task.id,
                 task.name,
@@ -268,6 +268,7 @@ class Store:
                 task.starting_deadline_seconds,
                 task.keep_runs,
                 task.keep_days,
+                task.max_log_bytes,
                 task.executor,
                 stored(task.created_at),
                 stored(task.updated_at),

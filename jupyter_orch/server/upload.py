@@ -14,6 +14,7 @@ same folder gives the same sha either way. The zip then meets every check of an 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
@@ -24,7 +25,15 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from ..bundle import ArchiveLimits, BundleError, BundleTooLarge, can_bundle, write_bundle
-from .errors import ArchiveError, InvalidRequest, Missing, OrchError, TooLarge
+from .errors import (
+    ArchiveError,
+    InsufficientStorage,
+    InvalidRequest,
+    Missing,
+    OrchError,
+    TooLarge,
+    disk_full,
+)
 
 MAX_METADATA = 64 * 1024
 # A path of the Jupyter root a client names: Linux's own bounds (PATH_MAX, NAME_MAX), so that
@@ -92,7 +101,14 @@ class MultipartReceiver:
         if self.error is not None:
             raise self.error
         if self._file is not None:
-            self._file.close()
+            try:
+                self._file.close()  # its buffer's last write
+            except OSError as exc:
+                self._file = None
+                self.cleanup()
+                if disk_full(exc):
+                    raise InsufficientStorage("the upload could not be stored") from None
+                raise
             self._file = None
         if self.file_path is None:
             raise InvalidRequest("file", "the multipart part 'file' (the zip archive) is missing")
@@ -100,7 +116,8 @@ class MultipartReceiver:
     def cleanup(self) -> None:
         """Remove the temporary file, whatever happened."""
         if self._file is not None:
-            self._file.close()
+            with contextlib.suppress(OSError):  # its last write, on a full disk
+                self._file.close()
             self._file = None
         if self.file_path is not None:
             self.file_path.unlink(missing_ok=True)
@@ -117,6 +134,10 @@ class MultipartReceiver:
             self.error = exc
         except FormParserError as exc:
             self.error = InvalidRequest("body", f"is not multipart/form-data ({exc})")
+        except OSError as exc:  # writing the file part
+            if not disk_full(exc):
+                raise
+            self.error = InsufficientStorage("the upload could not be stored")
         if self.error is not None:
             self.cleanup()
 

@@ -109,6 +109,7 @@ export interface ITask {
   starting_deadline_seconds: number | null;
   keep_runs: number | null;
   keep_days: number | null;
+  max_log_bytes: number | null;
   last_skipped: ISkip[];
   /** Where its runs execute (`local`, `dask`). */
   executor: string | null;
@@ -215,6 +216,8 @@ export interface ITaskRequest {
   keep_days?: number;
   /** Where runs execute (`local`, `dask`); the server's default if absent. */
   executor?: string;
+  /** The cap on each run's log, in bytes (default: the server's setting). */
+  max_log_bytes?: number;
 }
 
 /** A scheduled task's extra fields (`task/run_scheduled`). */

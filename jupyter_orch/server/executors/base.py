@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..._proc import runfiles
-from ..._proc.supervise import Clock
+from ..._proc.runlog import Clock
 from ..models import RunStatus
 
 #: Variables of the server's own that a run must not inherit (it gets a token of its own).
@@ -37,9 +37,10 @@ def with_run_path(env: dict[str, str]) -> dict[str, str]:
 
 def append_note(run_dir: Path, text: str) -> None:
     """Append a line of our own to a run's log, in the log's format (blocking)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
+    runfiles.make_run_dir(str(run_dir))
     stamp = Clock().stamp(time.time_ns())
-    with open(run_dir / runfiles.LOG, "a", encoding="utf-8") as fh:
+    fd = os.open(run_dir / runfiles.LOG, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with open(fd, "a", encoding="utf-8") as fh:
         fh.write(f"{stamp} stderr F {text}\n")
 
 
@@ -56,6 +57,7 @@ class RunSpec:
     timeout: float | None = None
     grace: float = 10.0
     max_line: int = 16384
+    max_log_bytes: int | None = None
     niceness: int = 0
     files: dict[str, str] = field(default_factory=dict)  # written into run_dir before start
     user: str | None = None  # the Unix account to run as (None: the server's own)
@@ -65,6 +67,8 @@ class RunSpec:
     orch_sha: str = ""  # the archive's content hash: its files, wherever the run executes
     requirements: list[str] | None = None  # normalised lines; None: no environment of its own
     notebook: bool = False
+    #: Variables added to the run's environment that are never written to disk (its token).
+    secrets: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, object]:
         """The spec the supervisor reads (written as `spec.bin`, and `spec.json` for people)."""
@@ -76,10 +80,12 @@ class RunSpec:
             "timeout": self.timeout,
             "grace": self.grace,
             "max_line": self.max_line,
+            "max_log_bytes": self.max_log_bytes,
             "niceness": self.niceness,
             "files": self.files,
             "user": self.user,
             "owner_files": self.owner_files,
+            runfiles.SECRETS: self.secrets,
         }
 
 

@@ -135,7 +135,7 @@ def run_on_worker(payload: dict[str, Any]) -> dict[str, Any]:
     except (Refused, Gone, ConnectionError) as exc:
         return {"started": False, "worker": worker, "reason": str(exc)}
     run_dir = cache_dir() / "runs" / payload["run_id"]
-    run_dir.mkdir(parents=True, exist_ok=True)
+    runfiles.make_run_dir(str(run_dir))
     log = run_dir / runfiles.LOG
     if received and not log.exists():
         log.write_bytes(b"")  # a claim answered twice (a retried request): nothing to resend
@@ -243,7 +243,8 @@ def _start(run_dir: Path, spec: dict[str, Any]) -> subprocess.Popen[bytes]:
     spec["lifeline"] = life_r
     runfiles.write_spec(str(run_dir), spec)
     try:
-        with open(run_dir / runfiles.SUPERVISOR_ERR, "wb") as err:
+        err_path = run_dir / runfiles.SUPERVISOR_ERR
+        with open(os.open(err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as err:
             proc = subprocess.Popen(
                 supervise.command(sys.executable, str(run_dir)),
                 stdin=subprocess.DEVNULL,
@@ -251,6 +252,9 @@ def _start(run_dir: Path, spec: dict[str, Any]) -> subprocess.Popen[bytes]:
                 stderr=err,
                 pass_fds=(life_r,),
                 start_new_session=True,
+                # The run's secrets (its token) reach it here, never through its files; the
+                # rest of its environment is in its spec.
+                env=dict(spec.get(runfiles.SECRETS) or {}),
             )
     except BaseException:
         os.close(life_w)
