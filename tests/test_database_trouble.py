@@ -16,14 +16,14 @@ async def test_a_locked_database_is_a_503_to_retry(api: Api, data_dir: Path) -> 
     holder = sqlite3.connect(data_dir / "orch.db", isolation_level=None)
     try:
         holder.execute("BEGIN EXCLUSIVE")  # as another process writing for long would
-        response = await api.call("workspaces/create", {"name": "blocked"})
+        response = await api.call("workspaces/create", {"workspace_name": "blocked"})
         assert response.code == 503, response.body
         assert response.headers["Retry-After"] == "5"
         assert "try again" in json.loads(response.body)["message"]
     finally:
         holder.execute("ROLLBACK")
         holder.close()
-    await api.ok("workspaces/create", {"name": "blocked"}, status=201)
+    await api.ok("workspaces/create", {"workspace_name": "blocked"})
 
 
 class TestDamaged:
