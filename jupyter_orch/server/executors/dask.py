@@ -181,7 +181,7 @@ class DaskExecutor(Executor):
         return {
             "run_id": spec.run_id,
             "url": url,
-            "token": env[runtime.TOKEN_VAR],
+            "token": spec.secrets[runtime.TOKEN_VAR],
             "orch_id": spec.orch_id,
             "orch_sha": spec.orch_sha,
             "requirements": spec.requirements,
