@@ -9,6 +9,8 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
+from .cron import describe
+
 
 def now() -> datetime:
     """The current time, timezone-aware UTC (the one clock tests patch)."""
@@ -195,6 +197,7 @@ class TaskRun:
     exit_code: int | None = None
     reason: str | None = None
     scheduled_for: datetime | None = None
+    input_data: dict[str, Any] | None = None  # the arguments it ran with (null: its task's)
 
     @property
     def active(self) -> bool:
@@ -295,6 +298,7 @@ class Task:
     last_fire_at: datetime | None = None  # scheduled instants up to here are accounted for
     last_runs: list[TaskRun] = field(default_factory=list)
     next_run_at: datetime | None = None  # derived by the scheduler, never stored
+    next_fires: list[datetime] = field(default_factory=list)  # derived, in the task's zone
     skipped: list[Skip] = field(default_factory=list)
 
     @property
@@ -328,6 +332,8 @@ class Task:
             "schedule": self.schedule,
             "timezone": self.timezone,
             "next_run_at": iso(self.next_run_at),
+            "next_fires": [iso(fire) for fire in self.next_fires],
+            "schedule_description": describe(self.schedule) if self.schedule else None,
             "concurrency_policy": self.concurrency_policy.value,
             "starting_deadline_seconds": self.starting_deadline_seconds,
             "keep_runs": self.keep_runs,

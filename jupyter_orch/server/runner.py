@@ -16,7 +16,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from .. import runtime
 from .._proc import runfiles
@@ -153,14 +153,18 @@ class Runner:
         orch: Orchestration,
         trigger: Trigger,
         scheduled_for: datetime | None = None,
+        args: dict[str, Any] | None = None,
     ) -> TaskRun | None:
         """Record a run, then start it (the row exists before the process); None if its
-        scheduled instant already has a run. The caller holds the task's lock."""
+        scheduled instant already has a run. The run's arguments are its task's, or `args`
+        (a manual run with edited ones); each run records its own. The caller holds the
+        task's lock."""
         python, problem = await self._environment(orch)
         if python is None:
             await self.record_unrun(task, f"packaging failed: {problem}", trigger)
             return None
         run = self._new_run(task, trigger, scheduled_for)
+        run.input_data = task.input_data if args is None else args
         token = secrets.token_urlsafe(32)
         if not await self.store.call(self.store.start_run, task, run, hash_token(token)):
             return None
@@ -181,7 +185,7 @@ class Runner:
             grace=self.settings.kill_grace,
             max_line=self.settings.max_line,
             niceness=self.settings.niceness,
-            files={runfiles.ARGS: json.dumps(task.input_data)},  # written by the supervisor
+            files={runfiles.ARGS: json.dumps(run.input_data)},  # written by the supervisor
         )
         try:
             future = await self.executor.launch(spec)

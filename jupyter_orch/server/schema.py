@@ -99,7 +99,8 @@ CREATE TABLE IF NOT EXISTS runs (
     updated_at TEXT NOT NULL,
     started_at TEXT,
     ended_at TEXT,
-    scheduled_for TEXT
+    scheduled_for TEXT,
+    input_data TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_task_updated ON runs(task_id, updated_at, created_at, id);
 CREATE INDEX IF NOT EXISTS runs_task_created ON runs(task_id, created_at);
@@ -115,13 +116,25 @@ CREATE TABLE IF NOT EXISTS skips (
     recorded_at TEXT NOT NULL,
     UNIQUE (task_id, scheduled_for)
 );
+-- Changes of a task's settings, oldest first: `changes` is a JSON object {field: [old, new]}.
+CREATE TABLE IF NOT EXISTS task_changes (
+    id INTEGER PRIMARY KEY,
+    task_id TEXT NOT NULL REFERENCES tasks(id),
+    at TEXT NOT NULL,
+    by TEXT NOT NULL,
+    changes TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS task_changes_task ON task_changes(task_id, id);
 """
 
 
 #: Columns added after a table was first created, as (table, column, definition). A database
 #: made by an older version gains each one it lacks when it is opened; the order does not
 #: matter. A new column goes both in its table's `CREATE TABLE` above and here.
-ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = ()
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    # The arguments a run ran with (JSON; null in older rows: its task's arguments).
+    ("runs", "input_data", "TEXT"),
+)
 
 
 def add_missing_columns(db: sqlite3.Connection) -> None:
@@ -235,7 +248,7 @@ def as_task(row: sqlite3.Row) -> Task:
 
 def as_run(row: sqlite3.Row) -> TaskRun:
     """A run row as its record."""
-    return record(TaskRun, row, status=RunStatus, trigger=Trigger)
+    return record(TaskRun, row, status=RunStatus, trigger=Trigger, input_data=finite_json)
 
 
 def as_skip(row: sqlite3.Row) -> Skip:
