@@ -219,3 +219,23 @@ async def test_tasks_without_a_schedule_have_no_fires(api: Api) -> None:
     sched = await scheduled(api, ARGS)
     paused = await api.ok("task/pause", {"id": sched, "pause": True}, status=202)
     assert paused["next_fires"] == [] and paused["schedule_description"]
+
+
+async def test_new_code_for_a_task_runs_from_its_next_run(api: Api) -> None:
+    task_id = await scheduled(api, ARGS)
+    newer = await api.upload({"main.py": "print('new code', flush=True)\n"})
+    await api.wait_orch(newer, {"ready"})
+    task = await api.ok("task/update", {"id": task_id, "orch_id": newer})
+    assert task["orch_id"] == newer
+    run = await api.ok("task/run_now", {"id": task_id}, status=201)
+    assert "new code" in "".join(await api.wait_for_log(run["run_id"], "new code"))
+    [change] = (await api.ok("task/history", {"id": task_id}))["changes"][1:]
+    assert change["changes"]["orch_id"][1] == newer
+
+    elsewhere = (await api.ok("workspaces/create", {"name": "other"}, status=201))["id"]
+    foreign = await api.upload(ARGS, workspace_id=elsewhere)
+    await api.wait_orch(foreign, {"ready"})
+    message = await error(api, "task/update", {"id": task_id, "orch_id": foreign}, 400)
+    assert message.startswith("orch_id:") and "workspace" in message
+    missing = "00000000-0000-4000-8000-000000000000"
+    await error(api, "task/update", {"id": task_id, "orch_id": missing}, 404)

@@ -36,6 +36,7 @@ from .models import (
     Activity,
     ConcurrencyPolicy,
     Orchestration,
+    OrchestrationStatus,
     RunStatus,
     RunType,
     Task,
@@ -384,6 +385,10 @@ class OrchService:
             if orch.workspace_id != task.workspace_id:
                 raise InvalidRequest(
                     "orch_id", f"orchestration {orch.id} is not in the task's workspace"
+                )
+            if orch.status is not OrchestrationStatus.READY:
+                raise InvalidRequest(
+                    "orch_id", f"orchestration {orch.id} is {orch.status.value}, not ready"
                 )
         await self.tasks.update(task_id, edit, by, orch)
         return await self.get_task(task_id, run_limit)
