@@ -438,7 +438,7 @@ class OrchMagics(Magics):
             task = self._task(OPEN.parse_line(line).task)
             label = f"{task.name() or 'task'} ({task.id()})"
             bundle = {
-                OPEN_MIME: {"task_id": task.id()},
+                OPEN_MIME: {"task_id": task.id(), "name": task.name()},
                 "text/plain": f"Task {label}: open it from the orchestrations sidebar",
             }
             display(bundle, raw=True)

@@ -249,10 +249,10 @@ async def test_wait_summary_shows_the_final_status_and_orch_open(
 
     opened = await kernel.ok("%orch_open fails")
     [bundle] = opened.data
-    assert bundle["application/vnd.jupyter-orch.open+json"] == {"task_id": task_id}
+    assert bundle["application/vnd.jupyter-orch.open+json"] == {"task_id": task_id, "name": "fails"}
     assert task_id in bundle["text/plain"]
     by_short = await kernel.ok(f"%orch_open {task_id[:8]}")
-    assert by_short.data[0]["application/vnd.jupyter-orch.open+json"] == {"task_id": task_id}
+    assert by_short.data[0]["application/vnd.jupyter-orch.open+json"]["task_id"] == task_id
     runs = await kernel.ok(f"%orch_runs {task_id[:6]}")
     run_id = runs.data[0]["text/plain"].splitlines()[2].split()[1]
     logs = await kernel.ok(f"%orch_logs {run_id[:8]}")
