@@ -141,10 +141,16 @@ def next_fire(cron: Cron, zone: ZoneInfo, after: datetime) -> datetime:
 
 
 @lru_cache(maxsize=4096)
+def stored_cron(expr: str) -> Cron:
+    """A stored (already checked) schedule, parsed once: tasks of a listing share a few."""
+    return parse_cron(expr)
+
+
+@lru_cache(maxsize=4096)
 def describe(expr: str) -> str:
-    """A stored schedule in words (the same few schedules recur across many tasks)."""
+    """A stored schedule in words."""
     try:
-        return parse_cron(expr).describe()
+        return stored_cron(expr).describe()
     except InvalidRequest:  # stored by a version that took it: shown, not refused
         return f"cron {expr}"
 
@@ -154,7 +160,7 @@ def fires_from(expr: str, zone_name: str | None, first: datetime, count: int) ->
     """`count` instants of a stored schedule from its next one, `first`, in its zone (many
     tasks of a listing share a schedule and its next instant)."""
     zone = parse_timezone(zone_name)
-    return [first.astimezone(zone), *upcoming(parse_cron(expr), zone, first, count - 1)]
+    return [first.astimezone(zone), *upcoming(stored_cron(expr), zone, first, count - 1)]
 
 
 def upcoming(cron: Cron, zone: ZoneInfo, after: datetime, count: int) -> list[datetime]:

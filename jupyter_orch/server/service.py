@@ -330,7 +330,7 @@ class OrchService:
     def _derive(self, task: Task) -> Task:
         """Fill what a task's answer shows but is not stored: when it fires next."""
         task.next_run_at = self.tasks.next_run_at(task)
-        task.next_fires = self.tasks.next_fires(task)
+        task.next_fires = self.tasks.next_fires(task, task.next_run_at)
         return task
 
     async def list_tasks(self, query: TaskQuery, after: str | None = None) -> list[Task]:

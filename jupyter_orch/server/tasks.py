@@ -24,7 +24,16 @@ from zoneinfo import ZoneInfo
 
 from . import task_edits
 from .background import Background
-from .cron import Cron, backoff_seconds, catch_up, fires_from, newest_fires, next_fire, parse_cron
+from .cron import (
+    Cron,
+    backoff_seconds,
+    catch_up,
+    fires_from,
+    newest_fires,
+    next_fire,
+    parse_cron,
+    stored_cron,
+)
 from .cron import parse_timezone as zone_of
 from .errors import Missing, WrongState
 from .executors import Executor
@@ -159,17 +168,17 @@ class TaskManager:
             return due
         if task.status is not TaskStatus.STARTED or task.schedule is None:
             return None
-        return next_fire(parse_cron(task.schedule), zone_of(task.timezone), self.clock())
+        return next_fire(stored_cron(task.schedule), zone_of(task.timezone), self.clock())
 
-    def next_fires(self, task: Task) -> list[datetime]:
-        """The next instants a scheduled task fires, in its zone; none unless it fires."""
+    def next_fires(self, task: Task, first: datetime | None) -> list[datetime]:
+        """The next instants a scheduled task fires, in its zone, from its next one (`first`,
+        its `next_run_at`, when known); none unless it fires."""
         if task.run_type is not RunType.SCHEDULED or task.schedule is None:
             return []
         if task.killed or task.status not in FIRING:
             return []
-        first = self.next_run_at(task) or next_fire(
-            parse_cron(task.schedule), zone_of(task.timezone), self.clock()
-        )
+        if first is None:  # pending: not planned yet
+            first = next_fire(stored_cron(task.schedule), zone_of(task.timezone), self.clock())
         return fires_from(task.schedule, task.timezone, first, NEXT_FIRES)
 
     # -- creation and readiness -------------------------------------------------------------
