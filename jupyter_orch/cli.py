@@ -275,7 +275,7 @@ def cmd_update(client: Client, opts: argparse.Namespace) -> int:
         timezone=opts.timezone,
         json_args=None if opts.args is None else _json_object(opts.args),
         concurrency_policy=opts.concurrency_policy,
-        orchestration=None if opts.orch is None else _orchestration(client, opts.orch),
+        orchestration=None if opts.orch is None else _orchestration(client, opts.orch).wait_ready(),
         name=KEEP if opts.name is None else opts.name,
         timeout=_clearable(opts.timeout, int),
         keep_runs=_clearable(opts.keep_runs, int),

@@ -101,6 +101,12 @@ async def test_every_change_is_in_the_history_after_the_creation(api: Api) -> No
     }
     assert all(change["by"] for change in changes)
     assert created["at"] <= first["at"] <= second["at"]
+    # The history goes with its task when the orchestration is deleted.
+    orch_id = (await api.ok("task/get_by_id", {"id": task_id}))["orch_id"]
+    await api.ok("task/kill", {"id": task_id}, status=202)
+    body = {"orchestrations": [orch_id], "confirm_delete": True}
+    assert (await api.ok("orchestration/delete_orchestrations", body))["deleted"] is True
+    await error(api, "task/history", {"id": task_id}, 404)
 
 
 async def test_wrong_updates_are_refused_naming_the_field(api: Api, tmp_path: Path) -> None:
