@@ -591,3 +591,23 @@ async def test_the_orch_panel_magic(start_kernel: StartKernel, api: Api) -> None
         assert result.error is not None and result.error[0] == "UsageError", result.error
         assert words in result.error[1], result.error
     await kernel.ok("_panel.close()")
+
+
+def test_a_scheduled_tasks_heading_says_its_schedule_in_words() -> None:
+    from jupyter_orch.widgets import rows
+
+    task = {
+        "id": "t1",
+        "name": "nightly",
+        "run_type": "CronJob",
+        "status": "started",
+        "schedule": "0 9 * * 1-5",
+        "timezone": "Europe/Paris",
+        "schedule_description": "At 09:00, Monday <b>through</b> Friday",
+        "created_at": None,
+    }
+    title = rows.task_title(task, render.now())
+    assert (
+        "At 09:00, Monday &lt;b&gt;through&lt;/b&gt; Friday <code>0 9 * * 1-5 (Europe/Paris)"
+        in title
+    )
