@@ -245,3 +245,22 @@ async def test_new_code_for_a_task_runs_from_its_next_run(api: Api) -> None:
     assert message.startswith("orch_id:") and "workspace" in message
     missing = "00000000-0000-4000-8000-000000000000"
     await error(api, "task/update", {"id": task_id, "orch_id": missing}, 404)
+
+
+async def test_the_old_code_of_a_run_going_is_not_deleted_under_it(
+    api: Api, tmp_path: Path
+) -> None:
+    flag = tmp_path / "flag"
+    task_id = await scheduled(api, GATED, json={"flag": str(flag)})
+    old = (await api.ok("task/get_by_id", {"id": task_id}))["orch_id"]
+    run = await api.ok("task/run_now", {"id": task_id}, status=201)
+    await api.wait_for_log(run["run_id"], "start")
+    newer = await api.upload(ARGS)
+    await api.wait_orch(newer, {"ready"})
+    await api.ok("task/update", {"id": task_id, "orch_id": newer})
+    body = {"orchestrations": [old], "confirm_delete": True}
+    assert task_id in await error(api, "orchestration/delete_orchestrations", body, 409)
+    flag.touch()
+    assert (await run_ended(api, task_id, run["run_id"]))["status"] == "success"
+    assert (await api.ok("orchestration/delete_orchestrations", body))["deleted"] is True
+    assert (await api.ok("task/get_by_id", {"id": task_id}))["orch_id"] == newer

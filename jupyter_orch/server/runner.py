@@ -78,6 +78,8 @@ class Runner:
         self._lock = locks
         self._ends = ends
         self.active: dict[str, str] = {}  # run id -> task id
+        # run id -> the orchestration it runs from (its task may since point at another)
+        self.sources: dict[str, str] = {}
         self._tokens: dict[str, str] = {}  # token hash -> run id
         self._ended: dict[str, asyncio.Event] = {}
         self._watchers = Background("following a run")
@@ -170,6 +172,7 @@ class Runner:
             return None
         self._tokens[hash_token(token)] = run.id
         self.active[run.id] = task.id
+        self.sources[run.id] = orch.id
         entry = Path(orch.entrypoint)
         env = self._env(task, run.id, token)
         if orch.requirements is not None:
@@ -230,6 +233,7 @@ class Runner:
         run.status, run.exit_code, run.reason = record.status, record.exit_code, record.reason
         run.ended_at = record.ended_at
         self.active.pop(run.id, None)
+        self.sources.pop(run.id, None)
         self._tokens = {h: r for h, r in self._tokens.items() if r != run.id}
         task = await self.store.call(self.store.get_task, run.task_id, 0)
         if task is not None:

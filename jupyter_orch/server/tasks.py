@@ -143,6 +143,13 @@ class TaskManager:
         wanted = set(task_ids)
         return sorted({task_id for task_id in self.runner.active.values() if task_id in wanted})
 
+    def running_from(self, orch_ids: list[str]) -> list[str]:
+        """The tasks with a run going here from one of these orchestrations (a task edited
+        to new code may still have a run of the old), sorted."""
+        wanted = set(orch_ids)
+        runner = self.runner
+        return sorted({runner.active[r] for r, o in runner.sources.items() if o in wanted})
+
     def forget(self, task_ids: list[str]) -> None:
         """Drop the timers of deleted tasks."""
         for task_id in task_ids:
