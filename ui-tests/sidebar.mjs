@@ -283,6 +283,26 @@ async function widgetSteps(page) {
       'nothing on stderr'
     );
   });
+
+  await step(page, 'tasks-panel-row-clicked', async () => {
+    // a click on a row selects its task: the row is marked and the task's heading shows
+    const row = output.locator('.jupyter-widgets tr[data-id]', {
+      hasText: config.widgetTask
+    });
+    await row.first().click();
+    await until(
+      'the clicked row to be selected',
+      async () =>
+        /background/.test((await row.first().getAttribute('style')) ?? ''),
+      WIDGET_TIMEOUT
+    );
+    await until(
+      'the selected task to be shown under the table',
+      async () =>
+        !(await output.first().textContent()).includes('Select a task to see its runs'),
+      WIDGET_TIMEOUT
+    );
+  });
 }
 
 async function main() {

@@ -37,6 +37,17 @@ RUN_LIMIT = 20
 PAGE_SIZE = 100
 
 
+class _Keep:
+    """The default of `Task.update`'s clearable fields: leave the field as it is."""
+
+    def __repr__(self) -> str:
+        return "KEEP"
+
+
+#: `Task.update(timeout=KEEP)`: unchanged (None clears the field).
+KEEP: Any = _Keep()
+
+
 class Workspace(Resource):
     """A named group of orchestrations and tasks."""
 
@@ -352,8 +363,10 @@ class Task(Dated):
         ]
         if data.get("schedule"):
             zone = data.get("timezone") or "UTC"
-            pairs.append(("schedule", f"{data['schedule']} ({zone})"))
-            pairs.append(("next run", display.short_time(data.get("next_run_at"))))
+            words = data.get("schedule_description") or data["schedule"]
+            pairs.append(("schedule", f"{words} ({data['schedule']}, {zone})"))
+            fires = ", ".join(display.short_time(t) for t in data.get("next_fires") or [])
+            pairs.append(("next runs", fires or display.short_time(data.get("next_run_at"))))
         if data.get("timeout"):
             pairs.append(("timeout", f"{data['timeout']} s"))
         pairs.append(("last run", self._last_run_text()))
@@ -413,6 +426,58 @@ class Task(Dated):
         if "run_id" in answer:  # the server sends the whole run along with its id
             return TaskRun(self._client, answer)
         return self._client.get_task_run(self.id(), answer["id"])
+
+    def next_fires(self) -> list[datetime]:
+        """The next (up to three) times a scheduled task runs, in its time zone."""
+        return [t for t in map(moment, self._data.get("next_fires") or []) if t is not None]
+
+    def schedule_description(self) -> str | None:
+        """The schedule in words (`At 09:00, Monday through Friday`), None without one."""
+        return self._data.get("schedule_description")
+
+    def update(
+        self,
+        *,
+        schedule: str | None = None,
+        timezone: str | None = None,
+        json_args: Mapping[str, Any] | None = None,
+        concurrency_policy: str | None = None,
+        orchestration: Orchestration | str | None = None,
+        name: Any = KEEP,
+        timeout: Any = KEEP,
+        keep_runs: Any = KEEP,
+        keep_days: Any = KEEP,
+    ) -> Task:
+        """Change the task in place; what is not given stays. `name`, `timeout`, `keep_runs`
+        and `keep_days` set to None are cleared (no timeout; the server's retention).
+        The next runs follow at once; runs going keep what they started with. The change is
+        in `history()`. `schedule`, `timezone` and `concurrency_policy` are for scheduled
+        tasks; `orchestration` (one of the task's workspace) gives the task new code."""
+        body = given(
+            {"id": self.id()},
+            schedule=schedule,
+            timezone=timezone,
+            json=None if json_args is None else dict(json_args),
+            concurrency_policy=concurrency_policy,
+            orch_id=orchestration.id()
+            if isinstance(orchestration, Orchestration)
+            else orchestration,
+        )
+        clearable = {
+            "name": name,
+            "timeout": timeout,
+            "keep_runs": keep_runs,
+            "keep_days": keep_days,
+        }
+        body.update({key: value for key, value in clearable.items() if value is not KEEP})
+        self._data = self._client._post("task/update", body)
+        return self
+
+    def history(self) -> list[dict[str, Any]]:
+        """The task's changes, oldest first, its creation first: each `{"at": datetime,
+        "by": who, "changes": {field: [old, new]}}`."""
+        answer = self._client._post("task/history", {"id": self.id()})
+        return [{**change, "at": moment(change["at"])} for change in answer["changes"]]
 
     def last_runs(
         self,
@@ -543,6 +608,25 @@ class TaskRun(Dated):
         """Print the run's output as it is written, until the run ends; then the ended run."""
         write_lines(self._client.follow_logs(self.id()), out or sys.stdout)
         return self.refresh()
+
+    def rerun(self, json_args: Mapping[str, Any] | None = None) -> TaskRun:
+        """Run this run again, with the arguments it ran with or `json_args`; the new run.
+
+        For a scheduled or continuous task, a manual run of the same task (the task keeps its
+        own arguments); for a run-once task, the run of a new run-once task (`task_id()`)."""
+        return rerun(self._client, self.id(), json_args)
+
+
+def rerun(client: Any, run_id: str, json_args: Mapping[str, Any] | None = None) -> TaskRun:
+    """`task/rerun` of a run given by id; the new run (waited for if not started yet)."""
+    body = given({"run_id": run_id}, json=None if json_args is None else dict(json_args))
+    answer = client._post("task/rerun", body)
+    if answer["run_id"] is None:  # a new run-once task whose run has not started yet
+        return Task(client, client._post("task/get_by_id", {"id": answer["id"]})).first_run()
+    return TaskRun(
+        client,
+        client._post("task/get_run_details", {"task": answer["id"], "pod_id": answer["run_id"]}),
+    )
 
 
 class WorkspaceList(ResourceList[Workspace]):

@@ -25,6 +25,7 @@ from tornado.iostream import StreamClosedError
 
 from .access import Scope
 from .connection_endpoints import CONNECTION_ENDPOINTS
+from .edit_handlers import schedule_preview, task_history, task_rerun, task_update
 from .errors import Forbidden, InvalidRequest, Missing, OrchError, TooLarge
 from .fields import (
     MAX_DAYS,
@@ -45,6 +46,7 @@ from .workspace_endpoints import WORKSPACE_ENDPOINTS
 PREFIX = "/orch/v1/api"
 # `task/activity`: failed runs in one answer, by default and at most
 ACTIVITY_DEFAULT, ACTIVITY_LIMIT = 20, 100
+
 Answer = tuple[int, Any]
 #: Every answer is strict JSON: a NaN or an infinity is a bug to raise, never text to send.
 dumps = functools.partial(json.dumps, allow_nan=False)
@@ -84,6 +86,11 @@ class OrchHandler(APIHandler):
         """The service the extension built at start."""
         service: OrchService = self.settings["jupyter_orch.service"]
         return service
+
+    @property
+    def author(self) -> str:
+        """Who makes a change, as a task's history says: the caller, or a run."""
+        return f"run:{self.run_id}" if self.run_id is not None else self.scope.user
 
     def _bearer(self) -> str | None:
         header = self.request.headers.get("Authorization", "")
@@ -579,6 +586,10 @@ ENDPOINTS: dict[str, Endpoint] = {
     "task/run_continuously": task_run_continuously,
     "task/pause": task_pause,
     "task/run_now": task_run_now,
+    "task/update": task_update,
+    "task/history": task_history,
+    "task/rerun": task_rerun,
+    "schedule/preview": schedule_preview,
     "task/get_by_id": task_get,
     "task/list": task_list,
     "task/get_tasks_by_orch_sha": task_by_sha,
