@@ -9,6 +9,8 @@ import { IFileBrowserFactory } from '@jupyterlab/filebrowser';
 import { Contents } from '@jupyterlab/services';
 import {
   addIcon,
+  deleteIcon,
+  launchIcon,
   notebookIcon,
   pauseIcon,
   refreshIcon,
@@ -25,7 +27,10 @@ import { taskName } from './format';
 import { orchIcon } from './icons';
 import { IRunOutput, OrchModel } from './model';
 import { OutputOpener } from './outputview';
+import { deleteOrchestration } from './deleting';
+import { ITaskApi } from './panelapi';
 import { OrchSidebar } from './sidebar';
+import { TaskOpener } from './taskopener';
 import { IOrchestration, ITask } from './types';
 
 /** What the commands need. */
@@ -37,6 +42,10 @@ export interface ICommandsOptions {
   palette: ICommandPalette | null;
   /** Opens runs' executed notebooks (null without a document manager). */
   opener: OutputOpener | null;
+  /** Opens tasks' views in the main area. */
+  taskOpener: TaskOpener;
+  /** The calls beyond the sidebar's (delete orchestrations). */
+  taskApi: ITaskApi;
 }
 
 /** Statuses in which a task can be killed, paused or run no more. */
@@ -49,6 +58,7 @@ const ENDED = new Set(['killed', 'pending_kill']);
  */
 export function addCommands(options: ICommandsOptions): IDisposable {
   const { app, model, sidebar, browserFactory, palette, opener } = options;
+  const { taskOpener, taskApi } = options;
   const { commands } = app;
   const set = new DisposableSet();
 
@@ -90,9 +100,15 @@ export function addCommands(options: ICommandsOptions): IDisposable {
   set.add(
     commands.addCommand(CommandIDs.runNow, {
       label: 'Run now',
-      caption: 'Start one more run of the selected task now',
+      caption:
+        'Start one more run of the selected scheduled task now, beside its schedule',
       icon: runIcon,
-      isEnabled: args => live(target(args)),
+      // a run-once task has had its run (its runs are run again from their row), and a
+      // continuous task is kept running: only a scheduled task takes an extra run
+      isEnabled: args => {
+        const task = target(args);
+        return live(task) && task.run_type === 'CronJob';
+      },
       execute: async args => {
         const task = target(args);
         if (!task) {
@@ -158,6 +174,49 @@ export function addCommands(options: ICommandsOptions): IDisposable {
           await model.kill(task.id);
         } catch (error) {
           await showErrorMessage('Kill failed', messageOf(error));
+        }
+      }
+    })
+  );
+
+  /** The task of `taskId`, of the row under the context menu, or the selected one. */
+  const taskIdOf = (args: ReadonlyPartialJSONObject): string | null => {
+    if (typeof args.taskId === 'string') {
+      return args.taskId;
+    }
+    const row = app.contextMenuHitTest(node =>
+      node.classList.contains('jp-OrchTaskList-row')
+    );
+    return row?.dataset.key ?? model.selectedTaskId;
+  };
+
+  set.add(
+    commands.addCommand(CommandIDs.openTask, {
+      label: 'Open task',
+      caption:
+        "Open the task's view in the main area: runs chart, log, edit, run again",
+      icon: launchIcon,
+      isEnabled: args => taskIdOf(args) !== null,
+      execute: args => {
+        const taskId = taskIdOf(args);
+        const runId = typeof args.runId === 'string' ? args.runId : undefined;
+        if (taskId) {
+          taskOpener.open(taskId, runId);
+        }
+      }
+    })
+  );
+
+  set.add(
+    commands.addCommand(CommandIDs.deleteOrch, {
+      label: 'Delete orchestration…',
+      caption: 'Delete this orchestration with its tasks, runs, logs and files',
+      icon: deleteIcon,
+      isEnabled: args => orchestrationOf(args) !== null,
+      execute: async args => {
+        const orch = orchestrationOf(args);
+        if (orch) {
+          await deleteOrchestration(orch, model, taskApi);
         }
       }
     })
@@ -330,6 +389,20 @@ export function addCommands(options: ICommandsOptions): IDisposable {
   );
   set.add(
     app.contextMenu.addItem({
+      command: CommandIDs.deleteOrch,
+      selector: '.jp-OrchOrchList-row',
+      rank: 2
+    })
+  );
+  set.add(
+    app.contextMenu.addItem({
+      command: CommandIDs.openTask,
+      selector: '.jp-OrchTaskList-row',
+      rank: 1
+    })
+  );
+  set.add(
+    app.contextMenu.addItem({
       command: CommandIDs.openOutput,
       selector: '.jp-OrchRunList[data-output="notebook"] .jp-OrchRunList-row',
       rank: 1
@@ -341,7 +414,8 @@ export function addCommands(options: ICommandsOptions): IDisposable {
     for (const command of [
       CommandIDs.open,
       CommandIDs.refresh,
-      CommandIDs.openOutput
+      CommandIDs.openOutput,
+      CommandIDs.openTask
     ]) {
       set.add(palette.addItem({ command, category }));
     }

@@ -90,9 +90,9 @@ export class FailureNotifier implements IDisposable {
       actions: [
         {
           label: 'Open log',
-          caption: 'Show the run and its log in the Orchestrations panel',
+          caption: "Show the task's view with this run and its log",
           callback: () => {
-            void commands.execute(CommandIDs.openRun, {
+            void commands.execute(CommandIDs.openTask, {
               taskId,
               runId
             });

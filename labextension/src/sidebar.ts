@@ -42,6 +42,7 @@ export class OrchSidebar extends SidePanel {
     this.header.addWidget(header);
 
     for (const id of [
+      CommandIDs.openTask,
       CommandIDs.runNow,
       CommandIDs.pauseResume,
       CommandIDs.kill
@@ -55,7 +56,11 @@ export class OrchSidebar extends SidePanel {
     );
 
     this.addWidget(new OrchList(model));
-    this.addWidget(new TaskList(model));
+    this.addWidget(
+      new TaskList(model, taskId => {
+        void commands.execute(CommandIDs.openTask, { taskId });
+      })
+    );
     this.addWidget(new RunList(model));
     this.addWidget(new LogView(model, commands));
     (this.content as AccordionPanel).setRelativeSizes([1, 3, 1.5, 3]);
