@@ -393,6 +393,9 @@ async function main() {
         const task = await api('task/get_by_id', { id: config.task.id });
         return task.status === 'killed';
       });
+      // killed tasks are hidden by default; the toggle shows them again
+      await taskRow(page, config.task.name).waitFor({ state: 'detached' });
+      await page.locator(`${sidebar} .jp-OrchTaskList-hideKilled input`).uncheck();
       await taskRow(page, config.task.name)
         .locator('.jp-OrchBadge[data-status="killed"]')
         .first()

@@ -67,7 +67,7 @@ export function cronProblem(expr: string): string | null {
   for (let i = 0; i < count; i++) {
     const problem = fieldProblem(fields[i], specs[i]);
     if (problem) {
-      return `${specs[i].name} ${problem}`;
+      return `${specs[i].name}${problem}`;
     }
   }
   return null;

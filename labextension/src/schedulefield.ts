@@ -239,9 +239,12 @@ export class ScheduleField {
     if (asked !== this._asked) {
       return;
     }
-    this._words.textContent = `${answer.description} (${zone})`;
+    // the words stay the form's own (at once as typed); the server adds the fire times
     this._fires.replaceChildren(
-      ...answer.fires.map(iso => h('li', '', fireTime(iso, zone)))
+      h('li', 'jp-OrchSchedule-firesHead', `Next runs (${zone}):`),
+      ...answer.fires.map(iso =>
+        h('li', 'jp-OrchSchedule-fire', fireTime(iso, zone))
+      )
     );
   }
 

@@ -41,8 +41,15 @@ export class OrchSidebar extends SidePanel {
     header.node.append(heading, this._error);
     this.header.addWidget(header);
 
+    this.toolbar.addItem(
+      'open-task',
+      new CommandToolbarButton({
+        commands,
+        id: CommandIDs.openTask,
+        label: ''
+      })
+    );
     for (const id of [
-      CommandIDs.openTask,
       CommandIDs.runNow,
       CommandIDs.pauseResume,
       CommandIDs.kill

@@ -71,7 +71,7 @@ export class TaskList extends RowsPanel<ITask> {
     this._moreButton.addEventListener('click', this._onMoreClick);
     this._moreBar.append(this._moreLabel, this._moreButton);
     this.node.append(filters, this._orchBar, this.rows.node, this._moreBar);
-    this.rows.node.addEventListener('dblclick', this._onDoubleClick);
+    this.rows.node.addEventListener('click', this._onDoubleClick);
 
     model.tasks.changed.connect(this._refilter, this);
     model.tasks.filterChanged.connect(this._refilter, this);
@@ -90,7 +90,7 @@ export class TaskList extends RowsPanel<ITask> {
       this._search.removeEventListener('input', this._onFilterInput);
       this._hideKilled.removeEventListener('change', this._onFilterInput);
       this._moreButton.removeEventListener('click', this._onMoreClick);
-      this.rows.node.removeEventListener('dblclick', this._onDoubleClick);
+      this.rows.node.removeEventListener('click', this._onDoubleClick);
     }
     super.dispose();
   }
@@ -199,12 +199,19 @@ export class TaskList extends RowsPanel<ITask> {
     row.append(top, bottom);
   }
 
-  /** A double-click on a row opens the task's view. */
+  /**
+   * A double-click on a row opens the task's view (the second click of a pair: the first
+   * one's selection builds the row again, so no `dblclick` would come).
+   */
   private _onDoubleClick = (event: MouseEvent): void => {
+    if (event.detail !== 2) {
+      return;
+    }
     const row = (event.target as HTMLElement).closest<HTMLElement>(
       '.jp-OrchTaskList-row'
     );
-    const id = row?.dataset.key;
+    // the first click selected the row, which may have been built again since
+    const id = row?.dataset.key ?? this._model.selectedTaskId;
     if (id && this._onOpen) {
       this._onOpen(id);
     }

@@ -65,7 +65,7 @@ describe('cronProblem', () => {
 
 describe('cronProblem, field by field', () => {
   it.each([
-    ['61 * * * *', /minute.*"61" is not between 0 and 59/],
+    ['61 * * * *', /^minute: "61" is not between 0 and 59$/],
     ['0 24 * * *', /hour.*"24"/],
     ['0 0 0 * *', /day of month.*"0" is not between 1 and 31/],
     ['0 0 * 13 *', /month.*"13"/],
