@@ -367,18 +367,7 @@ async function main() {
         hasText: del.name
       });
       await row.click({ button: 'right' });
-      await page.locator('.lm-Menu-item', { hasText: 'Delete orchestration…' }).waitFor();
-      await page.keyboard.press('Escape');
-      // the menu item runs this command with the row's orchestration
-      page
-        .evaluate(
-          orchId =>
-            window.jupyterapp.commands.execute('jupyter-orch:delete-orchestration', {
-              orchId
-            }),
-          del.id
-        )
-        .catch(() => undefined);
+      await page.locator('.lm-Menu-item', { hasText: 'Delete orchestration…' }).click();
       const dialog = page.locator('.jp-Dialog');
       await dialog.waitFor();
       const text = await dialog.textContent();

@@ -61,6 +61,8 @@ export function addCommands(options: ICommandsOptions): IDisposable {
   const { taskOpener, taskApi } = options;
   const { commands } = app;
   const set = new DisposableSet();
+  const menuRows = new MenuRows();
+  set.add(menuRows);
 
   /** The task a command acts on: `taskId` if given, else the selected one. */
   const target = (args: ReadonlyPartialJSONObject): ITask | null => {
@@ -184,10 +186,7 @@ export function addCommands(options: ICommandsOptions): IDisposable {
     if (typeof args.taskId === 'string') {
       return args.taskId;
     }
-    const row = app.contextMenuHitTest(node =>
-      node.classList.contains('jp-OrchTaskList-row')
-    );
-    return row?.dataset.key ?? model.selectedTaskId;
+    return menuRows.key('jp-OrchTaskList-row') ?? model.selectedTaskId;
   };
 
   set.add(
@@ -280,10 +279,7 @@ export function addCommands(options: ICommandsOptions): IDisposable {
   ): IOrchestration | null => {
     let id = typeof args.orchId === 'string' ? args.orchId : null;
     if (!id) {
-      const row = app.contextMenuHitTest(node =>
-        node.classList.contains('jp-OrchOrchList-row')
-      );
-      id = row?.dataset.key ?? model.tasks.orchFilter;
+      id = menuRows.key('jp-OrchOrchList-row') ?? model.tasks.orchFilter;
     }
     return id ? model.orchestrations.get(id) : null;
   };
@@ -335,10 +331,7 @@ export function addCommands(options: ICommandsOptions): IDisposable {
     let runId = typeof args.runId === 'string' ? args.runId : null;
     const taskId = typeof args.taskId === 'string' ? args.taskId : null;
     if (!runId) {
-      const row = app.contextMenuHitTest(node =>
-        node.classList.contains('jp-OrchRunList-row')
-      );
-      runId = row?.dataset.key ?? null;
+      runId = menuRows.key('jp-OrchRunList-row');
     }
     return runId
       ? model.runOutput(taskId ?? model.selectedTaskId, runId)
@@ -422,3 +415,51 @@ export function addCommands(options: ICommandsOptions): IDisposable {
   }
   return set;
 }
+
+/**
+ * The rows under the newest context menu, read when it opens: the lists build their rows
+ * again on every poll, so by the time a menu item runs, the row clicked may have left the
+ * page (and `contextMenuHitTest` no longer finds it from the event's target).
+ */
+class MenuRows implements IDisposable {
+  constructor() {
+    document.addEventListener('contextmenu', this._onMenu, true);
+  }
+
+  get isDisposed(): boolean {
+    return this._disposed;
+  }
+
+  /** The key of the row of this class the menu was opened on, if any. */
+  key(className: string): string | null {
+    return this._keys.get(className) ?? null;
+  }
+
+  dispose(): void {
+    this._disposed = true;
+    document.removeEventListener('contextmenu', this._onMenu, true);
+  }
+
+  private _onMenu = (event: MouseEvent): void => {
+    this._keys.clear();
+    for (const node of event.composedPath()) {
+      if (node instanceof HTMLElement && node.dataset.key !== undefined) {
+        for (const name of MENU_ROWS) {
+          if (node.classList.contains(name)) {
+            this._keys.set(name, node.dataset.key);
+          }
+        }
+      }
+    }
+  };
+
+  private _disposed = false;
+  private _keys = new Map<string, string>();
+}
+
+/** The rows whose context menus act on their item. */
+const MENU_ROWS = [
+  'jp-OrchOrchList-row',
+  'jp-OrchTaskList-row',
+  'jp-OrchRunList-row'
+];
