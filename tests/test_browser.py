@@ -386,7 +386,9 @@ def test_task_view_in_chromium(lab: Lab) -> None:
     sidebar (which shows a sparkline per task), its header with the schedule in words,
     the run-history chart (hover, click to show an older run's log), the log's search,
     wrap, stderr jump and download; the badges' contrast; the create form's presets, cron
-    checks and time zone; deleting an orchestration with its counts."""
+    checks and time zone; deleting an orchestration with its counts; where the server has
+    them, editing in place (next fire times and history follow) and running a run again
+    with other arguments; a kernel's `%orch_open` output opening the view."""
     assert shutil.which("node"), "node is needed to drive the browser"
     ensure_playwright()
     orch_id = lab.upload("scheduled", SCHEDULED)
@@ -436,7 +438,9 @@ def test_task_view_in_chromium(lab: Lab) -> None:
         "longTask": {"id": long_task["id"], "name": "long-run"},
         "deleteOrch": {"id": doomed, "name": "to-delete", "tasks": 2},
         "docsShot": str(DOCS_SHOT),
+        "notebook": "open-task.ipynb",
     }
+    lab.new_notebook("open-task.ipynb")
     result = subprocess.run(
         ["node", str(TASK_VIEW_SCRIPT)],
         env=dict(os.environ, BROWSER_TEST_CONFIG=json.dumps(config)),

@@ -199,8 +199,18 @@ async function main() {
       pageErrors.push(message.text());
     }
   });
-  const hasPreview =
-    (await api('schedule/preview', { schedule: '0 9 * * *' })).status === 200;
+  const spec = await (
+    await fetch(`${API}/openapi.json`, {
+      headers: { Authorization: `token ${config.token}` }
+    })
+  ).json();
+  const has = endpoint => `/orch/v1/api/${endpoint}` in spec.paths;
+  const hasPreview = has('schedule/preview');
+  const hasEdit = has('task/update') && has('task/history');
+  const hasRerun = has('task/rerun');
+  console.log(
+    `  this server: schedule/preview ${hasPreview}, task/update ${hasEdit}, task/rerun ${hasRerun}`
+  );
 
   try {
     await step(page, 'sidebar-sparklines', async () => {
@@ -385,6 +395,65 @@ async function main() {
       await taskRow(page, 'doomed-1').waitFor({ state: 'detached' });
     });
 
+    if (hasEdit) {
+      await step(page, 'edit-in-place', async () => {
+        const panel = page.locator(view);
+        await panel.locator('.jp-OrchTaskPanel-button', { hasText: 'Edit' }).click();
+        const form = panel.locator('.jp-OrchEdit');
+        await form.waitFor();
+        await form.locator('input[name="schedule"]').fill('61 * * * *');
+        await form.locator('button[type="submit"]').click();
+        await form
+          .locator('.jp-OrchCreateDialog-error', { hasText: 'minute: "61" is not between 0 and 59' })
+          .waitFor();
+        await form.locator('.jp-OrchSchedule-preset').selectOption('weekdays');
+        await form.locator('.jp-OrchSchedule-time').fill('07:30');
+        await form.locator('.jp-OrchSchedule-time').dispatchEvent('change');
+        assert.equal(await form.locator('input[name="schedule"]').inputValue(), '30 7 * * 1-5');
+        await form.locator('input[name="timeout"]').fill('900');
+        await form.locator('button[type="submit"]').click();
+        await form.waitFor({ state: 'detached' });
+        const facts = panel.locator('.jp-OrchTaskPanel-facts');
+        await facts.locator('dd', { hasText: '900 s' }).waitFor();
+        const task = (await api('task/get_by_id', { id: config.task.id })).body;
+        assert.equal(task.schedule, '30 7 * * 1-5');
+        assert.equal(task.timeout, 900);
+        // the next fire times follow at once, on the task zone's clock
+        const fires = panel.locator('.jp-OrchTaskPanel-fires li');
+        await until('three new fire times', async () =>
+          (await fires.count()) === 3 && /07:30/.test(await fires.first().textContent())
+        );
+        await panel.locator('.jp-OrchTaskPanel-history summary').click();
+        await panel
+          .locator('.jp-OrchTaskPanel-change', { hasText: 'schedule: 0 6 * * 1-5 → 30 7 * * 1-5' })
+          .waitFor();
+        await panel.evaluate(node => {
+          node.scrollTop = 0;
+        });
+      });
+    }
+
+    if (hasRerun) {
+      await step(page, 'run-again-with-other-arguments', async () => {
+        const panel = page.locator(view);
+        const bars = panel.locator('.jp-OrchChart-bar');
+        const before = await bars.count();
+        await panel.locator('.jp-OrchTaskPanel-button', { hasText: 'Run again with…' }).click();
+        const dialog = page.locator('.jp-Dialog');
+        await dialog.locator('textarea').fill('{"lines": 3}');
+        await dialog.locator('.jp-Dialog-button.jp-mod-accept', { hasText: 'Run' }).click();
+        await dialog.waitFor({ state: 'detached' });
+        await until('a bar for the new run', async () => (await bars.count()) === before + 1);
+        await panel.locator('.jp-OrchLogPane-line', { hasText: 'line 2 of the scheduled run' }).waitFor();
+        await panel.locator('.jp-OrchLogPane-line', { hasText: 'a warning on stderr' }).waitFor();
+        assert.equal(
+          await panel.locator('.jp-OrchLogPane-line', { hasText: 'line 3 of' }).count(),
+          0,
+          'the new run had the edited arguments'
+        );
+      });
+    }
+
     await step(page, 'run-now-where-it-means-something', async () => {
       const runNow = page.locator(`${sidebar} [data-command="jupyter-orch:run-now"]`);
       await taskRow(page, config.longTask.name).click();
@@ -397,6 +466,55 @@ async function main() {
         !(await runNow.isDisabled()) && (await runNow.getAttribute('aria-disabled')) !== 'true'
       );
     });
+
+    if (config.notebook) {
+      await step(page, 'open-link-from-a-kernel', async () => {
+        await page.evaluate(async path => {
+          await window.jupyterapp.commands.execute('docmanager:open', { path });
+        }, config.notebook);
+        await page.locator('.jp-NotebookPanel:visible .jp-Cell .cm-content').waitFor();
+        await until(
+          'the notebook kernel to be idle',
+          () =>
+            page.evaluate(
+              () =>
+                window.jupyterapp.shell.currentWidget?.sessionContext?.session?.kernel
+                  ?.status === 'idle'
+            ),
+          90_000
+        );
+        // what `%orch_open long-run` displays
+        await page.evaluate(
+          ({ id, name }) => {
+            const cell = window.jupyterapp.shell.currentWidget.content.activeCell;
+            cell.model.sharedModel.setSource(
+              'from IPython.display import display\n' +
+                `display({"application/vnd.jupyter-orch.open+json": {"task_id": "${id}", "name": "${name}"}, ` +
+                `"text/plain": "Task ${name}"}, raw=True)`
+            );
+          },
+          config.longTask
+        );
+        await page.locator('.jp-NotebookPanel:visible .jp-Cell .cm-content').first().click();
+        await page.keyboard.press('Shift+Enter');
+        const link = page.locator('.jp-OrchOpenLink-link', {
+          hasText: `Open task ${config.longTask.name}`
+        });
+        // rendered in the notebook, which the task's view it opened at once now covers
+        await link.waitFor({ state: 'attached', timeout: 90_000 });
+        await page
+          .locator(`${view} .jp-OrchTaskPanel-name`, { hasText: config.longTask.name })
+          .waitFor();
+        await page
+          .locator(`${view}:visible .jp-OrchLogPane-line`, { hasText: 'hello from the browser test' })
+          .waitFor();
+        // back in the notebook, the link shows the view again
+        await page.locator('.lm-TabBar-tab', { hasText: config.notebook }).click();
+        await page.locator(`${view}:visible`).waitFor({ state: 'detached' });
+        await link.click();
+        await page.locator(`${view}:visible .jp-OrchTaskPanel-name`, { hasText: config.longTask.name }).waitFor();
+      });
+    }
 
     assert.deepEqual(pageErrors, [], 'no errors of the extension in the page');
   } finally {
