@@ -421,6 +421,15 @@ def test_task_view_in_chromium(lab: Lab) -> None:
             status=201,
         )
         lab.wait_run(made["id"], "success")
+    once = lab.post(
+        "task/run_once",
+        {"orch_id": orch_id, "workspace_id": 1, "name": "once-again", "json": {"lines": 1}},
+        status=201,
+    )
+    deadline = time.monotonic() + 60
+    while lab.post("task/get_by_id", {"id": once["id"]})["status"] in ("pending", "started"):
+        assert time.monotonic() < deadline, "the run-once task did not end"
+        time.sleep(0.2)
     long_orch = lab.upload("long", LONG_RUN)
     long_task = lab.post(
         "task/run_once", {"orch_id": long_orch, "workspace_id": 1, "name": "long-run"}, status=201
@@ -436,6 +445,7 @@ def test_task_view_in_chromium(lab: Lab) -> None:
         "chromium": CHROMIUM,
         "task": {"id": task["id"], "name": "nightly-report", "orchId": orch_id},
         "longTask": {"id": long_task["id"], "name": "long-run"},
+        "onceTask": {"id": once["id"], "name": "once-again", "orchId": orch_id},
         "deleteOrch": {"id": doomed, "name": "to-delete", "tasks": 2},
         "docsShot": str(DOCS_SHOT),
         "notebook": "open-task.ipynb",

@@ -9,6 +9,7 @@
 //   chromium       the browser executable
 //   task           {id, name, orchId}: a scheduled task (Europe/Paris) with a few finished runs
 //   longTask       {id, name}: a run-once task whose run goes on
+//   onceTask       {id, name, orchId}: a run-once task whose run ended
 //   deleteOrch     {id, name, tasks}: an orchestration to delete, with `tasks` tasks
 //   docsShot       where the view's screenshot for docs/sidebar.md goes
 //
@@ -451,6 +452,34 @@ async function main() {
           0,
           'the new run had the edited arguments'
         );
+      });
+    }
+
+    if (hasRerun) {
+      await step(page, 'run-once-task-run-again-is-a-new-task', async () => {
+        const once = config.onceTask;
+        await page.evaluate(
+          taskId => window.jupyterapp.commands.execute('jupyter-orch:open-task', { taskId }),
+          once.id
+        );
+        const panel = page.locator(`${view}:visible`);
+        await panel.locator('.jp-OrchTaskPanel-name', { hasText: once.name }).waitFor();
+        const again = panel.locator('.jp-OrchTaskPanel-button', { hasText: /^Run again$/ });
+        assert.match(await again.getAttribute('title'), /a new run-once task/);
+        await again.click();
+        const tasks = await until('a second run-once task', async () => {
+          const listed = (await api('task/list', { orch_id: once.orchId })).body;
+          const named = listed.filter(t => t.name === once.name);
+          return named.length === 2 ? named : null;
+        });
+        const made = tasks.find(t => t.id !== once.id);
+        // its own view opened, showing its run
+        await page.locator(`#jp-OrchTaskPanel-${made.id}:visible`).waitFor();
+        await page
+          .locator(`#jp-OrchTaskPanel-${made.id} .jp-OrchLogPane-line`, {
+            hasText: 'line 0 of the scheduled run'
+          })
+          .waitFor();
       });
     }
 
