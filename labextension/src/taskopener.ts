@@ -34,12 +34,15 @@ export class TaskOpener {
   open(taskId: string, runId?: string): TaskPanel {
     let panel = this.tracker.find(p => p.model.taskId === taskId);
     if (!panel) {
+      // a tab behind another is polled slowly
+      let view: TaskPanel | null = null;
       const model = new TaskPanelModel({
         taskId,
         api: this._model.api,
-        taskApi: this._taskApi
+        taskApi: this._taskApi,
+        isIdle: () => !view?.isVisible
       });
-      panel = new TaskPanel({
+      panel = view = new TaskPanel({
         model,
         taskApi: this._taskApi,
         orchestration: id => this._model.orchestrations.get(id),

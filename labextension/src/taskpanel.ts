@@ -105,6 +105,12 @@ export class TaskPanel extends Panel {
     }, 1000);
   }
 
+  /** Shown again: fresh state at once rather than at the next (slow) poll. */
+  protected override onAfterShow(msg: Message): void {
+    super.onAfterShow(msg);
+    this.model.wake();
+  }
+
   protected override onBeforeDetach(msg: Message): void {
     clearInterval(this._ticker);
     this.model.stop();

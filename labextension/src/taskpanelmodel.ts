@@ -36,8 +36,8 @@ export class TaskPanelModel implements IDisposable {
     this._poller = new Poller({
       tick: () => this.refresh(),
       interval: options.interval,
-      idleInterval: options.interval,
-      isIdle: () => false
+      idleInterval: options.idleInterval,
+      isIdle: options.isIdle
     });
   }
 
@@ -92,6 +92,11 @@ export class TaskPanelModel implements IDisposable {
   /** Poll the task and its runs. */
   start(): void {
     this._poller.start();
+  }
+
+  /** Someone looks again: poll now, then at the active pace. */
+  wake(): void {
+    this._poller.wake();
   }
 
   /** Stop polling (the log stays followed). */
@@ -224,5 +229,9 @@ export namespace TaskPanelModel {
     runsLimit?: number;
     /** Milliseconds between polls (3000). */
     interval?: number;
+    /** Milliseconds between polls while nobody looks (10000). */
+    idleInterval?: number;
+    /** Whether nobody looks at the view (its tab is behind another). */
+    isIdle?: () => boolean;
   }
 }
