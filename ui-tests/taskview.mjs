@@ -543,6 +543,35 @@ async function main() {
         await link.click();
         await page.locator(`${view}:visible .jp-OrchTaskPanel-name`, { hasText: config.longTask.name }).waitFor();
       });
+
+      await step(page, 'open-from-the-widget-panel', async () => {
+        await page.locator('.lm-TabBar-tab', { hasText: config.notebook }).click();
+        // the tasks panel of jupyter_orch.widgets, its task selected, "Open in JupyterLab"
+        await page.evaluate(id => {
+          const notebook = window.jupyterapp.shell.currentWidget.content;
+          notebook.model.sharedModel.insertCell(notebook.model.cells.length, {
+            cell_type: 'code',
+            source:
+              'from jupyter_orch.widgets import TasksPanel\n' +
+              `p = TasksPanel(refresh_seconds=3600)\np.select_task("${id}")\n` +
+              'assert p.wait_idle()\np'
+          });
+          notebook.activeCellIndex = notebook.model.cells.length - 1;
+        }, config.task.id);
+        await page.evaluate(() =>
+          window.jupyterapp.commands.execute('notebook:run-cell')
+        );
+        const button = page.locator('.jupyter-widgets button', {
+          hasText: 'Open in JupyterLab'
+        });
+        await until('the panel enabling Open in JupyterLab', async () =>
+          (await button.count()) === 1 && (await button.isEnabled()), 90_000
+        );
+        await button.click();
+        await page
+          .locator(`${view}:visible .jp-OrchTaskPanel-name`, { hasText: config.task.name })
+          .waitFor();
+      });
     }
 
     assert.deepEqual(pageErrors, [], 'no errors of the extension in the page');

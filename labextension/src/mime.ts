@@ -3,7 +3,7 @@ import { Widget } from '@lumino/widgets';
 
 import { h } from './dom';
 
-/** The MIME type `%orch_open NAME` displays: `{"task_id": ..., "name"?: ...}`. */
+/** The MIME type `%orch_open NAME` displays: `{"task_id": ..., "name"?: ..., "request"?: ...}`. */
 export const OPEN_MIME = 'application/vnd.jupyter-orch.open+json';
 
 /** Where the links send their task id (set by the extension's plugin). */
@@ -11,7 +11,7 @@ export const openLinks: { open: ((taskId: string) => void) | null } = {
   open: null
 };
 
-/** Task ids already opened by a rendered output, so a re-render does not reopen them. */
+/** Links already opened (task id and request), so a re-render does not reopen them. */
 const opened = new Set<string>();
 
 /**
@@ -25,7 +25,11 @@ export class OpenTaskRenderer extends Widget implements IRenderMime.IRenderer {
   }
 
   async renderModel(model: IRenderMime.IMimeModel): Promise<void> {
-    const data = model.data[OPEN_MIME] as { task_id?: unknown; name?: unknown };
+    const data = model.data[OPEN_MIME] as {
+      task_id?: unknown;
+      name?: unknown;
+      request?: unknown;
+    };
     const taskId = typeof data?.task_id === 'string' ? data.task_id : null;
     this.node.replaceChildren();
     if (!taskId) {
@@ -44,8 +48,12 @@ export class OpenTaskRenderer extends Widget implements IRenderMime.IRenderer {
       openLinks.open?.(taskId);
     });
     this.node.appendChild(link);
-    if (model.trusted && !opened.has(taskId) && openLinks.open) {
-      opened.add(taskId);
+    // a link made for one press (the widget panel's "Open in JupyterLab") carries its own
+    // `request`: each press opens the view again
+    const request = typeof data.request === 'string' ? data.request : '';
+    const key = `${taskId} ${request}`;
+    if (model.trusted && !opened.has(key) && openLinks.open) {
+      opened.add(key);
       openLinks.open(taskId);
     }
   }
