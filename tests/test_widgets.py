@@ -201,6 +201,33 @@ async def test_empty_states_and_refresh_errors_are_said(api: Api, client: Client
     assert not panel.threads_alive
 
 
+async def test_open_in_jupyterlab_displays_the_tasks_open_link(api: Api, client: Client) -> None:
+    panel = TasksPanel(client=client, refresh_seconds=3600)
+    await idle(panel)
+    panel.click("open_view")
+    await idle(panel)
+    assert panel.open_link is None
+    assert panel.status_text == "Open in JupyterLab is not available: select a task first"
+    orch = await api.upload({"main.py": HELLO})
+    task_id = await api.run_once(orch)
+    panel.refresh()
+    panel.select_task(task_id)
+    await idle(panel)
+    panel.click("open_view")
+    await idle(panel)
+    first = panel.open_link
+    assert first is not None
+    link = first["application/vnd.jupyter-orch.open+json"]
+    assert link["task_id"] == task_id and link["request"]
+    panel.click("open_view")
+    await idle(panel)
+    again = panel.open_link
+    assert again is not None
+    # each press is a new request, which JupyterLab opens again
+    assert again["application/vnd.jupyter-orch.open+json"]["request"] != link["request"]
+    await asyncio.to_thread(panel.close)
+
+
 async def far_task(api: Api, orch: str, name: str) -> str:
     """A scheduled task that does not run during the test; its id."""
     body = {"workspace_id": 1, "orch_id": orch, "json": {}, "name": name, "schedule": FAR}
