@@ -238,7 +238,7 @@ async def test_new_code_for_a_task_runs_from_its_next_run(api: Api) -> None:
     [change] = (await api.ok("task/history", {"id": task_id}))["changes"][1:]
     assert change["changes"]["orch_id"][1] == newer
 
-    elsewhere = (await api.ok("workspaces/create", {"name": "other"}, status=201))["id"]
+    elsewhere = (await api.ok("workspaces/create", {"workspace_name": "other"}))["workspace_id"]
     foreign = await api.upload(ARGS, workspace_id=elsewhere)
     await api.wait_orch(foreign, {"ready"})
     message = await error(api, "task/update", {"id": task_id, "orch_id": foreign}, 400)
