@@ -198,6 +198,21 @@ def run_mode(opts: argparse.Namespace) -> str | None:
     return mode
 
 
+def task_action(
+    parser: MagicParser, action: Callable[[Task], object]
+) -> Callable[[OrchMagics, str], Task]:
+    """The line magic `parser.prog` (`%orch_kill` ...), described as its parser is: parse a
+    task's id, do `action` to the task, and show it."""
+
+    def magic(self: OrchMagics, line: str) -> Task:
+        return self._act(parser.prog, parser, line, action)
+
+    magic.__name__ = magic.__qualname__ = parser.prog.lstrip("%")
+    magic.__doc__ = parser.description
+    line_magic(with_usage(parser)(magic))
+    return magic
+
+
 @magics_class
 class OrchMagics(Magics):
     """The magics of jupyter_orch; one `Client` found on first use."""
@@ -449,23 +464,9 @@ class OrchMagics(Magics):
             }
             display(bundle, raw=True)
 
-    @line_magic
-    @with_usage(KILL)
-    def orch_kill(self, line: str) -> Task:
-        """Kill a task: no more runs, active runs ended."""
-        return self._act("%orch_kill", KILL, line, Task.kill)
-
-    @line_magic
-    @with_usage(PAUSE)
-    def orch_pause(self, line: str) -> Task:
-        """Pause a scheduled or continuous task."""
-        return self._act("%orch_pause", PAUSE, line, Task.pause)
-
-    @line_magic
-    @with_usage(RESUME)
-    def orch_resume(self, line: str) -> Task:
-        """Resume a paused task."""
-        return self._act("%orch_resume", RESUME, line, Task.resume)
+    orch_kill = task_action(KILL, Task.kill)
+    orch_pause = task_action(PAUSE, Task.pause)
+    orch_resume = task_action(RESUME, Task.resume)
 
     @line_magic
     @with_usage(PANEL)

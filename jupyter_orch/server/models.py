@@ -303,8 +303,22 @@ class Skip:
         }
 
 
+@dataclass(kw_only=True)
+class TaskOptions:
+    """The settings a client gives a task when it creates it, which the task keeps."""
+
+    timeout: int | None = None
+    schedule: str | None = None
+    timezone: str | None = None
+    concurrency_policy: ConcurrencyPolicy = ConcurrencyPolicy.ALLOW
+    starting_deadline_seconds: int | None = None
+    keep_runs: int | None = None
+    keep_days: float | None = None
+    executor: str | None = None  # where its runs execute (None: the server's default)
+
+
 @dataclass
-class Task:
+class Task(TaskOptions):
     """An order to run an orchestration: once, on a schedule, or continuously."""
 
     id: str
@@ -319,15 +333,7 @@ class Task:
     created_at: datetime
     updated_at: datetime
     killed: bool = False
-    timeout: int | None = None
-    schedule: str | None = None
-    timezone: str | None = None
-    concurrency_policy: ConcurrencyPolicy = ConcurrencyPolicy.ALLOW
-    starting_deadline_seconds: int | None = None
-    keep_runs: int | None = None
-    keep_days: float | None = None
     last_fire_at: datetime | None = None  # scheduled instants up to here are accounted for
-    executor: str | None = None  # where its runs execute (None: the server's default)
     last_runs: list[TaskRun] = field(default_factory=list)
     next_run_at: datetime | None = None  # derived by the scheduler, never stored
     next_fires: list[datetime] = field(default_factory=list)  # derived, in the task's zone

@@ -19,7 +19,7 @@ import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -39,12 +39,12 @@ from .intake import Intake, Upload
 from .logfiles import LogWatcher
 from .models import (
     Activity,
-    ConcurrencyPolicy,
     Orchestration,
     OrchestrationStatus,
     RunStatus,
     RunType,
     Task,
+    TaskOptions,
     TaskQuery,
     TaskRun,
     TaskStatus,
@@ -96,21 +96,14 @@ class ServiceConfig:
 
 
 @dataclass
-class TaskRequest:
-    """What a client asks for when it creates a task (fields already type-checked)."""
+class TaskRequest(TaskOptions):
+    """What a client asks for when it creates a task (fields already type-checked), with the
+    settings the task will keep (`TaskOptions`)."""
 
     orch_id: str
     workspace_id: int
     args: dict[str, Any]
     name: str | None = None
-    timeout: int | None = None
-    schedule: str | None = None
-    timezone: str | None = None
-    concurrency_policy: ConcurrencyPolicy = ConcurrencyPolicy.ALLOW
-    starting_deadline_seconds: int | None = None
-    keep_runs: int | None = None
-    keep_days: float | None = None
-    executor: str | None = None  # None: the server's default
 
 
 class OrchService:
@@ -339,6 +332,12 @@ class OrchService:
             parse_cron(request.schedule or "")
             parse_timezone(request.timezone)
         executor = await self.runner.executors.check(request.executor)
+        options = {option.name: getattr(request, option.name) for option in fields(TaskOptions)}
+        options.update(
+            schedule=" ".join((request.schedule or "").split()) or None,
+            timezone=(request.timezone or "UTC") if kind is RunType.SCHEDULED else None,
+            executor=executor,
+        )
         stamp = now()
         task = Task(
             id=new_id(),
@@ -350,16 +349,9 @@ class OrchService:
             status=TaskStatus.PENDING,
             run_type=kind,
             input_data=request.args,
-            timeout=request.timeout,
-            schedule=" ".join((request.schedule or "").split()) or None,
-            timezone=(request.timezone or "UTC") if kind is RunType.SCHEDULED else None,
-            concurrency_policy=request.concurrency_policy,
-            starting_deadline_seconds=request.starting_deadline_seconds,
-            keep_runs=request.keep_runs,
-            keep_days=request.keep_days,
-            executor=executor,
             created_at=stamp,
             updated_at=stamp,
+            **options,
         )
         await self.store.call(self.store.insert_task, task)
         await self.tasks.created(task, orch)

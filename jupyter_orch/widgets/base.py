@@ -420,8 +420,9 @@ class Panel(w.VBox):
         raise NotImplementedError
 
     def _label(self, item: Mapping[str, Any]) -> str:
-        """An item as the picker lists it."""
-        return f"{item.get('name') or '(no name)'} · {str(item['id'])[:8]}"
+        """An item as the picker lists it: its name, status and short id."""
+        name = item.get("name") or "(no name)"
+        return f"{name} · {render.words(item.get('status'))} · {str(item['id'])[:8]}"
 
     def _empty_text(self) -> str:
         """What the table says when it has no row."""

@@ -443,10 +443,6 @@ class TasksPanel(Panel):
     def _texts(self, item: Mapping[str, Any], at: datetime) -> list[str]:
         return rows.task_texts(item, at)
 
-    def _label(self, item: Mapping[str, Any]) -> str:
-        name = item.get("name") or "(no name)"
-        return f"{name} · {render.words(item.get('status'))} · {str(item['id'])[:8]}"
-
     def _selected_id(self) -> str | None:
         return self._task_id
 
