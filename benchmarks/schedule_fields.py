@@ -42,6 +42,7 @@ def tasks(count: int, distinct: int | None) -> list[Task]:
         expr = f"{n % 60} {(n // 60) % 60} {(n // 3600) % 24} * * *"  # seconds first
         zone = ZONES[n % len(ZONES)]
         first = cron.next_fire(cron.parse_cron(expr), cron.parse_timezone(zone), moment)
+        assert first is not None  # a daily schedule always fires again
         made.append((expr, zone, first))
     return made
 
