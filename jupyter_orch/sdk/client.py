@@ -23,11 +23,10 @@ from .resources import (
     TaskList,
     TaskRun,
     TaskRunList,
-    Workspace,
-    WorkspaceList,
     task_query,
 )
 from .transport import READ_TIMEOUT, Transport
+from .workspace import Workspace, WorkspaceList
 
 DEFAULT_WORKSPACE = 1
 #: The `auth_type` values of Wallaroo's SDK (in any case). Each is accepted and changes

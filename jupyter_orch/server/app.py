@@ -23,7 +23,8 @@ from .executors.registry import LOCAL, Executors
 from .handlers import routes
 from .hubclient import find_hub_service
 from .packaging import Packager
-from .service import OrchService, ServiceConfig
+from .service import OrchService
+from .service_config import ServiceConfig
 from .store import Store
 from .tasks import TaskSettings
 

@@ -13,20 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import getpass
 import logging
-import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import fields, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from . import logfiles, task_edits
 from .access import Scope
-from .archive import ArchiveLimits
 from .channel import RunChannel
 from .connections import Connections
 from .cron import parse_cron, parse_timezone, upcoming
@@ -57,53 +54,13 @@ from .packaging import Packager
 from .peers import Peers
 from .retention import Retention
 from .runner import RunSettings
+from .service_config import ServiceConfig, TaskRequest
 from .store import Store
-from .tasks import TaskManager, TaskSettings
+from .tasks import TaskManager
 from .workspaces import Workspaces
 
 log = logging.getLogger(__name__)
 STREAM_PAGE = 100  # tasks read, encoded and sent at a time by an unpaged listing
-
-
-def default_owner() -> str:
-    """The server's user: the JupyterHub user name, or the account the server runs as."""
-    return os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
-
-
-@dataclass
-class ServiceConfig:
-    """The settings the service needs (the app fills them from its traitlets)."""
-
-    data_dir: Path
-    archive_limits: ArchiveLimits = field(default_factory=ArchiveLimits)
-    kill_grace: float = 10.0
-    max_line: int = 16384
-    callback_url: str = ""
-    allow_requirement_options: bool = False
-    owner: str = field(default_factory=default_owner)
-    multi_user: bool = False  # ownership checked per user (OrchApp.multi_user)
-    admin_users: frozenset[str] = frozenset()  # admins by name, in multi-user mode
-    task_settings: TaskSettings = field(default_factory=TaskSettings)
-    keep_runs: int = 100
-    keep_days: float = 30.0
-    retention_interval: float = 3600.0
-    sync_interval: float = 2.0
-    stop_runs_on_shutdown: bool = False
-    run_niceness: int = 0
-    run_as_owner: bool = False  # runs execute as their owner's Unix account (OrchApp's docs)
-    freeze_startup_objects: bool = False  # gc.freeze() a second after start (OrchApp's docs)
-    root_dir: Path | None = None  # the Jupyter root, for orchestrations made from its files
-
-
-@dataclass
-class TaskRequest(TaskOptions):
-    """What a client asks for when it creates a task (fields already type-checked), with the
-    settings the task will keep (`TaskOptions`)."""
-
-    orch_id: str
-    workspace_id: int
-    args: dict[str, Any]
-    name: str | None = None
 
 
 class OrchService:
