@@ -100,7 +100,9 @@ class Cluster:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                with DaskClient(self.address, timeout=2, set_as_default=False) as client:
+                with DaskClient(  # type: ignore[no-untyped-call]
+                    self.address, timeout=2, set_as_default=False
+                ) as client:
                     if len(client.scheduler_info()["workers"]) >= count:
                         return
             except (OSError, TimeoutError):

@@ -29,7 +29,8 @@ if TYPE_CHECKING:
         WaitTimeout,
     )
     from .sdk.logs import LogLine
-    from .sdk.resources import Orchestration, Task, TaskRun, Workspace
+    from .sdk.resources import Orchestration, Task, TaskRun
+    from .sdk.workspace import Workspace
 
 #: Names served on first use, and the module each lives in.
 _LAZY = {
@@ -37,7 +38,7 @@ _LAZY = {
     "Orchestration": "sdk.resources",
     "Task": "sdk.resources",
     "TaskRun": "sdk.resources",
-    "Workspace": "sdk.resources",
+    "Workspace": "sdk.workspace",
     "Connection": "sdk.connections",
     "LogLine": "sdk.logs",
     "OrchClientError": "sdk.errors",

@@ -21,9 +21,20 @@ from .sdk.base import ResourceList
 from .sdk.client import Client
 from .sdk.errors import ApiError, OrchClientError, ServerNotFound, ServerUnreachable
 from .sdk.logs import write_lines
-from .sdk.resources import RUN_LIMIT, Orchestration, Task, TaskList, TaskRun, TaskRunList
+from .sdk.resources import (
+    KEEP,
+    RUN_LIMIT,
+    Orchestration,
+    Task,
+    TaskList,
+    TaskRun,
+    TaskRunList,
+    rerun,
+)
 
 OK, RUN_FAILED, USAGE, REFUSED, NO_SERVER = 0, 1, 2, 3, 4
+TASK_REF = "a task id, the short id shown (when unique) or the task's name"
+RUN_REF = "a run id, or the short id shown (when unique)"
 #: Tasks `jupyter orch tasks` lists unless told otherwise.
 TASK_LIMIT = 100
 #: Objects per request when listing every one (--all).
@@ -107,7 +118,11 @@ def _after_start(opts: argparse.Namespace, task: Task) -> int:
     if not (opts.wait or opts.follow):
         _emit(opts, task)
         return OK
-    run = task.first_run()
+    return _watch(opts, task.first_run())
+
+
+def _watch(opts: argparse.Namespace, run: TaskRun) -> int:
+    """Wait for a run (printing it), or print its output live; 0 if it succeeded."""
     if opts.follow:
         run.follow()
         print(f"run {run.id()} ended: {run.known_status()}", file=sys.stderr)
@@ -195,7 +210,7 @@ def cmd_tasks(client: Client, opts: argparse.Namespace) -> int:
 
 def cmd_runs(client: Client, opts: argparse.Namespace) -> int:
     """List a task's runs, newest first: the newest --limit, the page --after a run, or --all."""
-    task = client.get_task_by_id(opts.task)
+    task = client.find_task(opts.task)
     return _emit_page(
         opts,
         "runs",
@@ -206,6 +221,7 @@ def cmd_runs(client: Client, opts: argparse.Namespace) -> int:
 
 def cmd_logs(client: Client, opts: argparse.Namespace) -> int:
     """Print a run's log; with -f, follow it to the run's end."""
+    opts.run = client.find_run_id(opts.run)
     if opts.follow:
         follower = client.follow_logs(opts.run)
         write_lines(follower, sys.stdout)
@@ -223,7 +239,7 @@ def cmd_logs(client: Client, opts: argparse.Namespace) -> int:
 
 def cmd_output(client: Client, opts: argparse.Namespace) -> int:
     """Write a notebook run's executed notebook: to stdout, or to a file with -o."""
-    document = client.run_output(opts.run)
+    document = client.run_output(client.find_run_id(opts.run))
     text = json.dumps(document, indent=1, ensure_ascii=False, sort_keys=True) + "\n"
     if opts.output is None or opts.output == "-":
         sys.stdout.write(text)
@@ -237,7 +253,7 @@ def _task_action(action: Callable[[Task], object]) -> Command:
     """A command that does one thing to a task, then shows the task."""
 
     def command(client: Client, opts: argparse.Namespace) -> int:
-        task = client.get_task_by_id(opts.task)
+        task = client.find_task(opts.task)
         action(task)
         _emit(opts, task)
         return OK
@@ -248,6 +264,55 @@ def _task_action(action: Callable[[Task], object]) -> Command:
 cmd_kill = _task_action(Task.kill)
 cmd_pause = _task_action(Task.pause)
 cmd_resume = _task_action(Task.resume)
+
+
+def _clearable(text: str | None, kind: Callable[[str], Any]) -> Any:
+    """An option that `none` clears; KEEP when not given."""
+    if text is None:
+        return KEEP
+    return None if text.lower() == "none" else kind(text)
+
+
+def cmd_update(client: Client, opts: argparse.Namespace) -> int:
+    """Change a task in place; what is not given stays."""
+    task = client.find_task(opts.task)
+    task.update(
+        schedule=opts.schedule,
+        timezone=opts.timezone,
+        json_args=None if opts.args is None else _json_object(opts.args),
+        concurrency_policy=opts.concurrency_policy,
+        orchestration=None if opts.orch is None else _orchestration(client, opts.orch).wait_ready(),
+        name=KEEP if opts.name is None else opts.name,
+        timeout=_clearable(opts.timeout, int),
+        keep_runs=_clearable(opts.keep_runs, int),
+        keep_days=_clearable(opts.keep_days, float),
+        max_log_bytes=_clearable(opts.max_log_bytes, int),
+    )
+    _emit(opts, task)
+    return OK
+
+
+def cmd_history(client: Client, opts: argparse.Namespace) -> int:
+    """Print a task's changes, oldest first (its creation first)."""
+    changes = client.find_task(opts.task).history()
+    if opts.json:
+        print(json.dumps(changes, indent=2, default=str))
+        return OK
+    for change in changes:
+        print(f"{change['at']:%Y-%m-%d %H:%M:%S %Z} by {change['by']}")
+        for field, (old, new) in change["changes"].items():
+            print(f"  {field}: {json.dumps(old)} -> {json.dumps(new)}")
+    return OK
+
+
+def cmd_rerun(client: Client, opts: argparse.Namespace) -> int:
+    """Run a run again (a manual run of its task; a new task for a run-once one)."""
+    args = None if opts.args is None else _json_object(opts.args)
+    run = rerun(client, client.find_run_id(opts.run), args)
+    if not (opts.wait or opts.follow):
+        _emit(opts, run)
+        return OK
+    return _watch(opts, run)
 
 
 COMMANDS: dict[str, tuple[Command, str]] = {
@@ -263,6 +328,9 @@ COMMANDS: dict[str, tuple[Command, str]] = {
     "kill": (cmd_kill, "kill a task: no more runs, active runs ended"),
     "pause": (cmd_pause, "pause a scheduled or continuous task"),
     "resume": (cmd_resume, "resume a paused task"),
+    "update": (cmd_update, "change a task: schedule, zone, arguments, timeout, retention ..."),
+    "history": (cmd_history, "print a task's changes"),
+    "rerun": (cmd_rerun, "run a run again, with its arguments or new ones"),
 }
 
 
@@ -306,19 +374,43 @@ def _add_arguments(subs: dict[str, argparse.ArgumentParser]) -> None:
         parser.add_argument("--follow", action="store_true", help="print its output live")
     subs["tasks"].add_argument("--killed", action="store_true", help="list killed tasks too")
     _add_paging(subs["tasks"], "tasks", "task", TASK_LIMIT)
-    subs["runs"].add_argument("task", help="a task id")
+    subs["runs"].add_argument("task", help=TASK_REF)
     subs["runs"].add_argument("--status", help="running, success, failure, timed_out or all")
     _add_paging(subs["runs"], "runs", "run", RUN_LIMIT)
-    subs["logs"].add_argument("run", help="a run id")
+    subs["logs"].add_argument("run", help=RUN_REF)
     subs["logs"].add_argument("-f", "--follow", action="store_true", help="follow to the end")
     subs["logs"].add_argument("--limit", type=int, help="only the last N lines")
     subs["logs"].add_argument("--timestamps", action="store_true", help="show times, streams")
-    subs["output"].add_argument("run", help="a run id (of a notebook orchestration)")
+    subs["output"].add_argument("run", help=RUN_REF + " (of a notebook orchestration)")
     subs["output"].add_argument(
         "-o", "--output", metavar="FILE", help="write it to FILE (default: stdout)"
     )
-    for name in ("kill", "pause", "resume"):
-        subs[name].add_argument("task", help="a task id")
+    for name in ("kill", "pause", "resume", "update", "history"):
+        subs[name].add_argument("task", help=TASK_REF)
+    _add_update_arguments(subs["update"])
+    subs["rerun"].add_argument("run", help=RUN_REF)
+    subs["rerun"].add_argument(
+        "--args", metavar="JSON", help="the run's arguments (default: its own)"
+    )
+    subs["rerun"].add_argument("--wait", action="store_true", help="wait for the new run's end")
+    subs["rerun"].add_argument("--follow", action="store_true", help="print its output live")
+
+
+def _add_update_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--name", help="the task's new name")
+    parser.add_argument("--schedule", metavar="CRON", help="a new cron schedule; quote it")
+    parser.add_argument("--timezone", help="the schedule's IANA time zone")
+    parser.add_argument("--args", metavar="JSON", help="the task's arguments, a JSON object")
+    parser.add_argument("--timeout", metavar="S", help="seconds a run may take; none: no limit")
+    parser.add_argument(
+        "--concurrency-policy", choices=("allow", "forbid", "replace"), help="scheduled tasks"
+    )
+    parser.add_argument("--keep-runs", metavar="N", help="runs kept; none: the server's setting")
+    parser.add_argument("--keep-days", metavar="D", help="days kept; none: the server's setting")
+    parser.add_argument(
+        "--max-log-bytes", metavar="B", help="each run's log cap; none: the server's setting"
+    )
+    parser.add_argument("--orch", help="new code: an orchestration id or name, or a path")
 
 
 def _positive(text: str) -> int:

@@ -21,9 +21,11 @@ from IPython.display import display as ipython_display
 
 from .bundle import cell_entries, requirements_text, zip_entries
 from .sdk import display as tables
+from .sdk.base import poll
 from .sdk.client import Client
 from .sdk.errors import OrchClientError
 from .sdk.logs import LogLines, write_lines
+from .sdk.refs import RUN_SCAN
 from .sdk.resources import Orchestration, Task, TaskList, TaskRun, TaskRunList
 
 if TYPE_CHECKING:
@@ -45,8 +47,19 @@ class Summary:
 
 
 F = TypeVar("F", bound=Callable[..., Any])
+#: The MIME type of a link that opens a task's page in JupyterLab (the front end renders it).
+OPEN_MIME = "application/vnd.jupyter-orch.open+json"
+TASK_REF = "a task id, short id or name, or a variable holding a Task"
+#: Task statuses after which a task makes no more runs.
+ENDED = frozenset({"success", "failed", "timed_out", "killed"})
 #: IPython's display(), typed for our use.
 display: Callable[..., None] = ipython_display
+_display_any: Callable[..., Any] = ipython_display
+
+
+def display_replaceable(obj: object) -> Any:
+    """Display `obj`; the handle whose `update(new)` replaces it where it is shown."""
+    return _display_any(obj, display_id=True)
 
 
 class MagicParser(argparse.ArgumentParser):
@@ -95,6 +108,11 @@ ORCHESTRATE.add_argument("--file", metavar="PATH", action="append", default=[], 
 ORCHESTRATE.add_argument("--dir", metavar="PATH", action="append", default=[], help="add a folder")
 ORCHESTRATE.add_argument("--wait", action="store_true", help="print the first run's output")
 ORCHESTRATE.add_argument("--follow", action="store_true", help="stream the first run's output")
+ORCHESTRATE.add_argument(
+    "--new",
+    action="store_true",
+    help="start another task even if a scheduled or continuous one of this name exists",
+)
 
 TASKS = MagicParser("%orch_tasks", "The tasks of the current workspace.")
 TASKS.add_argument("--killed", action="store_true", help="list killed tasks too")
@@ -103,13 +121,15 @@ TASKS.add_argument("--after", help="the page after this task id")
 TASKS.add_argument("--all", action="store_true", help="every task")
 
 RUNS = MagicParser("%orch_runs", "A task's runs, newest first.")
-RUNS.add_argument("task", help="a task id, or a variable holding a Task")
+RUNS.add_argument("task", help=TASK_REF)
 RUNS.add_argument("--limit", type=int, default=20, help="the newest N runs (20)")
 RUNS.add_argument("--all", action="store_true", help="every run")
 RUNS.add_argument("--status", help="only runs of this status (running, success, failure ...)")
 
 LOGS = MagicParser("%orch_logs", "A run's log; with --follow, printed live until the run ends.")
-LOGS.add_argument("run", help="a run id, or a variable holding a TaskRun or a Task (newest run)")
+LOGS.add_argument(
+    "run", help="a run id or short id, or a variable holding a TaskRun or a Task (newest run)"
+)
 LOGS.add_argument("--follow", "-f", action="store_true", help="print lines as they are written")
 LOGS.add_argument("--limit", type=int, help="only the last N lines")
 
@@ -127,10 +147,11 @@ PANEL.add_argument("--killed", action="store_true", help="list killed tasks too"
 def task_parser(name: str, what: str) -> MagicParser:
     """The parser of a magic that takes one task."""
     parser = MagicParser(name, what)
-    parser.add_argument("task", help="a task id, or a variable holding a Task")
+    parser.add_argument("task", help=TASK_REF)
     return parser
 
 
+OPEN = task_parser("%orch_open", "Open a task's page in JupyterLab's main area.")
 KILL = task_parser("%orch_kill", "Kill a task: no more runs, active runs ended.")
 PAUSE = task_parser("%orch_pause", "Pause a scheduled or continuous task.")
 RESUME = task_parser("%orch_resume", "Resume a paused task.")
@@ -143,6 +164,17 @@ def one_line_errors(magic: str) -> Iterator[None]:
         yield
     except (UsageError, OrchClientError, ValueError, OSError) as exc:
         raise UsageError(f"{magic}: {exc}") from None
+
+
+def check_compiles(cell: str) -> None:
+    """UsageError with the line and the error when the cell is not valid Python (nothing is
+    uploaded then): it would only fail in its run."""
+    try:
+        compile(cell, "main.py", "exec", dont_inherit=True)
+    except SyntaxError as exc:  # IndentationError and TabError too
+        text = (exc.text or "").strip()
+        where = f"line {exc.lineno}: {exc.msg}" + (f": {text}" if text else "")
+        raise UsageError(f"the cell does not compile, nothing was uploaded ({where})") from None
 
 
 def run_mode(opts: argparse.Namespace) -> str | None:
@@ -164,6 +196,21 @@ def run_mode(opts: argparse.Namespace) -> str | None:
         if getattr(opts, flag) not in (None, False) and mode is None:
             raise UsageError(f"--{flag} needs a run: --once, --schedule or --continuous")
     return mode
+
+
+def task_action(
+    parser: MagicParser, action: Callable[[Task], object]
+) -> Callable[[OrchMagics, str], Task]:
+    """The line magic `parser.prog` (`%orch_kill` ...), described as its parser is: parse a
+    task's id, do `action` to the task, and show it."""
+
+    def magic(self: OrchMagics, line: str) -> Task:
+        return self._act(parser.prog, parser, line, action)
+
+    magic.__name__ = magic.__qualname__ = parser.prog.lstrip("%")
+    magic.__doc__ = parser.description
+    line_magic(with_usage(parser)(magic))
+    return magic
 
 
 @magics_class
@@ -191,18 +238,78 @@ class OrchMagics(Magics):
     @cell_magic
     @with_usage(ORCHESTRATE)
     def orchestrate(self, line: str, cell: str) -> None:
-        """Upload the cell as an orchestration's main.py (not run here); optionally run it."""
+        """Upload the cell as an orchestration's main.py (not run here); optionally run it.
+        A scheduled or continuous task of the same name is updated rather than doubled."""
         with one_line_errors("%%orchestrate"):
             opts = ORCHESTRATE.parse_line(line)
             mode = run_mode(opts)
             for name in ("_orch", "_task", "_run"):  # they always name what this cell made
                 self.ns.pop(name, None)
             args = self._json_args(opts.args)
+            check_compiles(cell)
+            existing = self._same_name(opts, mode) if mode and not opts.new else None
             orch = self._upload(opts, cell)
-            task = self._start(orch, opts, mode, args) if mode else None
-            display(self._summary(orch, task))
+            if existing is not None:
+                task: Task | None = self._update(existing, orch, opts, mode, args)
+            else:
+                task = self._start(orch, opts, mode, args) if mode else None
+            # Shown now, and replaced by the task's final status after --wait or --follow.
+            handle = display_replaceable(self._summary(orch, task, existing is not None))
             if task is not None and (opts.wait or opts.follow):
-                self._watch_first_run(task, opts.follow)
+                self._watch_first_run(task, opts.follow, existing is not None)
+                handle.update(self._summary(orch, task.refresh(), existing is not None))
+
+    def _same_name(self, opts: argparse.Namespace, mode: str) -> Task | None:
+        """The live scheduled or continuous task this cell made before (its name), to update;
+        None to start a new task. UsageError, before anything is uploaded, for a task of
+        another kind or several of them."""
+        if mode == "once":
+            return None  # a run-once task is its one run: running the cell again is a new one
+        kinds = {"schedule": "scheduled", "continuous": "continuous"}
+        found = [
+            task
+            for task in self.client.list_tasks()
+            if task.name() == opts.name
+            and task.run_type() in kinds.values()
+            and task.known_status() not in ENDED
+        ]
+        if not found:
+            return None
+        ids = ", ".join(f"{t.id()} ({t.run_type()})" for t in found)
+        if len(found) > 1:
+            raise UsageError(
+                f"{len(found)} tasks are named {opts.name}: {ids}; kill the ones to drop "
+                "(%orch_kill ID) or add --new to start one more"
+            )
+        if found[0].run_type() != kinds[mode]:
+            raise UsageError(
+                f"a {found[0].run_type()} task named {opts.name} exists ({found[0].id()}); "
+                "kill it (%orch_kill ID) or add --new to start one more"
+            )
+        return found[0]
+
+    def _update(
+        self,
+        task: Task,
+        orch: Orchestration,
+        opts: argparse.Namespace,
+        mode: str | None,
+        args: dict[str, Any],
+    ) -> Task:
+        """Give the task the cell's code (once packaged) and the line's settings."""
+        orch.wait_ready()
+        if mode == "schedule":
+            task.update(
+                orchestration=orch,
+                schedule=opts.schedule,
+                timezone=opts.timezone or "UTC",
+                json_args=args,
+                timeout=opts.timeout,
+            )
+        else:
+            task.update(orchestration=orch, json_args=args)
+        self.ns["_task"] = task
+        return task
 
     def _json_args(self, value: str | None) -> dict[str, Any]:
         """`--args`: a JSON object, or `$name` of a dict (or JSON text) in the user's namespace."""
@@ -254,20 +361,26 @@ class OrchMagics(Magics):
         return task
 
     @staticmethod
-    def _summary(orch: Orchestration, task: Task | None) -> Summary:
+    def _summary(orch: Orchestration, task: Task | None, updated: bool = False) -> Summary:
         pairs = [
             ("orchestration", f"{orch.name()} ({orch.id()})"),
             ("packaging", orch.known_status()),
         ]
         if task is not None:
             pairs += [("task", f"{task.name()} ({task.id()})"), ("type", task.task_type())]
+            if updated:
+                pairs.append(("updated", "new code and settings; runs going keep theirs"))
+            if task.schedule_description():
+                pairs.append(("schedule", str(task.schedule_description())))
             pairs.append(("status", task.known_status()))
-        return Summary(f"Uploaded {orch.name()}", pairs)
+        title = "Updated" if updated else "Uploaded"
+        return Summary(f"{title} {orch.name()}", pairs)
 
-    def _watch_first_run(self, task: Task, follow: bool) -> None:
-        """Print the first run's output (live, or once it has ended) and how it ended."""
+    def _watch_first_run(self, task: Task, follow: bool, updated: bool = False) -> None:
+        """Print the first run's output (live, or once it has ended) and how it ended; for an
+        updated task, the first run of the new code."""
         try:
-            run = task.first_run()
+            run = self._next_run(task) if updated else task.first_run()
             self.ns["_run"] = run
             if follow:
                 run.follow()
@@ -279,6 +392,21 @@ class OrchMagics(Magics):
         ended = f"run {run.id()} ended: {run.known_status()}"
         code = run.to_dict().get("exit_code")
         print(ended if code is None else f"{ended} (exit {code})")
+
+    @staticmethod
+    def _next_run(task: Task) -> TaskRun:
+        """The first run of an updated task that starts from now: a manual one for a
+        scheduled task (its next instant may be far); the next one for a continuous task
+        (once the run going, of the old code, has ended)."""
+        if task.run_type() == "scheduled":
+            return task.run_now()
+        known = {run.id() for run in task.last_runs(limit=RUN_SCAN)}
+
+        def fresh() -> TaskRun | None:
+            runs = [r for r in task.last_runs(limit=RUN_SCAN) if r.id() not in known]
+            return runs[-1] if runs else None
+
+        return poll(fresh, None, f"task {task.id()}: no run of the new code yet")
 
     # -- line magics ---------------------------------------------------------------------------
 
@@ -324,22 +452,21 @@ class OrchMagics(Magics):
             return task
 
     @line_magic
-    @with_usage(KILL)
-    def orch_kill(self, line: str) -> Task:
-        """Kill a task: no more runs, active runs ended."""
-        return self._act("%orch_kill", KILL, line, Task.kill)
+    @with_usage(OPEN)
+    def orch_open(self, line: str) -> None:
+        """Open a task's page in JupyterLab's main area (a link where it cannot open)."""
+        with one_line_errors("%orch_open"):
+            task = self._task(OPEN.parse_line(line).task)
+            label = f"{task.name() or 'task'} ({task.id()})"
+            bundle = {
+                OPEN_MIME: {"task_id": task.id(), "name": task.name()},
+                "text/plain": f"Task {label}: open it from the orchestrations sidebar",
+            }
+            display(bundle, raw=True)
 
-    @line_magic
-    @with_usage(PAUSE)
-    def orch_pause(self, line: str) -> Task:
-        """Pause a scheduled or continuous task."""
-        return self._act("%orch_pause", PAUSE, line, Task.pause)
-
-    @line_magic
-    @with_usage(RESUME)
-    def orch_resume(self, line: str) -> Task:
-        """Resume a paused task."""
-        return self._act("%orch_resume", RESUME, line, Task.resume)
+    orch_kill = task_action(KILL, Task.kill)
+    orch_pause = task_action(PAUSE, Task.pause)
+    orch_resume = task_action(RESUME, Task.resume)
 
     @line_magic
     @with_usage(PANEL)
@@ -367,8 +494,9 @@ class OrchMagics(Magics):
         found = self._named(ref)
         if isinstance(found, Task):
             return found
-        task_id = found.task_id() if isinstance(found, TaskRun) else ref
-        return self.client.get_task_by_id(task_id)
+        if isinstance(found, TaskRun):
+            return self.client.get_task_by_id(found.task_id())
+        return self.client.find_task(ref)
 
     def _run_id(self, ref: str) -> str:
         found = self._named(ref)
@@ -379,7 +507,7 @@ class OrchMagics(Magics):
             if not runs:
                 raise UsageError(f"task {found.id()} has no run yet")
             return runs[0].id()
-        return ref
+        return self.client.find_run_id(ref)
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -124,6 +124,7 @@ class Lab:
         )
         env = dict(
             os.environ,
+            JUPYTER_PATH=own_build_path(self.workdir),
             JUPYTER_RUNTIME_DIR=str(self.runtime),
             JUPYTER_CONFIG_DIR=str(self.workdir / "config"),
             JUPYTERLAB_SETTINGS_DIR=str(settings),
@@ -226,6 +227,21 @@ class Lab:
                 return
             assert time.monotonic() < deadline, f"no {status} run: {task}"
             time.sleep(0.1)
+
+
+def own_build_path(workdir: Path) -> str:
+    """A JUPYTER_PATH whose `labextensions/jupyter_orch` is this tree's build (`jlpm build`
+    writes it to jupyter_orch/labextension), so the browser loads the code under test rather
+    than the one installed in the environment; the first path naming an extension wins.
+    Empty when this tree has no build (the installed one is used)."""
+    build = ROOT / "jupyter_orch" / "labextension"
+    if not (build / "package.json").is_file():
+        return os.environ.get("JUPYTER_PATH", "")
+    data = workdir / "jupyter-path"
+    (data / "labextensions").mkdir(parents=True, exist_ok=True)
+    (data / "labextensions" / "jupyter_orch").symlink_to(build, target_is_directory=True)
+    rest = os.environ.get("JUPYTER_PATH")
+    return os.pathsep.join([str(data), rest] if rest else [str(data)])
 
 
 def ensure_playwright() -> None:
@@ -344,3 +360,113 @@ def test_sidebar_in_chromium(lab: Lab) -> None:
     assert any(s.endswith("-tasks-panel-rendered.png") for s in shots), shots
     assert any(s.endswith("-notebook-output-opened.png") for s in shots), shots
     assert any(s.endswith("-notebook-output-dark-theme.png") for s in shots), shots
+
+
+TASK_VIEW_SCRIPT = ROOT / "ui-tests" / "taskview.mjs"
+TASK_VIEW_OUTPUT = ROOT / "test-output" / "task-view"
+DOCS_SHOT = ROOT / "docs" / "images" / "task-view.png"
+
+# a scheduled run: lines on stdout and one on stderr; every third run fails
+SCHEDULED = """\
+import sys, time
+import jupyter_orch
+args = jupyter_orch.task_args()
+for i in range(args.get("lines", 5)):
+    print(f"line {i} of the scheduled run", flush=True)
+print("a warning on stderr", file=sys.stderr, flush=True)
+time.sleep(0.5)
+if int(time.time()) % 3 == 0:
+    raise SystemExit(2)
+"""
+
+
+@pytest.mark.timeout(600)
+def test_task_view_in_chromium(lab: Lab) -> None:
+    """The main-area view of a task in the light and the dark theme: opened from the
+    sidebar (which shows a sparkline per task), its header with the schedule in words,
+    the run-history chart (hover, click to show an older run's log), the log's search,
+    wrap, stderr jump and download; the badges' contrast; the create form's presets, cron
+    checks and time zone; deleting an orchestration with its counts; where the server has
+    them, editing in place (next fire times and history follow) and running a run again
+    with other arguments; a kernel's `%orch_open` output opening the view."""
+    assert shutil.which("node"), "node is needed to drive the browser"
+    ensure_playwright()
+    orch_id = lab.upload("scheduled", SCHEDULED)
+    task = lab.post(
+        "task/run_scheduled",
+        {
+            "orch_id": orch_id,
+            "workspace_id": 1,
+            "name": "nightly-report",
+            "schedule": "0 6 * * 1-5",
+            "timezone": "Europe/Paris",
+            "json": {"lines": 40},
+            "timeout": 600,
+        },
+        status=201,
+    )
+    # a few runs for the chart, each its own length
+    for _ in range(4):
+        lab.post("task/run_now", {"id": task["id"]}, status=201)
+        lab.wait_run(task["id"], "running")
+        deadline = time.monotonic() + 60
+        while lab.post("task/get_by_id", {"id": task["id"]})["last_runs"][0]["status"] == "running":
+            assert time.monotonic() < deadline, "the run did not end"
+            time.sleep(0.2)
+    doomed = lab.upload("to-delete", HELLO)
+    for name in ("doomed-1", "doomed-2"):
+        made = lab.post(
+            "task/run_once",
+            {"orch_id": doomed, "workspace_id": 1, "name": name},
+            status=201,
+        )
+        lab.wait_run(made["id"], "success")
+    once = lab.post(
+        "task/run_once",
+        {"orch_id": orch_id, "workspace_id": 1, "name": "once-again", "json": {"lines": 1}},
+        status=201,
+    )
+    deadline = time.monotonic() + 60
+    while lab.post("task/get_by_id", {"id": once["id"]})["status"] in ("pending", "started"):
+        assert time.monotonic() < deadline, "the run-once task did not end"
+        time.sleep(0.2)
+    long_orch = lab.upload("long", LONG_RUN)
+    long_task = lab.post(
+        "task/run_once", {"orch_id": long_orch, "workspace_id": 1, "name": "long-run"}, status=201
+    )
+    lab.wait_run(long_task["id"], "running")
+
+    if TASK_VIEW_OUTPUT.exists():
+        shutil.rmtree(TASK_VIEW_OUTPUT)
+    config = {
+        "url": lab.url,
+        "token": lab.token,
+        "output": str(TASK_VIEW_OUTPUT),
+        "chromium": CHROMIUM,
+        "task": {"id": task["id"], "name": "nightly-report", "orchId": orch_id},
+        "longTask": {"id": long_task["id"], "name": "long-run"},
+        "onceTask": {"id": once["id"], "name": "once-again", "orchId": orch_id},
+        "deleteOrch": {"id": doomed, "name": "to-delete", "tasks": 2},
+        "docsShot": str(DOCS_SHOT),
+        "notebook": "open-task.ipynb",
+    }
+    lab.new_notebook("open-task.ipynb")
+    result = subprocess.run(
+        ["node", str(TASK_VIEW_SCRIPT)],
+        env=dict(os.environ, BROWSER_TEST_CONFIG=json.dumps(config)),
+        capture_output=True,
+        text=True,
+        timeout=540,
+        check=False,
+    )
+    print(result.stdout)
+    assert result.returncode == 0, (
+        f"browser steps failed (screenshots in {TASK_VIEW_OUTPUT}):\n{result.stdout}\n"
+        f"{result.stderr}\n--- server log ---\n{lab.log()[-5000:]}"
+    )
+    orchs = lab.post("orchestration/list", {"workspace_id": 1})
+    assert doomed not in [o["id"] for o in orchs], orchs
+    shots = sorted(p.name for p in TASK_VIEW_OUTPUT.glob("*.png"))
+    assert not any("FAILED" in s for s in shots), shots
+    for theme in ("light", "dark"):
+        assert any(s.endswith(f"-task-view-{theme}.png") for s in shots), shots

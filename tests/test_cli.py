@@ -196,6 +196,52 @@ async def test_continuous_and_orchestrations(orch: Orch, api: Api, tmp_path: Pat
     await api.wait_task(task["id"], {"killed"})
 
 
+async def test_update_history_and_rerun_by_short_ids(orch: Orch, tmp_path: Path) -> None:
+    script = write(tmp_path, {"hello.py": HELLO}) / "hello.py"
+    task = (await orch("schedule", str(script), FAR, "--name", "hi", "--json")).json()
+    short = task["id"][:8]
+    changed = await orch(
+        "update", short, "--schedule", "30 9 * * 1-5", "--timezone", "Asia/Tokyo",
+        "--args", '{"name": "edited"}', "--timeout", "60", "--json",
+    )  # fmt: skip
+    assert changed.code == 0, changed.err
+    data = changed.json()
+    assert (data["schedule"], data["timezone"], data["timeout"]) == (
+        "30 9 * * 1-5",
+        "Asia/Tokyo",
+        60,
+    )
+    assert len(data["next_fires"]) == 3 and data["next_fires"][0].endswith("+09:00")
+    cleared = (await orch("update", "hi", "--timeout", "none", "--json")).json()
+    assert cleared["timeout"] is None and cleared["input_data"] == {"name": "edited"}
+    shown = await orch("update", short, "--keep-runs", "5")
+    assert shown.code == 0 and "At 09:30, Monday through Friday" in shown.out
+    history = await orch("history", short)
+    assert history.code == 0 and '  schedule: "0 0 1 1 *" -> "30 9 * * 1-5"' in history.out
+    assert "  timeout: 60 -> null" in history.out and history.out.count(" by ") == 4
+    refused = await orch("update", short, "--schedule", "61 * * * *")
+    assert refused.code == cli.REFUSED and "schedule:" in refused.err
+
+    once = (await orch("run-once", str(script), "--name", "hi", "--wait", "--json")).json()
+    run_short = once["run_id"][:8]
+    again = await orch("rerun", run_short, "--args", '{"name": "again"}', "--wait", "--json")
+    assert again.code == 0, again.err
+    new_run = again.json()
+    assert new_run["task"] != once["task"] and new_run["status"] == "success"
+    logs = await orch("logs", new_run["run_id"][:8])
+    assert logs.code == 0 and logs.out == "hello, again\n"
+
+    # Two live tasks named "hi" (the run-once ones have ended): the name is ambiguous.
+    twin = (await orch("schedule", str(script), FAR, "--name", "hi", "--json")).json()
+    ambiguous = await orch("kill", "hi")
+    assert ambiguous.code == cli.USAGE and "fits 2 tasks" in ambiguous.err
+    assert task["id"] in ambiguous.err and twin["id"] in ambiguous.err
+    assert (await orch("kill", short)).code == 0
+    assert (await orch("kill", "hi", "--json")).json()["id"] == twin["id"]
+    unknown = await orch("history", "ffffffffff")
+    assert unknown.code == cli.USAGE and "no task has the id or name" in unknown.err
+
+
 async def test_explicit_url_and_token_and_no_server(
     orch: Orch, jp_serverapp: Any, tmp_path: Path
 ) -> None:

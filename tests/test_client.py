@@ -709,3 +709,92 @@ def test_zip_of_a_folder_skips_caches(tmp_path: Path) -> None:
     data, name = read_upload(folder)
     assert name == "code.zip"
     assert zipfile.ZipFile(io.BytesIO(data)).namelist() == ["a/b.txt", "main.py"]
+
+
+async def test_update_history_rerun_and_schedule_preview(sdk: Client) -> None:
+    def scenario() -> None:
+        orch = sdk.upload_orchestration(bytes_buffer=make_zip({"main.py": HELLO}), name="edit")
+        task = orch.run_scheduled("edit", FAR, {"name": "first"}, timeout=30, timezone="UTC")
+        assert task.schedule_description() == "At 00:00, on day 1 of the month, only in January"
+        assert task.update(schedule="0 6 * * *", timezone="Europe/Paris", timeout=None) is task
+        fires = task.next_fires()
+        assert len(fires) == 3 and all((f.hour, f.minute) == (6, 0) for f in fires)
+        assert fires[0].tzinfo is not None and task.to_dict()["timeout"] is None
+        assert "At 06:00" in repr(task)
+        task.update(json_args={"name": "second"})
+        history = task.history()
+        assert [sorted(h["changes"]) for h in history[1:]] == [
+            ["schedule", "timeout", "timezone"],
+            ["json"],
+        ]
+        assert history[0]["changes"]["json"] == [None, {"name": "first"}]
+        assert isinstance(history[0]["at"], datetime)
+        with pytest.raises(BadRequestError, match="schedule"):
+            task.update(schedule="every day")
+
+        run = task.run_now().wait(timeout=30)
+        again = run.rerun({"name": "third"}).wait(timeout=30)
+        assert again.task_id() == task.id() and again.to_dict()["trigger"] == "manual"
+        assert [line.text for line in again.logs()] == ["hello, third"]
+        same = run.rerun().wait(timeout=30)
+        assert [line.text for line in same.logs()] == ["hello, second"]
+        task.kill()
+        with pytest.raises(ConflictError, match="killed"):
+            task.update(name="x")
+
+        once = orch.run_once("one", {"name": "a"})
+        first = once.first_run(timeout=30).wait(timeout=30)
+        other = first.rerun()
+        assert other.task_id() != once.id()
+        assert [line.text for line in other.wait(timeout=30).logs()] == ["hello, a"]
+
+        preview = sdk.preview_schedule("*/15 * * * *", "Asia/Kolkata", count=4)
+        assert preview["description"] == "Every 15 minutes" and len(preview["fires"]) == 4
+        assert all(f.utcoffset().total_seconds() == 5.5 * 3600 for f in preview["fires"])
+
+    await asyncio.to_thread(scenario)
+
+
+class _Listing:
+    """A client whose `task/list` answers given tasks (for the id lookups alone)."""
+
+    def __init__(self, tasks: list[dict[str, Any]]) -> None:
+        self.tasks = tasks
+
+    def _post(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        assert path == "task/list"
+        return self.tasks
+
+
+def test_short_ids_and_names_resolve_when_unique_and_list_candidates_otherwise() -> None:
+    from jupyter_orch.sdk import refs
+
+    def task(ident: str, name: str, killed: bool = False, runs: tuple[str, ...] = ()) -> Any:
+        last = [{"run_id": r, "status": "success"} for r in runs]
+        return {"id": ident, "name": name, "status": "started", "killed": killed, "last_runs": last}
+
+    a = "abcd1234-0000-4000-8000-000000000001"
+    b = "abcd9999-0000-4000-8000-000000000002"
+    c = "0123ffff-0000-4000-8000-000000000003"
+    run = "feed0000-0000-4000-8000-000000000004"
+    d = "4567aaaa-0000-4000-8000-000000000005"
+    tasks = [task(a, "n"), task(b, "n", runs=(run,)), task(c, "old", killed=True)]
+    tasks += [task(a[::-1], "old"), {**task(d, "done"), "status": "success"}]
+    tasks.append({**task(d[::-1], "done"), "status": "failed"})  # older
+    client: Any = _Listing(tasks)
+    assert refs.task_id(client, a.upper()) == a  # a full id is taken as it is
+    assert refs.task_id(client, "abcd1") == a and refs.task_id(client, "0123") == c
+    with pytest.raises(refs.AmbiguousId) as ambiguous:
+        refs.task_id(client, "abcd")
+    assert a in str(ambiguous.value) and b in str(ambiguous.value)
+    with pytest.raises(refs.UnknownId):
+        refs.task_id(client, "9999")
+    with pytest.raises(refs.UnknownId):
+        refs.task_id(client, "abc")  # too short to be a short id, and names are not asked for
+    with pytest.raises(refs.AmbiguousId, match="fits 2 tasks"):
+        refs.task_id(client, "n", by_name=True)
+    assert refs.task_id(client, "old", by_name=True) == a[::-1]  # the one live
+    assert refs.task_id(client, "done", by_name=True) == d  # none live: the newest
+    assert refs.run_id(client, "feed") == run
+    with pytest.raises(refs.UnknownId):
+        refs.run_id(client, "beef")

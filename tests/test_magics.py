@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -181,8 +182,83 @@ BAD_CELLS = [
     ("%orch_logs", "the following arguments are required: run"),
     ("%orch_tasks --every", "unrecognized arguments: --every"),
     ("%orch_tasks --limit many", "argument --limit: invalid int"),
-    ("%orch_pause not-a-uuid", "id: "),
+    ("%orch_pause not-a-uuid", "no task has the id or name 'not-a-uuid'"),
+    ("%orch_open", "the following arguments are required: task"),
+    ("%%orchestrate x --once\nif True:\nprint(1)", "line 2: expected an indented block"),
 ]
+
+
+#: How many orchestrations the kernel's client sees.
+UPLOADS = "len(__import__('jupyter_orch').Client().list_orchestrations())"
+
+
+def updates_of(result: Execution) -> list[dict[str, Any]]:
+    """The mime bundles that replaced a display in place (update_display_data)."""
+    return [m["content"]["data"] for m in result.outputs if m["msg_type"] == "update_display_data"]
+
+
+async def test_orchestrate_again_updates_the_task_instead_of_a_twin(
+    start_kernel: StartKernel,
+) -> None:
+    kernel = await loaded(start_kernel)
+    await kernel.ok('%%orchestrate again --schedule "0 0 1 1 *" --args \'{"n": 1}\'\nprint("v1")\n')
+    task_id = await kernel.value("_task.id()")
+    second = await kernel.ok(
+        '%%orchestrate again --schedule "0 6 * * *" --timezone Asia/Tokyo --args \'{"n": 2}\''
+        " --wait\n"
+        "import jupyter_orch\n"
+        "print('v2', jupyter_orch.task_args()['n'])\n"
+    )
+    assert second.stdout.startswith("v2 2\n") and "ended: success" in second.stdout
+    summary = second.data[0]["text/plain"]
+    assert summary.startswith("Updated again") and "At 06:00" in summary
+    assert await kernel.value("_task.id()") == task_id  # the same task, not a twin
+    history = await kernel.value("[sorted(h['changes']) for h in _task.history()[1:]]")
+    assert history == [["json", "orch_id", "schedule", "timezone"]]
+    assert await kernel.value("_task.to_dict()['timezone']") == "Asia/Tokyo"
+
+    other = await kernel.ok('%%orchestrate again --schedule "0 0 1 1 *" --new\nprint("v3")\n')
+    assert other.data[0]["text/plain"].startswith("Uploaded again")
+    twin_id = await kernel.value("_task.id()")
+    assert twin_id != task_id
+    uploads = await kernel.value(UPLOADS)
+    refused = usage_error(await kernel.run('%%orchestrate again --schedule "@daily"\nprint(4)\n'))
+    assert "2 tasks are named again" in refused and task_id in refused and twin_id in refused
+    kind = usage_error(await kernel.run("%%orchestrate again --continuous --args '{}'\nprint(5)"))
+    assert "2 tasks are named again" in kind
+    await kernel.ok(f"%orch_kill {twin_id[:8]}")
+    kind = usage_error(await kernel.run("%%orchestrate again --continuous\nprint(5)"))
+    assert "a scheduled task named again exists" in kind and "--new" in kind
+    broken = usage_error(await kernel.run('%%orchestrate again --schedule "@daily"\nx = (1,\n'))
+    assert "does not compile" in broken and "line 1" in broken
+    # Nothing was uploaded for the refused cells.
+    assert await kernel.value(UPLOADS) == uploads
+    await kernel.ok(f"%orch_kill {task_id}")
+
+
+async def test_wait_summary_shows_the_final_status_and_orch_open(
+    start_kernel: StartKernel,
+) -> None:
+    kernel = await loaded(start_kernel)
+    result = await kernel.ok("%%orchestrate fails --once --wait\nprint('bye')\nraise SystemExit(3)")
+    assert status_of(result) == "started"  # shown at once, while the run goes on
+    [final] = updates_of(result)  # then replaced in place
+    [line] = [x for x in final["text/plain"].splitlines() if x.split()[0] == "status"]
+    assert line.split()[1] == "failed"
+    task_id = await kernel.value("_task.id()")
+
+    opened = await kernel.ok("%orch_open fails")
+    [bundle] = opened.data
+    assert bundle["application/vnd.jupyter-orch.open+json"] == {"task_id": task_id, "name": "fails"}
+    assert task_id in bundle["text/plain"]
+    by_short = await kernel.ok(f"%orch_open {task_id[:8]}")
+    assert by_short.data[0]["application/vnd.jupyter-orch.open+json"]["task_id"] == task_id
+    runs = await kernel.ok(f"%orch_runs {task_id[:6]}")
+    run_id = runs.data[0]["text/plain"].splitlines()[2].split()[1]
+    logs = await kernel.ok(f"%orch_logs {run_id[:8]}")
+    assert "bye" in logs.data[0]["text/plain"]
+    missing = usage_error(await kernel.run("%orch_open nobody"))
+    assert missing == "%orch_open: no task has the id or name 'nobody'"
 
 
 async def test_bad_options_are_one_line_usage_errors(start_kernel: StartKernel) -> None:

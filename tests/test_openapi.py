@@ -896,6 +896,53 @@ async def test_scheduling_endpoints_answer_as_documented(api: Api) -> None:
     assert killed["run_type"] == "NetworkService"
 
 
+async def test_edit_endpoints_answer_as_documented(api: Api) -> None:
+    orch_id = await upload(api, {"main.py": "print('x', flush=True)\n"})
+    body = {"orch_id": orch_id, "workspace_id": 1, "json": {"a": 1}, "schedule": "0 0 1 1 *"}
+    task_id = (await call(api, "task/run_scheduled", body, status=201))["id"]
+    await wait_task(api, task_id, {"started"})
+    update = {
+        "id": task_id,
+        "name": "edited",
+        "schedule": "*/5 * * * *",
+        "timezone": "America/New_York",
+        "json": {"a": 2},
+        "timeout": 60,
+        "concurrency_policy": "replace",
+        "keep_runs": 3,
+        "keep_days": None,
+    }
+    task = await call(api, "task/update", update)
+    assert_strict("task/update", "post", 200, task)
+    assert len(task["next_fires"]) == 3 and task["schedule_description"] == "Every 5 minutes"
+    history = await call(api, "task/history", {"id": task_id})
+    assert_strict("task/history", "post", 200, history)
+    broken = copy.deepcopy(history)
+    broken["changes"][0]["changes"]["name"] = [None]
+    assert mismatches("task/history", "post", 200, broken), "[old, new] pairs are not checked"
+    run = await call(api, "task/run_now", {"id": task_id}, status=201)
+    again = await call(api, "task/rerun", {"run_id": run["run_id"], "json": {"b": 1}}, status=201)
+    assert_strict("task/rerun", "post", 201, again)
+    preview = await call(api, "schedule/preview", {"schedule": "@daily", "timezone": None})
+    assert_strict("schedule/preview", "post", 200, preview)
+    for path, bad in [
+        ("task/update", {"id": task_id, "schedule": "61 * * * *"}),
+        ("schedule/preview", {"schedule": "0 0 * * *", "count": 101}),
+    ]:
+        answer = await call(api, path, bad, status=400, valid=False)
+        assert_strict(path, "post", 400, answer)
+    unknown = str(uuid.UUID(int=7))
+    for path, missing in [
+        ("task/update", {"id": unknown, "name": "x"}),
+        ("task/history", {"id": unknown}),
+        ("task/rerun", {"run_id": unknown}),
+    ]:
+        assert_strict(path, "post", 404, await call(api, path, missing, status=404))
+    await call(api, "task/kill", {"id": task_id}, status=202)
+    conflict = await call(api, "task/update", {"id": task_id, "name": "y"}, status=409)
+    assert_strict("task/update", "post", 409, conflict)
+
+
 async def test_activity_answers_as_documented(api: Api) -> None:
     quiet = await call(api, "task/activity", {})
     assert_strict("task/activity", "post", 200, quiet)

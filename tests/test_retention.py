@@ -18,7 +18,8 @@ from jupyter_orch.server.identity import Caller
 from jupyter_orch.server.models import RunStatus, RunType, TaskRun, new_id, now
 from jupyter_orch.server.packaging import Packager
 from jupyter_orch.server.retention_queries import Pruned
-from jupyter_orch.server.service import OrchService, ServiceConfig, TaskRequest
+from jupyter_orch.server.service import OrchService
+from jupyter_orch.server.service_config import ServiceConfig, TaskRequest
 from jupyter_orch.server.store import Store
 
 from .fakes import START, BlockingStore, FakeExecutor, open_store, orchestration, scheduled_task

@@ -10,7 +10,8 @@ import pytest
 
 from jupyter_orch.server.lock import SchedulerLock
 from jupyter_orch.server.packaging import Packager
-from jupyter_orch.server.service import OrchService, ServiceConfig
+from jupyter_orch.server.service import OrchService
+from jupyter_orch.server.service_config import ServiceConfig
 from jupyter_orch.server.store import Store
 
 from .fakes import FakeExecutor

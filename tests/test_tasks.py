@@ -80,6 +80,16 @@ async def test_a_sleeping_scheduler_wakes_for_an_earlier_timer() -> None:
         await scheduler.stop()
 
 
+@pytest.mark.timeout(10)
+async def test_stopping_right_after_a_timer_wakes_the_loop_still_stops_it() -> None:
+    scheduler = Scheduler(lambda key, at: None)
+    scheduler.set("far", datetime.now(UTC) + timedelta(hours=1))
+    scheduler.start()
+    await asyncio.sleep(0)  # the loop sleeps for an hour
+    scheduler.set("sooner", datetime.now(UTC) + timedelta(minutes=1))  # wakes it...
+    await asyncio.wait_for(scheduler.stop(), 5)  # ...and the stop comes in the same turn
+
+
 World = tuple[TaskManager, FakeExecutor, Clock, BlockingStore]
 
 
@@ -306,3 +316,43 @@ async def test_a_runs_end_is_written_once_the_database_has_room(world: World) ->
         assert time.monotonic() < deadline, "the run's end was never written"
         await asyncio.sleep(0.05)
     assert len(refused) == 2 and store.list_runs(task.id)[0].status is RunStatus.SUCCESS
+
+
+async def test_a_schedule_edited_here_re_arms_the_timer_at_once(world: World) -> None:
+    manager, executor, clock, store = world
+    task = scheduled_task(store, orchestration(store), "0 0 1 1 *")
+    await manager.take_scheduling()
+    assert manager.scheduler.get(task.id) == datetime(2027, 1, 1, tzinfo=UTC)
+    edited = await manager.update(task.id, {"schedule": "*/10 * * * *"}, "me", None)
+    assert edited.schedule == "*/10 * * * *"
+    assert manager.scheduler.get(task.id) == START + timedelta(minutes=10)
+    # A restart later does not catch up instants of the old schedule, nor before the edit.
+    assert edited.last_fire_at == START
+    clock.moment = START + timedelta(seconds=30)
+    await manager.stop()
+    await manager.take_scheduling()
+    await manager.idle()
+    assert executor.launched == []
+    assert manager.scheduler.get(task.id) == START + timedelta(minutes=10)
+    await manager.stop()
+
+
+async def test_a_schedule_edited_through_another_server_is_picked_up_at_sync(
+    world: World,
+) -> None:
+    manager, executor, clock, store = world
+    task = scheduled_task(store, orchestration(store), "0 0 1 1 *")
+    await manager.take_scheduling()
+    other = TaskManager(  # another server of the data directory: it does not schedule
+        store.store,
+        executor,
+        manager.runner.settings,
+        TaskSettings(),
+        clock=clock,
+    )
+    await other.update(task.id, {"schedule": "30 12 * * *", "timezone": "Asia/Tokyo"}, "me", None)
+    assert manager.scheduler.get(task.id) == datetime(2027, 1, 1, tzinfo=UTC)  # not yet
+    await manager.sync()
+    # 12:30 in Tokyo is 03:30 UTC: the next one after START (12:00 UTC) is tomorrow's.
+    assert manager.scheduler.get(task.id) == START.replace(hour=3, minute=30) + timedelta(days=1)
+    await manager.stop()

@@ -93,6 +93,8 @@ def test_everything_shown_is_escaped() -> None:
     assert "<script>" not in render.table(["a"], [], None, evil)
     table = render.table(["<b>"], [[render.esc(evil)]], 0, "none")
     assert "<script>" not in table and "&lt;b&gt;" in table and "background" in table
+    clickable = render.table(["a"], [["x"]], None, "none", ['"><script>'])
+    assert "<script>" not in clickable and 'data-id="&quot;&gt;&lt;script&gt;"' in clickable
 
 
 def test_importing_the_package_leaves_ipywidgets_alone() -> None:
@@ -197,6 +199,33 @@ async def test_empty_states_and_refresh_errors_are_said(api: Api, client: Client
     assert panel.status_text == "Kill is not available: select a task first"
     await asyncio.to_thread(panel.close)
     assert not panel.threads_alive
+
+
+async def test_open_in_jupyterlab_displays_the_tasks_open_link(api: Api, client: Client) -> None:
+    panel = TasksPanel(client=client, refresh_seconds=3600)
+    await idle(panel)
+    panel.click("open_view")
+    await idle(panel)
+    assert panel.open_link is None
+    assert panel.status_text == "Open in JupyterLab is not available: select a task first"
+    orch = await api.upload({"main.py": HELLO})
+    task_id = await api.run_once(orch)
+    panel.refresh()
+    panel.select_task(task_id)
+    await idle(panel)
+    panel.click("open_view")
+    await idle(panel)
+    first = panel.open_link
+    assert first is not None
+    link = first["application/vnd.jupyter-orch.open+json"]
+    assert link["task_id"] == task_id and link["request"]
+    panel.click("open_view")
+    await idle(panel)
+    again = panel.open_link
+    assert again is not None
+    # each press is a new request, which JupyterLab opens again
+    assert again["application/vnd.jupyter-orch.open+json"]["request"] != link["request"]
+    await asyncio.to_thread(panel.close)
 
 
 async def far_task(api: Api, orch: str, name: str) -> str:
@@ -397,6 +426,12 @@ async def widget_update(kernel: Kernel, model_id: str, needle: str, timeout: flo
     raise AssertionError(f"no update of widget {model_id} with {needle!r}")
 
 
+async def click_row(kernel: Kernel, model_id: str, row_id: str) -> None:
+    """Send what the table's JavaScript sends when a row is clicked: a custom comm message."""
+    content = {"comm_id": model_id, "data": {"method": "custom", "content": {"select": row_id}}}
+    kernel.client.shell_channel.send(kernel.client.session.msg("comm_msg", content))
+
+
 @pytest.mark.timeout(180)
 async def test_tasks_panel_select_follow_kill_and_close(
     start_kernel: StartKernel, api: Api
@@ -421,6 +456,15 @@ async def test_tasks_panel_select_follow_kill_and_close(
     assert await kernel.value("p.selected_run") == runs[0][0]
     assert await kernel.value("p.log_text") == "hello, panel\n"
     assert "hello, panel" in await kernel.value("p._log.box.value")
+
+    # A click on a row selects its task (the table's rows carry their ids).
+    table_id = await kernel.value("p._table.model_id")
+    assert f'data-id="{tick_id}"' in await kernel.value("p._table.value")
+    await click_row(kernel, table_id, tick_id)
+    await poll(kernel, f"p.selected_task == {tick_id!r}", "the clicked row selected")
+    await click_row(kernel, table_id, "not-a-row")  # what no row says changes nothing
+    await kernel.ok("assert p.wait_idle()")
+    assert await kernel.value("p.selected_task") == tick_id
 
     # A running run's log is followed live, and the frontend is sent each update.
     await kernel.ok(f"p.select_task({tick_id!r}); assert p.wait_idle()")
@@ -574,3 +618,23 @@ async def test_the_orch_panel_magic(start_kernel: StartKernel, api: Api) -> None
         assert result.error is not None and result.error[0] == "UsageError", result.error
         assert words in result.error[1], result.error
     await kernel.ok("_panel.close()")
+
+
+def test_a_scheduled_tasks_heading_says_its_schedule_in_words() -> None:
+    from jupyter_orch.widgets import rows
+
+    task = {
+        "id": "t1",
+        "name": "nightly",
+        "run_type": "CronJob",
+        "status": "started",
+        "schedule": "0 9 * * 1-5",
+        "timezone": "Europe/Paris",
+        "schedule_description": "At 09:00, Monday <b>through</b> Friday",
+        "created_at": None,
+    }
+    title = rows.task_title(task, render.now())
+    assert (
+        "At 09:00, Monday &lt;b&gt;through&lt;/b&gt; Friday <code>0 9 * * 1-5 (Europe/Paris)"
+        in title
+    )

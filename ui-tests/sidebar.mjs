@@ -283,6 +283,26 @@ async function widgetSteps(page) {
       'nothing on stderr'
     );
   });
+
+  await step(page, 'tasks-panel-row-clicked', async () => {
+    // a click on a row selects its task: the row is marked and the task's heading shows
+    const row = output.locator('.jupyter-widgets tr[data-id]', {
+      hasText: config.widgetTask
+    });
+    await row.first().click();
+    await until(
+      'the clicked row to be selected',
+      async () =>
+        /background/.test((await row.first().getAttribute('style')) ?? ''),
+      WIDGET_TIMEOUT
+    );
+    await until(
+      'the selected task to be shown under the table',
+      async () =>
+        !(await output.first().textContent()).includes('Select a task to see its runs'),
+      WIDGET_TIMEOUT
+    );
+  });
 }
 
 async function main() {
@@ -364,7 +384,8 @@ async function main() {
         .locator(logLines, { hasText: 'hello from the browser test' })
         .waitFor();
       // the log is live: a later line arrives while we look
-      await page.locator(logLines, { hasText: 'tick 3' }).waitFor();
+      // (on a busy machine "tick 30" may be there too)
+      await page.locator(logLines, { hasText: /tick 3$/ }).first().waitFor();
       await page.locator(`${sidebar} .jp-OrchLogView-live`).waitFor();
     });
 
@@ -393,6 +414,9 @@ async function main() {
         const task = await api('task/get_by_id', { id: config.task.id });
         return task.status === 'killed';
       });
+      // killed tasks are hidden by default; the toggle shows them again
+      await taskRow(page, config.task.name).waitFor({ state: 'detached' });
+      await page.locator(`${sidebar} .jp-OrchTaskList-hideKilled input`).uncheck();
       await taskRow(page, config.task.name)
         .locator('.jp-OrchBadge[data-status="killed"]')
         .first()
@@ -493,6 +517,12 @@ async function main() {
         .locator(
           `${sidebar} .jp-OrchLogView-header .jp-OrchBadge[data-status="failure"]`
         )
+        .waitFor();
+      // and the task's view in the main area, at the same run
+      await page
+        .locator('.jp-OrchTaskPanel:visible .jp-OrchLogPane-line', {
+          hasText: 'about to fail'
+        })
         .waitFor();
     });
 

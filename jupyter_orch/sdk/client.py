@@ -9,7 +9,8 @@ from typing import IO, Any
 
 from .. import runtime
 from ..bundle import read_upload
-from .base import paged
+from . import refs
+from .base import given, moment, paged
 from .connections import Connection, ConnectionList, connections_of
 from .discovery import ServerInfo, api_url_of, find_server
 from .errors import NotFoundError
@@ -22,11 +23,10 @@ from .resources import (
     TaskList,
     TaskRun,
     TaskRunList,
-    Workspace,
-    WorkspaceList,
     task_query,
 )
 from .transport import READ_TIMEOUT, Transport
+from .workspace import Workspace, WorkspaceList
 
 DEFAULT_WORKSPACE = 1
 #: The `auth_type` values of Wallaroo's SDK (in any case). Each is accepted and changes
@@ -309,6 +309,24 @@ class Client:
     def get_task_by_id(self, task_id: str) -> Task:
         """One task."""
         return Task(self, self._post("task/get_by_id", {"id": task_id}))
+
+    def find_task(self, ref: str) -> Task:
+        """A task by its id, the short id the UI shows (when unique) or its name (when one
+        task that is not killed has it); an error listing the candidates when several fit."""
+        return self.get_task_by_id(refs.task_id(self, ref, by_name=True))
+
+    def find_run_id(self, ref: str) -> str:
+        """A run's id from its id or the short id the UI shows (when unique)."""
+        return refs.run_id(self, ref)
+
+    def preview_schedule(
+        self, schedule: str, timezone: str | None = None, count: int = 3
+    ) -> dict[str, Any]:
+        """The next `count` fire times of a cron schedule in a time zone (`"fires"`, as
+        datetimes) and the schedule in words (`"description"`), without making a task."""
+        body = given({"schedule": schedule, "count": count}, timezone=timezone)
+        answer = self._post("schedule/preview", body)
+        return {"fires": [moment(t) for t in answer["fires"]], "description": answer["description"]}
 
     def get_task_run(self, task_id: str, run_id: str) -> TaskRun:
         """One run of a task."""

@@ -17,7 +17,6 @@ from typing import Any, TextIO
 
 from . import display
 from .base import Dated, Resource, ResourceList, given, moment, page_start, paged, poll
-from .connections import ConnectionList, connection_id, connections_of
 from .errors import OrchClientError, OrchestrationFailed
 from .logs import LogLines, write_lines
 
@@ -37,81 +36,15 @@ RUN_LIMIT = 20
 PAGE_SIZE = 100
 
 
-class Workspace(Resource):
-    """A named group of orchestrations and tasks."""
+class _Keep:
+    """The default of `Task.update`'s clearable fields: leave the field as it is."""
 
-    kind = "Workspace"
-    columns = ("id", "name", "created", "created by")
+    def __repr__(self) -> str:
+        return "KEEP"
 
-    def id(self) -> int:
-        """The workspace's id."""
-        return int(self._data["id"])
 
-    def name(self) -> str:
-        """The workspace's name."""
-        return str(self._data["name"])
-
-    def created_at(self) -> datetime | None:
-        """When the workspace was made."""
-        return moment(self._data.get("created_at"))
-
-    def created_by(self) -> str:
-        """Who made it."""
-        return self._text("created_by")
-
-    def is_default(self) -> bool:
-        """Whether it is the caller's default workspace (the one workspace id 1 names)."""
-        return bool(self._data.get("default"))
-
-    def users(self) -> list[dict[str, str]]:
-        """The members: `{"user_id", "user_type"}` each (`Owner` or `Collaborator`)."""
-        answer = self._client._post("workspaces/list_users", {"workspace_id": self.id()})
-        return list(answer["users"])
-
-    def add_user(self, user: str) -> Workspace:
-        """Make a user (by name) a collaborator: they see and act on what is in it."""
-        return self._member("workspaces/add_user", user, "Collaborator")
-
-    def add_owner(self, user: str) -> Workspace:
-        """Make a user (by name) an owner: a collaborator who also manages the members."""
-        return self._member("workspaces/add_user", user, "Owner")
-
-    def remove_user(self, user: str) -> Workspace:
-        """Remove a user (by name) from the members."""
-        return self._member("workspaces/remove_user", user, None)
-
-    def _member(self, endpoint: str, user: str, kind: str | None) -> Workspace:
-        body: dict[str, Any] = {"workspace_id": self.id(), "user_id": user}
-        if kind is not None:
-            body["user_type"] = kind
-        self._client._post(endpoint, body)
-        return self
-
-    def fields(self) -> list[tuple[str, str]]:
-        """Fields shown when displayed."""
-        return [
-            ("name", self.name()),
-            ("created", display.short_time(self._data.get("created_at"))),
-            ("created by", display.cell(self._data.get("created_by"))),
-        ]
-
-    def row(self) -> list[str]:
-        """Cells of a workspace table."""
-        return [self._key, *(value for _, value in self.fields())]
-
-    def add_connection(self, name: str) -> None:
-        """Add the connection of this name to the workspace."""
-        body = {"workspace_id": self.id(), "connection_id": connection_id(self._client, name)}
-        self._client._post("connections/add_to_workspace", body)
-
-    def remove_connection(self, name: str) -> None:
-        """Remove the connection of this name from the workspace."""
-        body = {"workspace_id": self.id(), "connection_id": connection_id(self._client, name)}
-        self._client._post("connections/remove_from_workspace", body)
-
-    def list_connections(self) -> ConnectionList:
-        """The connections added to the workspace."""
-        return connections_of(self._client, self.id())
+#: `Task.update(timeout=KEEP)`: unchanged (None clears the field).
+KEEP: Any = _Keep()
 
 
 class Orchestration(Dated):
@@ -376,8 +309,10 @@ class Task(Dated):
         ]
         if data.get("schedule"):
             zone = data.get("timezone") or "UTC"
-            pairs.append(("schedule", f"{data['schedule']} ({zone})"))
-            pairs.append(("next run", display.short_time(data.get("next_run_at"))))
+            words = data.get("schedule_description") or data["schedule"]
+            pairs.append(("schedule", f"{words} ({data['schedule']}, {zone})"))
+            fires = ", ".join(display.short_time(t) for t in data.get("next_fires") or [])
+            pairs.append(("next runs", fires or display.short_time(data.get("next_run_at"))))
         if data.get("timeout"):
             pairs.append(("timeout", f"{data['timeout']} s"))
         if data.get("max_log_bytes"):
@@ -439,6 +374,61 @@ class Task(Dated):
         if "run_id" in answer:  # the server sends the whole run along with its id
             return TaskRun(self._client, answer)
         return self._client.get_task_run(self.id(), answer["id"])
+
+    def next_fires(self) -> list[datetime]:
+        """The next (up to three) times a scheduled task runs, in its time zone."""
+        return [t for t in map(moment, self._data.get("next_fires") or []) if t is not None]
+
+    def schedule_description(self) -> str | None:
+        """The schedule in words (`At 09:00, Monday through Friday`), None without one."""
+        return self._data.get("schedule_description")
+
+    def update(
+        self,
+        *,
+        schedule: str | None = None,
+        timezone: str | None = None,
+        json_args: Mapping[str, Any] | None = None,
+        concurrency_policy: str | None = None,
+        orchestration: Orchestration | str | None = None,
+        name: Any = KEEP,
+        timeout: Any = KEEP,
+        keep_runs: Any = KEEP,
+        keep_days: Any = KEEP,
+        max_log_bytes: Any = KEEP,
+    ) -> Task:
+        """Change the task in place; what is not given stays. `name`, `timeout`, `keep_runs`,
+        `keep_days` and `max_log_bytes` set to None are cleared (no timeout; the server's
+        retention and log cap).
+        The next runs follow at once; runs going keep what they started with. The change is
+        in `history()`. `schedule`, `timezone` and `concurrency_policy` are for scheduled
+        tasks; `orchestration` (one of the task's workspace) gives the task new code."""
+        body = given(
+            {"id": self.id()},
+            schedule=schedule,
+            timezone=timezone,
+            json=None if json_args is None else dict(json_args),
+            concurrency_policy=concurrency_policy,
+            orch_id=orchestration.id()
+            if isinstance(orchestration, Orchestration)
+            else orchestration,
+        )
+        clearable = {
+            "name": name,
+            "timeout": timeout,
+            "keep_runs": keep_runs,
+            "keep_days": keep_days,
+            "max_log_bytes": max_log_bytes,
+        }
+        body.update({key: value for key, value in clearable.items() if value is not KEEP})
+        self._data = self._client._post("task/update", body)
+        return self
+
+    def history(self) -> list[dict[str, Any]]:
+        """The task's changes, oldest first, its creation first: each `{"at": datetime,
+        "by": who, "changes": {field: [old, new]}}`."""
+        answer = self._client._post("task/history", {"id": self.id()})
+        return [{**change, "at": moment(change["at"])} for change in answer["changes"]]
 
     def last_runs(
         self,
@@ -570,12 +560,24 @@ class TaskRun(Dated):
         write_lines(self._client.follow_logs(self.id()), out or sys.stdout)
         return self.refresh()
 
+    def rerun(self, json_args: Mapping[str, Any] | None = None) -> TaskRun:
+        """Run this run again, with the arguments it ran with or `json_args`; the new run.
 
-class WorkspaceList(ResourceList[Workspace]):
-    """Workspaces, displayed as a table."""
+        For a scheduled or continuous task, a manual run of the same task (the task keeps its
+        own arguments); for a run-once task, the run of a new run-once task (`task_id()`)."""
+        return rerun(self._client, self.id(), json_args)
 
-    columns = Workspace.columns
-    empty = "(no workspaces)"
+
+def rerun(client: Any, run_id: str, json_args: Mapping[str, Any] | None = None) -> TaskRun:
+    """`task/rerun` of a run given by id; the new run (waited for if not started yet)."""
+    body = given({"run_id": run_id}, json=None if json_args is None else dict(json_args))
+    answer = client._post("task/rerun", body)
+    if answer["run_id"] is None:  # a new run-once task whose run has not started yet
+        return Task(client, client._post("task/get_by_id", {"id": answer["id"]})).first_run()
+    return TaskRun(
+        client,
+        client._post("task/get_run_details", {"task": answer["id"], "pod_id": answer["run_id"]}),
+    )
 
 
 class OrchestrationList(ResourceList[Orchestration]):

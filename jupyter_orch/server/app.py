@@ -26,7 +26,8 @@ from .fields import MAX_LOG_BYTES, MIN_LOG_BYTES
 from .handlers import routes
 from .hubclient import find_hub_service
 from .packaging import Packager
-from .service import OrchService, ServiceConfig
+from .service import OrchService
+from .service_config import ServiceConfig
 from .store import Store
 from .tasks import TaskSettings
 

@@ -22,14 +22,25 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from cron_descriptor import ExpressionDescriptor, FormatException, Options
 from croniter import CroniterBadDateError, croniter
 
 from .errors import InvalidRequest
 
 UTC = timezone.utc
-MACROS = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
+#: The macros croniter takes, as the five fields they stand for.
+MACROS = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
 
 
 @dataclass(frozen=True)
@@ -53,6 +64,21 @@ class Cron:
         if self.year:
             return croniter(_croniter_with_year(self.expr), start)
         return croniter(self.expr, start, second_at_beginning=self.seconds)
+
+    def describe(self) -> str:
+        """The schedule in English words, on a 24-hour clock (`At 09:00, Monday through
+        Friday`; six fields read with the seconds first, as here), by cron-descriptor; a form
+        it cannot read is shown as the cron text itself."""
+        options = Options()
+        options.use_24hour_time_format = True
+        options.verbose = False
+        try:
+            words: str = ExpressionDescriptor(
+                MACROS.get(self.expr, self.expr), options
+            ).get_description()
+            return words
+        except (FormatException, ValueError, IndexError, KeyError):
+            return f"cron {self.expr}"
 
 
 def _croniter_with_year(expr: str) -> str:
@@ -152,6 +178,42 @@ def next_fire(cron: Cron, zone: ZoneInfo, after: datetime) -> datetime | None:
         if again is not None and again < first:
             return again
     return first
+
+
+@lru_cache(maxsize=4096)
+def stored_cron(expr: str) -> Cron:
+    """A stored (already checked) schedule, parsed once: tasks of a listing share a few."""
+    return parse_cron(expr)
+
+
+@lru_cache(maxsize=4096)
+def describe(expr: str) -> str:
+    """A stored schedule in words."""
+    try:
+        return stored_cron(expr).describe()
+    except InvalidRequest:  # stored by a version that took it: shown, not refused
+        return f"cron {expr}"
+
+
+@lru_cache(maxsize=4096)
+def fires_from(expr: str, zone_name: str | None, first: datetime, count: int) -> list[datetime]:
+    """`count` instants of a stored schedule from its next one, `first`, in its zone (many
+    tasks of a listing share a schedule and its next instant)."""
+    zone = parse_timezone(zone_name)
+    return [first.astimezone(zone), *upcoming(stored_cron(expr), zone, first, count - 1)]
+
+
+def upcoming(cron: Cron, zone: ZoneInfo, after: datetime, count: int) -> list[datetime]:
+    """The next `count` instants after `after`, each in the zone (ISO text shows its offset);
+    fewer if the schedule ends (its years run out)."""
+    fires: list[datetime] = []
+    for _ in range(count):
+        fire = next_fire(cron, zone, after)
+        if fire is None:
+            break
+        fires.append(fire.astimezone(zone))
+        after = fire
+    return fires
 
 
 def _next_first_time(cron: Cron, zone: ZoneInfo, after: datetime) -> datetime:

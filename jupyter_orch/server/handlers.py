@@ -25,6 +25,7 @@ from tornado.iostream import StreamClosedError
 
 from .access import Scope
 from .connection_endpoints import CONNECTION_ENDPOINTS
+from .edit_handlers import schedule_preview, task_history, task_rerun, task_update
 from .errors import (
     Forbidden,
     InvalidRequest,
@@ -48,13 +49,23 @@ from .fields import (
 from .identity import caller_of
 from .intake import Upload
 from .models import ConcurrencyPolicy, RunStatus, RunType, Task, TaskQuery
-from .service import OrchService, TaskRequest
+from .orch_endpoints import (
+    orch_build_log,
+    orch_create_from_path,
+    orch_delete,
+    orch_get,
+    orch_list,
+    orch_list_all,
+)
+from .service import OrchService
+from .service_config import TaskRequest
 from .upload import MultipartReceiver
 from .workspace_endpoints import WORKSPACE_ENDPOINTS
 
 PREFIX = "/orch/v1/api"
 # `task/activity`: failed runs in one answer, by default and at most
 ACTIVITY_DEFAULT, ACTIVITY_LIMIT = 20, 100
+
 Answer = tuple[int, Any]
 #: Every answer is strict JSON: a NaN or an infinity is a bug to raise, never text to send.
 dumps = functools.partial(json.dumps, allow_nan=False)
@@ -96,6 +107,11 @@ class OrchHandler(APIHandler):
         """The service the extension built at start."""
         service: OrchService = self.settings["jupyter_orch.service"]
         return service
+
+    @property
+    def author(self) -> str:
+        """Who makes a change, as a task's history says: the caller, or a run."""
+        return f"run:{self.run_id}" if self.run_id is not None else self.scope.user
 
     def _bearer(self) -> str | None:
         header = self.request.headers.get("Authorization", "")
@@ -403,54 +419,6 @@ class UnknownHandler(OrchHandler):
 # -- endpoint functions ----------------------------------------------------------------------
 
 
-async def orch_list(h: OrchHandler, f: Fields) -> Answer:
-    """`orchestration/list {"workspace_id"}`."""
-    orchs = await h.service.list_orchestrations(h.scope, f.req_integer("workspace_id", 1))
-    return 200, [o.to_json() for o in orchs]
-
-
-async def orch_list_all(h: OrchHandler, f: Fields) -> Answer:
-    """`orchestration/list_all` with the contract's filters."""
-    statuses = [f.enum("task_run_status", RunStatus, s) for s in f.items("task_run_status", str)]
-    answer = await h.service.list_all(
-        h.scope, f.integers("workspace_ids", 1), statuses, f.boolean("killed"), f.time_range()
-    )
-    return 200, answer
-
-
-async def orch_get(h: OrchHandler, f: Fields) -> Answer:
-    """`orchestration/get_by_id {"id"}`."""
-    return 200, (await h.service.get_orchestration(h.scope, f.uuid("id"))).to_json()
-
-
-async def orch_create_from_path(h: OrchHandler, f: Fields) -> Answer:
-    """`orchestration/create_from_path {"path", "workspace_id"?, "name"?}` (ours): a folder
-    or `.py` file of the Jupyter root becomes an orchestration, under every archive rule."""
-    path = f.string("path")
-    assert path is not None
-    orch = await h.service.create_from_path(
-        h.scope,
-        path,
-        f.integer("workspace_id", required=False, minimum=1) or 1,
-        f.string("name", required=False),
-    )
-    return 202, {"id": orch.id}
-
-
-async def orch_build_log(h: OrchHandler, f: Fields) -> Answer:
-    """`orchestration/get_build_log {"id"}` (ours): the environment build's output."""
-    return 200, {"log": await h.service.build_log(h.scope, f.uuid("id"))}
-
-
-async def orch_delete(h: OrchHandler, f: Fields) -> Answer:
-    """`orchestration/delete_orchestrations {"orchestrations", "confirm_delete"}`."""
-    ids = [as_uuid("orchestrations", i) for i in f.items("orchestrations", str)]
-    if not ids:
-        raise InvalidRequest("orchestrations", "must list at least one orchestration id")
-    confirm = bool(f.boolean("confirm_delete"))
-    return 200, await h.service.delete_orchestrations(h.scope, ids, confirm)
-
-
 def task_request(f: Fields, scheduled: bool = False) -> TaskRequest:
     """The fields every kind of task takes (and, for scheduled tasks, the schedule's)."""
     f.boolean("debug")
@@ -614,6 +582,10 @@ ENDPOINTS: dict[str, Endpoint] = {
     "task/run_continuously": task_run_continuously,
     "task/pause": task_pause,
     "task/run_now": task_run_now,
+    "task/update": task_update,
+    "task/history": task_history,
+    "task/rerun": task_rerun,
+    "schedule/preview": schedule_preview,
     "task/get_by_id": task_get,
     "task/list": task_list,
     "task/get_tasks_by_orch_sha": task_by_sha,

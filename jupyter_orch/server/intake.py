@@ -229,7 +229,7 @@ class Intake:
         ids = [o.id for o in orchs]
         tasks = await self.store.call(self.store.list_tasks, TaskQuery(orch_ids=ids, run_limit=0))
         task_ids = [t.id for t in tasks]
-        busy = self.tasks.busy(task_ids)
+        busy = sorted({*self.tasks.busy(task_ids), *self.tasks.running_from(ids)})
         run_ids = await self.store.call(self.store.run_ids, task_ids)
         answer = {
             "orchestrations": ids,

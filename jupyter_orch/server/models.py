@@ -9,6 +9,8 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
+from .cron import describe
+
 
 def now() -> datetime:
     """The current time, timezone-aware UTC (the one clock tests patch)."""
@@ -223,6 +225,7 @@ class TaskRun:
     executor: str | None = None  # the executor's name (None: runs recorded before names)
     worker: str | None = None  # where it started, when its executor says (a Dask worker)
     refused_claims: int = 0  # later attempts to start it that were refused
+    input_data: dict[str, Any] | None = None  # the arguments it ran with (null: its task's)
 
     @property
     def active(self) -> bool:
@@ -300,8 +303,23 @@ class Skip:
         }
 
 
+@dataclass(kw_only=True)
+class TaskOptions:
+    """The settings a client gives a task when it creates it, which the task keeps."""
+
+    timeout: int | None = None
+    schedule: str | None = None
+    timezone: str | None = None
+    concurrency_policy: ConcurrencyPolicy = ConcurrencyPolicy.ALLOW
+    starting_deadline_seconds: int | None = None
+    keep_runs: int | None = None
+    keep_days: float | None = None
+    executor: str | None = None  # where its runs execute (None: the server's default)
+    max_log_bytes: int | None = None  # the cap on each run's log (None: the server's)
+
+
 @dataclass
-class Task:
+class Task(TaskOptions):
     """An order to run an orchestration: once, on a schedule, or continuously."""
 
     id: str
@@ -316,18 +334,10 @@ class Task:
     created_at: datetime
     updated_at: datetime
     killed: bool = False
-    timeout: int | None = None
-    schedule: str | None = None
-    timezone: str | None = None
-    concurrency_policy: ConcurrencyPolicy = ConcurrencyPolicy.ALLOW
-    starting_deadline_seconds: int | None = None
-    keep_runs: int | None = None
-    keep_days: float | None = None
-    max_log_bytes: int | None = None  # the cap on each run's log (None: the server's)
     last_fire_at: datetime | None = None  # scheduled instants up to here are accounted for
-    executor: str | None = None  # where its runs execute (None: the server's default)
     last_runs: list[TaskRun] = field(default_factory=list)
     next_run_at: datetime | None = None  # derived by the scheduler, never stored
+    next_fires: list[datetime] = field(default_factory=list)  # derived, in the task's zone
     skipped: list[Skip] = field(default_factory=list)
 
     @property
@@ -361,6 +371,8 @@ class Task:
             "schedule": self.schedule,
             "timezone": self.timezone,
             "next_run_at": iso(self.next_run_at),
+            "next_fires": [iso(fire) for fire in self.next_fires],
+            "schedule_description": describe(self.schedule) if self.schedule else None,
             "concurrency_policy": self.concurrency_policy.value,
             "starting_deadline_seconds": self.starting_deadline_seconds,
             "keep_runs": self.keep_runs,

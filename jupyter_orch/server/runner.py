@@ -17,7 +17,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from .. import runtime
 from .._proc import runfiles
@@ -86,6 +86,8 @@ class Runner:
         self._lock = locks
         self._ends = ends
         self.active: dict[str, str] = {}  # run id -> task id
+        # run id -> the orchestration it runs from (its task may since point at another)
+        self.sources: dict[str, str] = {}
         self._tokens: dict[str, str] = {}  # token hash -> run id
         self._ended_tokens: dict[str, str] = {}  # the same, of the runs ended last (oldest first)
         self._ended: dict[str, asyncio.Event] = {}
@@ -173,9 +175,12 @@ class Runner:
         orch: Orchestration,
         trigger: Trigger,
         scheduled_for: datetime | None = None,
+        args: dict[str, Any] | None = None,
     ) -> TaskRun | None:
         """Record a run, then start it (the row exists before the process); None if its
-        scheduled instant already has a run. The caller holds the task's lock."""
+        scheduled instant already has a run. The run's arguments are its task's, or `args`
+        (a manual run with edited ones); each run records its own. The caller holds the
+        task's lock."""
         try:
             name = self.executors.name(task.executor)
         except OrchError as exc:  # an executor no longer configured since the task was made
@@ -187,11 +192,13 @@ class Runner:
             await self.record_unrun(task, f"packaging failed: {problem}", trigger)
             return None
         run = self._new_run(task, trigger, scheduled_for, name)
+        run.input_data = task.input_data if args is None else args
         token = secrets.token_urlsafe(32)
         if not await self.store.call(self.store.start_run, task, run, hash_token(token)):
             return None
         self._tokens[hash_token(token)] = run.id
         self.active[run.id] = task.id
+        self.sources[run.id] = orch.id
         entry = Path(orch.entrypoint)
         env = self._env(executor, task, run.id)
         if normalise_requirements(orch.requirements or ""):
@@ -209,7 +216,7 @@ class Runner:
             max_line=self.settings.max_line,
             max_log_bytes=task.max_log_bytes or self.settings.max_log_bytes,
             niceness=self.settings.niceness,
-            files={runfiles.ARGS: json.dumps(task.input_data)},  # written by the supervisor
+            files={runfiles.ARGS: json.dumps(run.input_data)},  # written by the supervisor
             orch_id=orch.id,
             orch_sha=orch.sha,
             requirements=None
@@ -265,6 +272,7 @@ class Runner:
         run.status, run.exit_code, run.reason = record.status, record.exit_code, record.reason
         run.ended_at = record.ended_at
         self.active.pop(run.id, None)
+        self.sources.pop(run.id, None)
         for token_hash in [h for h, r in self._tokens.items() if r == run.id]:
             del self._tokens[token_hash]
             self._ended_tokens[token_hash] = run.id

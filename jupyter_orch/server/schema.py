@@ -123,7 +123,8 @@ CREATE TABLE IF NOT EXISTS runs (
     scheduled_for TEXT,
     executor TEXT,
     worker TEXT,
-    refused_claims INTEGER NOT NULL DEFAULT 0
+    refused_claims INTEGER NOT NULL DEFAULT 0,
+    input_data TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_task_updated ON runs(task_id, updated_at, created_at, id);
 CREATE INDEX IF NOT EXISTS runs_task_created ON runs(task_id, created_at);
@@ -159,6 +160,15 @@ CREATE TABLE IF NOT EXISTS skips (
     recorded_at TEXT NOT NULL,
     UNIQUE (task_id, scheduled_for)
 );
+-- Changes of a task's settings, oldest first: `changes` is a JSON object {field: [old, new]}.
+CREATE TABLE IF NOT EXISTS task_changes (
+    id INTEGER PRIMARY KEY,
+    task_id TEXT NOT NULL REFERENCES tasks(id),
+    at TEXT NOT NULL,
+    by TEXT NOT NULL,
+    changes TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS task_changes_task ON task_changes(task_id, id);
 """
 
 
@@ -171,6 +181,8 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("runs", "worker", "TEXT"),
     ("runs", "refused_claims", "INTEGER NOT NULL DEFAULT 0"),
     ("tasks", "max_log_bytes", "INTEGER"),
+    # The arguments a run ran with (JSON; null in older rows: its task's arguments).
+    ("runs", "input_data", "TEXT"),
 )
 
 
@@ -347,7 +359,7 @@ def as_task(row: sqlite3.Row) -> Task:
 
 def as_run(row: sqlite3.Row) -> TaskRun:
     """A run row as its record."""
-    return record(TaskRun, row, status=RunStatus, trigger=Trigger)
+    return record(TaskRun, row, status=RunStatus, trigger=Trigger, input_data=finite_json)
 
 
 def as_skip(row: sqlite3.Row) -> Skip:

@@ -13,23 +13,20 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import getpass
 import logging
-import os
 import time
 from collections.abc import AsyncIterator, Generator
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field, replace
+from dataclasses import fields, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from . import logfiles
+from . import logfiles, task_edits
 from .access import Scope
-from .archive import ArchiveLimits
 from .channel import RunChannel
 from .connections import Connections
-from .cron import parse_cron, parse_timezone
+from .cron import parse_cron, parse_timezone, upcoming
 from .datadir import DataDir
 from .errors import InvalidRequest, Missing, NoOutput, WrongState
 from .executors import Executor
@@ -39,12 +36,12 @@ from .intake import Intake, Upload
 from .logfiles import LogWatcher
 from .models import (
     Activity,
-    ConcurrencyPolicy,
     Orchestration,
     OrchestrationStatus,
     RunStatus,
     RunType,
     Task,
+    TaskOptions,
     TaskQuery,
     TaskRun,
     TaskStatus,
@@ -57,62 +54,13 @@ from .packaging import Packager
 from .peers import Peers
 from .retention import Retention
 from .runner import RunSettings
+from .service_config import ServiceConfig, TaskRequest
 from .store import Store
-from .tasks import TaskManager, TaskSettings
+from .tasks import TaskManager
 from .workspaces import Workspaces
 
 log = logging.getLogger(__name__)
 STREAM_PAGE = 100  # tasks read, encoded and sent at a time by an unpaged listing
-
-
-def default_owner() -> str:
-    """The server's user: the JupyterHub user name, or the account the server runs as."""
-    return os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
-
-
-@dataclass
-class ServiceConfig:
-    """The settings the service needs (the app fills them from its traitlets)."""
-
-    data_dir: Path
-    archive_limits: ArchiveLimits = field(default_factory=ArchiveLimits)
-    kill_grace: float = 10.0
-    max_line: int = 16384
-    max_log_bytes: int = 64 << 20
-    callback_url: str = ""
-    allow_requirement_options: bool = False
-    owner: str = field(default_factory=default_owner)
-    multi_user: bool = False  # ownership checked per user (OrchApp.multi_user)
-    admin_users: frozenset[str] = frozenset()  # admins by name, in multi-user mode
-    task_settings: TaskSettings = field(default_factory=TaskSettings)
-    keep_runs: int = 100
-    keep_days: float = 30.0
-    retention_interval: float = 3600.0
-    sync_interval: float = 2.0
-    stop_runs_on_shutdown: bool = False
-    run_niceness: int = 0
-    run_as_owner: bool = False  # runs execute as their owner's Unix account (OrchApp's docs)
-    freeze_startup_objects: bool = False  # gc.freeze() a second after start (OrchApp's docs)
-    root_dir: Path | None = None  # the Jupyter root, for orchestrations made from its files
-
-
-@dataclass
-class TaskRequest:
-    """What a client asks for when it creates a task (fields already type-checked)."""
-
-    orch_id: str
-    workspace_id: int
-    args: dict[str, Any]
-    name: str | None = None
-    timeout: int | None = None
-    schedule: str | None = None
-    timezone: str | None = None
-    concurrency_policy: ConcurrencyPolicy = ConcurrencyPolicy.ALLOW
-    starting_deadline_seconds: int | None = None
-    keep_runs: int | None = None
-    keep_days: float | None = None
-    executor: str | None = None  # None: the server's default
-    max_log_bytes: int | None = None
 
 
 class OrchService:
@@ -342,6 +290,12 @@ class OrchService:
             parse_cron(request.schedule or "")
             parse_timezone(request.timezone)
         executor = await self.runner.executors.check(request.executor)
+        options = {option.name: getattr(request, option.name) for option in fields(TaskOptions)}
+        options.update(
+            schedule=" ".join((request.schedule or "").split()) or None,
+            timezone=(request.timezone or "UTC") if kind is RunType.SCHEDULED else None,
+            executor=executor,
+        )
         stamp = now()
         task = Task(
             id=new_id(),
@@ -353,17 +307,9 @@ class OrchService:
             status=TaskStatus.PENDING,
             run_type=kind,
             input_data=request.args,
-            timeout=request.timeout,
-            schedule=" ".join((request.schedule or "").split()) or None,
-            timezone=(request.timezone or "UTC") if kind is RunType.SCHEDULED else None,
-            concurrency_policy=request.concurrency_policy,
-            starting_deadline_seconds=request.starting_deadline_seconds,
-            keep_runs=request.keep_runs,
-            keep_days=request.keep_days,
-            executor=executor,
-            max_log_bytes=request.max_log_bytes,
             created_at=stamp,
             updated_at=stamp,
+            **options,
         )
         await self.store.call(self.store.insert_task, task)
         await self.tasks.created(task, orch)
@@ -375,7 +321,12 @@ class OrchService:
         if task is None:
             raise Missing("task", task_id)
         scope.check("task", task_id, task.owner_id, task.workspace_id)
+        return self._derive(task)
+
+    def _derive(self, task: Task) -> Task:
+        """Fill what a task's answer shows but is not stored: when it fires next."""
         task.next_run_at = self.tasks.next_run_at(task)
+        task.next_fires = self.tasks.next_fires(task, task.next_run_at)
         return task
 
     async def list_tasks(
@@ -397,9 +348,7 @@ class OrchService:
 
     async def _read_tasks(self, query: TaskQuery) -> list[Task]:
         tasks = await self.store.call(self.store.list_tasks, query)
-        for task in tasks:
-            task.next_run_at = self.tasks.next_run_at(task)
-        return tasks
+        return [self._derive(task) for task in tasks]
 
     async def stream_tasks(self, scope: Scope, query: TaskQuery) -> AsyncIterator[list[Task]]:
         """Every task the caller sees matching the query, newest first, `STREAM_PAGE` at a
@@ -430,13 +379,70 @@ class OrchService:
         """Pause (no new runs) or resume a scheduled or continuous task."""
         await self.get_task(scope, task_id, 0)
         task = await (self.tasks.pause(task_id) if pause else self.tasks.resume(task_id))
-        task.next_run_at = self.tasks.next_run_at(task)
-        return task
+        return self._derive(task)
 
     async def run_now(self, scope: Scope, task_id: str) -> TaskRun:
         """One immediate run of a scheduled task."""
         await self.get_task(scope, task_id, 0)
         return await self.tasks.run_now(task_id)
+
+    async def update_task(
+        self, scope: Scope, task_id: str, edit: dict[str, Any], by: str, run_limit: int = 5
+    ) -> Task:
+        """Change a task the caller sees (recorded in its history); the task as changed."""
+        orch = None
+        task = await self.get_task(scope, task_id, 0)
+        if "orch_id" in edit:
+            orch = await self.get_orchestration(scope, edit["orch_id"])
+            if orch.workspace_id != task.workspace_id:
+                raise InvalidRequest(
+                    "orch_id", f"orchestration {orch.id} is not in the task's workspace"
+                )
+            if orch.status is not OrchestrationStatus.READY:
+                raise InvalidRequest(
+                    "orch_id", f"orchestration {orch.id} is {orch.status.value}, not ready"
+                )
+        await self.tasks.update(task_id, edit, by, orch)
+        return await self.get_task(scope, task_id, run_limit)
+
+    async def task_history(self, scope: Scope, task_id: str) -> list[task_edits.Change]:
+        """A task's creation and changes, oldest first."""
+        task = await self.get_task(scope, task_id, 0)
+        recorded = await self.store.query(task_edits.edits, task_id)
+        return task_edits.history(task, recorded)
+
+    async def rerun(
+        self, scope: Scope, run_id: str, args: dict[str, Any] | None
+    ) -> tuple[str, str | None]:
+        """Run a run again, with its own arguments or `args`: a manual run of its task, or
+        for a run-once task a new run-once task. The (task id, run id or None) now going."""
+        run = await self._known_run(scope, run_id)
+        task = await self.get_task(scope, run.task_id, 0)
+        if args is None:  # a run recorded before runs kept their own ran with its task's
+            args = task.input_data if run.input_data is None else run.input_data
+        if task.run_type is not RunType.ONCE:
+            new_run = await self.tasks.run_now(task.id, args, rerun=True)
+            return task.id, new_run.id
+        request = TaskRequest(
+            orch_id=task.orch_id,
+            workspace_id=task.workspace_id,
+            args=args,
+            name=task.name,
+            timeout=task.timeout,
+            keep_runs=task.keep_runs,
+            keep_days=task.keep_days,
+        )
+        again = await self.create_task(scope, RunType.ONCE, request)
+        runs = await self.store.call(self.store.list_runs, again.id, 1)
+        return again.id, runs[0].id if runs else None
+
+    def preview_schedule(
+        self, schedule: str, timezone: str | None, count: int
+    ) -> tuple[list[datetime], str]:
+        """The next `count` instants of a schedule in a zone, and the schedule in words."""
+        cron = parse_cron(schedule)
+        zone = parse_timezone(timezone)
+        return upcoming(cron, zone, self.tasks.clock(), count), cron.describe()
 
     # -- runs -------------------------------------------------------------------------------
 

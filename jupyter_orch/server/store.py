@@ -232,6 +232,7 @@ class Store:
             [
                 (f"DELETE FROM runs WHERE task_id IN ({task_q})", list(orch_ids)),
                 (f"DELETE FROM skips WHERE task_id IN ({task_q})", list(orch_ids)),
+                (f"DELETE FROM task_changes WHERE task_id IN ({task_q})", list(orch_ids)),
                 (f"DELETE FROM tasks WHERE orch_id IN ({marks})", list(orch_ids)),
                 (f"DELETE FROM orchestrations WHERE id IN ({marks})", list(orch_ids)),
             ]
@@ -365,7 +366,8 @@ class Store:
                 return False
             db.execute(
                 "INSERT INTO runs (id, task_id, status, trigger, token_hash, created_at,"
-                " updated_at, started_at, scheduled_for, executor) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                " updated_at, started_at, scheduled_for, executor, input_data)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     run.id,
                     run.task_id,
@@ -377,6 +379,7 @@ class Store:
                     stored(run.started_at),
                     stored(run.scheduled_for),
                     run.executor,
+                    None if run.input_data is None else json.dumps(run.input_data),
                 ),
             )
             db.execute(*self._task_update(task))

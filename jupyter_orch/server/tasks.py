@@ -20,11 +20,21 @@ from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
+from . import task_edits
 from .background import Background
-from .cron import Cron, backoff_seconds, catch_up, newest_fires, next_fire, parse_cron
+from .cron import (
+    Cron,
+    backoff_seconds,
+    catch_up,
+    fires_from,
+    newest_fires,
+    next_fire,
+    parse_cron,
+    stored_cron,
+)
 from .cron import parse_timezone as zone_of
 from .errors import Missing, WrongState
 from .executors import Executor
@@ -52,6 +62,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 BACKOFF_HISTORY = 10  # runs read to count a crash loop's fast ends (2^9 s > the cap)
 ON_TIME_SECONDS = 1.0  # how late the running scheduler may fire an instant and still run it
+NEXT_FIRES = 3  # fire times a task shows
+#: Statuses in which a scheduled task's next instants will fire (once packaged, for pending).
+FIRING = (TaskStatus.PENDING, TaskStatus.STARTED, TaskStatus.PENDING_RESUME)
 
 
 @dataclass
@@ -81,6 +94,7 @@ class _Plan:
     cron: Cron
     zone: ZoneInfo
     deadline: int
+    source: tuple[str, str | None]  # the task's schedule and zone as stored
 
 
 class TaskManager:
@@ -131,6 +145,13 @@ class TaskManager:
         wanted = set(task_ids)
         return sorted({task_id for task_id in self.runner.active.values() if task_id in wanted})
 
+    def running_from(self, orch_ids: list[str]) -> list[str]:
+        """The tasks with a run going here from one of these orchestrations (a task edited
+        to new code may still have a run of the old), sorted."""
+        wanted = set(orch_ids)
+        runner = self.runner
+        return sorted({runner.active[r] for r, o in runner.sources.items() if o in wanted})
+
     def forget(self, task_ids: list[str]) -> None:
         """Drop the timers of deleted tasks."""
         for task_id in task_ids:
@@ -156,7 +177,18 @@ class TaskManager:
             return due
         if task.status is not TaskStatus.STARTED or task.schedule is None:
             return None
-        return next_fire(parse_cron(task.schedule), zone_of(task.timezone), self.clock())
+        return next_fire(stored_cron(task.schedule), zone_of(task.timezone), self.clock())
+
+    def next_fires(self, task: Task, first: datetime | None) -> list[datetime]:
+        """The next instants a scheduled task fires, in its zone, from its next one (`first`,
+        its `next_run_at`, when known); none unless it fires."""
+        if task.run_type is not RunType.SCHEDULED or task.schedule is None:
+            return []
+        if task.killed or task.status not in FIRING:
+            return []
+        if first is None:  # pending: not planned yet
+            first = next_fire(stored_cron(task.schedule), zone_of(task.timezone), self.clock())
+        return fires_from(task.schedule, task.timezone, first, NEXT_FIRES)
 
     # -- creation and readiness -------------------------------------------------------------
 
@@ -209,9 +241,14 @@ class TaskManager:
             task.starting_deadline_seconds
             if task.starting_deadline_seconds is not None
             else self.settings.starting_deadline_seconds,
+            (task.schedule, task.timezone),
         )
         self._plans[task.id] = plan
         self.scheduler.set(task.id, next_fire(plan.cron, plan.zone, after))
+
+    @staticmethod
+    def _changed(plan: _Plan, task: Task) -> bool:
+        return plan.source != (task.schedule, task.timezone)
 
     def _unplan(self, task_id: str) -> None:
         self._plans.pop(task_id, None)
@@ -403,16 +440,47 @@ class TaskManager:
         if task.run_type is RunType.CONTINUOUS:
             await self._restart(task_id)
 
-    async def run_now(self, task_id: str) -> TaskRun:
-        """One immediate run of a scheduled task, outside its schedule."""
+    async def update(
+        self, task_id: str, edit: dict[str, Any], by: str, orch: Orchestration | None
+    ) -> Task:
+        """Change a task's settings and record the change; the timers follow at once. Runs
+        going keep what they started with."""
         async with self.lock(task_id):
             task = await self._task(task_id)
-            if task.run_type is not RunType.SCHEDULED:
+            if task.killed:
+                raise WrongState(f"task {task_id} is killed; it cannot be changed")
+            task_edits.check(task, edit)
+            changes = task_edits.apply(task, edit, orch)
+            if not changes:
+                return task
+            moment = self.clock()
+            rescheduled = "schedule" in changes or "timezone" in changes
+            if rescheduled:
+                # Instants of the old schedule are not owed: a restart must not catch them up.
+                task.last_fire_at = max(task.last_fire_at or task.created_at, moment)
+            task.updated_at = moment
+            change = task_edits.Change(moment, by, changes)
+            await self.store.query(task_edits.save, task, change)
+            if rescheduled and task.id in self._plans:
+                self._plan(task, after=moment)
+        return task
+
+    async def run_now(
+        self, task_id: str, args: dict[str, Any] | None = None, rerun: bool = False
+    ) -> TaskRun:
+        """One immediate run of a scheduled task, outside its schedule; with `rerun`, also
+        of a continuous task that has no run going. `args`: this run's own arguments."""
+        async with self.lock(task_id):
+            task = await self._task(task_id)
+            continuous = rerun and task.run_type is RunType.CONTINUOUS
+            if task.run_type is not RunType.SCHEDULED and not continuous:
                 raise WrongState("run_now is for scheduled tasks; this task is not one")
             if task.killed:
                 raise WrongState(f"task {task_id} is killed")
             if task.status is TaskStatus.PENDING:
                 raise WrongState(f"task {task_id} waits for its orchestration's packaging")
+            if continuous and self.runner.running(task_id):
+                raise WrongState("a continuous task runs one run at a time; one is running")
             policy = task.concurrency_policy
             if self.runner.running(task_id) and policy is ConcurrencyPolicy.FORBID:
                 raise WrongState("a run of this task is running and its policy is forbid")
@@ -421,7 +489,7 @@ class TaskManager:
             orch = await self._orch(task)
             if orch is None or orch.status is not OrchestrationStatus.READY:
                 raise WrongState("the task's orchestration is not ready")
-            run = await self.runner.start_run(task, orch, Trigger.MANUAL)
+            run = await self.runner.start_run(task, orch, Trigger.MANUAL, args=args)
         assert run is not None  # manual runs have no instant, so no duplicate
         return run
 
@@ -439,7 +507,10 @@ class TaskManager:
         seen = set()
         for task in live:
             seen.add(task.id)
-            if task.id in self._plans or self.scheduler.get(task.id) is not None:
+            plan = self._plans.get(task.id)
+            if plan is not None and self._changed(plan, task):
+                self._plan(task, after=self.clock())  # edited through another server
+            if plan is not None or self.scheduler.get(task.id) is not None:
                 continue
             if task.status in (TaskStatus.PAUSED, TaskStatus.PENDING):
                 continue  # nothing to plan until resumed or packaged

@@ -31,6 +31,7 @@ class Scheduler:
         self._heap: list[tuple[datetime, str]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def get(self, key: str) -> datetime | None:
         """When a key's timer is due, if it has one."""
@@ -57,9 +58,14 @@ class Scheduler:
     async def stop(self) -> None:
         """Stop the loop (timers are kept in memory only)."""
         if self._task is not None:
+            # The flag too: a cancellation that arrives as the loop is woken (a timer set just
+            # before) is swallowed by asyncio.wait_for on Python < 3.12; the loop then ends at
+            # its next turn instead of sleeping on.
+            self._stopping = True
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+            self._stopping = False
 
     def _pop_due(self, moment: datetime) -> list[tuple[str, datetime]]:
         due = []
@@ -87,7 +93,7 @@ class Scheduler:
                 log.exception("jupyter_orch: timer %s failed", key)
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             self.run_due()
             self._wake.clear()
             delay = self._sleep_seconds(self.clock())

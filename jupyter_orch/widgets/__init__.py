@@ -26,11 +26,12 @@ def __getattr__(name: str) -> Any:
     try:
         value = getattr(import_module(f".{module}", __name__), name)
     except ModuleNotFoundError as exc:
-        if exc.name != "ipywidgets":
+        if exc.name not in ("ipywidgets", "anywidget"):
             raise
         raise ModuleNotFoundError(
-            f"jupyter_orch.widgets.{name} needs ipywidgets 8: pip install 'ipywidgets>=8'",
-            name="ipywidgets",
+            f"jupyter_orch.widgets.{name} needs ipywidgets 8 and anywidget: "
+            "pip install 'ipywidgets>=8' anywidget",
+            name=exc.name,
         ) from None
     globals()[name] = value
     return value

@@ -20,6 +20,7 @@ import ipywidgets as w
 from ..sdk.client import Client
 from ..sdk.errors import ApiError, OrchClientError
 from . import render
+from .table import RowTable
 from .threads import Job, Worker
 
 Item = dict[str, Any]
@@ -139,7 +140,8 @@ class Panel(w.VBox):
         )
         self._note = self.own(w.HTML())
         self._message = self.own(w.HTML())
-        self._table = self.own(w.HTML(render.table((), [], None, "Loading…")))
+        self._table = self.own(RowTable(render.table((), [], None, "Loading…")))
+        self._table.on_select(self._on_row)
         self._prev = self.button(
             "prev", "Prev", "chevron-left", "Previous page", lambda: self._turn(-1)
         )
@@ -315,7 +317,8 @@ class Panel(w.VBox):
         chosen = self._selected_id()
         selected = next((i for i, item in enumerate(items) if item["id"] == chosen), None)
         rows = [self._cells(item, at) for item in items]
-        html = render.table(self.columns, rows, selected, self._empty_text())
+        ids = [str(item["id"]) for item in items]
+        html = render.table(self.columns, rows, selected, self._empty_text(), ids)
         if html != self._table.value:
             self._table.value = html
         self._rows = [self._texts(item, at) for item in items]
@@ -369,6 +372,11 @@ class Panel(w.VBox):
         if not self._on_worker() and change["new"] is not None:
             self._pick_item(str(change["new"]))
 
+    def _on_row(self, item_id: str) -> None:
+        """A row of the table was clicked: select it, as the picker would."""
+        if any(item["id"] == item_id for item in self._page_items()):
+            self._pick_item(item_id)
+
     def _on_views(self, change: Mapping[str, Any]) -> None:
         """Pause while no view is shown (the output was cleared, the notebook closed)."""
         views = change["new"] or 0
@@ -412,8 +420,9 @@ class Panel(w.VBox):
         raise NotImplementedError
 
     def _label(self, item: Mapping[str, Any]) -> str:
-        """An item as the picker lists it."""
-        return f"{item.get('name') or '(no name)'} · {str(item['id'])[:8]}"
+        """An item as the picker lists it: its name, status and short id."""
+        name = item.get("name") or "(no name)"
+        return f"{name} · {render.words(item.get('status'))} · {str(item['id'])[:8]}"
 
     def _empty_text(self) -> str:
         """What the table says when it has no row."""

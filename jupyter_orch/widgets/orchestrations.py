@@ -119,10 +119,6 @@ class OrchestrationsPanel(Panel):
             render.relative(item.get("created_at"), at),
         ]
 
-    def _label(self, item: Mapping[str, Any]) -> str:
-        name = item.get("name") or "(no name)"
-        return f"{name} · {render.words(item.get('status'))} · {str(item['id'])[:8]}"
-
     def _selected_id(self) -> str | None:
         return self._orch_id
 

@@ -54,7 +54,7 @@ _TH = (
     'border-bottom:1px solid var(--jp-border-color1, #bdbdbd)">'
 )
 _TD = '<td style="text-align:left;padding:2px 8px;vertical-align:top">'
-_SELECTED = ' style="background:var(--jp-layout-color2, #eeeeee)"'
+_SELECTED_STYLE = "background:var(--jp-layout-color2, #eeeeee)"
 _MUTED = "color:var(--jp-ui-font-color2, #757575)"
 
 
@@ -163,19 +163,32 @@ def duration(run: Mapping[str, Any], at: datetime) -> str:
 
 
 def table(
-    headers: Sequence[str], rows: Sequence[Sequence[str]], selected: int | None, empty: str
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    selected: int | None,
+    empty: str,
+    ids: Sequence[str] = (),
 ) -> str:
-    """An HTML table of cells that are already HTML; `empty` (escaped) when there is no row."""
+    """An HTML table of cells that are already HTML; `empty` (escaped) when there is no row.
+    Rows given `ids` carry them (`data-id`) and show a pointer: a click selects them."""
     if not rows:
         return f'<p style="{_MUTED};font-style:italic">{esc(empty)}</p>'
     head = "".join(f"{_TH}{esc(name)}</th>" for name in headers)
     body = "".join(
-        f"<tr{_SELECTED if i == selected else ''}>"
+        f"<tr{_row_attributes(i, selected, ids)}>"
         + "".join(f"{_TD}{cell}</td>" for cell in row)
         + "</tr>"
         for i, row in enumerate(rows)
     )
     return f"{_TABLE}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _row_attributes(i: int, selected: int | None, ids: Sequence[str]) -> str:
+    style = "cursor:pointer;" if i < len(ids) else ""
+    if i == selected:
+        style += _SELECTED_STYLE
+    data = f' data-id="{esc(ids[i])}"' if i < len(ids) else ""
+    return data + (f' style="{style}"' if style else "")
 
 
 def message(text: str, ok: bool) -> str:

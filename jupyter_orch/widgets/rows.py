@@ -69,7 +69,9 @@ def task_title(task: Mapping[str, Any], at: datetime) -> str:
         render.badge(task.get("status")),
     ]
     if task.get("schedule"):
-        parts.append(f"<code>{render.esc(schedule(task))}</code>")
+        words = task.get("schedule_description")
+        said = f"{render.esc(words)} " if words else ""
+        parts.append(f"{said}<code>{render.esc(schedule(task))}</code>")
     if task.get("next_run_at"):
         parts.append(f"next run {render.when(task['next_run_at'], at)}")
     parts.append(f"created {render.when(task.get('created_at'), at)}")

@@ -8,6 +8,7 @@ while newer tasks are made.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, ClassVar
@@ -25,6 +26,8 @@ from .output import OutputOpener
 
 #: Runs listed for the selected task, newest first.
 RUN_LIMIT = 20
+#: What JupyterLab renders as a link to a task's main-area view, which it opens at once.
+OPEN_MIME = "application/vnd.jupyter-orch.open+json"
 TASK_STATUSES = (
     "started",
     "pending",
@@ -123,11 +126,33 @@ class TasksPanel(Panel):
             ("pause", "Pause", "pause", lambda: self._act_on_selected("pause")),
             ("resume", "Resume", "play", lambda: self._act_on_selected("resume")),
             ("run_now", "Run now", "forward", lambda: self._act_on_selected("run_now")),
+            ("open_view", "Open in JupyterLab", "external-link", self._open_view),
         ]
         made = [self.button(*spec[:3], "select a task first", spec[3]) for spec in buttons]
         for button in made:
             button.disabled = True
-        return self.own(w.HBox(made))
+        # where the open link is displayed: JupyterLab's orchestrations extension opens it
+        self._open_link = self.own(w.Output())
+        return self.own(w.HBox([*made, self._open_link]))
+
+    def _open_view(self) -> None:
+        """Display the selected task's open link (each press opens its view again)."""
+        if self._task_id is None:
+            self._say("Select a task first.", ok=False)
+            return
+        name = (self._task or {}).get("name") or self._task_id[:8]
+        bundle = {
+            OPEN_MIME: {"task_id": self._task_id, "name": name, "request": uuid.uuid4().hex},
+            "text/plain": f"Task {name}: open it from the orchestrations sidebar",
+        }
+        self._open_link.outputs = ({"output_type": "display_data", "data": bundle, "metadata": {}},)
+        self._say(f"Opening {name} in JupyterLab.")
+
+    @property
+    def open_link(self) -> dict[str, Any] | None:
+        """The open link last displayed (its MIME bundle), if any."""
+        outputs = self._open_link.outputs
+        return dict(outputs[-1]["data"]) if outputs else None
 
     def _confirm_box(self) -> w.HBox:
         self._question = self.own(w.HTML())
@@ -418,10 +443,6 @@ class TasksPanel(Panel):
     def _texts(self, item: Mapping[str, Any], at: datetime) -> list[str]:
         return rows.task_texts(item, at)
 
-    def _label(self, item: Mapping[str, Any]) -> str:
-        name = item.get("name") or "(no name)"
-        return f"{name} · {render.words(item.get('status'))} · {str(item['id'])[:8]}"
-
     def _selected_id(self) -> str | None:
         return self._task_id
 
@@ -466,6 +487,8 @@ class TasksPanel(Panel):
         for name, (off, why) in rows.availability(self._task).items():
             button = self._actions[name]
             button.disabled, button.tooltip = off, why
+        opener = self._actions["open_view"]
+        opener.disabled, opener.tooltip = False, "show this task in JupyterLab's main area"
 
     def _load_runs(self) -> None:
         if self._task_id is None:

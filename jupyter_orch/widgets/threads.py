@@ -30,9 +30,21 @@ _LIVE_LOCK = threading.Lock()
 _NAMES = itertools.count(1)
 
 
-def _register(thing: Worker | LiveLog) -> None:
-    with _LIVE_LOCK:
-        _LIVE.add(thing)
+class _Daemon:
+    """A daemon thread of a panel's, known to `stop_all` while it lives."""
+
+    _thread: threading.Thread
+
+    def _start(self, target: Callable[[], None], name: str) -> None:
+        self._thread = threading.Thread(target=target, name=f"jupyter_orch-{name}", daemon=True)
+        with _LIVE_LOCK:
+            _LIVE.add(self)  # type: ignore[arg-type]
+        self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        """Whether the thread still runs."""
+        return self._thread.is_alive()
 
 
 def _unregister(thing: Worker | LiveLog) -> None:
@@ -49,7 +61,7 @@ def stop_all() -> None:
         thing.stop(wait=False)  # daemon threads: exiting ends them, so no need to wait
 
 
-class Worker:
+class Worker(_Daemon):
     """A daemon thread that runs jobs in order of due time, each at most once."""
 
     def __init__(self, name: str, on_error: Callable[[Exception], None]) -> None:
@@ -58,16 +70,7 @@ class Worker:
         self._order = itertools.count()
         self._cond = threading.Condition()
         self._stopped = False
-        self._thread = threading.Thread(
-            target=self._loop, name=f"jupyter_orch-{name}-{next(_NAMES)}", daemon=True
-        )
-        _register(self)
-        self._thread.start()
-
-    @property
-    def alive(self) -> bool:
-        """Whether the thread still runs."""
-        return self._thread.is_alive()
+        self._start(self._loop, f"{name}-{next(_NAMES)}")
 
     def call(self, job: Job, delay: float = 0.0) -> None:
         """Run `job` on the worker thread, `delay` seconds from now."""
@@ -167,7 +170,7 @@ class Stopped(Exception):
     """The follower was stopped."""
 
 
-class LiveLog:
+class LiveLog(_Daemon):
     """Follows one run's log in a daemon thread, handing each line on as it is written."""
 
     def __init__(
@@ -182,16 +185,7 @@ class LiveLog:
         self._transport = StoppableTransport(api_url, token)
         self._on_line = on_line
         self._on_end = on_end
-        self._thread = threading.Thread(
-            target=self._follow, name=f"jupyter_orch-log-{run_id[:8]}", daemon=True
-        )
-        _register(self)
-        self._thread.start()
-
-    @property
-    def alive(self) -> bool:
-        """Whether the thread still runs."""
-        return self._thread.is_alive()
+        self._start(self._follow, f"log-{run_id[:8]}")
 
     def stop(self, wait: bool = True) -> None:
         """Cut the stream, and wait for the thread to end if `wait`."""

@@ -73,16 +73,20 @@ export class ActivityModel implements IDisposable {
   }
 
   /**
-   * Apply a `task/activity` answer: the running count, and a signal for each failed run not
+   * Apply a `task/activity` answer: the running count (at least `seenRunning`, the tasks
+   * with a run going in a list polled at the same time), and a signal for each failed run not
    * announced before. The first look's failures are only noted as seen.
    */
-  apply(activity: IActivity): void {
+  apply(activity: IActivity, seenRunning = 0): void {
     if (this._disposed) {
       return;
     }
-    if (activity.running !== this._running) {
-      this._running = activity.running;
-      this._runningCountChanged.emit(activity.running);
+    // the tasks polled with this answer whose newest run is going: the count says no less
+    // than the list shows, whichever answer was read first
+    const running = Math.max(activity.running, seenRunning);
+    if (running !== this._running) {
+      this._running = running;
+      this._runningCountChanged.emit(running);
     }
     const first = this._activityAt === null;
     this._activityAt = activity.as_of;

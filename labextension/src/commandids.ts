@@ -9,9 +9,11 @@ export namespace CommandIDs {
   export const newTask = 'jupyter-orch:new-task';
   export const openRun = 'jupyter-orch:open-run';
   export const openOutput = 'jupyter-orch:open-output';
+  export const openTask = 'jupyter-orch:open-task';
+  export const deleteOrch = 'jupyter-orch:delete-orchestration';
 
   /** The commands whose state follows the selected task. */
-  export const taskActions = [runNow, pauseResume, kill];
+  export const taskActions = [openTask, runNow, pauseResume, kill];
 
   /** The commands whose state follows the selected run and its orchestration. */
   export const runActions = [openOutput];

@@ -9,6 +9,8 @@ import { IFileBrowserFactory } from '@jupyterlab/filebrowser';
 import { Contents } from '@jupyterlab/services';
 import {
   addIcon,
+  deleteIcon,
+  launchIcon,
   notebookIcon,
   pauseIcon,
   refreshIcon,
@@ -25,7 +27,10 @@ import { taskName } from './format';
 import { orchIcon } from './icons';
 import { IRunOutput, OrchModel } from './model';
 import { OutputOpener } from './outputview';
+import { deleteOrchestration } from './deleting';
+import { ITaskApi } from './panelapi';
 import { OrchSidebar } from './sidebar';
+import { TaskOpener } from './taskopener';
 import { IOrchestration, ITask } from './types';
 
 /** What the commands need. */
@@ -37,6 +42,10 @@ export interface ICommandsOptions {
   palette: ICommandPalette | null;
   /** Opens runs' executed notebooks (null without a document manager). */
   opener: OutputOpener | null;
+  /** Opens tasks' views in the main area. */
+  taskOpener: TaskOpener;
+  /** The calls beyond the sidebar's (delete orchestrations). */
+  taskApi: ITaskApi;
 }
 
 /** Statuses in which a task can be killed, paused or run no more. */
@@ -49,8 +58,11 @@ const ENDED = new Set(['killed', 'pending_kill']);
  */
 export function addCommands(options: ICommandsOptions): IDisposable {
   const { app, model, sidebar, browserFactory, palette, opener } = options;
+  const { taskOpener, taskApi } = options;
   const { commands } = app;
   const set = new DisposableSet();
+  const menuRows = new MenuRows();
+  set.add(menuRows);
 
   /** The task a command acts on: `taskId` if given, else the selected one. */
   const target = (args: ReadonlyPartialJSONObject): ITask | null => {
@@ -90,9 +102,15 @@ export function addCommands(options: ICommandsOptions): IDisposable {
   set.add(
     commands.addCommand(CommandIDs.runNow, {
       label: 'Run now',
-      caption: 'Start one more run of the selected task now',
+      caption:
+        'Start one more run of the selected scheduled task now, beside its schedule',
       icon: runIcon,
-      isEnabled: args => live(target(args)),
+      // a run-once task has had its run (its runs are run again from their row), and a
+      // continuous task is kept running: only a scheduled task takes an extra run
+      isEnabled: args => {
+        const task = target(args);
+        return live(task) && task.run_type === 'CronJob';
+      },
       execute: async args => {
         const task = target(args);
         if (!task) {
@@ -163,6 +181,46 @@ export function addCommands(options: ICommandsOptions): IDisposable {
     })
   );
 
+  /** The task of `taskId`, of the row under the context menu, or the selected one. */
+  const taskIdOf = (args: ReadonlyPartialJSONObject): string | null => {
+    if (typeof args.taskId === 'string') {
+      return args.taskId;
+    }
+    return menuRows.key('jp-OrchTaskList-row') ?? model.selectedTaskId;
+  };
+
+  set.add(
+    commands.addCommand(CommandIDs.openTask, {
+      label: 'Open task',
+      caption:
+        "Open the task's view in the main area: runs chart, log, edit, run again",
+      icon: launchIcon,
+      isEnabled: args => taskIdOf(args) !== null,
+      execute: args => {
+        const taskId = taskIdOf(args);
+        const runId = typeof args.runId === 'string' ? args.runId : undefined;
+        if (taskId) {
+          taskOpener.open(taskId, runId);
+        }
+      }
+    })
+  );
+
+  set.add(
+    commands.addCommand(CommandIDs.deleteOrch, {
+      label: 'Delete orchestration…',
+      caption: 'Delete this orchestration with its tasks, runs, logs and files',
+      icon: deleteIcon,
+      isEnabled: args => orchestrationOf(args) !== null,
+      execute: async args => {
+        const orch = orchestrationOf(args);
+        if (orch) {
+          await deleteOrchestration(orch, model, taskApi);
+        }
+      }
+    })
+  );
+
   /** The file browser's selected item, if it can become an orchestration. */
   const packable = (): Contents.IModel | null => {
     const item = browserFactory?.tracker.currentWidget?.selectedItems().next();
@@ -221,10 +279,7 @@ export function addCommands(options: ICommandsOptions): IDisposable {
   ): IOrchestration | null => {
     let id = typeof args.orchId === 'string' ? args.orchId : null;
     if (!id) {
-      const row = app.contextMenuHitTest(node =>
-        node.classList.contains('jp-OrchOrchList-row')
-      );
-      id = row?.dataset.key ?? model.tasks.orchFilter;
+      id = menuRows.key('jp-OrchOrchList-row') ?? model.tasks.orchFilter;
     }
     return id ? model.orchestrations.get(id) : null;
   };
@@ -276,10 +331,7 @@ export function addCommands(options: ICommandsOptions): IDisposable {
     let runId = typeof args.runId === 'string' ? args.runId : null;
     const taskId = typeof args.taskId === 'string' ? args.taskId : null;
     if (!runId) {
-      const row = app.contextMenuHitTest(node =>
-        node.classList.contains('jp-OrchRunList-row')
-      );
-      runId = row?.dataset.key ?? null;
+      runId = menuRows.key('jp-OrchRunList-row');
     }
     return runId
       ? model.runOutput(taskId ?? model.selectedTaskId, runId)
@@ -330,6 +382,20 @@ export function addCommands(options: ICommandsOptions): IDisposable {
   );
   set.add(
     app.contextMenu.addItem({
+      command: CommandIDs.deleteOrch,
+      selector: '.jp-OrchOrchList-row',
+      rank: 2
+    })
+  );
+  set.add(
+    app.contextMenu.addItem({
+      command: CommandIDs.openTask,
+      selector: '.jp-OrchTaskList-row',
+      rank: 1
+    })
+  );
+  set.add(
+    app.contextMenu.addItem({
       command: CommandIDs.openOutput,
       selector: '.jp-OrchRunList[data-output="notebook"] .jp-OrchRunList-row',
       rank: 1
@@ -341,10 +407,59 @@ export function addCommands(options: ICommandsOptions): IDisposable {
     for (const command of [
       CommandIDs.open,
       CommandIDs.refresh,
-      CommandIDs.openOutput
+      CommandIDs.openOutput,
+      CommandIDs.openTask
     ]) {
       set.add(palette.addItem({ command, category }));
     }
   }
   return set;
 }
+
+/**
+ * The rows under the newest context menu, read when it opens: the lists build their rows
+ * again on every poll, so by the time a menu item runs, the row clicked may have left the
+ * page (and `contextMenuHitTest` no longer finds it from the event's target).
+ */
+class MenuRows implements IDisposable {
+  constructor() {
+    document.addEventListener('contextmenu', this._onMenu, true);
+  }
+
+  get isDisposed(): boolean {
+    return this._disposed;
+  }
+
+  /** The key of the row of this class the menu was opened on, if any. */
+  key(className: string): string | null {
+    return this._keys.get(className) ?? null;
+  }
+
+  dispose(): void {
+    this._disposed = true;
+    document.removeEventListener('contextmenu', this._onMenu, true);
+  }
+
+  private _onMenu = (event: MouseEvent): void => {
+    this._keys.clear();
+    for (const node of event.composedPath()) {
+      if (node instanceof HTMLElement && node.dataset.key !== undefined) {
+        for (const name of MENU_ROWS) {
+          if (node.classList.contains(name)) {
+            this._keys.set(name, node.dataset.key);
+          }
+        }
+      }
+    }
+  };
+
+  private _disposed = false;
+  private _keys = new Map<string, string>();
+}
+
+/** The rows whose context menus act on their item. */
+const MENU_ROWS = [
+  'jp-OrchOrchList-row',
+  'jp-OrchTaskList-row',
+  'jp-OrchRunList-row'
+];

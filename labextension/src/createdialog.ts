@@ -1,10 +1,11 @@
 import { Dialog, showDialog } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
 
-import { cronProblem, describeCron } from './cron';
-import { h } from './dom';
+import { field, h } from './dom';
 import { messageOf } from './errors';
 import { OrchModel } from './model';
+import { ISchedulePreview, TaskApiClient } from './panelapi';
+import { ScheduleField } from './schedulefield';
 import {
   defaultForm,
   formProblems,
@@ -16,6 +17,16 @@ import {
   taskFromForm
 } from './taskform';
 import { TaskKind } from './types';
+
+/** The next fire times of a schedule in a zone, and the schedule in words. */
+export type SchedulePreviewer = (
+  schedule: string,
+  timezone: string
+) => Promise<ISchedulePreview>;
+
+/** `schedule/preview` on the server. */
+const previewSchedule: SchedulePreviewer = (schedule, timezone) =>
+  new TaskApiClient().previewSchedule(schedule, timezone);
 
 const KINDS: { kind: TaskKind; label: string }[] = [
   { kind: 'once', label: 'Once, now' },
@@ -34,7 +45,8 @@ export class CreateTaskBody
   constructor(
     form: ITaskForm,
     error: string | null = null,
-    note: string | null = null
+    note: string | null = null,
+    preview: SchedulePreviewer = previewSchedule
   ) {
     super();
     this.addClass('jp-OrchCreateDialog');
@@ -72,24 +84,13 @@ export class CreateTaskBody
     this.node.appendChild(kinds);
 
     this._scheduleBox = h('div', 'jp-OrchCreateDialog-schedule');
-    this._schedule = h('input', 'jp-mod-styled');
-    this._schedule.name = 'schedule';
-    this._schedule.value = form.schedule;
-    this._schedule.spellcheck = false;
-    this._schedule.addEventListener('input', this._onChange);
-    this._preview = h('div', 'jp-OrchCreateDialog-preview');
-    this._preview.setAttribute('aria-live', 'polite');
-    this._schedule.setAttribute('aria-describedby', `${id}-preview`);
-    this._preview.id = `${id}-preview`;
-    this._timezone = h('input', 'jp-mod-styled');
-    this._timezone.name = 'timezone';
-    this._timezone.value = form.timezone;
-    this._timezone.placeholder = 'UTC';
-    this._scheduleBox.append(
-      field(`${id}-schedule`, 'Cron schedule', this._schedule),
-      this._preview,
-      field(`${id}-timezone`, 'Time zone', this._timezone)
-    );
+    this._scheduleField = new ScheduleField({
+      id,
+      schedule: form.schedule,
+      timezone: form.timezone,
+      preview
+    });
+    this._scheduleBox.append(this._scheduleField.node);
     this.node.appendChild(this._scheduleBox);
 
     this._args = h('textarea', 'jp-mod-styled jp-OrchCreateDialog-args');
@@ -133,8 +134,8 @@ export class CreateTaskBody
     return {
       kind: (checked?.value as TaskKind | undefined) ?? 'once',
       name: this._name.value,
-      schedule: this._schedule.value,
-      timezone: this._timezone.value,
+      schedule: this._scheduleField.schedule,
+      timezone: this._scheduleField.timezone,
       args: this._args.value,
       timeout: this._timeout.value,
       executor: this._executor.value
@@ -148,7 +149,7 @@ export class CreateTaskBody
     for (const radio of this._kinds) {
       radio.removeEventListener('change', this._onChange);
     }
-    this._schedule.removeEventListener('input', this._onChange);
+    this._scheduleField.dispose();
     this._args.removeEventListener('input', this._onChange);
     this._timeout.removeEventListener('input', this._onChange);
     super.dispose();
@@ -158,9 +159,6 @@ export class CreateTaskBody
   private _onChange = (): void => {
     const form = this.getValue();
     this._scheduleBox.hidden = form.kind !== 'scheduled';
-    const problem = cronProblem(form.schedule);
-    this._preview.textContent = problem ?? describeCron(form.schedule);
-    this._preview.classList.toggle('jp-mod-error', problem !== null);
     const args = parseArgs(form.args);
     this._argsProblem.textContent = typeof args === 'string' ? args : '';
     const timeout = parseTimeout(form.timeout);
@@ -171,9 +169,7 @@ export class CreateTaskBody
   private _name: HTMLInputElement;
   private _kinds: HTMLInputElement[] = [];
   private _scheduleBox: HTMLDivElement;
-  private _schedule: HTMLInputElement;
-  private _preview: HTMLDivElement;
-  private _timezone: HTMLInputElement;
+  private _scheduleField: ScheduleField;
   private _args: HTMLTextAreaElement;
   private _argsProblem: HTMLDivElement;
   private _timeout: HTMLInputElement;
@@ -217,16 +213,6 @@ export async function askForTask(
       error = messageOf(reason);
     }
   }
-}
-
-/** A label above its input. */
-function field(id: string, label: string, input: HTMLElement): HTMLElement {
-  const wrap = h('div', 'jp-OrchCreateDialog-field');
-  const text = h('label', 'jp-OrchCreateDialog-label', label);
-  text.htmlFor = id;
-  input.id = id;
-  wrap.append(text, input);
-  return wrap;
 }
 
 namespace Private {

@@ -58,11 +58,84 @@ export function cronProblem(expr: string): string | null {
   if (text.startsWith('@')) {
     return text.toLowerCase() in MACROS ? null : `unknown macro ${text}`;
   }
-  const count = text.split(/\s+/).length;
+  const fields = text.split(/\s+/);
+  const count = fields.length;
   if (count !== 5 && count !== 6) {
     return `5 fields (6 with seconds first) are needed, not ${count}`;
   }
+  const specs = count === 6 ? [SECOND, ...FIELDS] : FIELDS;
+  for (let i = 0; i < count; i++) {
+    const problem = fieldProblem(fields[i], specs[i]);
+    if (problem) {
+      return `${specs[i].name}${problem}`;
+    }
+  }
   return null;
+}
+
+/** A cron field's name, its range, and the names it takes for numbers. */
+interface IFieldSpec {
+  name: string;
+  min: number;
+  max: number;
+  names?: Record<string, number>;
+}
+
+const MONTH_NAMES: Record<string, number> = Object.fromEntries(
+  MONTHS.map((m, i) => [m.slice(0, 3).toLowerCase(), i + 1])
+);
+
+const SECOND: IFieldSpec = { name: 'second', min: 0, max: 59 };
+
+/** The five fields: minute hour day month weekday. */
+const FIELDS: IFieldSpec[] = [
+  { name: 'minute', min: 0, max: 59 },
+  { name: 'hour', min: 0, max: 23 },
+  { name: 'day of month', min: 1, max: 31 },
+  { name: 'month', min: 1, max: 12, names: MONTH_NAMES },
+  { name: 'day of week', min: 0, max: 7, names: DAY_NAMES }
+];
+
+/**
+ * What is wrong with one field's numbers (`61` as a minute), or null. Only plain forms are
+ * checked (`*`, `N`, `N-M`, `/step`, lists, names); the extensions the server also takes
+ * (`L`, `W`, `#`, `?`, `H`) are left for it to judge.
+ */
+function fieldProblem(field: string, spec: IFieldSpec): string | null {
+  if (/[LW#?H]/.test(field.replace(/[a-z]{3}/gi, ''))) {
+    return null;
+  }
+  for (const part of field.split(',')) {
+    const match = /^(\*|[a-z0-9]+(?:-[a-z0-9]+)?)(?:\/(\d+))?$/i.exec(part);
+    if (!match) {
+      return `: "${part}" is not a value, a range or a step`;
+    }
+    const [, range, step] = match;
+    if (step !== undefined && Number(step) < 1) {
+      return `: the step of "${part}" must be 1 or more`;
+    }
+    if (range === '*') {
+      continue;
+    }
+    const bounds = range.split('-').map(v => valueOf(v, spec));
+    for (const [i, value] of bounds.entries()) {
+      if (value === null) {
+        const text = range.split('-')[i];
+        return `: "${text}" is not between ${spec.min} and ${spec.max}`;
+      }
+    }
+    if (bounds.length === 2 && (bounds[0] as number) > (bounds[1] as number)) {
+      return `: the range "${range}" goes backwards`;
+    }
+  }
+  return null;
+}
+
+/** A field's value as a number in its range, or null. */
+function valueOf(text: string, spec: IFieldSpec): number | null {
+  const named = spec.names?.[text.toLowerCase()];
+  const value = named ?? (/^\d+$/.test(text) ? Number(text) : NaN);
+  return value >= spec.min && value <= spec.max ? value : null;
 }
 
 /** A readable description of a cron schedule, or the schedule itself. */

@@ -18,3 +18,17 @@ export function badge(status: string, text: string = status): HTMLElement {
   node.dataset.status = status;
   return node;
 }
+
+/** A form field: its label above its input (whose id it takes). */
+export function field(
+  id: string,
+  label: string,
+  input: HTMLElement
+): HTMLElement {
+  const wrap = h('div', 'jp-OrchCreateDialog-field');
+  const text = h('label', 'jp-OrchCreateDialog-label', label);
+  text.htmlFor = id;
+  input.id = id;
+  wrap.append(text, input);
+  return wrap;
+}

@@ -1,6 +1,7 @@
 /** Words and small pieces of text the widgets show. */
 
 import { describeCron } from './cron';
+import type { TaskRecord } from './panelapi';
 import { ITask, RunType } from './types';
 
 const KINDS: Record<RunType, string> = {
@@ -110,4 +111,34 @@ export function when(iso: string | null): string {
         second: '2-digit',
         hour12: false
       });
+}
+
+/**
+ * A fire time (ISO with its offset) as the wall clock of `zone` reads it, with the
+ * weekday: "Thu 3 Dec 09:00"; the ISO text itself if it does not parse.
+ */
+export function fireTime(iso: string, zone: string | null): string {
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) {
+    return iso;
+  }
+  const options: Intl.DateTimeFormatOptions = {
+    weekday: 'short',
+    day: 'numeric',
+    month: 'short',
+    hour: '2-digit',
+    minute: '2-digit',
+    hour12: false
+  };
+  try {
+    return date.toLocaleString([], { ...options, timeZone: zone || 'UTC' });
+  } catch {
+    return date.toLocaleString([], options);
+  }
+}
+
+/** A scheduled task's schedule in words with its zone: "At 09:00, Monday through Friday (Europe/Paris)". */
+export function scheduleWords(task: TaskRecord): string {
+  const words = task.schedule_description ?? describeCron(task.schedule ?? '');
+  return `${words} (${task.timezone || 'UTC'})`;
 }

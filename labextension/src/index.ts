@@ -16,11 +16,14 @@ import { OrchModel } from './model';
 import { FailureNotifier } from './notify';
 import { OutputDrive } from './outputdrive';
 import { OutputNotebookExtension, OutputOpener } from './outputview';
+import { openLinks } from './mime';
+import { TaskApiClient } from './panelapi';
 import { OrchSidebar } from './sidebar';
+import { TaskOpener } from './taskopener';
 import { RunningStatus } from './statusitem';
 
 /**
- * The Orchestrations sidebar, the file browser's "Create orchestration", the status bar's
+ * The Orchestrations sidebar, the main-area views of tasks (`jupyter-orch:open-task`), the file browser's "Create orchestration", the status bar's
  * running count, the notifications of failed runs, and the read-only drive (`OrchOutputs`)
  * whose notebooks are the runs' executed copies ("Open output").
  */
@@ -65,7 +68,19 @@ const plugin: JupyterFrontEndPlugin<void> = {
     );
     const opener = docManager ? new OutputOpener({ drive, docManager }) : null;
     sidebar.addWidget(new ConnectionsPanel());
-    addCommands({ app, model, sidebar, browserFactory, palette, opener });
+    const taskApi = new TaskApiClient();
+    const taskOpener = new TaskOpener({ app, model, taskApi, restorer });
+    openLinks.open = taskId => taskOpener.open(taskId);
+    addCommands({
+      app,
+      model,
+      sidebar,
+      browserFactory,
+      palette,
+      opener,
+      taskOpener,
+      taskApi
+    });
     app.shell.add(sidebar, 'left', { rank: 600 });
     restorer?.add(sidebar, 'jupyter-orch-sidebar');
     if (statusBar) {

@@ -48,6 +48,12 @@ export class LogView extends Widget {
     model.selectionChanged.connect(this._renderHeader, this);
     model.orchestrations.changed.connect(this._renderHeader, this);
     this._onLog(model.log, { reset: true, added: [] });
+    // a run going: its duration in the header keeps moving
+    this._ticker = setInterval(() => {
+      if (this.isVisible && model.selectedRun?.status === 'running') {
+        this._renderHeader();
+      }
+    }, 1000);
   }
 
   /** Whether the view keeps to the newest line. */
@@ -60,6 +66,7 @@ export class LogView extends Widget {
       return;
     }
     Signal.disconnectReceiver(this);
+    clearInterval(this._ticker);
     this._body.removeEventListener('scroll', this._onScroll);
     this._jump.removeEventListener('click', this._onJump);
     this._output.removeEventListener('click', this._onOutput);
@@ -188,4 +195,5 @@ export class LogView extends Widget {
   private _body: HTMLDivElement;
   private _jump: HTMLButtonElement;
   private _stick = true;
+  private _ticker: ReturnType<typeof setInterval>;
 }

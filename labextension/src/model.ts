@@ -51,6 +51,11 @@ export class OrchModel implements IDisposable {
     });
   }
 
+  /** The server API the parts use. */
+  get api(): IOrchApi {
+    return this._api;
+  }
+
   /** The workspaces and their orchestrations. */
   readonly orchestrations: OrchestrationsModel;
 
@@ -287,7 +292,8 @@ export class OrchModel implements IDisposable {
       await orchestrations.load();
     }
     poll.apply();
-    this.activity.apply(activity);
+    const seen = poll.tasks.filter(t => t.last_runs[0]?.status === 'running');
+    this.activity.apply(activity, seen.length);
     await this._loadSelected(poll.tasks);
     await this._loadRuns();
   }

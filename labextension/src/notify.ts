@@ -90,12 +90,11 @@ export class FailureNotifier implements IDisposable {
       actions: [
         {
           label: 'Open log',
-          caption: 'Show the run and its log in the Orchestrations panel',
+          caption:
+            "Show the run and its log: in the task's view, and selected in the Orchestrations panel",
           callback: () => {
-            void commands.execute(CommandIDs.openRun, {
-              taskId,
-              runId
-            });
+            void commands.execute(CommandIDs.openRun, { taskId, runId });
+            void commands.execute(CommandIDs.openTask, { taskId, runId });
           }
         }
       ]

@@ -30,6 +30,20 @@ export class RunList extends RowsPanel<ITaskRun> {
     model.selectionChanged.connect(this._onSelection, this);
     model.orchestrations.changed.connect(this._onKind, this);
     this._onRuns();
+    // a run going: its duration keeps moving
+    this._ticker = setInterval(() => {
+      if (
+        this.isVisible &&
+        model.runs.items.some(r => r.status === 'running')
+      ) {
+        this.rows.update();
+      }
+    }, 1000);
+  }
+
+  override dispose(): void {
+    clearInterval(this._ticker);
+    super.dispose();
   }
 
   private _onRuns(): void {
@@ -84,5 +98,6 @@ export class RunList extends RowsPanel<ITaskRun> {
   }
 
   private _model: OrchModel;
+  private _ticker: ReturnType<typeof setInterval>;
   protected readonly rows: VirtualRows<ITaskRun>;
 }

@@ -52,6 +52,14 @@ export class OrchSidebar extends SidePanel {
     header.node.append(heading, engine, this._error);
     this.header.addWidget(header);
 
+    this.toolbar.addItem(
+      'open-task',
+      new CommandToolbarButton({
+        commands,
+        id: CommandIDs.openTask,
+        label: ''
+      })
+    );
     for (const id of [
       CommandIDs.runNow,
       CommandIDs.pauseResume,
@@ -66,7 +74,11 @@ export class OrchSidebar extends SidePanel {
     );
 
     this.addWidget(new OrchList(model));
-    this.addWidget(new TaskList(model));
+    this.addWidget(
+      new TaskList(model, taskId => {
+        void commands.execute(CommandIDs.openTask, { taskId });
+      })
+    );
     this.addWidget(new RunList(model));
     this.addWidget(new LogView(model, commands));
     (this.content as AccordionPanel).setRelativeSizes([1, 3, 1.5, 3]);

@@ -3,6 +3,7 @@ import { kindOf, scheduleOf, statusWord, taskName, when } from './format';
 import { OrchModel } from './model';
 import { ITask } from './types';
 import { RowsPanel } from './rowspanel';
+import { sparkline } from './sparkline';
 import { VirtualRows } from './virtualrows';
 
 /**
@@ -10,9 +11,10 @@ import { VirtualRows } from './virtualrows';
  * is loaded first; scrolling to the end, or "Load more" below the list, loads the next.
  */
 export class TaskList extends RowsPanel<ITask> {
-  constructor(model: OrchModel) {
+  constructor(model: OrchModel, onOpen?: (taskId: string) => void) {
     super();
     this._model = model;
+    this._onOpen = onOpen ?? null;
     this.addClass('jp-OrchTaskList');
     this.title.label = 'Tasks';
 
@@ -25,6 +27,8 @@ export class TaskList extends RowsPanel<ITask> {
     const hide = h('label', 'jp-OrchTaskList-hideKilled');
     this._hideKilled = h('input', '');
     this._hideKilled.type = 'checkbox';
+    // killed tasks make no run any more: out of the way unless asked for
+    this._hideKilled.checked = true;
     this._hideKilled.addEventListener('change', this._onFilterInput);
     hide.append(this._hideKilled, ' Hide killed');
     filters.append(this._search, hide);
@@ -67,6 +71,7 @@ export class TaskList extends RowsPanel<ITask> {
     this._moreButton.addEventListener('click', this._onMoreClick);
     this._moreBar.append(this._moreLabel, this._moreButton);
     this.node.append(filters, this._orchBar, this.rows.node, this._moreBar);
+    this.rows.node.addEventListener('click', this._onDoubleClick);
 
     model.tasks.changed.connect(this._refilter, this);
     model.tasks.filterChanged.connect(this._refilter, this);
@@ -85,6 +90,7 @@ export class TaskList extends RowsPanel<ITask> {
       this._search.removeEventListener('input', this._onFilterInput);
       this._hideKilled.removeEventListener('change', this._onFilterInput);
       this._moreButton.removeEventListener('click', this._onMoreClick);
+      this.rows.node.removeEventListener('click', this._onDoubleClick);
     }
     super.dispose();
   }
@@ -179,6 +185,10 @@ export class TaskList extends RowsPanel<ITask> {
       h('span', 'jp-OrchTaskList-name', taskName(task)),
       h('span', 'jp-OrchTaskList-kind', kindOf(task))
     );
+    const spark = sparkline(task.last_runs);
+    if (spark) {
+      top.append(spark);
+    }
     const bottom = h('div', 'jp-OrchTaskList-line jp-OrchTaskList-details');
     bottom.append(
       h('span', 'jp-OrchTaskList-schedule', scheduleOf(task)),
@@ -188,6 +198,24 @@ export class TaskList extends RowsPanel<ITask> {
     );
     row.append(top, bottom);
   }
+
+  /**
+   * A double-click on a row opens the task's view (the second click of a pair: the first
+   * one's selection builds the row again, so no `dblclick` would come).
+   */
+  private _onDoubleClick = (event: MouseEvent): void => {
+    if (event.detail !== 2) {
+      return;
+    }
+    const row = (event.target as HTMLElement).closest<HTMLElement>(
+      '.jp-OrchTaskList-row'
+    );
+    // the first click selected the row, which may have been built again since
+    const id = row?.dataset.key ?? this._model.selectedTaskId;
+    if (id && this._onOpen) {
+      this._onOpen(id);
+    }
+  };
 
   private _onFilterInput = (): void => {
     this._refilter();
@@ -202,6 +230,7 @@ export class TaskList extends RowsPanel<ITask> {
   };
 
   private _model: OrchModel;
+  private _onOpen: ((taskId: string) => void) | null;
   protected readonly rows: VirtualRows<ITask>;
   private _search: HTMLInputElement;
   private _hideKilled: HTMLInputElement;

@@ -4,6 +4,7 @@ import { ISignal, Signal } from '@lumino/signaling';
 import { isNotFound } from './errors';
 import { LoadQueue } from './loadqueue';
 import { OrchestrationsModel } from './orchestrationsmodel';
+import { SPARK_RUNS } from './sparkline';
 import { TaskPages } from './taskpages';
 import { IOrchApi, ITask, ITaskQuery } from './types';
 
@@ -253,7 +254,7 @@ export class TasksModel implements IDisposable {
   }
 
   private _query(pages: TaskPages, limit: number, after?: string): ITaskQuery {
-    const query: ITaskQuery = { runLimit: 1, limit };
+    const query: ITaskQuery = { runLimit: SPARK_RUNS, limit };
     if (after !== undefined) {
       query.after = after;
     }

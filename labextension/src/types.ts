@@ -113,6 +113,10 @@ export interface ITask {
   last_skipped: ISkip[];
   /** Where its runs execute (`local`, `dask`). */
   executor: string | null;
+  /** Up to three ISO times with the offset of the task's zone ([] when not scheduled). */
+  next_fires: string[];
+  /** The schedule in words, without the zone (null without a schedule). */
+  schedule_description: string | null;
 }
 
 /** One execution of a task. */

@@ -38,6 +38,17 @@ describe('ActivityModel', () => {
       expect(activity.runningCount).toBe(1);
       expect(counts).toEqual([2, 1]);
     });
+
+    it('says no less than a list polled with it shows running', () => {
+      const answer = { running: 0, failed: [], as_of: api.stamp() };
+      activity.apply(answer, 2);
+      expect(activity.runningCount).toBe(2);
+      // an answer alone (the list not polled) is taken as it is
+      activity.apply({ ...answer, as_of: api.stamp() });
+      expect(activity.runningCount).toBe(0);
+      activity.apply({ ...answer, running: 3, as_of: api.stamp() }, 1);
+      expect(activity.runningCount).toBe(3);
+    });
   });
 
   describe('failed runs', () => {

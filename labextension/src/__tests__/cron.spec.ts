@@ -62,3 +62,30 @@ describe('cronProblem', () => {
     expect(cronProblem('@sometimes')).toBe('unknown macro @sometimes');
   });
 });
+
+describe('cronProblem, field by field', () => {
+  it.each([
+    ['61 * * * *', /^minute: "61" is not between 0 and 59$/],
+    ['0 24 * * *', /hour.*"24"/],
+    ['0 0 0 * *', /day of month.*"0" is not between 1 and 31/],
+    ['0 0 * 13 *', /month.*"13"/],
+    ['0 0 * * 8', /day of week.*"8"/],
+    ['60 * * * * *', /second.*"60"/],
+    ['0 10-5 * * *', /goes backwards/],
+    ['*/0 * * * *', /step/],
+    ['x * * * *', /minute.*"x"/]
+  ])('refuses %s', (expr, message) => {
+    expect(cronProblem(expr)).toMatch(message);
+  });
+
+  it.each([
+    '59 23 31 12 7',
+    '*/15 9-17 * jan-mar mon-fri',
+    '0 0 L * *',
+    '0 0 * * 5#3',
+    '0,30 */2 1,15 * *',
+    '*/2 * * * * *'
+  ])('takes %s', expr => {
+    expect(cronProblem(expr)).toBeNull();
+  });
+});

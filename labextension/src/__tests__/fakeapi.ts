@@ -172,6 +172,8 @@ export class FakeApi implements IOrchApi {
       keep_days: null,
       last_skipped: [],
       executor: 'local',
+      next_fires: [],
+      schedule_description: null,
       ...partial
     };
     this.tasks.unshift(task);

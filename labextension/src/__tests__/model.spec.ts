@@ -45,9 +45,9 @@ describe('OrchModel', () => {
       expect(tasksChanged).toBe(2);
     });
 
-    it('asks for the newest page of tasks with one run each', async () => {
+    it('asks for the newest page of tasks with the runs of their sparklines', async () => {
       await model.refresh();
-      expect(api.calls).toContain('tasks 1 limit=100');
+      expect(api.calls).toContain('tasks 8 limit=100');
     });
 
     it("rejects with the server's message and says it until a refresh works", async () => {
@@ -327,8 +327,8 @@ describe('OrchModel', () => {
       // the whole poll, as the poller would make it
       expect(api.calls).toEqual(
         expect.arrayContaining([
-          `tasks 1 limit=3 orch=${old.id}`,
-          'tasks 1 limit=3',
+          `tasks 8 limit=3 orch=${old.id}`,
+          'tasks 8 limit=3',
           'activity since'
         ])
       );
@@ -353,7 +353,7 @@ describe('OrchModel', () => {
       polling.start();
       await jest.advanceTimersByTimeAsync(10);
       const count = () =>
-        polled.calls.filter(c => c === 'tasks 1 limit=100').length;
+        polled.calls.filter(c => c === 'tasks 8 limit=100').length;
       expect(count()).toBe(1);
       await jest.advanceTimersByTimeAsync(1000);
       expect(count()).toBe(2);
@@ -374,7 +374,7 @@ describe('OrchModel', () => {
         isHidden: () => hidden
       });
       const count = () =>
-        polled.calls.filter(c => c === 'tasks 1 limit=100').length;
+        polled.calls.filter(c => c === 'tasks 8 limit=100').length;
       polling.start();
       await jest.advanceTimersByTimeAsync(9000);
       expect(count()).toBe(1);

@@ -59,7 +59,8 @@ describe('FailureNotifier', () => {
     ]);
     mockShown[0].actions[0].callback();
     expect(executed).toEqual([
-      [CommandIDs.openRun, { taskId: failure(1).taskId, runId: 'run-1' }]
+      [CommandIDs.openRun, { taskId: failure(1).taskId, runId: 'run-1' }],
+      [CommandIDs.openTask, { taskId: failure(1).taskId, runId: 'run-1' }]
     ]);
   });
 

@@ -60,11 +60,11 @@ describe('TasksModel', () => {
     queue.dispose();
   });
 
-  it('asks for the newest page of tasks with one run each', async () => {
+  it('asks for the newest page of tasks with the runs of their sparklines', async () => {
     const plain = makeTasks({ pageSize: undefined, maxPolledTasks: undefined });
     try {
       (await plain.fetch()).apply();
-      expect(taskCalls()).toEqual(['tasks 1 limit=100']);
+      expect(taskCalls()).toEqual(['tasks 8 limit=100']);
     } finally {
       plain.dispose();
     }
@@ -89,7 +89,7 @@ describe('TasksModel', () => {
     await refresh();
     expect(names(tasks.items)).toEqual(['t7', 't6', 't5']);
     expect(tasks.hasMore).toBe(true);
-    expect(taskCalls()).toEqual(['tasks 1 limit=3']);
+    expect(taskCalls()).toEqual(['tasks 8 limit=3']);
 
     await tasks.loadMore();
     expect(names(tasks.items)).toEqual(['t7', 't6', 't5', 't4', 't3', 't2']);
@@ -97,9 +97,9 @@ describe('TasksModel', () => {
     expect(names(tasks.items)).toEqual(EIGHT);
     expect(tasks.hasMore).toBe(false);
     expect(taskCalls()).toEqual([
-      'tasks 1 limit=3',
-      `tasks 1 limit=3 after=${made[5].id}`,
-      `tasks 1 limit=3 after=${made[2].id}`
+      'tasks 8 limit=3',
+      `tasks 8 limit=3 after=${made[5].id}`,
+      `tasks 8 limit=3 after=${made[2].id}`
     ]);
 
     // every task is loaded: nothing more is asked
@@ -129,7 +129,7 @@ describe('TasksModel', () => {
     await tasks.loadMore();
     api.calls = [];
     await refresh();
-    expect(taskCalls()).toEqual(['tasks 1 limit=6']);
+    expect(taskCalls()).toEqual(['tasks 8 limit=6']);
     expect(tasks.items.length).toBe(6);
 
     await tasks.loadMore();
@@ -138,7 +138,7 @@ describe('TasksModel', () => {
     made[7].status = 'success';
     await refresh();
     // nine wanted, six polled: the two oldest keep their last known state
-    expect(taskCalls()).toEqual(['tasks 1 limit=6']);
+    expect(taskCalls()).toEqual(['tasks 8 limit=6']);
     expect(names(tasks.items)).toEqual(EIGHT);
     expect(tasks.task(made[7].id)?.status).toBe('success');
     expect(tasks.task(made[0].id)?.status).toBe('started');
@@ -239,13 +239,13 @@ describe('TasksModel', () => {
     expect(pollsAsked).toBe(1);
     await until(() => tasks.items.length === 3);
     expect(names(tasks.items)).toEqual(['o4', 'o3', 'o2']);
-    expect(taskCalls()).toContain(`tasks 1 limit=3 orch=${old.id}`);
+    expect(taskCalls()).toContain(`tasks 8 limit=3 orch=${old.id}`);
     expect(tasks.count(old.id)).toEqual({ count: 3, exact: false });
 
     await tasks.loadMore();
     expect(names(tasks.items)).toEqual(['o4', 'o3', 'o2', 'o1', 'o0']);
     expect(taskCalls()).toContain(
-      `tasks 1 limit=3 after=${mine[2].id} orch=${old.id}`
+      `tasks 8 limit=3 after=${mine[2].id} orch=${old.id}`
     );
     expect(tasks.count(old.id)).toEqual({ count: 5, exact: true });
 
@@ -253,7 +253,7 @@ describe('TasksModel', () => {
     api.calls = [];
     await refresh();
     expect(taskCalls().sort()).toEqual(
-      ['tasks 1 limit=3', `tasks 1 limit=6 orch=${old.id}`].sort()
+      ['tasks 8 limit=3', `tasks 8 limit=6 orch=${old.id}`].sort()
     );
 
     tasks.setOrchFilter(null);
@@ -272,6 +272,6 @@ describe('TasksModel', () => {
     expect(pollsAsked).toBe(0);
     expect(api.calls).toEqual([]);
     await refresh();
-    expect(taskCalls()).toContain(`tasks 1 limit=3 orch=${orch.id}`);
+    expect(taskCalls()).toContain(`tasks 8 limit=3 orch=${orch.id}`);
   });
 });
