@@ -170,6 +170,7 @@ export class FakeApi implements IOrchApi {
       starting_deadline_seconds: null,
       keep_runs: null,
       keep_days: null,
+      max_log_bytes: null,
       last_skipped: [],
       executor: 'local',
       next_fires: [],
