@@ -7,7 +7,6 @@ import io
 import json
 import os
 import pwd
-import shutil
 import subprocess
 import time
 import zipfile
@@ -18,6 +17,7 @@ from typing import Any
 import pytest
 import requests
 
+from .browser import CHROMIUM, NO_CHROMIUM, ROOT, has_playwright, run_steps
 from .jhub import PASSWORD, Hub, UnixUsers, build_wheel, read_json, skip_reason, users_venv
 
 pytestmark = [pytest.mark.skipif(skip_reason() is not None, reason=str(skip_reason()))]
@@ -403,14 +403,12 @@ def test_users_see_only_their_own_and_admins_see_everything(
         assert admin.post("task/get_by_id", {"id": made[user]["task"]})["name"] == f"{user}-task"
 
 
-CHROMIUM = shutil.which("chromium")
-SCRIPT = Path(__file__).resolve().parent.parent / "ui-tests" / "hub-sidebar.mjs"
-OUTPUT = Path(__file__).resolve().parent.parent / "test-output" / "hub-browser"
+OUTPUT = ROOT / "test-output" / "hub-browser"
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)")
+@pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
 @pytest.mark.skipif(
-    not (SCRIPT.parent.parent / "labextension" / "node_modules" / "playwright-core").is_dir(),
+    not has_playwright(),
     reason="playwright-core is not installed (jlpm install in labextension/)",
 )
 @pytest.mark.timeout(300)
@@ -429,25 +427,12 @@ def test_a_user_logs_in_and_the_sidebar_lists_only_their_tasks(
         "hub": f"{hub.url}/",
         "user": ALICE,
         "password": PASSWORD,
-        "chromium": CHROMIUM,
         "output": str(OUTPUT),
         "mine": [f"{ALICE}-sidebar"],
         "others": [f"{BOB}-sidebar", f"{BOB}-task"],
         "engine": "Engine: JupyterHub service orch",
     }
-    result = subprocess.run(
-        ["node", str(SCRIPT)],
-        env=dict(os.environ, BROWSER_TEST_CONFIG=json.dumps(config)),
-        capture_output=True,
-        text=True,
-        timeout=280,
-        check=False,
-    )
-    print(result.stdout)
-    assert result.returncode == 0, (
-        f"browser steps failed (screenshots in {OUTPUT}):\n{result.stdout}\n{result.stderr}"
-        f"\n--- hub log ---\n{hub.log()[-5000:]}"
-    )
+    run_steps("hub-sidebar.mjs", config, 280, hub.log)
 
 
 NOTEBOOK = {

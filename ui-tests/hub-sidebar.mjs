@@ -14,70 +14,13 @@
 // Each step prints one line; on a failure the page is saved as NN-step-FAILED.png.
 
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { join } from 'node:path';
 
-// playwright-core is a devDependency of the labextension: resolve it from there.
-const require = createRequire(
-  new URL('../labextension/package.json', import.meta.url)
-);
-const { chromium } = require('playwright-core');
+import { config, run, sidebar, sidebarTab, step } from './lab.mjs';
 
-const config = JSON.parse(process.env.BROWSER_TEST_CONFIG ?? '{}');
-const TIMEOUT = 60_000;
-const sidebar = '.jp-OrchSidebar';
 const taskNames = `${sidebar} .jp-OrchTaskList .jp-OrchTaskList-name`;
 
-mkdirSync(config.output, { recursive: true });
-
-let stepNumber = 0;
-
-/** Run one step; screenshot the page after it (or after its failure). */
-async function step(page, name, body) {
-  stepNumber += 1;
-  const label = `${String(stepNumber).padStart(2, '0')}-${name}`;
-  const started = Date.now();
-  try {
-    await body();
-  } catch (error) {
-    await page.screenshot({ path: join(config.output, `${label}-FAILED.png`) });
-    console.log(`step ${label}: FAILED after ${Date.now() - started} ms`);
-    throw error;
-  }
-  await page.screenshot({ path: join(config.output, `${label}.png`) });
-  console.log(`step ${label}: ok (${Date.now() - started} ms)`);
-}
-
-async function main() {
-  const browser = await chromium.launch({
-    executablePath: config.chromium,
-    headless: true,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync'
-    ]
-  });
-  const page = await (
-    await browser.newContext({ viewport: { width: 1440, height: 900 } })
-  ).newPage();
-  page.setDefaultTimeout(TIMEOUT);
-  const pageErrors = [];
-  page.on('console', message => {
-    if (
-      message.type() === 'error' &&
-      /jupyter_orch|jupyter-orch/.test(message.text())
-    ) {
-      pageErrors.push(message.text());
-    }
-  });
-
-  try {
+run(
+  async page => {
     await step(page, 'hub-login', async () => {
       await page.goto(`${config.hub}hub/login`);
       await page.fill('#username_input', config.user);
@@ -89,9 +32,7 @@ async function main() {
     });
 
     await step(page, 'sidebar-names-the-hub-service', async () => {
-      await page
-        .locator('.jp-SideBar.jp-mod-left li[data-id="jp-orch-sidebar"]')
-        .click();
+      await sidebarTab(page).click();
       const engine = page.locator(`${sidebar} .jp-OrchSidebar-engine`);
       await page.waitForFunction(
         ([selector, text]) =>
@@ -113,13 +54,7 @@ async function main() {
         );
       }
     });
-    assert.deepEqual(pageErrors, []);
-  } finally {
-    await browser.close();
-  }
-}
-
-main().catch(error => {
-  console.error(error);
-  process.exit(1);
-});
+  },
+  // the Hub's pages are not the extension's: only its console errors count
+  { timeout: 60_000, pageErrorFilter: null }
+);

@@ -19,97 +19,24 @@
 // Each step prints one line; on a failure the page is saved as NN-step-FAILED.png.
 
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { join } from 'node:path';
 
-// playwright-core is a devDependency of the labextension: resolve it from there.
-const require = createRequire(
-  new URL('../labextension/package.json', import.meta.url)
-);
-const { chromium } = require('playwright-core');
+import {
+  API,
+  api,
+  config,
+  openLab,
+  run,
+  setTheme,
+  sidebar,
+  sidebarTab,
+  step,
+  taskRow,
+  taskRows,
+  until
+} from './lab.mjs';
 
-const config = JSON.parse(process.env.BROWSER_TEST_CONFIG ?? '{}');
-const API = `${config.url}orch/v1/api`;
-const TIMEOUT = 30_000;
-
-mkdirSync(config.output, { recursive: true });
-
-/** POST to the orchestration API with the server's token. */
-async function api(endpoint, body) {
-  const response = await fetch(`${API}/${endpoint}`, {
-    method: 'POST',
-    headers: {
-      Authorization: `token ${config.token}`,
-      'Content-Type': 'application/json'
-    },
-    body: JSON.stringify(body ?? {})
-  });
-  const text = await response.text();
-  assert.ok(response.ok, `${endpoint}: ${response.status} ${text}`);
-  return JSON.parse(text);
-}
-
-/** Poll until `check()` is truthy (it may be async), or fail with `what`. */
-async function until(what, check, timeout = TIMEOUT) {
-  const deadline = Date.now() + timeout;
-  for (;;) {
-    const value = await check();
-    if (value) {
-      return value;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${what}`);
-    }
-    await new Promise(resolve => setTimeout(resolve, 200));
-  }
-}
-
-let stepNumber = 0;
-
-/** Run one step; screenshot the page after it (or after its failure). */
-async function step(page, name, body) {
-  stepNumber += 1;
-  const label = `${String(stepNumber).padStart(2, '0')}-${name}`;
-  const started = Date.now();
-  try {
-    await body();
-  } catch (error) {
-    await page.screenshot({ path: join(config.output, `${label}-FAILED.png`) });
-    console.log(`step ${label}: FAILED after ${Date.now() - started} ms`);
-    throw error;
-  }
-  await page.screenshot({ path: join(config.output, `${label}.png`) });
-  console.log(`step ${label}: ok (${Date.now() - started} ms)`);
-}
-
-const sidebar = '.jp-OrchSidebar';
-const taskRows = `${sidebar} .jp-OrchTaskList .jp-OrchRows-row`;
 const runRows = `${sidebar} .jp-OrchRunList .jp-OrchRows-row`;
 const logLines = `${sidebar} .jp-OrchLogView-line`;
-
-/** The task row named `name`. */
-function taskRow(page, name) {
-  return page
-    .locator(taskRows)
-    .filter({ has: page.locator('.jp-OrchTaskList-name', { hasText: name }) });
-}
-
-async function setTheme(page, theme, light) {
-  await page.evaluate(
-    name =>
-      window.jupyterapp.commands.execute('apputils:change-theme', {
-        theme: name
-      }),
-    theme
-  );
-  await page.waitForSelector(`body[data-jp-theme-light="${light}"]`, {
-    state: 'attached',
-    timeout: TIMEOUT
-  });
-  // let the theme's stylesheet settle before a screenshot
-  await page.waitForTimeout(500);
-}
 
 /**
  * Whether a page error is the one `@jupyter-widgets/jupyterlab-manager` throws for every
@@ -305,51 +232,15 @@ async function widgetSteps(page) {
   });
 }
 
-async function main() {
-  const browser = await chromium.launch({
-    executablePath: config.chromium,
-    headless: true,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync'
-    ]
-  });
-  const context = await browser.newContext({
-    viewport: { width: 1440, height: 900 }
-  });
-  const page = await context.newPage();
-  page.setDefaultTimeout(TIMEOUT);
-  const pageErrors = [];
-  page.on('pageerror', error => {
-    if (!isWidgetManagerNoKernel(error)) {
-      pageErrors.push(String(error));
-    }
-  });
-  page.on('console', message => {
-    if (
-      message.type() === 'error' &&
-      /jupyter_orch|jupyter-orch/.test(message.text())
-    ) {
-      pageErrors.push(message.text());
-    }
-  });
-
-  try {
+run(
+  async page => {
     await step(page, 'lab-opens', async () => {
-      await page.goto(`${config.url}lab?token=${config.token}`);
-      await page.waitForSelector('#jupyterlab-splash', { state: 'detached' });
+      await openLab(page);
       await page.waitForSelector('.jp-SideBar.jp-mod-left .lm-TabBar-tab');
     });
 
     await step(page, 'sidebar-opens', async () => {
-      const tab = page.locator(
-        '.jp-SideBar.jp-mod-left li[data-id="jp-orch-sidebar"]'
-      );
+      const tab = sidebarTab(page);
       assert.equal(await tab.getAttribute('title'), 'Orchestrations');
       await tab.click();
       await page.waitForSelector(`${sidebar} .jp-OrchSidebar-title`);
@@ -544,9 +435,7 @@ async function main() {
 
     await step(page, 'failure-notification-sidebar-closed', async () => {
       // closed, the sidebar polls only task/activity: failures are still announced
-      const tab = page.locator(
-        '.jp-SideBar.jp-mod-left li[data-id="jp-orch-sidebar"]'
-      );
+      const tab = sidebarTab(page);
       await tab.click();
       await page.locator(sidebar).waitFor({ state: 'hidden' });
       await api('task/run_once', {
@@ -741,19 +630,6 @@ async function main() {
     if (config.notebook) {
       await widgetSteps(page);
     }
-
-    assert.deepEqual(pageErrors, [], 'no errors of the extension in the page');
-  } finally {
-    await browser.close();
-  }
-}
-
-main().then(
-  () => {
-    console.log(`browser steps: ${stepNumber} passed`);
   },
-  error => {
-    console.error(error);
-    process.exit(1);
-  }
+  { pageErrorFilter: error => !isWidgetManagerNoKernel(error) }
 );

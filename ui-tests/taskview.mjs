@@ -17,81 +17,28 @@
 
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 
-const require = createRequire(
-  new URL('../labextension/package.json', import.meta.url)
-);
-const { chromium } = require('playwright-core');
+import {
+  API,
+  api,
+  config,
+  openLab,
+  orchRows,
+  run,
+  setTheme,
+  shotPath,
+  sidebar,
+  sidebarTab,
+  step,
+  stepCount,
+  taskRow,
+  taskRows,
+  until
+} from './lab.mjs';
 
-const config = JSON.parse(process.env.BROWSER_TEST_CONFIG ?? '{}');
-const API = `${config.url}orch/v1/api`;
-const TIMEOUT = 30_000;
 const ZONE = 'America/New_York';
-
-mkdirSync(config.output, { recursive: true });
-
-async function api(endpoint, body) {
-  const response = await fetch(`${API}/${endpoint}`, {
-    method: 'POST',
-    headers: {
-      Authorization: `token ${config.token}`,
-      'Content-Type': 'application/json'
-    },
-    body: JSON.stringify(body ?? {})
-  });
-  const text = await response.text();
-  return { status: response.status, body: text ? JSON.parse(text) : null };
-}
-
-async function until(what, check, timeout = TIMEOUT) {
-  const deadline = Date.now() + timeout;
-  for (;;) {
-    const value = await check();
-    if (value) {
-      return value;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${what}`);
-    }
-    await new Promise(resolve => setTimeout(resolve, 200));
-  }
-}
-
-let stepNumber = 0;
-
-async function step(page, name, body) {
-  stepNumber += 1;
-  const label = `${String(stepNumber).padStart(2, '0')}-${name}`;
-  const started = Date.now();
-  try {
-    await body();
-  } catch (error) {
-    await page.screenshot({ path: join(config.output, `${label}-FAILED.png`) });
-    console.log(`step ${label}: FAILED after ${Date.now() - started} ms`);
-    throw error;
-  }
-  const path = join(config.output, `${label}.png`);
-  await page.screenshot({ path });
-  console.log(`step ${label}: ok (${Date.now() - started} ms)`);
-  return path;
-}
-
-async function setTheme(page, theme, light) {
-  await page.evaluate(
-    name =>
-      window.jupyterapp.commands.execute('apputils:change-theme', {
-        theme: name
-      }),
-    theme
-  );
-  await page.waitForSelector(`body[data-jp-theme-light="${light}"]`, {
-    state: 'attached',
-    timeout: TIMEOUT
-  });
-  await page.waitForTimeout(500);
-}
+const view = '.jp-OrchTaskPanel';
 
 /**
  * Every visible badge's contrast (WCAG 2 relative luminance of its text against the first
@@ -159,67 +106,24 @@ async function checkBadges(page, where) {
   console.log(`  ${badges.length} badges ${where}: lowest contrast ${worst.toFixed(2)}:1`);
 }
 
-const sidebar = '.jp-OrchSidebar';
-const taskRows = `${sidebar} .jp-OrchTaskList .jp-OrchRows-row`;
-const view = '.jp-OrchTaskPanel';
+run(
+  async page => {
+    const spec = await (
+      await fetch(`${API}/openapi.json`, {
+        headers: { Authorization: `token ${config.token}` }
+      })
+    ).json();
+    const has = endpoint => `/orch/v1/api/${endpoint}` in spec.paths;
+    const hasPreview = has('schedule/preview');
+    const hasEdit = has('task/update') && has('task/history');
+    const hasRerun = has('task/rerun');
+    console.log(
+      `  this server: schedule/preview ${hasPreview}, task/update ${hasEdit}, task/rerun ${hasRerun}`
+    );
 
-function taskRow(page, name) {
-  return page
-    .locator(taskRows)
-    .filter({ has: page.locator('.jp-OrchTaskList-name', { hasText: name }) });
-}
-
-async function main() {
-  const browser = await chromium.launch({
-    executablePath: config.chromium,
-    headless: true,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync'
-    ]
-  });
-  const context = await browser.newContext({
-    viewport: { width: 1440, height: 900 },
-    timezoneId: ZONE,
-    acceptDownloads: true
-  });
-  const page = await context.newPage();
-  page.setDefaultTimeout(TIMEOUT);
-  const pageErrors = [];
-  page.on('pageerror', error => pageErrors.push(String(error)));
-  page.on('console', message => {
-    if (
-      message.type() === 'error' &&
-      /jupyter_orch|jupyter-orch/.test(message.text())
-    ) {
-      pageErrors.push(message.text());
-    }
-  });
-  const spec = await (
-    await fetch(`${API}/openapi.json`, {
-      headers: { Authorization: `token ${config.token}` }
-    })
-  ).json();
-  const has = endpoint => `/orch/v1/api/${endpoint}` in spec.paths;
-  const hasPreview = has('schedule/preview');
-  const hasEdit = has('task/update') && has('task/history');
-  const hasRerun = has('task/rerun');
-  console.log(
-    `  this server: schedule/preview ${hasPreview}, task/update ${hasEdit}, task/rerun ${hasRerun}`
-  );
-
-  try {
     await step(page, 'sidebar-sparklines', async () => {
-      await page.goto(`${config.url}lab?token=${config.token}`);
-      await page.waitForSelector('#jupyterlab-splash', { state: 'detached' });
-      await page
-        .locator('.jp-SideBar.jp-mod-left li[data-id="jp-orch-sidebar"]')
-        .click();
+      await openLab(page);
+      await sidebarTab(page).click();
       const row = taskRow(page, config.task.name);
       await row.waitFor();
       const bars = row.locator('.jp-OrchSpark-bar');
@@ -248,6 +152,12 @@ async function main() {
       assert.match(facts, /Europe\/Paris/);
       assert.match(facts, /scheduled/);
       assert.match(facts, /python \(main\.py\)/);
+      // the Executor row names the task's executor; what runs has its own row
+      const task = await api('task/get_by_id', { id: config.task.id });
+      const fact = term =>
+        panel.locator('.jp-OrchTaskPanel-facts dt', { hasText: term }).locator('xpath=following-sibling::dd[1]');
+      assert.equal(await fact('Executor').textContent(), task.executor || "the server's default");
+      assert.equal(await fact(/^Runs$/).textContent(), 'python (main.py)');
       assert.match(facts, /"lines":40/);
       assert.match(facts, /600 s/);
       if (hasPreview) {
@@ -320,7 +230,7 @@ async function main() {
         node.scrollTop = 0;
       });
     });
-    const shot = join(config.output, `${String(stepNumber).padStart(2, '0')}-task-view-light-again.png`);
+    const shot = shotPath(stepCount(), 'task-view-light-again');
     if (config.docsShot) {
       mkdirSync(dirname(config.docsShot), { recursive: true });
       copyFileSync(shot, config.docsShot);
@@ -374,7 +284,7 @@ async function main() {
 
     await step(page, 'delete-orchestration-dialog', async () => {
       const del = config.deleteOrch;
-      const row = page.locator(`${sidebar} .jp-OrchOrchList .jp-OrchRows-row`, {
+      const row = page.locator(orchRows, {
         hasText: del.name
       });
       await row.click({ button: 'right' });
@@ -391,7 +301,7 @@ async function main() {
       await page.locator('.jp-Dialog').waitFor({ state: 'detached' });
       await page.getByText(`Deleted “${del.name}” with its 2 tasks and 2 runs.`).first().waitFor();
       await page
-        .locator(`${sidebar} .jp-OrchOrchList .jp-OrchRows-row`, { hasText: del.name })
+        .locator(orchRows, { hasText: del.name })
         .waitFor({ state: 'detached' });
       await taskRow(page, 'doomed-1').waitFor({ state: 'detached' });
     });
@@ -416,7 +326,7 @@ async function main() {
         await form.waitFor({ state: 'detached' });
         const facts = panel.locator('.jp-OrchTaskPanel-facts');
         await facts.locator('dd', { hasText: '900 s' }).waitFor();
-        const task = (await api('task/get_by_id', { id: config.task.id })).body;
+        const task = await api('task/get_by_id', { id: config.task.id });
         assert.equal(task.schedule, '30 7 * * 1-5');
         assert.equal(task.timeout, 900);
         // the next fire times follow at once, on the task zone's clock
@@ -468,7 +378,7 @@ async function main() {
         assert.match(await again.getAttribute('title'), /a new run-once task/);
         await again.click();
         const tasks = await until('a second run-once task', async () => {
-          const listed = (await api('task/list', { orch_id: once.orchId })).body;
+          const listed = await api('task/list', { orch_id: once.orchId });
           const named = listed.filter(t => t.name === once.name);
           return named.length === 2 ? named : null;
         });
@@ -573,20 +483,6 @@ async function main() {
           .waitFor();
       });
     }
-
-    assert.deepEqual(pageErrors, [], 'no errors of the extension in the page');
-  } finally {
-    if (pageErrors.length) {
-      console.log(`page errors: ${pageErrors.join('\n')}`);
-    }
-    await browser.close();
-  }
-}
-
-main().then(
-  () => console.log(`browser steps: ${stepNumber} passed`),
-  error => {
-    console.error(error);
-    process.exit(1);
-  }
+  },
+  { contextOptions: { timezoneId: ZONE, acceptDownloads: true } }
 );

@@ -8,7 +8,7 @@ import {
 } from './panelapi';
 import { ScheduleField } from './schedulefield';
 import { parseArgs, parseTimeout } from './taskform';
-import { ConcurrencyPolicy, JSONObject } from './types';
+import { ConcurrencyPolicy } from './types';
 
 /** The edit form's values, as typed. */
 export interface IEditValues {
@@ -67,30 +67,33 @@ export function changesOf(
   if (name !== (task.name ?? '')) {
     changes.name = name || null;
   }
-  const args = parseArgs(values.args);
-  if (typeof args === 'string') {
-    problems.push(args);
-  } else if (JSON.stringify(args) !== JSON.stringify(task.input_data ?? {})) {
-    changes.json = args as JSONObject;
-  }
-  const timeout = parseTimeout(values.timeout);
-  if (typeof timeout === 'string') {
-    problems.push(timeout);
-  } else if (timeout !== task.timeout) {
-    changes.timeout = timeout;
-  }
-  const keepRuns = parseCount('runs kept', values.keep_runs);
-  if (typeof keepRuns === 'string') {
-    problems.push(keepRuns);
-  } else if (keepRuns !== task.keep_runs) {
-    changes.keep_runs = keepRuns;
-  }
-  const keepDays = parseCount('days kept', values.keep_days, true);
-  if (typeof keepDays === 'string') {
-    problems.push(keepDays);
-  } else if (keepDays !== task.keep_days) {
-    changes.keep_days = keepDays;
-  }
+  /** Record what a parse found: a problem, or the field if it differs from the task. */
+  const follow = <K extends keyof typeof changes>(
+    key: K,
+    parsed: NonNullable<(typeof changes)[K]> | null | string,
+    current: unknown,
+    same: (a: unknown, b: unknown) => boolean = (a, b) => a === b
+  ): void => {
+    if (typeof parsed === 'string') {
+      problems.push(parsed);
+    } else if (!same(parsed, current)) {
+      changes[key] = parsed as (typeof changes)[K];
+    }
+  };
+  const sameJson = (a: unknown, b: unknown): boolean =>
+    JSON.stringify(a) === JSON.stringify(b);
+  follow('json', parseArgs(values.args), task.input_data ?? {}, sameJson);
+  follow('timeout', parseTimeout(values.timeout), task.timeout);
+  follow(
+    'keep_runs',
+    parseCount('runs kept', values.keep_runs),
+    task.keep_runs
+  );
+  follow(
+    'keep_days',
+    parseCount('days kept', values.keep_days, true),
+    task.keep_days
+  );
   if (task.run_type === 'CronJob') {
     const schedule = values.schedule.trim().replace(/\s+/g, ' ');
     if (schedule !== task.schedule) {
@@ -168,27 +171,28 @@ export class TaskEditForm {
     this.node.appendChild(
       field(`${id}-args`, 'Arguments (JSON object)', this._args)
     );
+    const unset = "server's setting";
     this._timeout = this._input(
       id,
       'timeout',
       'Timeout (seconds)',
-      values.timeout
+      values.timeout,
+      'none'
     );
-    this._timeout.placeholder = 'none';
     this._keepRuns = this._input(
       id,
       'keep_runs',
       'Runs kept',
-      values.keep_runs
+      values.keep_runs,
+      unset
     );
-    this._keepRuns.placeholder = "server's setting";
     this._keepDays = this._input(
       id,
       'keep_days',
       'Days kept',
-      values.keep_days
+      values.keep_days,
+      unset
     );
-    this._keepDays.placeholder = "server's setting";
 
     const buttons = h('div', 'jp-OrchEdit-buttons');
     const cancel = h('button', 'jp-mod-styled jp-mod-reject', 'Cancel');
@@ -228,11 +232,13 @@ export class TaskEditForm {
     id: string,
     name: string,
     label: string,
-    value: string
+    value: string,
+    placeholder = ''
   ): HTMLInputElement {
     const input = h('input', 'jp-mod-styled');
     input.name = name;
     input.value = value;
+    input.placeholder = placeholder;
     this.node.appendChild(field(`${id}-${name}`, label, input));
     return input;
   }

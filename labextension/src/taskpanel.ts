@@ -5,20 +5,13 @@ import { Panel, Widget } from '@lumino/widgets';
 
 import { badge, h } from './dom';
 import { messageOf } from './errors';
-import {
-  duration,
-  fireTime,
-  kindOf,
-  scheduleWords,
-  statusWord,
-  taskName,
-  when
-} from './format';
+import { duration, statusWord, taskName, when } from './format';
 import { LogPane } from './logpane';
 import { joinRawLines, logText } from './logtext';
 import { ITaskApi, TaskRecord } from './panelapi';
 import { RunChart } from './runchart';
 import { changeText, TaskEditForm } from './taskedit';
+import { taskFacts } from './taskfacts';
 import { parseArgs } from './taskform';
 import { TaskPanelModel } from './taskpanelmodel';
 import { IOrchestration, ITaskRun, JSONObject } from './types';
@@ -181,41 +174,22 @@ export class TaskPanel extends Panel {
   /** The header's facts, as a description list. */
   private _facts(task: TaskRecord): HTMLElement {
     const facts = h('dl', 'jp-OrchTaskPanel-facts');
-    const add = (term: string, value: string | HTMLElement): void => {
-      const dd = h('dd', '');
-      dd.append(value);
-      facts.append(h('dt', '', term), dd);
-    };
     const orch = this._options.orchestration(task.orch_id);
-    add('Orchestration', orch ? orch.name : task.orch_id.slice(0, 8));
-    add('Type', kindOf(task));
-    if (task.run_type === 'CronJob') {
-      add('Schedule', scheduleWords(task));
-      const fires = task.next_fires ?? [];
-      const list = h('ol', 'jp-OrchTaskPanel-fires');
-      for (const iso of fires) {
-        list.appendChild(h('li', '', fireTime(iso, task.timezone)));
+    for (const fact of taskFacts(task, orch)) {
+      const dd = h('dd', '');
+      if (fact.shape === 'list') {
+        const list = h('ol', 'jp-OrchTaskPanel-fires');
+        for (const item of fact.items ?? []) {
+          list.appendChild(h('li', '', item));
+        }
+        dd.append(list);
+      } else if (fact.shape === 'code') {
+        dd.append(h('code', 'jp-OrchTaskPanel-args', fact.value));
+      } else {
+        dd.append(fact.value);
       }
-      add(
-        `Next runs (${task.timezone || 'UTC'})`,
-        fires.length ? list : task.next_run_at ? when(task.next_run_at) : 'none'
-      );
-      add('While a run goes on', task.concurrency_policy);
+      facts.append(h('dt', '', fact.term), dd);
     }
-    const args = h(
-      'code',
-      'jp-OrchTaskPanel-args',
-      JSON.stringify(task.input_data)
-    );
-    add('Arguments', args);
-    add('Timeout', task.timeout === null ? 'none' : `${task.timeout} s`);
-    add('Executor', orch ? executorOf(orch) : '…');
-    const kept = [
-      task.keep_runs === null ? '' : `${task.keep_runs} runs`,
-      task.keep_days === null ? '' : `${task.keep_days} days`
-    ].filter(Boolean);
-    add('Kept', kept.length ? kept.join(', ') : "the server's setting");
-    add('Status', statusWord(task.status));
     return facts;
   }
 
@@ -405,13 +379,6 @@ export class TaskPanel extends Panel {
   private _log: LogPane;
   private _history: HTMLDetailsElement;
   private _ticker: ReturnType<typeof setInterval> | undefined;
-}
-
-/** What runs an orchestration's code: a notebook or a Python file. */
-export function executorOf(orch: IOrchestration): string {
-  return orch.entrypoint.toLowerCase().endsWith('.ipynb')
-    ? `notebook (${orch.entrypoint})`
-    : `python (${orch.entrypoint})`;
 }
 
 /** The arguments of a run again, as JSON text. */
