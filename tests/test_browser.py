@@ -11,6 +11,7 @@ installs it).
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
 import time
 from collections.abc import Iterator
@@ -196,7 +197,7 @@ def test_task_view_in_chromium(lab: Lab) -> None:
     sidebar (which shows a sparkline per task), its header with the schedule in words,
     the run-history chart (hover, click to show an older run's log), the log's search,
     wrap, stderr jump and download; the badges' contrast; the create form's presets, cron
-    checks and time zone; deleting an orchestration with its counts; where the server has
+    checks and time zone; where the server has
     them, editing in place (next fire times and history follow) and running a run again
     with other arguments; a kernel's `%orch_open` output opening the view."""
     ensure_playwright()
@@ -222,14 +223,6 @@ def test_task_view_in_chromium(lab: Lab) -> None:
         while lab.post("task/get_by_id", {"id": task["id"]})["last_runs"][0]["status"] == "running":
             assert time.monotonic() < deadline, "the run did not end"
             time.sleep(0.2)
-    doomed = lab.upload("to-delete", HELLO)
-    for name in ("doomed-1", "doomed-2"):
-        made = lab.post(
-            "task/run_once",
-            {"orch_id": doomed, "workspace_id": 1, "name": name},
-            status=201,
-        )
-        lab.wait_run(made["id"], "success")
     once = lab.post(
         "task/run_once",
         {"orch_id": orch_id, "workspace_id": 1, "name": "once-again", "json": {"lines": 1}},
@@ -254,15 +247,72 @@ def test_task_view_in_chromium(lab: Lab) -> None:
         "task": {"id": task["id"], "name": "nightly-report", "orchId": orch_id},
         "longTask": {"id": long_task["id"], "name": "long-run"},
         "onceTask": {"id": once["id"], "name": "once-again", "orchId": orch_id},
-        "deleteOrch": {"id": doomed, "name": "to-delete", "tasks": 2},
         "docsShot": str(DOCS_SHOT),
         "notebook": "open-task.ipynb",
     }
     lab.new_notebook("open-task.ipynb")
     run_steps("taskview.mjs", config, 540, lab.log)
-    orchs = lab.post("orchestration/list", {"workspace_id": 1})
-    assert doomed not in [o["id"] for o in orchs], orchs
     shots = sorted(p.name for p in TASK_VIEW_OUTPUT.glob("*.png"))
     assert not any("FAILED" in s for s in shots), shots
     for theme in ("light", "dark"):
         assert any(s.endswith(f"-task-view-{theme}.png") for s in shots), shots
+
+
+DELETING_OUTPUT = ROOT / "test-output" / "deleting"
+DELETE_SHOT = ROOT / "docs" / "images" / "delete-task.png"
+
+
+@pytest.mark.timeout(600)
+def test_deleting_in_chromium(lab: Lab) -> None:
+    """Delete a finished task from the sidebar's context menu (its open view closes) and a
+    running one from its view, each through a dialog built from the server's preview;
+    delete an orchestration with the counts its dialog shows; in the light and the dark
+    theme. And the Connections section lists a connection made through the API, never
+    holding its details."""
+    ensure_playwright()
+    hello = lab.upload("hello", HELLO)
+    done = lab.post(
+        "task/run_once", {"orch_id": hello, "workspace_id": 1, "name": "delete-me"}, status=201
+    )
+    lab.wait_run(done["id"], "success")
+    long_orch = lab.upload("long", LONG_RUN)
+    going = lab.post(
+        "task/run_once",
+        {"orch_id": long_orch, "workspace_id": 1, "name": "delete-running"},
+        status=201,
+    )
+    lab.wait_run(going["id"], "running")
+    doomed = lab.upload("to-delete", HELLO)
+    for name in ("doomed-1", "doomed-2"):
+        made = lab.post(
+            "task/run_once", {"orch_id": doomed, "workspace_id": 1, "name": name}, status=201
+        )
+        lab.wait_run(made["id"], "success")
+    secret = secrets.token_hex(16)
+
+    if DELETING_OUTPUT.exists():
+        shutil.rmtree(DELETING_OUTPUT)
+    config = {
+        "url": lab.url,
+        "token": lab.token,
+        "output": str(DELETING_OUTPUT),
+        "doneTask": {"id": done["id"], "name": "delete-me", "runs": 1},
+        "runningTask": {"id": going["id"], "name": "delete-running"},
+        "deleteOrch": {"id": doomed, "name": "to-delete", "tasks": 2, "runs": 2},
+        "connection": {"name": "warehouse", "type": "ODBC", "secret": secret},
+        "docsShot": str(DELETE_SHOT),
+    }
+    run_steps("deleting.mjs", config, 540, lab.log)
+
+    orchs = [o["id"] for o in lab.post("orchestration/list", {"workspace_id": 1})]
+    assert doomed not in orchs and hello in orchs and long_orch in orchs, orchs
+    shots = sorted(p.name for p in DELETING_OUTPUT.glob("*.png"))
+    assert not any("FAILED" in s for s in shots), shots
+    assert any(s.endswith("-orchestration-deleted.png") for s in shots), shots
+    assert secret not in lab.log()
+    paths = lab.session.get(f"{lab.api}/openapi.json", timeout=30).json()["paths"]
+    if "/orch/v1/api/task/delete" in paths:
+        for task in (done, going):
+            lab.post("task/get_by_id", {"id": task["id"]}, status=404)
+        assert lab.post("task/activity", {})["running"] == 0
+        assert any(s.endswith("-running-task-deleted-dark.png") for s in shots), shots

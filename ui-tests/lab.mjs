@@ -54,6 +54,16 @@ export async function api(endpoint, body) {
   return answer.body;
 }
 
+/** The server's endpoints (its OpenAPI document's paths), to know which steps it allows. */
+export async function endpoints() {
+  const response = await fetch(`${API}/openapi.json`, {
+    headers: { Authorization: `token ${config.token}` }
+  });
+  const spec = await response.json();
+  const prefix = '/orch/v1/api/';
+  return new Set(Object.keys(spec.paths).map(path => path.slice(prefix.length)));
+}
+
 /** Poll until `check()` is truthy (it may be async), or fail with `what`. */
 export async function until(what, check, timeout = TIMEOUT) {
   const deadline = Date.now() + timeout;

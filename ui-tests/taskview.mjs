@@ -1,5 +1,5 @@
-// The main-area view of a task, the sidebar's sparklines, deleting an orchestration and the
-// create form's schedule field, in a real JupyterLab driven in Debian's Chromium by
+// The main-area view of a task, the sidebar's sparklines and the create form's schedule
+// field, in a real JupyterLab driven in Debian's Chromium by
 // playwright-core; tests/test_browser.py (test_task_view_in_chromium) starts the server and
 // makes the tasks.
 //
@@ -10,7 +10,6 @@
 //   task           {id, name, orchId}: a scheduled task (Europe/Paris) with a few finished runs
 //   longTask       {id, name}: a run-once task whose run goes on
 //   onceTask       {id, name, orchId}: a run-once task whose run ended
-//   deleteOrch     {id, name, tasks}: an orchestration to delete, with `tasks` tasks
 //   docsShot       where the view's screenshot for docs/sidebar.md goes
 //
 // Each step prints one line; on a failure the page is saved as NN-step-FAILED.png.
@@ -20,11 +19,10 @@ import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 import {
-  API,
   api,
+  endpoints,
   config,
   openLab,
-  orchRows,
   run,
   setTheme,
   shotPath,
@@ -108,12 +106,8 @@ async function checkBadges(page, where) {
 
 run(
   async page => {
-    const spec = await (
-      await fetch(`${API}/openapi.json`, {
-        headers: { Authorization: `token ${config.token}` }
-      })
-    ).json();
-    const has = endpoint => `/orch/v1/api/${endpoint}` in spec.paths;
+    const known = await endpoints();
+    const has = endpoint => known.has(endpoint);
     const hasPreview = has('schedule/preview');
     const hasEdit = has('task/update') && has('task/history');
     const hasRerun = has('task/rerun');
@@ -280,30 +274,6 @@ run(
       await page.locator('.jp-Dialog-button', { hasText: 'Not now' }).click();
       await page.locator('.jp-Dialog').waitFor({ state: 'detached' });
       await setTheme(page, 'JupyterLab Light', true);
-    });
-
-    await step(page, 'delete-orchestration-dialog', async () => {
-      const del = config.deleteOrch;
-      const row = page.locator(orchRows, {
-        hasText: del.name
-      });
-      await row.click({ button: 'right' });
-      await page.locator('.lm-Menu-item', { hasText: 'Delete orchestration…' }).click();
-      const dialog = page.locator('.jp-Dialog');
-      await dialog.waitFor();
-      const text = await dialog.textContent();
-      assert.match(text, new RegExp(`${del.name}.*${del.tasks} tasks and ${del.tasks} runs`));
-    });
-
-    await step(page, 'orchestration-deleted', async () => {
-      const del = config.deleteOrch;
-      await page.locator('.jp-Dialog-button.jp-mod-warn', { hasText: 'Delete' }).click();
-      await page.locator('.jp-Dialog').waitFor({ state: 'detached' });
-      await page.getByText(`Deleted “${del.name}” with its 2 tasks and 2 runs.`).first().waitFor();
-      await page
-        .locator(orchRows, { hasText: del.name })
-        .waitFor({ state: 'detached' });
-      await taskRow(page, 'doomed-1').waitFor({ state: 'detached' });
     });
 
     if (hasEdit) {

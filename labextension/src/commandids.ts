@@ -11,9 +11,10 @@ export namespace CommandIDs {
   export const openOutput = 'jupyter-orch:open-output';
   export const openTask = 'jupyter-orch:open-task';
   export const deleteOrch = 'jupyter-orch:delete-orchestration';
+  export const deleteTask = 'jupyter-orch:delete-task';
 
   /** The commands whose state follows the selected task. */
-  export const taskActions = [openTask, runNow, pauseResume, kill];
+  export const taskActions = [openTask, runNow, pauseResume, kill, deleteTask];
 
   /** The commands whose state follows the selected run and its orchestration. */
   export const runActions = [openOutput];

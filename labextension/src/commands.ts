@@ -9,7 +9,6 @@ import { IFileBrowserFactory } from '@jupyterlab/filebrowser';
 import { Contents } from '@jupyterlab/services';
 import {
   addIcon,
-  deleteIcon,
   launchIcon,
   notebookIcon,
   pauseIcon,
@@ -27,7 +26,7 @@ import { taskName } from './format';
 import { orchIcon } from './icons';
 import { IRunOutput, OrchModel } from './model';
 import { OutputOpener } from './outputview';
-import { deleteOrchestration } from './deleting';
+import { addDeleteCommands } from './deletecommands';
 import { ITaskApi } from './panelapi';
 import { OrchSidebar } from './sidebar';
 import { TaskOpener } from './taskopener';
@@ -44,7 +43,7 @@ export interface ICommandsOptions {
   opener: OutputOpener | null;
   /** Opens tasks' views in the main area. */
   taskOpener: TaskOpener;
-  /** The calls beyond the sidebar's (delete orchestrations). */
+  /** The calls beyond the sidebar's (delete orchestrations and tasks). */
   taskApi: ITaskApi;
 }
 
@@ -206,21 +205,6 @@ export function addCommands(options: ICommandsOptions): IDisposable {
     })
   );
 
-  set.add(
-    commands.addCommand(CommandIDs.deleteOrch, {
-      label: 'Delete orchestration…',
-      caption: 'Delete this orchestration with its tasks, runs, logs and files',
-      icon: deleteIcon,
-      isEnabled: args => orchestrationOf(args) !== null,
-      execute: async args => {
-        const orch = orchestrationOf(args);
-        if (orch) {
-          await deleteOrchestration(orch, model, taskApi);
-        }
-      }
-    })
-  );
-
   /** The file browser's selected item, if it can become an orchestration. */
   const packable = (): Contents.IModel | null => {
     const item = browserFactory?.tracker.currentWidget?.selectedItems().next();
@@ -283,6 +267,17 @@ export function addCommands(options: ICommandsOptions): IDisposable {
     }
     return id ? model.orchestrations.get(id) : null;
   };
+
+  set.add(
+    addDeleteCommands({
+      commands,
+      model,
+      taskApi,
+      taskOpener,
+      orchestrationOf,
+      taskIdOf
+    })
+  );
 
   set.add(
     commands.addCommand(CommandIDs.newTask, {
@@ -392,6 +387,13 @@ export function addCommands(options: ICommandsOptions): IDisposable {
       command: CommandIDs.openTask,
       selector: '.jp-OrchTaskList-row',
       rank: 1
+    })
+  );
+  set.add(
+    app.contextMenu.addItem({
+      command: CommandIDs.deleteTask,
+      selector: '.jp-OrchTaskList-row',
+      rank: 2
     })
   );
   set.add(

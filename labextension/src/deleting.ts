@@ -1,63 +1,112 @@
-import {
-  Dialog,
-  Notification,
-  showDialog,
-  showErrorMessage
-} from '@jupyterlab/apputils';
+/**
+ * Deleting orchestrations and tasks: the server's preview of what goes, a question built
+ * from it, then the deletion and a word of what went. No JupyterLab here: the dialogs and
+ * notifications come in through `IDeleteUi` (deletecommands.ts gives JupyterLab's).
+ */
 
 import { messageOf } from './errors';
-import { OrchModel } from './model';
-import { IDeleteResult, ITaskApi } from './panelapi';
-import { IOrchestration } from './types';
+import { taskName } from './format';
+import type { IDeleteResult, ITaskApi, ITaskDeleteResult } from './panelapi';
+import type { IOrchestration, ITask } from './types';
 
-/** "2 tasks and 14 runs": what a deletion takes with it. */
+/** "1 run", "14 runs". */
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+/** "2 tasks and 14 runs": what an orchestration's deletion takes with it. */
 export function deletionCounts(result: IDeleteResult): string {
-  const plural = (n: number, word: string): string =>
-    `${n} ${word}${n === 1 ? '' : 's'}`;
   return `${plural(result.tasks.length, 'task')} and ${plural(result.task_runs, 'run')}`;
 }
 
+/** How a deletion asks, tells what it did, and says what went wrong. */
+export interface IDeleteUi {
+  /** Whether the user said yes to `question` (a warning "Delete" button). */
+  confirm(title: string, question: string): Promise<boolean>;
+  done(message: string): void;
+  failed(title: string, message: string): Promise<void>;
+}
+
+/** One deletion: its call (a preview without `confirm`) and the words around it. */
+export interface IDeletion<R extends { tasks: string[] }> {
+  /** The dialog's title: "Delete task". */
+  title: string;
+  call(confirm: boolean): Promise<R>;
+  /** The question, from the preview. */
+  question(preview: R): string;
+  /** What went, from the answer. */
+  report(done: R): string;
+}
+
 /**
- * Delete an orchestration after a dialog that says what goes with it (the server's
- * preview: its tasks and their runs, with logs and files); a task still running is
- * stopped. Resolves to whether it was deleted.
+ * Ask the server what would go, ask the user with that, and delete. Resolves to the
+ * server's answer once deleted, or null when the user said no or a call failed (said
+ * through `ui`).
  */
-export async function deleteOrchestration(
-  orch: IOrchestration,
-  model: OrchModel,
-  api: ITaskApi
-): Promise<boolean> {
-  let preview: IDeleteResult;
+export async function deleteAfterPreview<R extends { tasks: string[] }>(
+  deletion: IDeletion<R>,
+  ui: IDeleteUi
+): Promise<R | null> {
+  let preview: R;
   try {
-    preview = await api.deleteOrchestrations([orch.id], false);
+    preview = await deletion.call(false);
   } catch (error) {
-    await showErrorMessage('Delete failed', messageOf(error));
-    return false;
+    await ui.failed('Delete failed', messageOf(error));
+    return null;
   }
-  const answer = await showDialog({
+  if (!(await ui.confirm(deletion.title, deletion.question(preview)))) {
+    return null;
+  }
+  let done: R;
+  try {
+    done = await deletion.call(true);
+  } catch (error) {
+    await ui.failed('Delete failed', messageOf(error));
+    return null;
+  }
+  ui.done(deletion.report(done));
+  return done;
+}
+
+/** An orchestration with its tasks, their runs, logs and outputs. */
+export function orchestrationDeletion(
+  orch: IOrchestration,
+  api: ITaskApi
+): IDeletion<IDeleteResult> {
+  return {
     title: 'Delete orchestration',
-    body:
+    call: confirm => api.deleteOrchestrations([orch.id], confirm),
+    question: preview =>
       `Delete “${orch.name}” with its ${deletionCounts(preview)}? ` +
       'Their logs and outputs are deleted too; runs still going are stopped. This cannot be undone.',
-    buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Delete' })]
-  });
-  if (!answer.button.accept) {
-    return false;
-  }
-  let done: IDeleteResult;
-  try {
-    done = await api.deleteOrchestrations([orch.id], true);
-  } catch (error) {
-    await showErrorMessage('Delete failed', messageOf(error));
-    return false;
-  }
-  if (model.tasks.orchFilter === orch.id) {
-    model.tasks.setOrchFilter(null);
-  }
-  Notification.success(
-    `Deleted “${orch.name}” with its ${deletionCounts(done)}.`,
-    { autoClose: 5000 }
-  );
-  await model.refresh().catch(() => undefined);
-  return true;
+    report: done => `Deleted “${orch.name}” with its ${deletionCounts(done)}.`
+  };
+}
+
+/** A task with its runs, logs and outputs; a run going is stopped first. */
+export function taskDeletion(
+  task: Pick<ITask, 'id' | 'name'>,
+  api: ITaskApi
+): IDeletion<ITaskDeleteResult> {
+  const name = taskName(task);
+  const runs = (result: ITaskDeleteResult): string =>
+    result.task_runs === 0
+      ? 'no run'
+      : `its ${plural(result.task_runs, 'run')}`;
+  return {
+    title: 'Delete task',
+    call: confirm => api.deleteTasks([task.id], confirm),
+    question: preview =>
+      preview.task_runs === 0
+        ? `Delete “${name}”? It has no run. This cannot be undone.`
+        : `Delete “${name}” with ${runs(preview)}? Its logs and outputs go too` +
+          (preview.running.length > 0
+            ? '; its run going is stopped first.'
+            : '.') +
+          ' This cannot be undone.',
+    report: done =>
+      `Deleted “${name}”` +
+      (done.task_runs === 0 ? '.' : ` with ${runs(done)}.`) +
+      (done.running.length > 0 ? ' Its run going was stopped.' : '')
+  };
 }

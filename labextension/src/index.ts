@@ -67,7 +67,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       new OutputNotebookExtension()
     );
     const opener = docManager ? new OutputOpener({ drive, docManager }) : null;
-    sidebar.addWidget(new ConnectionsPanel());
+    sidebar.addSection(new ConnectionsPanel());
     const taskApi = new TaskApiClient();
     const taskOpener = new TaskOpener({ app, model, taskApi, restorer });
     openLinks.open = taskId => taskOpener.open(taskId);

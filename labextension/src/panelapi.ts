@@ -1,7 +1,7 @@
 /**
  * The calls of the task view and the forms beyond the sidebar's (`IOrchApi`): change a
  * task, read its history, run a run again, preview a schedule, read or download a run's
- * whole log, delete orchestrations. Field for field as jupyter_orch/openapi.json
+ * whole log, delete orchestrations and tasks. Field for field as jupyter_orch/openapi.json
  * describes them.
  */
 
@@ -51,6 +51,15 @@ export interface IDeleteResult {
   deleted: boolean;
 }
 
+/** What `task/delete` deleted, or would delete. */
+export interface ITaskDeleteResult {
+  tasks: string[];
+  task_runs: number;
+  /** The tasks with a run going (stopped first when deleting). */
+  running: string[];
+  deleted: boolean;
+}
+
 /** The calls beyond the sidebar's. */
 export interface ITaskApi {
   getTask(taskId: string, runLimit: number): Promise<TaskRecord>;
@@ -66,6 +75,8 @@ export interface ITaskApi {
   logsForRun(runId: string): Promise<string[]>;
   /** Without `confirm`, only what would be deleted. */
   deleteOrchestrations(ids: string[], confirm: boolean): Promise<IDeleteResult>;
+  /** Without `confirm`, only what would be deleted. */
+  deleteTasks(ids: string[], confirm: boolean): Promise<ITaskDeleteResult>;
 }
 
 /** POST a JSON body to an endpoint. */
@@ -123,5 +134,9 @@ export class TaskApiClient implements ITaskApi {
       orchestrations: ids,
       confirm_delete: confirm
     });
+  }
+
+  deleteTasks(ids: string[], confirm: boolean): Promise<ITaskDeleteResult> {
+    return post('task/delete', { tasks: ids, confirm_delete: confirm });
   }
 }

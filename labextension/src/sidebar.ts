@@ -81,13 +81,23 @@ export class OrchSidebar extends SidePanel {
     );
     this.addWidget(new RunList(model));
     this.addWidget(new LogView(model, commands));
-    (this.content as AccordionPanel).setRelativeSizes([1, 3, 1.5, 3]);
+    this._layoutSections();
 
     model.errorChanged.connect(this._onError, this);
     model.tasks.changed.connect(this._onState, this);
     model.selectionChanged.connect(this._onState, this);
     model.runs.changed.connect(this._onState, this);
     model.orchestrations.changed.connect(this._onState, this);
+  }
+
+  /**
+   * Add a section below the others, sharing the height with them (`size` against the
+   * tasks' 3): a section added to the accordion after its sizes were set gets none.
+   */
+  addSection(widget: Widget, size = 1): void {
+    this.addWidget(widget);
+    this._sizes.push(size);
+    this._layoutSections();
   }
 
   override dispose(): void {
@@ -116,8 +126,14 @@ export class OrchSidebar extends SidePanel {
     }
   }
 
+  private _layoutSections(): void {
+    (this.content as AccordionPanel).setRelativeSizes(this._sizes);
+  }
+
   private _model: OrchModel;
   private _commands: CommandRegistry;
+  /** The sections' shares of the height: orchestrations, tasks, runs, log, then more. */
+  private _sizes = [1, 3, 1.5, 3];
   private _error: HTMLDivElement;
 }
 

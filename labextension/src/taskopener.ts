@@ -46,7 +46,12 @@ export class TaskOpener {
         model,
         taskApi: this._taskApi,
         orchestration: id => this._model.orchestrations.get(id),
-        openTask: id => void this.open(id)
+        openTask: id => void this.open(id),
+        deleteTask: () =>
+          void this._app.commands.execute(CommandIDs.deleteTask, {
+            taskId,
+            name: model.task?.name ?? null
+          })
       });
       this._app.shell.add(panel, 'main', { mode: 'tab-after' });
       void this.tracker.add(panel);

@@ -21,8 +21,8 @@ const ENDED = new Set(['killed', 'pending_kill']);
 
 /**
  * The main-area view of one task: a header (name, orchestration, kind, schedule in words
- * with its zone, next three fire times, arguments, timeout, executor, status) with Edit and
- * Run now, the run-history chart, the selected run with Run again, its log at full width,
+ * with its zone, next three fire times, arguments, timeout, executor, status) with Edit,
+ * Run now and Delete, the run-history chart, the selected run with Run again, its log at full width,
  * and the task's history of changes.
  */
 export class TaskPanel extends Panel {
@@ -165,6 +165,12 @@ export class TaskPanel extends Panel {
         'Refresh',
         'Load the task and its runs again',
         () => void this.model.refresh()
+      ),
+      this._button(
+        'Delete…',
+        'Delete this task with its runs, logs and outputs (a run going is stopped first)',
+        () => this._options.deleteTask(),
+        gone
       )
     );
     title.append(actions);
@@ -412,5 +418,7 @@ export namespace TaskPanel {
     orchestration: (id: string) => IOrchestration | null;
     /** Open another task's view (a run-once task's run again is a new task). */
     openTask: (taskId: string) => void;
+    /** Ask to delete this task (closes the view once deleted). */
+    deleteTask: () => void;
   }
 }

@@ -4,56 +4,13 @@
  */
 import { chartSlots, runSeconds } from '../runchart';
 import { findMatches, joinRawLines, logText } from '../logtext';
-import { ITaskApi, ITaskUpdate, TaskRecord } from '../panelapi';
 import { presetCron, presetOf, zoneProblem } from '../schedulefield';
 import { changesOf, changeText, editValues } from '../taskedit';
 import { TaskPanelModel } from '../taskpanelmodel';
 import { summarySeconds } from '../sparkline';
-import { ITask, JSONObject } from '../types';
-import { FakeApi, makeOrch, makeRun, notFound, raw, until } from './fakeapi';
-
-/** The calls beyond the sidebar's, over the fake server's tasks and runs. */
-class FakeTaskApi implements ITaskApi {
-  constructor(private api: FakeApi) {}
-  updates: ITaskUpdate[] = [];
-  reruns: [string, JSONObject | undefined][] = [];
-
-  async getTask(taskId: string): Promise<TaskRecord> {
-    const task = this.api.tasks.find(t => t.id === taskId);
-    if (!task) {
-      throw notFound(`task ${taskId} not found`);
-    }
-    return { ...task, next_fires: [], schedule_description: null };
-  }
-  async updateTask(update: ITaskUpdate): Promise<TaskRecord> {
-    this.updates.push(update);
-    const task = this.api.tasks.find(t => t.id === update.id) as ITask;
-    if (update.timeout !== undefined) {
-      task.timeout = update.timeout;
-    }
-    return this.getTask(task.id);
-  }
-  async taskHistory(): Promise<never[]> {
-    return [];
-  }
-  async rerun(runId: string, json?: JSONObject) {
-    this.reruns.push([runId, json]);
-    const task = this.api.tasks.find(t =>
-      this.api.runs.get(t.id)?.some(r => r.run_id === runId)
-    ) as ITask;
-    const run = this.api.addRun(task, 'running');
-    return { id: task.id, run_id: run.run_id };
-  }
-  async previewSchedule() {
-    return { fires: [], description: '' };
-  }
-  async logsForRun(runId: string): Promise<string[]> {
-    return this.api.logs.get(runId) ?? [];
-  }
-  async deleteOrchestrations() {
-    return { orchestrations: [], tasks: [], task_runs: 0, deleted: false };
-  }
-}
+import { ITask } from '../types';
+import { FakeApi, makeOrch, makeRun, raw, until } from './fakeapi';
+import { FakeTaskApi } from './faketaskapi';
 
 describe('TaskPanelModel', () => {
   let api: FakeApi;
