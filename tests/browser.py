@@ -187,6 +187,22 @@ class Lab:
         orch_id: str = response.json()["id"]
         return orch_id
 
+    def steps(self, script: str, output: Path, config: dict[str, Any]) -> None:
+        """Run `ui-tests/<script>` against this server, its screenshots in `output` (emptied
+        first), with `config` besides the server's address and token."""
+        if output.exists():
+            shutil.rmtree(output)
+        config = {"url": self.url, "token": self.token, "output": str(output), **config}
+        run_steps(script, config, 540, self.log)
+
+    def run_once(self, orch_id: str, name: str, status: str) -> dict[str, Any]:
+        """A run-once task of the orchestration, once its run has `status`."""
+        task: dict[str, Any] = self.post(
+            "task/run_once", {"orch_id": orch_id, "workspace_id": 1, "name": name}, status=201
+        )
+        self.wait_run(task["id"], status)
+        return task
+
     def wait_run(self, task_id: str, status: str, timeout: float = 60.0) -> None:
         """Poll until the task's newest run has `status`."""
         deadline = time.monotonic() + timeout

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import json
 import secrets
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .browser import CHROMIUM, NO_CHROMIUM, ROOT, Lab, ensure_playwright, run_steps
+from .browser import CHROMIUM, NO_CHROMIUM, ROOT, Lab, ensure_playwright
 
 OUTPUT = ROOT / "test-output" / "browser"
 MANY_TASKS = 1000
@@ -106,23 +105,13 @@ def test_sidebar_in_chromium(lab: Lab) -> None:
     (folder / "main.py").write_text(HELLO)
 
     orch_id = lab.upload("browser", LONG_RUN)
-    task = lab.post(
-        "task/run_once",
-        {"orch_id": orch_id, "workspace_id": 1, "name": "browser-task"},
-        status=201,
-    )
-    lab.wait_run(task["id"], "running")
+    task = lab.run_once(orch_id, "browser-task", "running")
     failing = lab.upload("failing", FAILING)
     lab.new_notebook(NOTEBOOK)
 
     # a notebook orchestration, run once: its executed copy is what "Open output" shows
     notebook_orch = lab.upload("notebook", json.dumps(OUTPUT_NOTEBOOK), "main.ipynb")
-    notebook_task = lab.post(
-        "task/run_once",
-        {"orch_id": notebook_orch, "workspace_id": 1, "name": NOTEBOOK_TASK},
-        status=201,
-    )
-    lab.wait_run(notebook_task["id"], "success")
+    notebook_task = lab.run_once(notebook_orch, NOTEBOOK_TASK, "success")
     notebook_run = lab.post("task/get_by_id", {"id": notebook_task["id"]})["last_runs"][0]
     output = lab.session.get(
         f"{lab.api}/task/get_run_output", params={"id": notebook_run["run_id"]}, timeout=30
@@ -130,12 +119,7 @@ def test_sidebar_in_chromium(lab: Lab) -> None:
     assert output.status_code == 200, (output.status_code, output.text[:500])
     assert NOTEBOOK_TEXT in output.text, output.text[:2000]
 
-    if OUTPUT.exists():
-        shutil.rmtree(OUTPUT)
     config = {
-        "url": lab.url,
-        "token": lab.token,
-        "output": str(OUTPUT),
         "task": {"id": task["id"], "name": "browser-task"},
         "failingOrch": failing,
         "folder": "hello_folder",
@@ -150,7 +134,7 @@ def test_sidebar_in_chromium(lab: Lab) -> None:
             "cell": NOTEBOOK_CELL,
         },
     }
-    run_steps("sidebar.mjs", config, 540, lab.log)
+    lab.steps("sidebar.mjs", OUTPUT, config)
 
     assert lab.post("task/get_by_id", {"id": task["id"]})["status"] == "killed"
     orchs = lab.post("orchestration/list", {"workspace_id": 1})
@@ -233,17 +217,9 @@ def test_task_view_in_chromium(lab: Lab) -> None:
         assert time.monotonic() < deadline, "the run-once task did not end"
         time.sleep(0.2)
     long_orch = lab.upload("long", LONG_RUN)
-    long_task = lab.post(
-        "task/run_once", {"orch_id": long_orch, "workspace_id": 1, "name": "long-run"}, status=201
-    )
-    lab.wait_run(long_task["id"], "running")
+    long_task = lab.run_once(long_orch, "long-run", "running")
 
-    if TASK_VIEW_OUTPUT.exists():
-        shutil.rmtree(TASK_VIEW_OUTPUT)
     config = {
-        "url": lab.url,
-        "token": lab.token,
-        "output": str(TASK_VIEW_OUTPUT),
         "task": {"id": task["id"], "name": "nightly-report", "orchId": orch_id},
         "longTask": {"id": long_task["id"], "name": "long-run"},
         "onceTask": {"id": once["id"], "name": "once-again", "orchId": orch_id},
@@ -251,7 +227,7 @@ def test_task_view_in_chromium(lab: Lab) -> None:
         "notebook": "open-task.ipynb",
     }
     lab.new_notebook("open-task.ipynb")
-    run_steps("taskview.mjs", config, 540, lab.log)
+    lab.steps("taskview.mjs", TASK_VIEW_OUTPUT, config)
     shots = sorted(p.name for p in TASK_VIEW_OUTPUT.glob("*.png"))
     assert not any("FAILED" in s for s in shots), shots
     for theme in ("light", "dark"):
@@ -271,38 +247,22 @@ def test_deleting_in_chromium(lab: Lab) -> None:
     holding its details."""
     ensure_playwright()
     hello = lab.upload("hello", HELLO)
-    done = lab.post(
-        "task/run_once", {"orch_id": hello, "workspace_id": 1, "name": "delete-me"}, status=201
-    )
-    lab.wait_run(done["id"], "success")
+    done = lab.run_once(hello, "delete-me", "success")
     long_orch = lab.upload("long", LONG_RUN)
-    going = lab.post(
-        "task/run_once",
-        {"orch_id": long_orch, "workspace_id": 1, "name": "delete-running"},
-        status=201,
-    )
-    lab.wait_run(going["id"], "running")
+    going = lab.run_once(long_orch, "delete-running", "running")
     doomed = lab.upload("to-delete", HELLO)
     for name in ("doomed-1", "doomed-2"):
-        made = lab.post(
-            "task/run_once", {"orch_id": doomed, "workspace_id": 1, "name": name}, status=201
-        )
-        lab.wait_run(made["id"], "success")
+        lab.run_once(doomed, name, "success")
     secret = secrets.token_hex(16)
 
-    if DELETING_OUTPUT.exists():
-        shutil.rmtree(DELETING_OUTPUT)
     config = {
-        "url": lab.url,
-        "token": lab.token,
-        "output": str(DELETING_OUTPUT),
         "doneTask": {"id": done["id"], "name": "delete-me", "runs": 1},
         "runningTask": {"id": going["id"], "name": "delete-running"},
         "deleteOrch": {"id": doomed, "name": "to-delete", "tasks": 2, "runs": 2},
         "connection": {"name": "warehouse", "type": "ODBC", "secret": secret},
         "docsShot": str(DELETE_SHOT),
     }
-    run_steps("deleting.mjs", config, 540, lab.log)
+    lab.steps("deleting.mjs", DELETING_OUTPUT, config)
 
     orchs = [o["id"] for o in lab.post("orchestration/list", {"workspace_id": 1})]
     assert doomed not in orchs and hello in orchs and long_orch in orchs, orchs
