@@ -258,7 +258,13 @@ def test_deleting_in_chromium(lab: Lab) -> None:
     config = {
         "doneTask": {"id": done["id"], "name": "delete-me", "runs": 1},
         "runningTask": {"id": going["id"], "name": "delete-running"},
-        "deleteOrch": {"id": doomed, "name": "to-delete", "tasks": 2, "runs": 2},
+        "deleteOrch": {
+            "id": doomed,
+            "name": "to-delete",
+            "tasks": 2,
+            "runs": 2,
+            "taskName": "doomed-1",
+        },
         "connection": {"name": "warehouse", "type": "ODBC", "secret": secret},
         "docsShot": str(DELETE_SHOT),
     }

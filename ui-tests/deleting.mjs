@@ -5,7 +5,8 @@
 // Configuration: the JSON in BROWSER_TEST_CONFIG (see lab.mjs for url, token, output):
 //   doneTask       {id, name, runs}: a run-once task whose run ended, deleted from the sidebar
 //   runningTask    {id, name}: a run-once task whose run goes on, deleted from its view
-//   deleteOrch     {id, name, tasks, runs}: an orchestration to delete, with its counts
+//   deleteOrch     {id, name, tasks, runs, taskName}: an orchestration to delete, with its
+//                  counts and the name of one of its tasks
 //   connection     {name, type, secret}: a connection made through the API; `secret` is in
 //                  its details, which the page must never hold
 //   docsShot       where the delete dialog's screenshot for docs/sidebar.md goes
@@ -91,6 +92,9 @@ run(async page => {
 
   await step(page, 'delete-orchestration-dialog-dark', async () => {
     await setTheme(page, 'JupyterLab Dark', false);
+    // a view of one of its tasks is open: it closes with the orchestration
+    await taskRow(page, orch.taskName).dblclick();
+    await page.locator('.jp-OrchTaskPanel:visible .jp-OrchTaskPanel-name', { hasText: orch.taskName }).waitFor();
     await page.locator(orchRows, { hasText: orch.name }).click({ button: 'right' });
     await page.locator('.lm-Menu-item', { hasText: 'Delete orchestration…' }).click();
     const body = page.locator(`${dialog} .jp-Dialog-body`);
@@ -108,6 +112,8 @@ run(async page => {
       .first()
       .waitFor();
     await page.locator(orchRows, { hasText: orch.name }).waitFor({ state: 'detached' });
+    await taskRow(page, orch.taskName).waitFor({ state: 'detached' });
+    await page.locator('.jp-OrchTaskPanel-name', { hasText: orch.taskName }).waitFor({ state: 'detached' });
     await setTheme(page, 'JupyterLab Light', true);
   });
 
