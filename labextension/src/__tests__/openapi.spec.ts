@@ -1,6 +1,7 @@
 /**
  * types.ts is a hand copy of the server's OpenAPI document: these tests read both and fail
- * when a field, a status word or a follow_logs line is in one but not the other.
+ * when a field, a status word or a follow_logs line is in one but not the other; likewise
+ * the answers of panelapi.ts that mirror a schema.
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -24,6 +25,9 @@ const MIRRORS: [string, string][] = [
   ['ITaskRequest', 'RunContinuouslyRequest'],
   ['IScheduledRequest', 'RunScheduledRequest']
 ];
+
+/** Each answer of panelapi.ts (the calls beyond the sidebar's) that mirrors a schema. */
+const PANEL_MIRRORS: [string, string][] = [['IDeleteResult', 'DeleteResult']];
 
 /** The interfaces of types.ts that are the sidebar's own, mirroring no schema. */
 const OWN = ['ITaskQuery', 'IOrchApi'];
@@ -75,24 +79,33 @@ const schemas = (
   }
 ).components.schemas;
 
-const program = ts.createProgram([TYPES], {
+const PANEL_API = path.resolve(__dirname, '..', 'panelapi.ts');
+
+const program = ts.createProgram([TYPES, PANEL_API], {
   strict: true,
   noEmit: true,
   noLib: true,
   types: []
 });
 const checker = program.getTypeChecker();
-const source = program.getSourceFile(TYPES);
-if (!source) {
-  throw new Error(`cannot read ${TYPES}`);
+
+/** What a module of the extension exports, by name. */
+function exportsOf(file: string): Map<string, ts.Symbol> {
+  const source = program.getSourceFile(file);
+  if (!source) {
+    throw new Error(`cannot read ${file}`);
+  }
+  const moduleSymbol = checker.getSymbolAtLocation(source);
+  if (!moduleSymbol) {
+    throw new Error(`${file} exports nothing`);
+  }
+  return new Map(
+    checker.getExportsOfModule(moduleSymbol).map(s => [s.name, s])
+  );
 }
-const moduleSymbol = checker.getSymbolAtLocation(source);
-if (!moduleSymbol) {
-  throw new Error(`${TYPES} exports nothing`);
-}
-const exported = new Map(
-  checker.getExportsOfModule(moduleSymbol).map(s => [s.name, s])
-);
+
+const exported = exportsOf(TYPES);
+const panelExported = exportsOf(PANEL_API);
 
 function schema(name: string): ISchema {
   const found = schemas[name];
@@ -102,10 +115,13 @@ function schema(name: string): ISchema {
   return found;
 }
 
-function declaredType(name: string): ts.Type {
-  const symbol = exported.get(name);
+function declaredType(
+  name: string,
+  exports: Map<string, ts.Symbol> = exported
+): ts.Type {
+  const symbol = exports.get(name);
   if (!symbol) {
-    throw new Error(`types.ts exports no ${name}`);
+    throw new Error(`no export ${name}`);
   }
   return checker.getDeclaredTypeOfSymbol(symbol);
 }
@@ -146,6 +162,15 @@ describe('types.ts and openapi.json', () => {
     '%s has the fields of the schema %s',
     (iface: string, name: string) => {
       expect(fieldsOfType(declaredType(iface))).toEqual(
+        propertiesOf(schema(name))
+      );
+    }
+  );
+
+  it.each(PANEL_MIRRORS)(
+    '%s of panelapi.ts has the fields of the schema %s',
+    (iface: string, name: string) => {
+      expect(fieldsOfType(declaredType(iface, panelExported))).toEqual(
         propertiesOf(schema(name))
       );
     }
