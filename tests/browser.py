@@ -8,7 +8,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ from typing import Any
 
 import requests
 
-from .servers import free_port
+from .servers import free_port, terminate
 
 ROOT = Path(__file__).resolve().parent.parent
 LABEXTENSION = ROOT / "labextension"
@@ -133,14 +132,7 @@ class Lab:
     def stop(self) -> None:
         """Stop the server cleanly (its runs are stopped too), or kill it."""
         self.session.close()
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(30)
+        terminate(self.proc)
 
     def log(self) -> str:
         """What the server printed."""

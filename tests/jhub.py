@@ -32,7 +32,7 @@ from typing import Any
 
 import requests
 
-from .servers import free_port
+from .servers import free_port, terminate
 
 TREE = Path(__file__).resolve().parent.parent
 PROXY = TREE / "tests" / "hub" / "node_modules" / ".bin" / "configurable-http-proxy"
@@ -271,13 +271,7 @@ class Hub:
     def stop(self) -> None:
         """Stop the Hub cleanly (it stops the proxy and the service), or kill what is left."""
         self.session.close()
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(30)
+        terminate(self.proc)
         # whatever the Hub started and did not stop (the proxy, the service)
         for name in ("proxy.pid",):
             with contextlib.suppress(OSError, ValueError, ProcessLookupError):

@@ -31,6 +31,19 @@ def free_port() -> int:
         return port
 
 
+def terminate(proc: subprocess.Popen[bytes] | None, timeout: float = 30.0) -> None:
+    """Stop a process cleanly (SIGTERM), or kill it after `timeout` seconds; nothing if it
+    has ended (or never started)."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout)
+
+
 def wait_for(check: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
     """Poll until `check()` is true."""
     deadline = time.monotonic() + timeout
