@@ -392,6 +392,7 @@ def test_schemas_follow_the_contract_and_the_code() -> None:
         "ListAllItem",
         "ListAllWorkspace",
         "DeleteResult",
+        "TaskDeleteResult",
         "BuildLog",
         "Logs",
         "IdAnswer",
@@ -714,9 +715,10 @@ async def test_kill_and_conflicts(api: Api) -> None:
     running = await call(api, "task/get_run_details", {"task": task_id, "pod_id": run_id})
     assert running["status"] == "running" and running["ended_at"] is None
 
+    preview = await call(api, "task/delete", {"tasks": [task_id]})
+    assert preview == {"tasks": [task_id], "task_runs": 1, "running": [task_id], "deleted": False}
+    assert_strict("task/delete", "post", 200, preview)
     delete = {"orchestrations": [orch_id], "confirm_delete": True}
-    busy = await call(api, "orchestration/delete_orchestrations", delete, status=409)
-    assert busy["reason"] == "Conflict"
 
     killed = await call(api, "task/kill", {"id": task_id}, status=202)
     assert killed["killed"] is True and killed["status"] in {"pending_kill", "killed"}
@@ -763,6 +765,8 @@ async def test_workspaces(api: Api) -> None:
         ("task/list_task_runs", {"task_id": str(uuid.UUID(int=1)), "status": "sleeping"}),
         ("orchestration/list_all", {"time_range": ["2024-01-01T00:00:00"]}),
         ("orchestration/delete_orchestrations", {"orchestrations": []}),
+        ("task/delete", {"tasks": []}),
+        ("task/delete", {"tasks": ["not-a-uuid"], "confirm_delete": True}),
         ("workspaces/list", b"null"),
         ("task/activity", {"since": "2026-01-01T00:00:00"}),
         ("task/activity", {"limit": 101}),
@@ -783,6 +787,7 @@ async def test_bad_requests_answer_the_error_schema(api: Api, path: str, body: A
         ("orchestration/list", {"workspace_id": 99}),
         ("task/get_by_id", {"id": str(uuid.UUID(int=7))}),
         ("task/kill", {"id": str(uuid.UUID(int=7))}),
+        ("task/delete", {"tasks": [str(uuid.UUID(int=7))], "confirm_delete": True}),
         ("task/list_task_runs", {"task_id": str(uuid.UUID(int=7))}),
         ("task/get_run_details", {"task": str(uuid.UUID(int=7)), "pod_id": str(uuid.UUID(int=8))}),
         ("task/get_logs_for_run", {"id": str(uuid.UUID(int=7))}),
