@@ -13,10 +13,12 @@ import copy
 import hashlib
 import json
 import os
+import sqlite3
 import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import openapi_spec_validator
@@ -365,6 +367,39 @@ def test_document_is_valid_openapi_3_1() -> None:
     for ref in refs:
         _deref({"$ref": ref})
     openapi_spec_validator.validate(DOC)
+
+
+def test_every_operation_documents_the_unavailable_database_and_the_full_disk() -> None:
+    # Every route may meet a locked or unreadable database (503) or a full disk (507).
+    for path, item in DOC["paths"].items():
+        for method, op in item.items():
+            documented = op["responses"]
+            for status, name in (("503", "ServiceUnavailable"), ("507", "InsufficientStorage")):
+                ref = {"$ref": f"#/components/responses/{name}"}
+                assert documented.get(status) == ref, f"{method.upper()} {path} {status}"
+    unavailable = DOC["components"]["responses"]["ServiceUnavailable"]
+    assert unavailable["headers"]["Retry-After"]["schema"] == {"type": "integer", "minimum": 0}
+    for name in ("ServiceUnavailable", "InsufficientStorage"):
+        content = DOC["components"]["responses"][name]["content"]
+        assert content == {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+
+
+async def test_a_locked_database_answers_as_documented(api: Api, data_dir: Path) -> None:
+    await call(api, "workspaces/list", {})  # started: the database exists
+    holder = sqlite3.connect(data_dir / "orch.db", isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")  # as another process writing for long would
+        writes = {
+            "workspaces/create": {"workspace_name": "w"},
+            "connections/create": {"name": "c", "type": "ODBC", "details": {}},
+        }
+        for path, body in writes.items():
+            response = await api.call(path, body)
+            assert response.code == 503 and response.headers["Retry-After"] == "5", path
+            assert_strict(path, "post", 503, json.loads(response.body))
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
 
 
 def test_schemas_follow_the_contract_and_the_code() -> None:
