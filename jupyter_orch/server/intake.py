@@ -20,6 +20,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from .._proc import runfiles
 from .archive import ArchiveLimits, extract_archive
 from .background import Background
 from .datadir import DataDir
@@ -210,8 +211,9 @@ class Intake:
         await self.store.call(self.store.update_orchestration, orch)
         lines = normalise_requirements(orch.requirements or "")
         result = await self.packager.prepare(lines, is_notebook(orch.entrypoint))
-        build_log = self.data.build_log(orch.id)
-        await asyncio.to_thread(build_log.write_text, result.log, "utf-8")
+        build_log = self.data.build_log(orch.id)  # the server's alone (0600): envs/ is open
+        files = {build_log.name: result.log}
+        await asyncio.to_thread(runfiles.write_files, str(build_log.parent), files)
         orch.env_key, orch.build_seconds, orch.error = result.key, result.seconds, result.error
         if result.error is None:
             orch.status, orch.image_path = OrchestrationStatus.READY, f"env:{result.key}"
