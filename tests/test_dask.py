@@ -102,6 +102,25 @@ def one_run(server: ServerProcess, task_id: str) -> dict[str, Any]:
     return runs[0]
 
 
+def stuck_run(server: ServerProcess, tmp_path: Path) -> tuple[str, str, int]:
+    """A Dask run that waits for a file never made, once it has printed its pid: (task id,
+    run id, pid)."""
+    task_id = run_on_dask(server, GATED, {"go": str(tmp_path / "never")})
+    run_id = one_run(server, task_id)["run_id"]
+    wait_log(server, run_id, "pid")
+    return task_id, run_id, int(texts(server.logs(run_id))[0].split()[1])
+
+
+def ended(server: ServerProcess, task_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The task once it has ended, and its one run."""
+    return server.wait_task(task_id, FINAL, 120), one_run(server, task_id)
+
+
+def wait_refused_claim(server: ServerProcess, task_id: str) -> None:
+    """Wait until a worker's claim of the task's run has been refused."""
+    wait_for(lambda: server.runs(task_id)[0]["refused_claims"] >= 1, "the refused claim", 60)
+
+
 def wait_log(server: ServerProcess, run_id: str, needle: str, timeout: float = 120) -> list[str]:
     """Poll the run's log through the API until a line holds `needle`."""
     found: list[str] = []
@@ -188,21 +207,16 @@ def test_a_worker_killed_mid_run_fails_the_run_which_never_starts_again(
     servers: Callable[..., ServerProcess], cluster: DaskCluster, tmp_path: Path
 ) -> None:
     server = servers()
-    task_id = run_on_dask(server, GATED, {"go": str(tmp_path / "never")})
-    run_id = one_run(server, task_id)["run_id"]
-    wait_log(server, run_id, "pid")
+    task_id, run_id, pid = stuck_run(server, tmp_path)
     [worker] = starts(cluster, run_id)
-    name = worker.removeprefix("cache-")
-    cluster.kill(name)
-    task = server.wait_task(task_id, FINAL, 120)
-    run = one_run(server, task_id)
+    cluster.kill(worker.removeprefix("cache-"))
+    task, run = ended(server, task_id)
     assert task["status"] == "failed" and run["status"] == "failure"
     assert "was lost" in run["reason"] and run["worker"] in run["reason"]
     # Dask gives the task to the other worker: its claim is refused, user code never starts.
-    wait_for(lambda: server.runs(task_id)[0]["refused_claims"] >= 1, "the refused claim", 60)
+    wait_refused_claim(server, task_id)
     assert starts(cluster, run_id) == [worker]
     # The run's process died with its worker (the supervisor's lifeline).
-    pid = int(texts(server.logs(run_id))[0].split()[1])
     wait_for(lambda: not alive(pid), "the run's process to end", 30)
 
 
@@ -210,16 +224,13 @@ def test_a_retired_worker_mid_run_is_a_failure_and_the_retry_is_refused(
     servers: Callable[..., ServerProcess], cluster: DaskCluster, tmp_path: Path
 ) -> None:
     server = servers()
-    task_id = run_on_dask(server, GATED, {"go": str(tmp_path / "never")})
-    run_id = one_run(server, task_id)["run_id"]
-    wait_log(server, run_id, "pid")
+    task_id, run_id, _ = stuck_run(server, tmp_path)
     [worker] = starts(cluster, run_id)
     address = cluster.worker_names()[worker.removeprefix("cache-")]
     cluster.ask(lambda c: c.retire_workers([address], close_workers=True))
-    task = server.wait_task(task_id, FINAL, 120)
-    run = one_run(server, task_id)
+    task, run = ended(server, task_id)
     assert task["status"] == "failed" and address in run["reason"], run
-    wait_for(lambda: server.runs(task_id)[0]["refused_claims"] >= 1, "the refused claim", 60)
+    wait_refused_claim(server, task_id)
     assert starts(cluster, run_id) == [worker]
 
 
@@ -227,13 +238,9 @@ def test_a_lost_scheduler_fails_its_runs_with_the_reason(
     servers: Callable[..., ServerProcess], cluster: DaskCluster, tmp_path: Path
 ) -> None:
     server = servers()
-    task_id = run_on_dask(server, GATED, {"go": str(tmp_path / "never")})
-    run_id = one_run(server, task_id)["run_id"]
-    wait_log(server, run_id, "pid")
-    pid = int(texts(server.logs(run_id))[0].split()[1])
+    task_id, run_id, pid = stuck_run(server, tmp_path)
     cluster.kill("scheduler")
-    task = server.wait_task(task_id, FINAL, 120)
-    run = one_run(server, task_id)
+    task, run = ended(server, task_id)
     assert task["status"] == "failed"
     assert "Dask scheduler" in run["reason"] and "was lost" in run["reason"], run
     assert any("was lost" in line for line in server.logs(run_id))

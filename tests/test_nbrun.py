@@ -99,6 +99,13 @@ def read_output(folder: Path) -> Any:
     return notebook
 
 
+def succeeds(folder: Path, *cells: Any) -> Done:
+    """Run a notebook of these cells, which must end with success."""
+    done = execute(build(folder, *cells))
+    assert done.code == 0, done.stderr
+    return done
+
+
 def execute(path: Path, args: dict[str, Any] | None = None) -> Done:
     """Run the executor on `path` to its end."""
     done = subprocess.run(
@@ -231,8 +238,7 @@ def test_rich_outputs_are_recorded_as_a_kernel_records_them(tmp_path: Path) -> N
         "None",
         "7;",
     ]
-    done = execute(build(tmp_path, *cells))
-    assert done.code == 0, done.stderr
+    done = succeeds(tmp_path, *cells)
     shown, table, number, nothing, quiet = done.code_cells()
     image, html, markdown = shown.outputs
     assert image.output_type == "display_data"
@@ -272,8 +278,7 @@ def test_display_updates_and_clear_output(tmp_path: Path) -> None:
         "print('gone')\nclear_output()\nprint('kept')",
         "print('old')\nclear_output(wait=True)\nprint('new')",
     ]
-    done = execute(build(tmp_path, *cells))
-    assert done.code == 0, done.stderr
+    done = succeeds(tmp_path, *cells)
     shown, updater, cleared, waited = done.code_cells()
     assert shown.outputs[0].data == {"text/plain": "'second'"}
     assert stream_text(updater) == "shown\n"
@@ -289,8 +294,7 @@ def test_streams_are_merged_and_logged_live_in_order(tmp_path: Path) -> None:
         "print('oops', file=sys.stderr)\nprint('d')",
         "for i in range(3):\n    print(i)",
     ]
-    done = execute(build(tmp_path, *cells))
-    assert done.code == 0, done.stderr
+    done = succeeds(tmp_path, *cells)
     lines = done.stdout.splitlines()
     cell_1, cell_2 = "[cell 1/2] import sys", "[cell 2/2] for i in range(3):"
     assert lines[:7] == [cell_1, "a", "bc", "d", cell_2, "0", "1"]
@@ -411,8 +415,7 @@ def test_shell_commands_and_magics_work(tmp_path: Path) -> None:
         "%%timeit -n1 -r1\nsum(range(10))",
         "import asyncio\nawait asyncio.sleep(0)\nprint('awaited')",
     ]
-    done = execute(build(tmp_path, *cells))
-    assert done.code == 0, done.stderr
+    done = succeeds(tmp_path, *cells)
     shell, bash, timed, timeit, awaited = done.code_cells()
     assert stream_text(shell) == "from shell\n"
     assert stream_text(bash) == "from bash\n" and stream_text(bash, "stderr") == "bash error\n"
@@ -446,8 +449,7 @@ def test_cells_run_in_the_notebooks_folder_as_main(tmp_path: Path) -> None:
 def test_matplotlib_figures_become_png_outputs(tmp_path: Path, magic: str) -> None:
     """With or without `%matplotlib inline`, a figure is an image/png display after its cell."""
     cells = [f"{magic}import matplotlib.pyplot as plt\nplt.plot([1, 2, 3])", "print('next')"]
-    done = execute(build(tmp_path, *cells))
-    assert done.code == 0, done.stderr
+    done = succeeds(tmp_path, *cells)
     plotted = done.code_cells()[0]
     images = [o for o in plotted.outputs if "image/png" in o.get("data", {})]
     assert len(images) == 1

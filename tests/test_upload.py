@@ -273,26 +273,10 @@ async def test_unknown_workspace_is_404(api: Api, data_dir: Path) -> None:
 
 async def test_missing_file_part_and_wrong_content_type(api: Api) -> None:
     body, ctype = multipart([("metadata", None, b'{"workspace_id": 1}', "application/json")])
-    response = await api.fetch(
-        API,
-        "orchestration",
-        "upload",
-        method="POST",
-        body=body,
-        headers={"Content-Type": ctype},
-        raise_error=False,
-    )
-    assert response.code == 400 and "'file'" in json.loads(response.body)["message"]
-    response = await api.fetch(
-        API,
-        "orchestration",
-        "upload",
-        method="POST",
-        body=b"{}",
-        headers={"Content-Type": "application/json"},
-        raise_error=False,
-    )
-    assert response.code == 400 and "multipart/form-data" in json.loads(response.body)["message"]
+    code, message = await post_upload(api, body, ctype)
+    assert code == 400 and "'file'" in message
+    code, message = await post_upload(api, b"{}", "application/json")
+    assert code == 400 and "multipart/form-data" in message
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
@@ -121,9 +121,14 @@ def client(jp_serverapp: Any, jp_fetch: Any) -> Iterator[Client]:
 
 async def until(check: Callable[[], T | None], what: str, timeout: float = 30) -> T:
     """Poll `check` (run in a thread) until it gives a truthy value; fail at the deadline."""
+    return await until_async(lambda: asyncio.to_thread(check), what, timeout)
+
+
+async def until_async(check: Callable[[], Awaitable[T | None]], what: str, timeout: float) -> T:
+    """Await `check()` until it gives a truthy value; fail at the deadline."""
     deadline = time.monotonic() + timeout
     while True:
-        value = await asyncio.to_thread(check)
+        value = await check()
         if value:
             return value
         assert time.monotonic() < deadline, f"still waiting for {what}"
@@ -401,13 +406,7 @@ async def kernel_panel(start_kernel: StartKernel, code: str) -> Kernel:
 
 async def poll(kernel: Kernel, expression: str, what: str, timeout: float = 30) -> Any:
     """Evaluate `expression` in the kernel until it is truthy; its value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await kernel.value(expression)
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"still waiting for {what}"
-        await asyncio.sleep(0.05)
+    return await until_async(lambda: kernel.value(expression), what, timeout)
 
 
 async def widget_update(kernel: Kernel, model_id: str, needle: str, timeout: float = 30) -> None:
