@@ -189,6 +189,7 @@ async def test_bad_requests_name_the_field(api: Api) -> None:
         ({"tasks": ["not-a-uuid"]}, "tasks"),
         ({"tasks": "x"}, "tasks"),
         ({"tasks": [str(uuid.uuid4())], "confirm_delete": "yes"}, "confirm_delete"),
+        ({"tasks": [str(uuid.uuid4()) for _ in range(1001)]}, "tasks"),
     ]
     for body, field in cases:
         response = await api.call("task/delete", body)

@@ -21,6 +21,9 @@ from .service_config import TaskRequest
 if TYPE_CHECKING:
     from .handlers import Answer, Endpoint, OrchHandler
 
+#: `task/delete`: task ids in one request, at most
+MAX_DELETE = 1000
+
 
 def task_request(f: Fields, scheduled: bool = False) -> TaskRequest:
     """The fields every kind of task takes (and, for scheduled tasks, the schedule's)."""
@@ -90,6 +93,8 @@ async def task_delete(h: OrchHandler, f: Fields) -> Answer:
     ids = [as_uuid("tasks", i) for i in f.items("tasks", str)]
     if not ids:
         raise InvalidRequest("tasks", "must list at least one task id")
+    if len(ids) > MAX_DELETE:
+        raise InvalidRequest("tasks", f"must list at most {MAX_DELETE} task ids")
     confirm = bool(f.boolean("confirm_delete"))
     return 200, await h.service.delete_tasks(h.scope, ids, confirm)
 

@@ -200,9 +200,9 @@ class TaskManager:
     async def begin(self, task_id: str) -> None:
         """Start a task that was waiting for its orchestration's packaging."""
         async with self.lock(task_id):
-            task = await self._task(task_id)
-            if task.killed or task.status is not TaskStatus.PENDING:
-                return
+            task = await self.store.call(self.store.get_task, task_id, 0)
+            if task is None or task.killed or task.status is not TaskStatus.PENDING:
+                return  # deleted, killed or begun meanwhile
             orch = await self._orch(task)
             if orch is None or orch.status not in (
                 OrchestrationStatus.READY,
