@@ -182,6 +182,26 @@ async def test_deleting_an_orchestration_kills_its_running_tasks(
     await api.ok("orchestration/get_by_id", {"id": orch}, status=404)
 
 
+async def test_the_scheduler_forgets_a_deleted_task(
+    api: Api, jp_serverapp: Any, data_dir: Path
+) -> None:
+    manager = jp_serverapp.web_app.settings["jupyter_orch.service"].tasks
+    orch = await api.upload(HELLO)
+    await api.wait_orch(orch, {"ready"})
+    body = {"orch_id": orch, "workspace_id": 1, "json": {}, "schedule": "*/1 * * * * *"}
+    task_id = (await api.ok("task/run_scheduled", body, status=201))["id"]
+    deadline = time.monotonic() + 30
+    while not (await api.ok("task/get_by_id", {"id": task_id}))["last_runs"]:
+        assert time.monotonic() < deadline, "the every-second task never ran"
+        await asyncio.sleep(0.05)
+    assert manager.scheduler.get(task_id) is not None
+    answer = await api.ok("task/delete", {"tasks": [task_id], "confirm_delete": True})
+    assert answer["deleted"] is True
+    assert manager.scheduler.get(task_id) is None
+    assert task_id not in manager._plans and task_id not in manager._locks
+    assert rows_of(data_dir, [task_id]) == dict.fromkeys(TABLES, 0)
+
+
 async def test_bad_requests_name_the_field(api: Api) -> None:
     cases: list[tuple[dict[str, Any], str]] = [
         ({"tasks": []}, "tasks"),

@@ -153,10 +153,11 @@ class TaskManager:
         return sorted({runner.active[r] for r, o in runner.sources.items() if o in wanted})
 
     def forget(self, task_ids: list[str]) -> None:
-        """Drop the timers of deleted tasks."""
+        """Drop the timers, failure counts and locks of deleted tasks."""
         for task_id in task_ids:
             self._unplan(task_id)
             self._failures.pop(task_id, None)
+            self._locks.pop(task_id, None)  # a holder or waiter keeps its own reference
 
     async def _task(self, task_id: str) -> Task:
         task = await self.store.call(self.store.get_task, task_id, 0)
