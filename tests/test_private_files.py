@@ -28,6 +28,7 @@ from jupyter_orch.server.datadir import DataDir
 from jupyter_orch.server.executors.base import RunSpec
 from jupyter_orch.server.executors.dask import DaskExecutor, _append_at, _keep_end
 from jupyter_orch.server.executors.local import LocalExecutor
+from jupyter_orch.server.packaging import Packager
 
 from .conftest import Api
 from .fakes import TokenUsers
@@ -232,3 +233,16 @@ def test_files_an_older_server_left_readable_are_closed(tmp_path: Path) -> None:
     assert stat.S_IMODE(run.stat().st_mode) == 0o711
     # What a run keeps in its own working folder is the run's to decide (the folder is 0700).
     assert stat.S_IMODE((run / runfiles.WORK / "theirs.txt").stat().st_mode) == 0o644
+
+
+def test_the_requirements_an_environment_is_built_from_are_the_servers_alone(
+    tmp_path: Path,
+) -> None:
+    packager = Packager(tmp_path / "envs", 1)
+    old = os.umask(0o022)
+    try:
+        reqs = packager._start_build("k1", tmp_path / "envs" / "k1", ["private-package==1"])
+    finally:
+        os.umask(old)
+    assert reqs.read_text() == "private-package==1\n"
+    assert stat.S_IMODE(reqs.stat().st_mode) == 0o600
