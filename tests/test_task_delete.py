@@ -11,6 +11,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from jupyter_orch.server.datadir import DataDir
 from jupyter_orch.server.lock import SchedulerLock
 
@@ -200,6 +202,32 @@ async def test_the_scheduler_forgets_a_deleted_task(
     assert manager.scheduler.get(task_id) is None
     assert task_id not in manager._plans and task_id not in manager._locks
     assert rows_of(data_dir, [task_id]) == dict.fromkeys(TABLES, 0)
+
+
+async def test_an_orchestration_deleted_while_packaged_leaves_no_build_log(
+    api: Api, jp_serverapp: Any, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = jp_serverapp.web_app.settings["jupyter_orch.service"]
+    built, go_on = asyncio.Event(), asyncio.Event()
+    prepare = service.packager.prepare
+
+    async def slow_prepare(*args: Any, **kwargs: Any) -> Any:
+        result = await prepare(*args, **kwargs)
+        built.set()
+        await go_on.wait()
+        return result
+
+    monkeypatch.setattr(service.packager, "prepare", slow_prepare)
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("UV_OFFLINE", "1")
+    orch = await api.upload({"main.py": "print(1)\n", "requirements.txt": "not-real-orch==1\n"})
+    await asyncio.wait_for(built.wait(), 120)
+    body = {"orchestrations": [orch], "confirm_delete": True}
+    assert (await api.ok("orchestration/delete_orchestrations", body))["deleted"] is True
+    go_on.set()
+    await service.intake._background.idle()
+    assert not DataDir(data_dir).build_log(orch).exists()
+    await api.ok("orchestration/get_by_id", {"id": orch}, status=404)
 
 
 async def test_bad_requests_name_the_field(api: Api) -> None:

@@ -211,6 +211,8 @@ class Intake:
         await self.store.call(self.store.update_orchestration, orch)
         lines = normalise_requirements(orch.requirements or "")
         result = await self.packager.prepare(lines, is_notebook(orch.entrypoint))
+        if await self.store.call(self.store.get_orchestration, orch.id) is None:
+            return  # deleted while it was packaged: nothing of it is written again
         build_log = self.data.build_log(orch.id)  # the server's alone (0600): envs/ is open
         files = {build_log.name: result.log}
         await asyncio.to_thread(runfiles.write_files, str(build_log.parent), files)
