@@ -266,6 +266,38 @@ cmd_pause = _task_action(Task.pause)
 cmd_resume = _task_action(Task.resume)
 
 
+def cmd_delete(client: Client, opts: argparse.Namespace) -> int:
+    """Delete tasks with their runs, logs and outputs (runs going are killed first); without
+    --yes, say what would go and ask (on a terminal only)."""
+    ids = list(dict.fromkeys(client.find_task(ref).id() for ref in opts.tasks))
+    if not opts.yes:
+        print(_deletion(client.delete_tasks(ids), "would delete"))
+        if not sys.stdin.isatty():
+            print("jupyter orch: not deleted: confirm with --yes", file=sys.stderr)
+            return USAGE
+        if input("Delete? [y/N] ").strip().lower() not in ("y", "yes"):
+            print("nothing deleted")
+            return OK
+    answer = client.delete_tasks(ids, confirm_delete=True)
+    print(json.dumps(answer, indent=2) if opts.json else _deletion(answer, "deleted"))
+    return OK
+
+
+def _deletion(answer: dict[str, Any], done: str) -> str:
+    """A deletion's answer in words."""
+    tasks, runs, running = answer["tasks"], answer["task_runs"], answer["running"]
+    text = f"{done} {_count(len(tasks), 'task')} ({', '.join(tasks)}) and {_count(runs, 'run')}"
+    if running:
+        kill = "killed first" if answer["deleted"] else "would kill first"
+        text += f"; {kill}, as they {'had' if answer['deleted'] else 'have'} a run going: "
+        text += ", ".join(running)
+    return text
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _clearable(text: str | None, kind: Callable[[str], Any]) -> Any:
     """An option that `none` clears; KEEP when not given."""
     if text is None:
@@ -326,6 +358,7 @@ COMMANDS: dict[str, tuple[Command, str]] = {
     "logs": (cmd_logs, "print a run's log"),
     "output": (cmd_output, "write a notebook run's executed notebook"),
     "kill": (cmd_kill, "kill a task: no more runs, active runs ended"),
+    "delete": (cmd_delete, "delete tasks with their runs, logs and outputs"),
     "pause": (cmd_pause, "pause a scheduled or continuous task"),
     "resume": (cmd_resume, "resume a paused task"),
     "update": (cmd_update, "change a task: schedule, zone, arguments, timeout, retention ..."),
@@ -388,6 +421,10 @@ def _add_arguments(subs: dict[str, argparse.ArgumentParser]) -> None:
     for name in ("kill", "pause", "resume", "update", "history"):
         subs[name].add_argument("task", help=TASK_REF)
     _add_update_arguments(subs["update"])
+    subs["delete"].add_argument("tasks", nargs="+", metavar="task", help=TASK_REF)
+    subs["delete"].add_argument(
+        "--yes", action="store_true", help="delete without asking (runs going are killed)"
+    )
     subs["rerun"].add_argument("run", help=RUN_REF)
     subs["rerun"].add_argument(
         "--args", metavar="JSON", help="the run's arguments (default: its own)"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import pty
 import shutil
 import sys
 from collections.abc import Awaitable, Callable
@@ -46,11 +47,17 @@ def orch(jp_serverapp: Any, jp_fetch: Any) -> Orch:
     The command is a child of this process, which is the test server: discovery finds it.
     """
 
-    async def run(*args: str, env: dict[str, str] | None = None, program: str = "") -> Outcome:
+    async def run(
+        *args: str,
+        env: dict[str, str] | None = None,
+        program: str = "",
+        stdin: int = asyncio.subprocess.DEVNULL,
+    ) -> Outcome:
         argv = [program] if program else [sys.executable, "-m", "jupyter_orch.cli"]
         proc = await asyncio.create_subprocess_exec(
             *argv,
             *args,
+            stdin=stdin,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env=env,
@@ -160,6 +167,49 @@ async def test_tasks_and_runs_a_page_at_a_time(orch: Orch, api: Api) -> None:
     assert "must be at least 1" in (await orch("runs", ids[0], "--limit", "0")).err
     for task_id in ids:
         await api.ok("task/kill", {"id": task_id}, status=202)
+
+
+async def answering(orch: Orch, answer: bytes, *args: str) -> Outcome:
+    """Run a command whose standard input is a terminal, on which `answer` is typed."""
+    controller, terminal = pty.openpty()
+    try:
+        os.write(controller, answer)
+        return await orch(*args, stdin=terminal)
+    finally:
+        os.close(terminal)
+        os.close(controller)
+
+
+async def test_delete_says_what_goes_and_asks_unless_yes(orch: Orch, api: Api) -> None:
+    sleepy = await api.upload({"main.py": "print('up', flush=True)\nimport time\ntime.sleep(60)\n"})
+    going = await api.run_once(sleepy)
+    run_id = (await api.wait_task(going, {"started"}))["last_runs"][0]["run_id"]
+    await api.wait_for_log(run_id, "up")
+    done = await api.run_once(await api.upload({"main.py": HELLO}))
+    await api.wait_task(done, {"success"})
+
+    refused = await orch("delete", going, done[:8])  # ids, or the short ids shown
+    assert refused.code == cli.USAGE
+    assert refused.out == (
+        f"would delete 2 tasks ({going}, {done}) and 2 runs; would kill first, as they have "
+        f"a run going: {going}\n"
+    )
+    assert refused.err == "jupyter orch: not deleted: confirm with --yes\n"
+    declined = await answering(orch, b"n\n", "delete", done)
+    assert declined.code == 0 and declined.out.endswith("Delete? [y/N] nothing deleted\n")
+    for task_id in (going, done):
+        assert not (await api.ok("task/get_by_id", {"id": task_id}))["killed"]
+
+    confirmed = await answering(orch, b"y\n", "delete", done)
+    assert confirmed.code == 0, confirmed.err
+    assert confirmed.out.endswith(f"Delete? [y/N] deleted 1 task ({done}) and 1 run\n")
+    await api.ok("task/get_by_id", {"id": done}, status=404)
+    forced = await orch("delete", going, "--yes", "--json")
+    assert forced.code == 0, forced.err
+    assert forced.json() == {"tasks": [going], "task_runs": 1, "running": [going], "deleted": True}
+    await api.ok("task/get_by_id", {"id": going}, status=404)
+    missing = await orch("delete", going, "--yes")
+    assert missing.code == cli.REFUSED and "not found" in missing.err
 
 
 async def test_schedule_pause_resume_and_kill(orch: Orch, api: Api, tmp_path: Path) -> None:

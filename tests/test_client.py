@@ -368,6 +368,40 @@ async def test_bytes_buffer_script_and_same_code_same_sha(sdk: Client, tmp_path:
     await asyncio.to_thread(scenario)
 
 
+async def test_deleting_tasks(sdk: Client) -> None:
+    code = "import time\nprint('up', flush=True)\ntime.sleep(60)\n"
+
+    def scenario() -> None:
+        slow = sdk.upload_orchestration(bytes_buffer=make_zip({"main.py": code}), name="slow")
+        going = slow.run_once("going")
+        going.first_run(timeout=30)  # its run is going
+        quick = sdk.upload_orchestration(bytes_buffer=make_zip({"main.py": "print(1)\n"}))
+        done = quick.run_once("done").wait(timeout=30)
+        preview = sdk.delete_tasks([going, done.id()])
+        assert preview == {
+            "tasks": [going.id(), done.id()],
+            "task_runs": 2,
+            "running": [going.id()],
+            "deleted": False,
+        }
+        assert done.delete(confirm=False) == {
+            "tasks": [done.id()],
+            "task_runs": 1,
+            "running": [],
+            "deleted": False,
+        }
+        assert going.delete()["deleted"] is True
+        answer = sdk.delete_tasks([done], confirm_delete=True)
+        assert answer == {"tasks": [done.id()], "task_runs": 1, "running": [], "deleted": True}
+        assert sdk.list_tasks(killed=True) == []
+        with pytest.raises(NotFoundError, match="not found"):
+            done.delete()
+        with pytest.raises(BadRequestError, match="tasks"):
+            sdk.delete_tasks([])
+
+    await asyncio.to_thread(scenario)
+
+
 async def test_kill_and_the_servers_errors_as_exceptions(sdk: Client, jp_serverapp: Any) -> None:
     code = "import time\nprint('up', flush=True)\ntime.sleep(60)\n"
 

@@ -13,10 +13,12 @@ import copy
 import hashlib
 import json
 import os
+import sqlite3
 import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import openapi_spec_validator
@@ -367,6 +369,39 @@ def test_document_is_valid_openapi_3_1() -> None:
     openapi_spec_validator.validate(DOC)
 
 
+def test_every_operation_documents_the_unavailable_database_and_the_full_disk() -> None:
+    # Every route may meet a locked or unreadable database (503) or a full disk (507).
+    for path, item in DOC["paths"].items():
+        for method, op in item.items():
+            documented = op["responses"]
+            for status, name in (("503", "ServiceUnavailable"), ("507", "InsufficientStorage")):
+                ref = {"$ref": f"#/components/responses/{name}"}
+                assert documented.get(status) == ref, f"{method.upper()} {path} {status}"
+    unavailable = DOC["components"]["responses"]["ServiceUnavailable"]
+    assert unavailable["headers"]["Retry-After"]["schema"] == {"type": "integer", "minimum": 0}
+    for name in ("ServiceUnavailable", "InsufficientStorage"):
+        content = DOC["components"]["responses"][name]["content"]
+        assert content == {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+
+
+async def test_a_locked_database_answers_as_documented(api: Api, data_dir: Path) -> None:
+    await call(api, "workspaces/list", {})  # started: the database exists
+    holder = sqlite3.connect(data_dir / "orch.db", isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")  # as another process writing for long would
+        writes = {
+            "workspaces/create": {"workspace_name": "w"},
+            "connections/create": {"name": "c", "type": "ODBC", "details": {}},
+        }
+        for path, body in writes.items():
+            response = await api.call(path, body)
+            assert response.code == 503 and response.headers["Retry-After"] == "5", path
+            assert_strict(path, "post", 503, json.loads(response.body))
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
 def test_schemas_follow_the_contract_and_the_code() -> None:
     for name, words in CONTRACT_STATUSES.items():
         assert set(component(name)["enum"]) == words, name
@@ -392,6 +427,7 @@ def test_schemas_follow_the_contract_and_the_code() -> None:
         "ListAllItem",
         "ListAllWorkspace",
         "DeleteResult",
+        "TaskDeleteResult",
         "BuildLog",
         "Logs",
         "IdAnswer",
@@ -714,9 +750,10 @@ async def test_kill_and_conflicts(api: Api) -> None:
     running = await call(api, "task/get_run_details", {"task": task_id, "pod_id": run_id})
     assert running["status"] == "running" and running["ended_at"] is None
 
+    preview = await call(api, "task/delete", {"tasks": [task_id]})
+    assert preview == {"tasks": [task_id], "task_runs": 1, "running": [task_id], "deleted": False}
+    assert_strict("task/delete", "post", 200, preview)
     delete = {"orchestrations": [orch_id], "confirm_delete": True}
-    busy = await call(api, "orchestration/delete_orchestrations", delete, status=409)
-    assert busy["reason"] == "Conflict"
 
     killed = await call(api, "task/kill", {"id": task_id}, status=202)
     assert killed["killed"] is True and killed["status"] in {"pending_kill", "killed"}
@@ -763,6 +800,8 @@ async def test_workspaces(api: Api) -> None:
         ("task/list_task_runs", {"task_id": str(uuid.UUID(int=1)), "status": "sleeping"}),
         ("orchestration/list_all", {"time_range": ["2024-01-01T00:00:00"]}),
         ("orchestration/delete_orchestrations", {"orchestrations": []}),
+        ("task/delete", {"tasks": []}),
+        ("task/delete", {"tasks": ["not-a-uuid"], "confirm_delete": True}),
         ("workspaces/list", b"null"),
         ("task/activity", {"since": "2026-01-01T00:00:00"}),
         ("task/activity", {"limit": 101}),
@@ -783,6 +822,7 @@ async def test_bad_requests_answer_the_error_schema(api: Api, path: str, body: A
         ("orchestration/list", {"workspace_id": 99}),
         ("task/get_by_id", {"id": str(uuid.UUID(int=7))}),
         ("task/kill", {"id": str(uuid.UUID(int=7))}),
+        ("task/delete", {"tasks": [str(uuid.UUID(int=7))], "confirm_delete": True}),
         ("task/list_task_runs", {"task_id": str(uuid.UUID(int=7))}),
         ("task/get_run_details", {"task": str(uuid.UUID(int=7)), "pod_id": str(uuid.UUID(int=8))}),
         ("task/get_logs_for_run", {"id": str(uuid.UUID(int=7))}),

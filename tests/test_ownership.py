@@ -156,6 +156,7 @@ ID_FIELDS: dict[str, Callable[[dict[str, Any]], list[Any]]] = {
     "workspace_id": lambda t: [*t["workspaces"], 1],
     "workspace_ids": lambda t: [t["workspaces"]],
     "orchestrations": lambda t: [[o] for o in t["orchestrations"]],
+    "tasks": lambda t: [[task] for task in t["tasks"]],
     "sha": lambda t: t["shas"],
     "orch_sha": lambda t: t["shas"],
     "user_id": lambda t: ["alice", "bob"],
@@ -343,7 +344,12 @@ async def _every_endpoint(alice: User, bob: User) -> None:
     # The same requests reach bob's records when bob sends them: each operation that names
     # records found one (so alice's 404s were about ownership, not malformed requests), and a
     # 400 alice got is bob's answer too.
-    destructive = {"task/kill", "orchestration/delete_orchestrations", "connections/delete"}
+    destructive = {
+        "task/kill",
+        "task/delete",
+        "orchestration/delete_orchestrations",
+        "connections/delete",
+    }
     for method, path, kind, _ in sorted(ops, key=lambda op: op[1] in destructive):
         named = [(body, status) for body, status, _ in tried[path] if mentions(body, theirs)]
         if not named:
@@ -685,3 +691,25 @@ def test_an_older_connections_table_gets_names_unique_per_owner(tmp_path: Path) 
         db.execute(insert, ("c3", "ann"))  # ann has one
     assert db.execute("SELECT COUNT(*) FROM connections").fetchone()[0] == 2
     db.close()
+
+
+async def test_deleting_another_users_tasks_is_a_404(users: dict[str, User]) -> None:
+    alice, bob, admin = users["alice"], users["bob"], users["admin"]
+    a_task = (await alice.ok("task/run_scheduled", _scheduled(await alice.upload(HELLO)), 201))[
+        "id"
+    ]
+    b_task = (await bob.ok("task/run_scheduled", _scheduled(await bob.upload(HELLO)), 201))["id"]
+    for tasks in ([b_task], [a_task, b_task]):
+        for confirm in (False, True):
+            body = {"tasks": tasks, "confirm_delete": confirm}
+            response = await alice.call("task/delete", body)
+            assert response.code == 404, response.body
+            assert b_task in response.body.decode() and "not found" in response.body.decode()
+    # Nothing was deleted, nor killed: not alice's own task named beside bob's either.
+    assert not (await alice.ok("task/get_by_id", {"id": a_task}))["killed"]
+    assert not (await bob.ok("task/get_by_id", {"id": b_task}))["killed"]
+    mine = await alice.ok("task/delete", {"tasks": [a_task], "confirm_delete": True})
+    assert mine == {"tasks": [a_task], "task_runs": 0, "running": [], "deleted": True}
+    theirs = await admin.ok("task/delete", {"tasks": [b_task], "confirm_delete": True})
+    assert theirs["deleted"] is True
+    await bob.ok("task/get_by_id", {"id": b_task}, status=404)

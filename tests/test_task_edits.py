@@ -247,11 +247,10 @@ async def test_new_code_for_a_task_runs_from_its_next_run(api: Api) -> None:
     await error(api, "task/update", {"id": task_id, "orch_id": missing}, 404)
 
 
-async def test_the_old_code_of_a_run_going_is_not_deleted_under_it(
+async def test_deleting_old_code_stops_its_run_going_and_the_task_stays(
     api: Api, tmp_path: Path
 ) -> None:
-    flag = tmp_path / "flag"
-    task_id = await scheduled(api, GATED, json={"flag": str(flag)})
+    task_id = await scheduled(api, GATED, json={"flag": str(tmp_path / "never")})
     old = (await api.ok("task/get_by_id", {"id": task_id}))["orch_id"]
     run = await api.ok("task/run_now", {"id": task_id}, status=201)
     await api.wait_for_log(run["run_id"], "start")
@@ -259,8 +258,11 @@ async def test_the_old_code_of_a_run_going_is_not_deleted_under_it(
     await api.wait_orch(newer, {"ready"})
     await api.ok("task/update", {"id": task_id, "orch_id": newer})
     body = {"orchestrations": [old], "confirm_delete": True}
-    assert task_id in await error(api, "orchestration/delete_orchestrations", body, 409)
-    flag.touch()
-    assert (await run_ended(api, task_id, run["run_id"]))["status"] == "success"
-    assert (await api.ok("orchestration/delete_orchestrations", body))["deleted"] is True
-    assert (await api.ok("task/get_by_id", {"id": task_id}))["orch_id"] == newer
+    answer = await api.ok("orchestration/delete_orchestrations", body)
+    assert answer["deleted"] is True and answer["tasks"] == []  # the task is not old's any more
+    details = {"task": task_id, "pod_id": run["run_id"]}
+    assert (await api.ok("task/get_run_details", details))["status"] == "killed"
+    task = await api.ok("task/get_by_id", {"id": task_id})
+    assert task["orch_id"] == newer and task["killed"] is False and task["status"] == "started"
+    again = await api.ok("task/run_now", {"id": task_id}, status=201)
+    assert (await run_ended(api, task_id, again["run_id"]))["status"] == "success"

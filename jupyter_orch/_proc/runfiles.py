@@ -248,12 +248,23 @@ def write_all(fd: int, data: bytes) -> None:
 
 
 def write_files(run_dir: str, files: dict[str, str]) -> None:
-    """Write the small files the server hands the run (its arguments) into RUN_DIR."""
+    """Write small files into a folder (the run's arguments into RUN_DIR), each private to
+    the writer (0600, also when it was there before)."""
     for name, text in files.items():
         if os.path.basename(name) != name or name in ("", ".", ".."):
             raise OSError(f"not a plain file name: {name!r}")
         fd = os.open(os.path.join(run_dir, name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
+            os.fchmod(fd, 0o600)
             write_all(fd, text.encode("utf-8"))
         finally:
             os.close(fd)
+
+
+def close_files(run_dir: str) -> None:
+    """Make every file of a run's folder (not of its `work/`) private to its owner: 0600,
+    whoever owns it (the records the supervisor's, the run's own files the run's)."""
+    with os.scandir(run_dir) as entries:
+        for entry in entries:
+            if entry.is_file(follow_symlinks=False) and entry.stat().st_mode & 0o177:
+                os.chmod(entry.path, 0o600)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -160,3 +160,29 @@ def given(body: dict[str, Any], **optional: Any) -> dict[str, Any]:
     """`body` with the optional fields that have a value (None leaves a field out)."""
     body.update({key: value for key, value in optional.items() if value is not None})
     return body
+
+
+def task_query(
+    body: Mapping[str, Any],
+    killed: bool,
+    run_limit: int,
+    limit: int | None = None,
+    after: str | Resource | None = None,
+) -> dict[str, Any]:
+    """A `task/list` body: the filters in `body`, then killed, runs per task and paging."""
+    return given(
+        {**body, "run_limit": run_limit},
+        killed=None if killed else False,
+        limit=limit,
+        after=page_start(after),
+    )
+
+
+def one_schedule(schedule: str | Iterable[str]) -> str:
+    """A cron string, also taken as the only item of a list or set (as Wallaroo's SDK allows)."""
+    if isinstance(schedule, str):
+        return schedule
+    items = list(schedule)
+    if len(items) != 1 or not isinstance(items[0], str):
+        raise ValueError(f"schedule: one cron string, or a list or set of exactly one: {items!r}")
+    return items[0]

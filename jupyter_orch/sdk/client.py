@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -10,7 +10,7 @@ from typing import IO, Any
 from .. import runtime
 from ..bundle import read_upload
 from . import refs
-from .base import given, moment, paged
+from .base import given, moment, paged, task_query
 from .connections import Connection, ConnectionList, connections_of
 from .discovery import ServerInfo, api_url_of, find_server
 from .errors import NotFoundError
@@ -23,7 +23,6 @@ from .resources import (
     TaskList,
     TaskRun,
     TaskRunList,
-    task_query,
 )
 from .transport import READ_TIMEOUT, Transport
 from .workspace import Workspace, WorkspaceList
@@ -309,6 +308,15 @@ class Client:
     def get_task_by_id(self, task_id: str) -> Task:
         """One task."""
         return Task(self, self._post("task/get_by_id", {"id": task_id}))
+
+    def delete_tasks(
+        self, tasks: Iterable[Task | str], confirm_delete: bool = False
+    ) -> dict[str, Any]:
+        """Delete tasks (objects or ids) with their runs, their logs and outputs; runs going
+        are killed first. Without `confirm_delete`, only what would go. The server's answer:
+        `{"tasks", "task_runs", "running" (tasks with a run going), "deleted"}`."""
+        ids = [task.id() if isinstance(task, Task) else task for task in tasks]
+        return dict(self._post("task/delete", {"tasks": ids, "confirm_delete": confirm_delete}))
 
     def find_task(self, ref: str) -> Task:
         """A task by its id, the short id the UI shows (when unique) or its name (when one

@@ -16,7 +16,17 @@ from datetime import datetime
 from typing import Any, TextIO
 
 from . import display
-from .base import Dated, Resource, ResourceList, given, moment, page_start, paged, poll
+from .base import (
+    Dated,
+    ResourceList,
+    given,
+    moment,
+    one_schedule,
+    page_start,
+    paged,
+    poll,
+    task_query,
+)
 from .errors import OrchClientError, OrchestrationFailed
 from .logs import LogLines, write_lines
 
@@ -235,32 +245,6 @@ class Orchestration(Dated):
         return self._client.get_task_by_id(task_id)
 
 
-def task_query(
-    body: Mapping[str, Any],
-    killed: bool,
-    run_limit: int,
-    limit: int | None = None,
-    after: str | Resource | None = None,
-) -> dict[str, Any]:
-    """A `task/list` body: the filters in `body`, then killed, runs per task and paging."""
-    return given(
-        {**body, "run_limit": run_limit},
-        killed=None if killed else False,
-        limit=limit,
-        after=page_start(after),
-    )
-
-
-def one_schedule(schedule: str | Iterable[str]) -> str:
-    """A cron string, also taken as the only item of a list or set (as Wallaroo's SDK allows)."""
-    if isinstance(schedule, str):
-        return schedule
-    items = list(schedule)
-    if len(items) != 1 or not isinstance(items[0], str):
-        raise ValueError(f"schedule: one cron string, or a list or set of exactly one: {items!r}")
-    return items[0]
-
-
 class Task(Dated):
     """An order to run an orchestration: once, on a schedule, or continuously."""
 
@@ -353,6 +337,12 @@ class Task(Dated):
         """Stop future runs and end the active ones; the status word (`pending_kill` until
         its runs have ended, then `killed`)."""
         return self._act("task/kill", {"id": self.id()})
+
+    def delete(self, confirm: bool = True) -> dict[str, Any]:
+        """Delete the task with its runs, their logs and outputs (runs going are killed
+        first); with `confirm=False`, only say what would go. The server's answer:
+        `{"tasks", "task_runs", "running", "deleted"}`."""
+        return self._client.delete_tasks([self], confirm_delete=confirm)
 
     def pause(self) -> str:
         """Start no run until resumed (active runs go on); the status word (`pending_pause`,

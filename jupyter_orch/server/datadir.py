@@ -19,6 +19,7 @@ from pathlib import Path
 from .._proc import runfiles
 
 UNPACKING = ".tmp-"  # the prefix of an archive being extracted under orchestrations/
+BUILD_LOG = ".build.log"  # the suffix of an environment's build log under envs/
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,9 @@ class DataDir:
     def close_to_others(self) -> None:
         """For runs as their owners (blocking; at server start): other accounts may pass
         through the data directory and `runs/` (each run's folder is closed by its
-        supervisor, its spec is the server's alone) and use `envs/`, but read nothing else."""
+        supervisor, its files are private to their owner) and use `envs/` (whose build logs
+        are the server's alone), but read nothing else. Files an older server left readable
+        are closed here."""
         self.create()
         self.root.chmod(0o711)
         self.runs.chmod(0o711)
@@ -44,11 +47,12 @@ class DataDir:
             folder.chmod(0o700)
         for path in self.root.glob(f"{self.database.name}*"):
             path.chmod(0o600)
+        for build_log in self.envs.glob(f"*{BUILD_LOG}"):
+            build_log.chmod(0o600)
         for run in self.runs.iterdir():
-            run.chmod(0o711)
-            for name in (runfiles.SPEC_BIN, runfiles.SPEC_JSON, runfiles.ARGS, runfiles.LOG):
-                if (run / name).is_file():
-                    (run / name).chmod(0o600)
+            if run.is_dir() and not run.is_symlink():
+                run.chmod(0o711)
+                runfiles.close_files(str(run))
 
     @property
     def database(self) -> Path:
@@ -93,7 +97,7 @@ class DataDir:
 
     def build_log(self, orch_id: str) -> Path:
         """The installer's output for an orchestration's environment."""
-        return self.envs / f"{orch_id}.build.log"
+        return self.envs / f"{orch_id}{BUILD_LOG}"
 
     @property
     def runs(self) -> Path:

@@ -36,11 +36,6 @@ from .errors import (
     core_error,
 )
 from .fields import (
-    MAX_DAYS,
-    MAX_LOG_BYTES,
-    MAX_SECONDS,
-    MAX_TIMEOUT,
-    MIN_LOG_BYTES,
     Fields,
     as_uuid,
     parse_json_object,
@@ -48,7 +43,7 @@ from .fields import (
 )
 from .identity import caller_of
 from .intake import Upload
-from .models import ConcurrencyPolicy, RunStatus, RunType, Task, TaskQuery
+from .models import RunStatus, Task, TaskQuery
 from .orch_endpoints import (
     orch_build_log,
     orch_create_from_path,
@@ -58,7 +53,7 @@ from .orch_endpoints import (
     orch_list_all,
 )
 from .service import OrchService
-from .service_config import TaskRequest
+from .task_endpoints import TASK_ENDPOINTS
 from .upload import MultipartReceiver
 from .workspace_endpoints import WORKSPACE_ENDPOINTS
 
@@ -419,67 +414,10 @@ class UnknownHandler(OrchHandler):
 # -- endpoint functions ----------------------------------------------------------------------
 
 
-def task_request(f: Fields, scheduled: bool = False) -> TaskRequest:
-    """The fields every kind of task takes (and, for scheduled tasks, the schedule's)."""
-    f.boolean("debug")
-    request = TaskRequest(
-        orch_id=f.uuid("orch_id"),
-        workspace_id=f.req_integer("workspace_id", 1),
-        args=f.mapping("json", default={}),
-        name=f.string("name", required=False),
-        timeout=f.integer("timeout", required=False, minimum=1, maximum=MAX_TIMEOUT),
-        keep_runs=f.integer("keep_runs", required=False, minimum=1),
-        keep_days=f.number("keep_days", required=False, minimum=0, maximum=MAX_DAYS),
-        executor=f.string("executor", required=False),
-        max_log_bytes=f.integer(
-            "max_log_bytes", required=False, minimum=MIN_LOG_BYTES, maximum=MAX_LOG_BYTES
-        ),
-    )
-    if scheduled:
-        request.schedule = f.string("schedule")
-        request.timezone = f.string("timezone", required=False)
-        policy = f.string("concurrency_policy", required=False) or "allow"
-        request.concurrency_policy = f.enum("concurrency_policy", ConcurrencyPolicy, policy)
-        request.starting_deadline_seconds = f.integer(
-            "starting_deadline_seconds", required=False, minimum=0, maximum=MAX_SECONDS
-        )
-    return request
-
-
-async def task_run_once(h: OrchHandler, f: Fields) -> Answer:
-    """`task/run_once`: 201 `{"id"}` of the new task."""
-    task = await h.service.create_task(h.scope, RunType.ONCE, task_request(f))
-    return 201, {"id": task.id}
-
-
-async def task_run_scheduled(h: OrchHandler, f: Fields) -> Answer:
-    """`task/run_scheduled`: a run at every instant of a cron schedule."""
-    task = await h.service.create_task(h.scope, RunType.SCHEDULED, task_request(f, True))
-    return 201, {"id": task.id}
-
-
-async def task_run_continuously(h: OrchHandler, f: Fields) -> Answer:
-    """`task/run_continuously`: the next run as soon as the previous one ends."""
-    task = await h.service.create_task(h.scope, RunType.CONTINUOUS, task_request(f))
-    return 201, {"id": task.id}
-
-
-async def task_pause(h: OrchHandler, f: Fields) -> Answer:
-    """`task/pause {"id", "pause"}`: false resumes."""
-    pause = f.boolean("pause", required=True)
-    return 202, (await h.service.pause_task(h.scope, f.uuid("id"), bool(pause))).to_json()
-
-
 async def executors_list(h: OrchHandler, f: Fields) -> Answer:
     """`executors/list` (ours): the executors tasks may name, the default first."""
     executors = h.service.runner.executors
     return 200, {"executors": executors.names, "default": executors.default}
-
-
-async def task_run_now(h: OrchHandler, f: Fields) -> Answer:
-    """`task/run_now {"id"}` (ours): one immediate run of a scheduled task."""
-    run = await h.service.run_now(h.scope, f.uuid("id"))
-    return 201, {"id": run.id, **run.to_json()}
 
 
 async def task_get(h: OrchHandler, f: Fields) -> Answer:
@@ -518,11 +456,6 @@ async def task_by_sha(h: OrchHandler, f: Fields) -> Answer:
     sha = f.string("sha")
     assert sha is not None
     return 200, {"ids": await h.service.task_ids_by_sha(h.scope, sha)}
-
-
-async def task_kill(h: OrchHandler, f: Fields) -> Answer:
-    """`task/kill {"id"}`: 202 with the task (`pending_kill` while runs end)."""
-    return 202, (await h.service.kill_task(h.scope, f.uuid("id"))).to_json()
 
 
 async def task_runs(h: OrchHandler, f: Fields) -> Answer:
@@ -577,11 +510,7 @@ ENDPOINTS: dict[str, Endpoint] = {
     "orchestration/get_build_log": orch_build_log,
     "orchestration/create_from_path": orch_create_from_path,
     "orchestration/delete_orchestrations": orch_delete,
-    "task/run_once": task_run_once,
-    "task/run_scheduled": task_run_scheduled,
-    "task/run_continuously": task_run_continuously,
-    "task/pause": task_pause,
-    "task/run_now": task_run_now,
+    **TASK_ENDPOINTS,
     "task/update": task_update,
     "task/history": task_history,
     "task/rerun": task_rerun,
@@ -589,7 +518,6 @@ ENDPOINTS: dict[str, Endpoint] = {
     "task/get_by_id": task_get,
     "task/list": task_list,
     "task/get_tasks_by_orch_sha": task_by_sha,
-    "task/kill": task_kill,
     "task/list_task_runs": task_runs,
     "task/activity": task_activity,
     "task/get_run_details": task_run_details,

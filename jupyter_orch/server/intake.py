@@ -1,5 +1,5 @@
-"""Orchestrations in and out: an upload checked and unpacked, packaged in the background, made
-from the Jupyter root's files, deleted with everything that belongs to it.
+"""Orchestrations in: an upload checked and unpacked, packaged in the background, made from the
+Jupyter root's files (deleting them is `deletion.py`'s).
 
 An upload is all or nothing: the archive is checked before anything is written, extracted to a
 scratch folder (a notebook entrypoint is validated there), moved into place, and only then is its
@@ -19,13 +19,13 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
+from .._proc import runfiles
 from .archive import ArchiveLimits, extract_archive
 from .background import Background
 from .datadir import DataDir
 from .errors import WrongState
-from .models import Orchestration, OrchestrationStatus, TaskQuery, new_id, now
+from .models import Orchestration, OrchestrationStatus, new_id, now
 from .notebook import check_notebook, is_notebook, looks_like_notebook, zip_notebook
 from .packaging import Packager
 from .removal import remove_or_log
@@ -51,7 +51,7 @@ class Upload:
 
 
 class Intake:
-    """Uploads, packaging and deletion of the orchestrations of one data directory."""
+    """Uploads and packaging of the orchestrations of one data directory."""
 
     def __init__(
         self,
@@ -211,8 +211,11 @@ class Intake:
         await self.store.call(self.store.update_orchestration, orch)
         lines = normalise_requirements(orch.requirements or "")
         result = await self.packager.prepare(lines, is_notebook(orch.entrypoint))
-        build_log = self.data.build_log(orch.id)
-        await asyncio.to_thread(build_log.write_text, result.log, "utf-8")
+        if await self.store.call(self.store.get_orchestration, orch.id) is None:
+            return  # deleted while it was packaged: nothing of it is written again
+        build_log = self.data.build_log(orch.id)  # the server's alone (0600): envs/ is open
+        files = {build_log.name: result.log}
+        await asyncio.to_thread(runfiles.write_files, str(build_log.parent), files)
         orch.env_key, orch.build_seconds, orch.error = result.key, result.seconds, result.error
         if result.error is None:
             orch.status, orch.image_path = OrchestrationStatus.READY, f"env:{result.key}"
@@ -221,48 +224,6 @@ class Intake:
         await self.store.call(self.store.update_orchestration, orch)
         for task in await self.store.call(self.store.tasks_waiting_for, orch.id):
             await self.tasks.begin(task.id)
-
-    # -- out --------------------------------------------------------------------------------
-
-    async def delete(self, orchs: list[Orchestration], confirm: bool) -> dict[str, Any]:
-        """Delete orchestrations with their tasks, runs and files; without confirm, a preview."""
-        ids = [o.id for o in orchs]
-        tasks = await self.store.call(self.store.list_tasks, TaskQuery(orch_ids=ids, run_limit=0))
-        task_ids = [t.id for t in tasks]
-        busy = sorted({*self.tasks.busy(task_ids), *self.tasks.running_from(ids)})
-        run_ids = await self.store.call(self.store.run_ids, task_ids)
-        answer = {
-            "orchestrations": ids,
-            "tasks": task_ids,
-            "task_runs": len(run_ids),
-            "deleted": False,
-        }
-        if not confirm:
-            return answer
-        if busy:
-            raise WrongState(f"tasks {', '.join(busy)} still have runs running; kill them first")
-        await self.store.call(self.store.delete_orchestrations, ids)
-        self.tasks.forget(task_ids)
-        # An archive goes with its last orchestration (two uploads of one zip share it).
-        unused = [
-            sha
-            for sha in dict.fromkeys(o.sha for o in orchs)
-            if await self.store.call(self.store.count_sha_users, sha) == 0
-        ]
-        await asyncio.to_thread(self._remove_files, orchs, unused, run_ids)
-        answer["deleted"] = True
-        return answer
-
-    def _remove_files(
-        self, orchs: list[Orchestration], unused_shas: list[str], run_ids: list[str]
-    ) -> None:
-        for orch in orchs:
-            remove_or_log(self.data.orchestration(orch.id), "orchestration folder")
-            self.data.build_log(orch.id).unlink(missing_ok=True)
-        for sha in unused_shas:
-            self.data.archive(sha).unlink(missing_ok=True)
-        for run_id in run_ids:
-            remove_or_log(self.data.run(run_id), "run folder")
 
 
 def _digest(path: Path) -> tuple[str, int]:

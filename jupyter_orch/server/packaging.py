@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._proc import runfiles
 from . import ipython_layer
 from .pipconfig import redact, uv_settings
 
@@ -274,8 +275,8 @@ class Packager:
     def _start_build(self, key: str, env: Path, lines: list[str]) -> Path:
         shutil.rmtree(env, ignore_errors=True)
         env.parent.mkdir(parents=True, exist_ok=True)
-        reqs = env.parent / f".{key}.requirements.txt"
-        reqs.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        reqs = env.parent / f".{key}.requirements.txt"  # the server's alone while it builds
+        runfiles.write_files(str(reqs.parent), {reqs.name: "\n".join(lines) + "\n"})
         return reqs
 
     def _steps(self, env: Path, reqs: Path) -> tuple[list[list[str]], dict[str, str], list[str]]:

@@ -4,7 +4,7 @@ orchestrations, tasks, runs and their logs.
 Knows nothing of HTTP: it takes plain values, returns records, and raises the errors of
 `errors.py`. Every blocking step (SQLite, files, process start) runs off the event loop. The
 work is done by one component per concept, built here and started and stopped as one:
-`intake.py` (uploads, packaging, deletion), `tasks.py` with its `runner.py` (task life cycles,
+`intake.py` (uploads, packaging), `deletion.py`, `tasks.py` with its `runner.py` (task life cycles,
 runs), `retention.py`, `peers.py` (the servers sharing the data directory), over `store.py` and
 `datadir.py`.
 """
@@ -28,6 +28,7 @@ from .channel import RunChannel
 from .connections import Connections
 from .cron import parse_cron, parse_timezone, upcoming
 from .datadir import DataDir
+from .deletion import Deletion
 from .errors import InvalidRequest, Missing, NoOutput, WrongState
 from .executors import Executor
 from .executors.registry import Executors
@@ -108,6 +109,7 @@ class OrchService:
             allow_requirement_options=config.allow_requirement_options,
             root_dir=config.root_dir,
         )
+        self.deletion = Deletion(self.data, store, self.tasks, config.kill_grace)
         self.peers = Peers(
             self.data,
             store,
@@ -269,7 +271,7 @@ class OrchService:
                     "these orchestrations have tasks in workspaces you are not a member of: "
                     "a member of those workspaces can delete them"
                 )
-        return await self.intake.delete(orchs, confirm)
+        return await self.deletion.delete_orchestrations(orchs, confirm)
 
     # -- tasks ------------------------------------------------------------------------------
 
@@ -374,6 +376,14 @@ class OrchService:
         task = await self.tasks.kill(task_id)
         task.last_runs = (await self.get_task(scope, task_id)).last_runs
         return task
+
+    async def delete_tasks(
+        self, scope: Scope, task_ids: list[str], confirm: bool
+    ) -> dict[str, Any]:
+        """Delete tasks the caller sees with their runs and files (runs going are killed
+        first); without confirm, a preview."""
+        tasks = [await self.get_task(scope, task_id, 0) for task_id in dict.fromkeys(task_ids)]
+        return await self.deletion.delete_tasks(tasks, confirm)
 
     async def pause_task(self, scope: Scope, task_id: str, pause: bool) -> Task:
         """Pause (no new runs) or resume a scheduled or continuous task."""

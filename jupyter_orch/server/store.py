@@ -226,17 +226,14 @@ class Store:
 
     def delete_orchestrations(self, orch_ids: Sequence[str]) -> None:
         """Remove orchestrations with their tasks and runs, in one transaction."""
-        marks = placeholders(orch_ids)
-        task_q = f"SELECT id FROM tasks WHERE orch_id IN ({marks})"
-        self._write(
-            [
-                (f"DELETE FROM runs WHERE task_id IN ({task_q})", list(orch_ids)),
-                (f"DELETE FROM skips WHERE task_id IN ({task_q})", list(orch_ids)),
-                (f"DELETE FROM task_changes WHERE task_id IN ({task_q})", list(orch_ids)),
-                (f"DELETE FROM tasks WHERE orch_id IN ({marks})", list(orch_ids)),
-                (f"DELETE FROM orchestrations WHERE id IN ({marks})", list(orch_ids)),
-            ]
-        )
+        marks, params = placeholders(orch_ids), list(orch_ids)
+        statements = _task_deletes(f"SELECT id FROM tasks WHERE orch_id IN ({marks})", params)
+        statements.append((f"DELETE FROM orchestrations WHERE id IN ({marks})", params))
+        self._write(statements)
+
+    def delete_tasks(self, task_ids: Sequence[str]) -> None:
+        """Remove tasks with their runs, skips and changes, in one transaction."""
+        self._write(_task_deletes(placeholders(task_ids), list(task_ids)))
 
     def count_sha_users(self, sha: str) -> int:
         """How many orchestrations share one archive."""
@@ -500,6 +497,13 @@ class Store:
         )
         return [row["id"] for row in rows.fetchall()]
 
+    def running_tasks(self, task_ids: Sequence[str]) -> list[str]:
+        """Those of some tasks with a run marked running (by any server), sorted."""
+        marks = placeholders(task_ids)
+        sql = f"SELECT DISTINCT task_id FROM runs WHERE status = ? AND task_id IN ({marks})"
+        rows = self.db.execute(sql + " ORDER BY task_id", [RunStatus.RUNNING.value, *task_ids])
+        return [row["task_id"] for row in rows.fetchall()]
+
     def activity(
         self, since: datetime | None, limit: int, visible: Visible | None = None
     ) -> Activity:
@@ -573,3 +577,14 @@ class Store:
             (orch_id, TaskStatus.PENDING.value),
         ).fetchall()
         return [as_task(row) for row in rows]
+
+
+def _task_deletes(task_ids: str, params: Sequence[object]) -> list[tuple[str, Sequence[object]]]:
+    """The statements removing the tasks `task_ids` names (placeholders or a subquery, with
+    `params`) and every row that belongs to them, the tasks last."""
+    tables = ("runs", "skips", "task_changes")
+    statements: list[tuple[str, Sequence[object]]] = [
+        (f"DELETE FROM {table} WHERE task_id IN ({task_ids})", params) for table in tables
+    ]
+    statements.append((f"DELETE FROM tasks WHERE id IN ({task_ids})", params))
+    return statements

@@ -153,10 +153,11 @@ class TaskManager:
         return sorted({runner.active[r] for r, o in runner.sources.items() if o in wanted})
 
     def forget(self, task_ids: list[str]) -> None:
-        """Drop the timers of deleted tasks."""
+        """Drop the timers, failure counts and locks of deleted tasks."""
         for task_id in task_ids:
             self._unplan(task_id)
             self._failures.pop(task_id, None)
+            self._locks.pop(task_id, None)  # a holder or waiter keeps its own reference
 
     async def _task(self, task_id: str) -> Task:
         task = await self.store.call(self.store.get_task, task_id, 0)
@@ -200,9 +201,9 @@ class TaskManager:
     async def begin(self, task_id: str) -> None:
         """Start a task that was waiting for its orchestration's packaging."""
         async with self.lock(task_id):
-            task = await self._task(task_id)
-            if task.killed or task.status is not TaskStatus.PENDING:
-                return
+            task = await self.store.call(self.store.get_task, task_id, 0)
+            if task is None or task.killed or task.status is not TaskStatus.PENDING:
+                return  # deleted, killed or begun meanwhile
             orch = await self._orch(task)
             if orch is None or orch.status not in (
                 OrchestrationStatus.READY,

@@ -15,10 +15,10 @@ from typing import Any, ClassVar
 
 import ipywidgets as w
 
-from ..sdk.base import given
+from ..sdk.base import given, task_query
 from ..sdk.client import Client
 from ..sdk.errors import NotFoundError, OrchClientError
-from ..sdk.resources import Task, task_query
+from ..sdk.resources import Task
 from . import render, rows
 from .base import Item, Panel, fail_text
 from .logview import LogView

@@ -166,9 +166,11 @@ class DaskExecutor(Executor):
 
     @staticmethod
     def _prepare_dir(spec: RunSpec) -> None:
-        spec.run_dir.mkdir(parents=True, exist_ok=True)
-        (spec.run_dir / runfiles.LOG).touch()
-        runfiles.write_spec(str(spec.run_dir), spec.to_json(), binary=False)  # for people
+        """The run's folder here, the server's alone (0700, its files 0600) as a local run's:
+        its log (empty until the worker reports) and its spec, for people."""
+        runfiles.make_run_dir(str(spec.run_dir))
+        runfiles.write_files(str(spec.run_dir), {runfiles.LOG: ""})
+        runfiles.write_spec(str(spec.run_dir), spec.to_json(), binary=False)
 
     def _payload(self, spec: RunSpec) -> dict[str, Any]:
         """What the worker needs; the server's paths become the worker's run folder."""
@@ -357,17 +359,19 @@ def _append_at(path: Path, offset: int, data: bytes) -> int:
     the size it is told)."""
     size = _size(path)
     if offset <= size < offset + len(data):
-        with open(path, "ab") as fh:
-            fh.write(data[size - offset :])
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            runfiles.write_all(fd, data[size - offset :])
+        finally:
+            os.close(fd)
         size = offset + len(data)
     return size
 
 
 def _keep_end(run_dir: Path, record: dict[str, Any], files: dict[str, str]) -> None:
     for name, text in files.items():
-        if name == runfiles.OUTPUT_NOTEBOOK:
-            tmp = run_dir / f".~{name}"
-            tmp.write_text(text, "utf-8")
-            os.replace(tmp, run_dir / name)
+        if name == runfiles.OUTPUT_NOTEBOOK:  # private (0600), written whole, then renamed
+            runfiles.write_files(str(run_dir), {f".~{name}": text})
+            os.replace(run_dir / f".~{name}", run_dir / name)
     keep = {k: record.get(k) for k in ("status", "exit_code", "reason", "started_ns", "ended_ns")}
     runfiles.write_json(str(run_dir / runfiles.EXIT), keep)

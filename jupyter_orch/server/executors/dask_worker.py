@@ -138,7 +138,8 @@ def run_on_worker(payload: dict[str, Any]) -> dict[str, Any]:
     runfiles.make_run_dir(str(run_dir))
     log = run_dir / runfiles.LOG
     if received and not log.exists():
-        log.write_bytes(b"")  # a claim answered twice (a retried request): nothing to resend
+        # a claim answered twice (a retried request): nothing to resend
+        runfiles.write_files(str(run_dir), {runfiles.LOG: ""})
     try:
         spec = _prepare(payload, run_dir, channel)
     except Exception as exc:  # whatever failed, the run ends with the reason in its log
