@@ -276,9 +276,6 @@ def test_deleting_in_chromium(lab: Lab) -> None:
     assert not any("FAILED" in s for s in shots), shots
     assert any(s.endswith("-orchestration-deleted.png") for s in shots), shots
     assert secret not in lab.log()
-    paths = lab.session.get(f"{lab.api}/openapi.json", timeout=30).json()["paths"]
-    if "/orch/v1/api/task/delete" in paths:
-        for task in (done, going):
-            lab.post("task/get_by_id", {"id": task["id"]}, status=404)
-        assert lab.post("task/activity", {})["running"] == 0
-        assert any(s.endswith("-running-task-deleted-dark.png") for s in shots), shots
+    for task in (done, going):
+        lab.post("task/get_by_id", {"id": task["id"]}, status=404)
+    assert any(s.endswith("-running-task-deleted-dark.png") for s in shots), shots

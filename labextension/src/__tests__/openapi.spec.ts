@@ -27,7 +27,10 @@ const MIRRORS: [string, string][] = [
 ];
 
 /** Each answer of panelapi.ts (the calls beyond the sidebar's) that mirrors a schema. */
-const PANEL_MIRRORS: [string, string][] = [['IDeleteResult', 'DeleteResult']];
+const PANEL_MIRRORS: [string, string][] = [
+  ['IDeleteResult', 'DeleteResult'],
+  ['ITaskDeleteResult', 'TaskDeleteResult']
+];
 
 /** The interfaces of types.ts that are the sidebar's own, mirroring no schema. */
 const OWN = ['ITaskQuery', 'IOrchApi'];
