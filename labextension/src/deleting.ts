@@ -47,21 +47,24 @@ export async function deleteAfterPreview<R extends { tasks: string[] }>(
   deletion: IDeletion<R>,
   ui: IDeleteUi
 ): Promise<R | null> {
-  let preview: R;
-  try {
-    preview = await deletion.call(false);
-  } catch (error) {
-    await ui.failed('Delete failed', messageOf(error));
+  /** The call's answer, or null once its error is said. */
+  const attempt = async (confirm: boolean): Promise<R | null> => {
+    try {
+      return await deletion.call(confirm);
+    } catch (error) {
+      await ui.failed('Delete failed', messageOf(error));
+      return null;
+    }
+  };
+  const preview = await attempt(false);
+  if (
+    !preview ||
+    !(await ui.confirm(deletion.title, deletion.question(preview)))
+  ) {
     return null;
   }
-  if (!(await ui.confirm(deletion.title, deletion.question(preview)))) {
-    return null;
-  }
-  let done: R;
-  try {
-    done = await deletion.call(true);
-  } catch (error) {
-    await ui.failed('Delete failed', messageOf(error));
+  const done = await attempt(true);
+  if (!done) {
     return null;
   }
   ui.done(deletion.report(done));
