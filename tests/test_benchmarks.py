@@ -20,11 +20,26 @@ def _positive(value: object) -> bool:
     return isinstance(value, (int, float)) and value > 0
 
 
+#: The benchmarks `test_run_quick_writes_figures` runs through `run.py`; each other one has a
+#: `*_quick` test of its own (the Hub's runs only when asked).
+WITHOUT_OWN_TEST = ("dispatch_latency", "executors", "chatty_run", "env_build", "schedule_fields")
+
+
+def test_every_benchmark_is_run_by_one_test() -> None:
+    own = {path.stem for path in (ROOT / "benchmarks").glob("*.py")} - set(WITHOUT_OWN_TEST)
+    own -= {"__init__", "common", "run", "hub_service"}
+    source = Path(__file__).read_text(encoding="utf-8")
+    assert all(f'"{name}"' in source or f"benchmarks/{name}.py" in source for name in own), own
+
+
 @pytest.mark.timeout(600)
 def test_run_quick_writes_figures(tmp_path: Path) -> None:
-    """`run.py --quick` measures dispatch latency and writes its section and JSON."""
+    """`run.py --quick` runs the benchmarks that have no test of their own below and writes
+    their sections and JSON (the others are each run once, by their own test)."""
     out, data = tmp_path / "performance.md", tmp_path / "results.json"
     command = [sys.executable, "benchmarks/run.py", "--quick", "--out", str(out)]
+    for name in WITHOUT_OWN_TEST:
+        command += ["--only", name]
     command += ["--json", str(data)]
     done = subprocess.run(
         command, check=False, cwd=ROOT, capture_output=True, text=True, timeout=580
@@ -43,6 +58,7 @@ def test_run_quick_writes_figures(tmp_path: Path) -> None:
     assert _positive(figures["ratio_median"])
     assert len(figures["raw_dispatch_ms"]) == len(figures["raw_floor_ms"]) == 3
     assert isinstance(results["dispatch_latency"]["goal_met"], bool)
+    assert set(results) == set(WITHOUT_OWN_TEST)
     text = out.read_text(encoding="utf-8")
     assert "## Dispatch latency" in text
     assert "Command: `python benchmarks/run.py --quick" in text
