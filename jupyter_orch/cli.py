@@ -19,6 +19,7 @@ from typing import Any
 
 from .sdk.base import ResourceList
 from .sdk.client import Client
+from .sdk.display import deletion_words
 from .sdk.errors import ApiError, OrchClientError, ServerNotFound, ServerUnreachable
 from .sdk.logs import write_lines
 from .sdk.resources import (
@@ -271,7 +272,7 @@ def cmd_delete(client: Client, opts: argparse.Namespace) -> int:
     --yes, say what would go and ask (on a terminal only)."""
     ids = list(dict.fromkeys(client.find_task(ref).id() for ref in opts.tasks))
     if not opts.yes:
-        print(_deletion(client.delete_tasks(ids), "would delete"))
+        print(deletion_words(client.delete_tasks(ids), "would delete"))
         if not sys.stdin.isatty():
             print("jupyter orch: not deleted: confirm with --yes", file=sys.stderr)
             return USAGE
@@ -279,23 +280,8 @@ def cmd_delete(client: Client, opts: argparse.Namespace) -> int:
             print("nothing deleted")
             return OK
     answer = client.delete_tasks(ids, confirm_delete=True)
-    print(json.dumps(answer, indent=2) if opts.json else _deletion(answer, "deleted"))
+    print(json.dumps(answer, indent=2) if opts.json else deletion_words(answer, "deleted"))
     return OK
-
-
-def _deletion(answer: dict[str, Any], done: str) -> str:
-    """A deletion's answer in words."""
-    tasks, runs, running = answer["tasks"], answer["task_runs"], answer["running"]
-    text = f"{done} {_count(len(tasks), 'task')} ({', '.join(tasks)}) and {_count(runs, 'run')}"
-    if running:
-        kill = "killed first" if answer["deleted"] else "would kill first"
-        text += f"; {kill}, as they {'had' if answer['deleted'] else 'have'} a run going: "
-        text += ", ".join(running)
-    return text
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _clearable(text: str | None, kind: Callable[[str], Any]) -> Any:

@@ -155,6 +155,13 @@ OPEN = task_parser("%orch_open", "Open a task's page in JupyterLab's main area."
 KILL = task_parser("%orch_kill", "Kill a task: no more runs, active runs ended.")
 PAUSE = task_parser("%orch_pause", "Pause a scheduled or continuous task.")
 RESUME = task_parser("%orch_resume", "Resume a paused task.")
+DELETE = MagicParser(
+    "%orch_delete",
+    "Delete tasks with their runs, logs and outputs (a run going is killed first). Without "
+    "--yes, only say what would go.",
+)
+DELETE.add_argument("tasks", nargs="+", metavar="task", help=TASK_REF)
+DELETE.add_argument("--yes", action="store_true", help="delete (without it: a preview)")
 
 
 @contextmanager
@@ -463,6 +470,19 @@ class OrchMagics(Magics):
                 "text/plain": f"Task {label}: open it from the orchestrations sidebar",
             }
             display(bundle, raw=True)
+
+    @line_magic
+    @with_usage(DELETE)
+    def orch_delete(self, line: str) -> None:
+        """Delete tasks with their runs; without --yes, say what would go."""
+        with one_line_errors("%orch_delete"):
+            opts = DELETE.parse_line(line)
+            tasks = list({task.id(): task for task in map(self._task, opts.tasks)}.values())
+            answer = self.client.delete_tasks(tasks, confirm_delete=opts.yes)
+            if opts.yes:
+                print(tables.deletion_words(answer, "deleted"))
+            else:
+                print(tables.deletion_words(answer, "would delete") + "; add --yes to delete")
 
     orch_kill = task_action(KILL, Task.kill)
     orch_pause = task_action(PAUSE, Task.pause)

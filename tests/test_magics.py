@@ -159,6 +159,25 @@ async def test_continuous_then_kill_by_id(start_kernel: StartKernel) -> None:
     assert await kernel.value("_task.wait(timeout=30).known_status()") == "killed"
 
 
+async def test_delete_says_what_would_go_then_deletes_with_yes(start_kernel: StartKernel) -> None:
+    kernel = await loaded(start_kernel)
+    await kernel.ok("%%orchestrate looping --continuous\nimport time\ntime.sleep(60)\n")
+    task_id = await kernel.value("_task.id()")
+    await kernel.ok("_task.first_run(timeout=30)")
+    preview = await kernel.ok(f"%orch_delete _task {task_id[:8]}")
+    assert preview.stdout.startswith(f"would delete 1 task ({task_id}) and 1 run; would kill")
+    assert preview.stdout.rstrip().endswith("add --yes to delete")
+    assert task_id in (await kernel.ok("%orch_tasks")).data[0]["text/plain"]
+    deleted = await kernel.ok("%orch_delete _task --yes")
+    assert deleted.stdout.startswith(f"deleted 1 task ({task_id}) and 1 run; killed first")
+    listed = await kernel.ok("%orch_tasks --killed")
+    assert task_id not in listed.data[0]["text/plain"]
+    await kernel.ok(
+        "try:\n    _task.refresh()\n    _gone = ''\nexcept Exception as exc:\n    _gone = str(exc)"
+    )
+    assert "404" in await kernel.value("_gone")
+
+
 BAD_CELLS = [
     ("%%orchestrate\nprint(1)", "the following arguments are required: name"),
     ("%%orchestrate x --once --continuous\nprint(1)", "choose one of --once, --schedule"),
@@ -184,6 +203,7 @@ BAD_CELLS = [
     ("%orch_tasks --limit many", "argument --limit: invalid int"),
     ("%orch_pause not-a-uuid", "no task has the id or name 'not-a-uuid'"),
     ("%orch_open", "the following arguments are required: task"),
+    ("%orch_delete", "the following arguments are required: task"),
     ("%%orchestrate x --once\nif True:\nprint(1)", "line 2: expected an indented block"),
 ]
 

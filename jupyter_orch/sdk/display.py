@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 _TH = '<th style="text-align:left">'
 _TD = '<td style="text-align:left;white-space:pre-wrap">'
@@ -65,3 +66,18 @@ def short_time(value: object) -> str:
     except ValueError:
         return str(value)
     return moment.replace(microsecond=0).isoformat(sep=" ")
+
+
+def deletion_words(answer: dict[str, Any], done: str) -> str:
+    """A `task/delete` answer in words: "deleted 1 task (id) and 3 runs; killed first, …"."""
+    tasks, runs, running = answer["tasks"], answer["task_runs"], answer["running"]
+    text = f"{done} {_count(len(tasks), 'task')} ({', '.join(tasks)}) and {_count(runs, 'run')}"
+    if running:
+        kill = "killed first" if answer["deleted"] else "would kill first"
+        text += f"; {kill}, as they {'had' if answer['deleted'] else 'have'} a run going: "
+        text += ", ".join(running)
+    return text
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
