@@ -39,6 +39,7 @@ from benchmarks.common import (
     BenchError,
     BenchResult,
     Client,
+    bench_parser,
     distribution,
     jupyter_server,
     print_tables,
@@ -68,14 +69,11 @@ Probe = tuple[str, str, Callable[[], dict[str, Any]], int]  # label, path, body 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """The command line of this benchmark."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, "1,000 tasks, 10,000 runs (smoke)")
     parser.add_argument("--tasks", type=int, default=10_000, help="tasks stored (full size)")
     parser.add_argument("--runs-stored", type=int, default=100_000, help="runs stored")
     parser.add_argument("--samples", type=int, default=200, help="requests per cheap endpoint")
     parser.add_argument("--big-samples", type=int, default=10, help="requests per unpaged list")
-    parser.add_argument("--runs", type=int, help="ignored (run.py passes it to every benchmark)")
-    parser.add_argument("--json", type=Path, help="write the result as JSON here")
-    parser.add_argument("--quick", action="store_true", help="1,000 tasks, 10,000 runs (smoke)")
     args = parser.parse_args(argv)
     if args.quick:
         args.tasks, args.runs_stored, args.samples, args.big_samples = 1000, 10_000, 10, 2

@@ -41,6 +41,7 @@ from benchmarks.common import (
     BenchResult,
     Client,
     bench_main,
+    bench_parser,
     cpu_sample,
     cpu_use,
     distribution,
@@ -62,7 +63,7 @@ VARIANTS = {
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """The command line of this benchmark."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, "20 runs, 1 round (smoke test)")
     parser.add_argument("--runs-per-burst", type=int, default=500, help="run_once requests")
     parser.add_argument("--clients", type=int, default=32, help="concurrent client threads")
     parser.add_argument("--rounds", type=int, default=3, help="bursts, each on a fresh server")
@@ -72,9 +73,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default="server,env",
         help="comma-separated: server (the server's Python), env (an environment of its own)",
     )
-    parser.add_argument("--runs", type=int, help="ignored (run.py passes it to every benchmark)")
-    parser.add_argument("--json", type=Path, help="write the result as JSON here")
-    parser.add_argument("--quick", action="store_true", help="20 runs, 1 round (smoke test)")
     args = parser.parse_args(argv)
     if args.quick:
         args.runs_per_burst, args.clients, args.rounds, args.alone_samples = 20, 8, 1, 3

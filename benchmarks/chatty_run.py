@@ -34,6 +34,7 @@ from benchmarks.common import (
     BenchResult,
     Client,
     bench_main,
+    bench_parser,
     jupyter_server,
     percentile,
 )
@@ -53,14 +54,11 @@ print(f"printed {{count * 100}} bytes", flush=True)
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """The command line of this benchmark."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, "tiny sizes (smoke test)")
     parser.add_argument("--seconds", type=float, default=20.0, help="how long the run prints")
     parser.add_argument("--clients", type=int, default=50, help="threads paging task/list")
     parser.add_argument("--tasks", type=int, default=2000, help="tasks in the database")
     parser.add_argument("--samples", type=int, default=200, help="get_by_id calls timed")
-    parser.add_argument("--runs", type=int, help="ignored (run.py passes it to every benchmark)")
-    parser.add_argument("--json", type=Path, help="write the result as JSON here")
-    parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
     args = parser.parse_args(argv)
     if args.quick:
         args.seconds, args.clients, args.tasks, args.samples = 2.0, 4, 100, 30

@@ -7,6 +7,7 @@ least `--quick` (tiny sizes, for the smoke test), `--runs N` (repetitions) and `
 
 from __future__ import annotations
 
+import argparse
 import calendar
 import contextlib
 import io
@@ -62,6 +63,21 @@ class BenchError(RuntimeError):
 
 
 # -- statistics ------------------------------------------------------------------------------
+
+
+RUNS_IGNORED = "ignored (run.py passes it to every benchmark)"
+
+
+def bench_parser(
+    doc: str, quick: str, runs: str = RUNS_IGNORED, runs_default: int | None = None
+) -> argparse.ArgumentParser:
+    """A benchmark's command line with the options `run.py` passes to every benchmark
+    (`--runs`, `--quick`) and `--json`; described by the first paragraph of `doc`."""
+    parser = argparse.ArgumentParser(description=" ".join(doc.split("\n\n", maxsplit=1)[0].split()))
+    parser.add_argument("--runs", type=int, default=runs_default, help=runs)
+    parser.add_argument("--json", type=Path, help="write the result as JSON here")
+    parser.add_argument("--quick", action="store_true", help=quick)
+    return parser
 
 
 def percentile(values: Sequence[float], pct: float) -> float:

@@ -28,6 +28,7 @@ from benchmarks.common import (
     BenchError,
     BenchResult,
     Client,
+    bench_parser,
     first_line_ns,
     jupyter_server,
     ms,
@@ -53,11 +54,10 @@ STAGE_MARKS = ("task_recorded", "run_recorded", "supervisor_up", "latency")
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """The command line of this benchmark."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=MIN_RECORDED_RUNS, help="measured runs")
+    parser = bench_parser(
+        __doc__, "tiny sizes (smoke test)", "measured runs", runs_default=MIN_RECORDED_RUNS
+    )
     parser.add_argument("--warmup", type=int, default=3, help="runs before measuring")
-    parser.add_argument("--json", type=Path, help="write the result as JSON here")
-    parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
     args = parser.parse_args(argv)
     if args.quick:
         args.runs, args.warmup = min(args.runs, 3), 1

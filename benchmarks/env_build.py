@@ -36,6 +36,7 @@ from benchmarks.common import (
     BenchError,
     BenchResult,
     Client,
+    bench_parser,
     jupyter_server,
     print_tables,
     summarize,
@@ -71,11 +72,13 @@ MEASURES = (
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """The command line of this benchmark."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5, help=f"samples of each (max {MAX_RUNS})")
+    parser = bench_parser(
+        __doc__,
+        "one sample of each (smoke test)",
+        f"samples of each (max {MAX_RUNS})",
+        runs_default=5,
+    )
     parser.add_argument("--index-url", help="the one index both installers use")
-    parser.add_argument("--json", type=Path, help="write the result as JSON here")
-    parser.add_argument("--quick", action="store_true", help="one sample of each (smoke test)")
     args = parser.parse_args(argv)
     args.runs = 1 if args.quick else min(args.runs, MAX_RUNS)
     if args.runs < 1:

@@ -36,6 +36,7 @@ from benchmarks.common import (
     BenchError,
     BenchResult,
     Client,
+    bench_parser,
     free_port,
     jupyter_server,
     ms,
@@ -57,12 +58,11 @@ LAGGED = (
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=20, help="dispatches per executor")
+    parser = bench_parser(
+        __doc__, "tiny sizes (smoke test)", "dispatches per executor", runs_default=20
+    )
     parser.add_argument("--burst", type=int, default=24, help="run_once requests in the burst")
     parser.add_argument("--lines", type=int, default=100, help="lines of the log-lag run")
-    parser.add_argument("--json", type=Path, help="write the result as JSON here")
-    parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
     args = parser.parse_args(argv)
     if args.quick:
         args.runs, args.burst, args.lines = 2, 4, 10

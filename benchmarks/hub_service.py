@@ -45,6 +45,7 @@ from benchmarks.common import (
     BenchResult,
     Client,
     bench_main,
+    bench_parser,
     jupyter_server,
     ms,
     parse_log_line,
@@ -60,13 +61,12 @@ PATHS = ("plain server", "Hub → user's server → service", "Hub → service")
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """The benchmark's command line."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=100, help="samples per way and request")
+    parser = bench_parser(
+        __doc__, "tiny sizes (smoke test)", "samples per way and request", runs_default=100
+    )
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--tasks", type=int, default=50, help="scheduled tasks per user")
     parser.add_argument("--seconds", type=int, default=60, help="window of scheduled firing")
-    parser.add_argument("--json", type=Path)
-    parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
     if args.quick:
         args.runs, args.users, args.tasks, args.seconds = 5, 2, 5, 10

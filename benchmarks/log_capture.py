@@ -34,6 +34,7 @@ from benchmarks.common import (
     BenchResult,
     Client,
     bench_main,
+    bench_parser,
     jupyter_server,
     parse_rfc3339_ns,
     percentile,
@@ -63,13 +64,10 @@ LABELS = {
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """The command line of this benchmark."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, "100,000 lines, 1 round (smoke)")
     parser.add_argument("--lines", type=int, default=1_000_000, help="lines each run prints")
     parser.add_argument("--rounds", type=int, default=3, help="runs of each variant")
     parser.add_argument("--variants", default="print,wide,buffered", help="comma-separated")
-    parser.add_argument("--runs", type=int, help="ignored (run.py passes it to every benchmark)")
-    parser.add_argument("--json", type=Path, help="write the result as JSON here")
-    parser.add_argument("--quick", action="store_true", help="100,000 lines, 1 round (smoke)")
     args = parser.parse_args(argv)
     if args.quick:
         # more than a pipe holds (64 KiB): the supervisor reads it in several chunks, so a rate

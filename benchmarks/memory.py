@@ -32,6 +32,7 @@ from benchmarks.common import (
     BenchResult,
     Client,
     bench_main,
+    bench_parser,
     fork_servers,
     jupyter_server,
     percentile,
@@ -50,13 +51,10 @@ PHASES = ("idle", "after_runs", "loaded")
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """The command line of this benchmark."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, "3 runs, 1 round (smoke test)")
     parser.add_argument("--concurrent", type=int, default=20, help="runs sleeping at once")
     parser.add_argument("--warm-runs", type=int, default=5, help="runs before the idle reading")
     parser.add_argument("--rounds", type=int, default=3, help="rounds, each on a fresh server")
-    parser.add_argument("--runs", type=int, help="ignored (run.py passes it to every benchmark)")
-    parser.add_argument("--json", type=Path, help="write the result as JSON here")
-    parser.add_argument("--quick", action="store_true", help="3 runs, 1 round (smoke test)")
     args = parser.parse_args(argv)
     if args.quick:
         args.concurrent, args.warm_runs, args.rounds = 3, 1, 1

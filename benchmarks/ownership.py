@@ -30,7 +30,14 @@ if __package__ in (None, ""):
 from jupyter_server.auth.identity import IdentityProvider, User
 from tornado import web
 
-from benchmarks.common import BenchResult, Client, distribution, jupyter_server, print_tables
+from benchmarks.common import (
+    BenchResult,
+    Client,
+    bench_parser,
+    distribution,
+    jupyter_server,
+    print_tables,
+)
 
 NEVER = "0 0 1 1 *"
 MIN_RECORDED_RUNS = 300
@@ -55,11 +62,10 @@ class NamedTokens(IdentityProvider):
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """The command line of this benchmark."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=MIN_RECORDED_RUNS, help="samples per request")
+    parser = bench_parser(
+        __doc__, "tiny sizes (smoke test)", "samples per request", runs_default=MIN_RECORDED_RUNS
+    )
     parser.add_argument("--tasks", type=int, default=1000, help="tasks stored on each server")
-    parser.add_argument("--json", type=Path, help="write the result as JSON here")
-    parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
     args = parser.parse_args(argv)
     if args.quick:
         args.runs, args.tasks = min(args.runs, 5), min(args.tasks, 4)

@@ -50,6 +50,7 @@ from benchmarks.common import (
     BenchResult,
     Client,
     bench_main,
+    bench_parser,
     free_port,
     jupyter_server,
     percentile,
@@ -89,13 +90,10 @@ NOTEBOOK = {
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """The command line of this benchmark."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, "1 sequential, 2 at once (smoke)")
     parser.add_argument("--sequential", type=int, default=10, help="jobs one after another")
     parser.add_argument("--concurrent", type=int, default=20, help="jobs created at once")
     parser.add_argument("--venv", type=Path, help="reuse this venv (else a new one is made)")
-    parser.add_argument("--runs", type=int, help="ignored (run.py passes it to every benchmark)")
-    parser.add_argument("--json", type=Path, help="write the result as JSON here")
-    parser.add_argument("--quick", action="store_true", help="1 sequential, 2 at once (smoke)")
     args = parser.parse_args(argv)
     if args.quick:
         args.sequential, args.concurrent = 1, 2

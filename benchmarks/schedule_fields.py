@@ -14,7 +14,6 @@ instant passes), and N tasks sharing 10 schedules with cold caches. Best of `--r
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -26,7 +25,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import BenchResult
+from benchmarks.common import BenchResult, bench_parser
 from jupyter_orch.server import cron
 
 ZONES = ("UTC", "Europe/Paris", "America/New_York", "Asia/Tokyo")
@@ -73,11 +72,8 @@ def best_ms(runs: int, prepare: Callable[[], None], work: Callable[[], None]) ->
 
 def main(argv: list[str] | None = None) -> BenchResult:
     """Time the fields; the section for docs/performance.md."""
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = bench_parser(__doc__, "100 tasks, 1 run", "repetitions", runs_default=3)
     parser.add_argument("--tasks", type=int, default=1000)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--json", type=Path)
-    parser.add_argument("--quick", action="store_true", help="100 tasks, 1 run")
     opts = parser.parse_args(argv)
     count, runs = (100, 1) if opts.quick else (opts.tasks, opts.runs)
     own = tasks(count, None)

@@ -38,6 +38,7 @@ from benchmarks.common import (
     BenchResult,
     Client,
     bench_main,
+    bench_parser,
     cpu_sample,
     cpu_use,
     jupyter_server,
@@ -58,15 +59,12 @@ PHASE_BINS = 10  # API latency by the phase of the second a request starts in
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """The command line of this benchmark."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, "20 tasks, 15 s (smoke test)")
     parser.add_argument("--tasks", type=int, default=1000, help="scheduled tasks")
     parser.add_argument("--minutes", type=float, default=3.0, help="measurement window")
     parser.add_argument("--rate", type=float, default=8.0, help="API probes a second")
     parser.add_argument("--baseline-seconds", type=float, default=60.0, help="paused probing")
     parser.add_argument("--drain-seconds", type=float, default=5.0, help="wait after the window")
-    parser.add_argument("--runs", type=int, help="ignored (run.py passes it to every benchmark)")
-    parser.add_argument("--json", type=Path, help="write the result as JSON here")
-    parser.add_argument("--quick", action="store_true", help="20 tasks, 15 s (smoke test)")
     args = parser.parse_args(argv)
     if args.quick:
         args.tasks, args.minutes = min(args.tasks, 20), 0.25
