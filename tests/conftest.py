@@ -7,6 +7,8 @@ import io
 import json
 import os
 import re
+import shutil
+import tempfile
 import time
 import uuid
 import zipfile
@@ -37,6 +39,18 @@ def orch_config() -> dict[str, Any]:
 def data_dir(tmp_path: Path) -> Path:
     """The extension's data directory for this test."""
     return tmp_path / "orch-data"
+
+
+@pytest.fixture
+def passable_dir() -> Iterator[Path]:
+    """A folder other Unix accounts may pass through (0711; pytest's own temporary folders
+    are private), removed at the end."""
+    folder = Path(tempfile.mkdtemp(prefix="orch-passable-", dir="/var/tmp"))
+    folder.chmod(0o711)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import shutil
 import stat
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -50,14 +49,9 @@ def users() -> Iterator[dict[str, pwd.struct_passwd]]:
 
 
 @pytest.fixture
-def place() -> Iterator[Path]:
-    """A folder others may pass through (pytest's own temporary folders are private)."""
-    folder = Path(tempfile.mkdtemp(prefix="orch-account-", dir="/var/tmp"))
-    folder.chmod(0o711)
-    try:
-        yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+def place(passable_dir: Path) -> Path:
+    """A folder others may pass through."""
+    return passable_dir
 
 
 def supervise_as(place: Path, user: str, code: str, **spec: Any) -> tuple[dict[str, Any], Path]:

@@ -15,7 +15,6 @@ import pwd
 import shutil
 import stat
 import subprocess
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -93,14 +92,9 @@ def accounts() -> Iterator[dict[str, pwd.struct_passwd]]:
 
 
 @pytest.fixture
-def data_dir() -> Iterator[Path]:
-    """A data directory other accounts may pass through to (pytest's folders are private)."""
-    folder = Path(tempfile.mkdtemp(prefix="orch-private-", dir="/var/tmp"))
-    folder.chmod(0o711)
-    try:
-        yield folder / "data"
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+def data_dir(passable_dir: Path) -> Path:
+    """A data directory other accounts may pass through to."""
+    return passable_dir / "data"
 
 
 @pytest.fixture
