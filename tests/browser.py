@@ -18,7 +18,7 @@ from typing import Any
 
 import requests
 
-from .servers import free_port, terminate
+from .servers import free_port, jupyter_argv, launch, terminate, wait_answering
 
 ROOT = Path(__file__).resolve().parent.parent
 LABEXTENSION = ROOT / "labextension"
@@ -98,34 +98,17 @@ class Lab:
             JUPYTERLAB_SETTINGS_DIR=str(settings),
             JUPYTERLAB_WORKSPACES_DIR=str(self.workdir / "workspaces"),
         )
-        argv = [
-            sys.executable,
-            "-m",
+        argv = jupyter_argv(
             "jupyterlab",
-            "--no-browser",
-            "--allow-root",
-            "--ip=127.0.0.1",
-            f"--port={self.port}",
-            "--ServerApp.port_retries=0",
-            f"--IdentityProvider.token={self.token}",
-            f"--ServerApp.root_dir={self.root}",
-            f"--OrchApp.data_dir={self.workdir / 'orch-data'}",
-            "--OrchApp.kill_grace_seconds=1",
+            self.port,
+            self.token,
+            self.root,
+            self.workdir / "orch-data",
             "--OrchApp.stop_runs_on_shutdown=True",
             "--LabApp.expose_app_in_browser=True",
-        ]
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(argv, stdout=log, stderr=log, env=env)
-        deadline = time.monotonic() + timeout
-        while True:
-            assert self.proc.poll() is None, f"jupyter lab exited:\n{self.log()}"
-            try:
-                if self.session.get(f"{self.url}api/status", timeout=5).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert time.monotonic() < deadline, f"jupyter lab did not start:\n{self.log()}"
-            time.sleep(0.2)
+        )
+        self.proc = launch(argv, env, self.log_path)
+        wait_answering(self.proc, self.session, f"{self.url}api/status", self.log_path, timeout)
         info = self.runtime / f"jpserver-{self.proc.pid}.json"
         assert info.is_file(), f"no {info.name} in {self.runtime}: a kernel would not find it"
 

@@ -117,6 +117,59 @@ def end_runs(data_dir: Path) -> None:
                 os.kill(pid, signal.SIGKILL)
 
 
+def jupyter_argv(
+    app: str, port: int, token: str, root: Path, data_dir: Path, *extra: str
+) -> list[str]:
+    """The command line of a Jupyter app (`jupyter_server`, `jupyterlab`) with the extension,
+    for tests: local only, a known token, a short kill grace."""
+    return [
+        sys.executable,
+        "-m",
+        app,
+        "--allow-root",
+        "--no-browser",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={root}",
+        f"--OrchApp.data_dir={data_dir}",
+        "--OrchApp.kill_grace_seconds=1",
+        *extra,
+    ]
+
+
+def launch(argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """Start a server process writing to `log_path`."""
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(argv, stdout=log, stderr=log, env=env)
+
+
+def wait_answering(
+    proc: subprocess.Popen[bytes],
+    session: requests.Session,
+    status_url: str,
+    log_path: Path,
+    timeout: float,
+) -> None:
+    """Wait until the server answers `status_url`; fail with its log if it exits or does
+    not answer in time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        assert proc.poll() is None, f"server exited:\n{_text(log_path)}"
+        try:
+            if session.get(status_url, timeout=5).ok:
+                return
+        except requests.ConnectionError:
+            pass
+        assert time.monotonic() < deadline, f"server did not start:\n{_text(log_path)}"
+        time.sleep(0.1)
+
+
+def _text(path: Path) -> str:
+    return path.read_text(encoding="utf-8", errors="replace")
+
+
 class ServerProcess:
     """`jupyter server` with the extension, on a data directory a test chooses."""
 
@@ -147,34 +200,14 @@ class ServerProcess:
             JUPYTER_RUNTIME_DIR=str(self.workdir / "runtime"),
             JUPYTER_CONFIG_DIR=str(self.workdir / "config"),
         )
-        argv = [
-            sys.executable,
-            "-m",
-            "jupyter_server",
-            "--allow-root",
-            "--no-browser",
-            "--ip=127.0.0.1",
-            f"--port={self.port}",
-            "--ServerApp.port_retries=0",
-            f"--IdentityProvider.token={self.token}",
-            f"--ServerApp.root_dir={root}",
-            f"--OrchApp.data_dir={self.data_dir}",
-            "--OrchApp.kill_grace_seconds=1",
-            *self.extra,
-        ]
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(argv, stdout=log, stderr=log, env=env)
-        deadline = time.monotonic() + timeout
-        while True:
-            assert self.proc.poll() is None, f"server exited:\n{self.log()}"
-            try:
-                if self.session.get(self.url.replace("/orch/v1/api", "/api/status")).ok:
-                    self.ready_at = datetime.now(timezone.utc)
-                    return self
-            except requests.ConnectionError:
-                pass
-            assert time.monotonic() < deadline, f"server did not start:\n{self.log()}"
-            time.sleep(0.1)
+        argv = jupyter_argv(
+            "jupyter_server", self.port, self.token, root, self.data_dir, *self.extra
+        )
+        self.proc = launch(argv, env, self.log_path)
+        status = self.url.replace("/orch/v1/api", "/api/status")
+        wait_answering(self.proc, self.session, status, self.log_path, timeout)
+        self.ready_at = datetime.now(timezone.utc)
+        return self
 
     def kill(self, signum: int = signal.SIGKILL, timeout: float = 30.0) -> None:
         """Send a signal and wait for the server to exit."""
