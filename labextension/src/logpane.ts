@@ -4,7 +4,7 @@ import { Widget } from '@lumino/widgets';
 
 import { h } from './dom';
 import { messageOf } from './errors';
-import { clockTime, ILogLine } from './logline';
+import { LogBody } from './logbody';
 import { findMatches, logText } from './logtext';
 import { ILogChange, LogModel } from './logmodel';
 
@@ -49,10 +49,9 @@ export class LogPane extends Widget {
       'Jump to the first line written to stderr',
       () => this._jumpToStderr()
     );
-    const end = this._button('End ↓', 'Jump to the end and follow', () => {
-      this._stick = true;
-      this._body.scrollTop = this._body.scrollHeight;
-    });
+    const end = this._button('End ↓', 'Jump to the end and follow', () =>
+      this._lines.toEnd(true)
+    );
     this._note = h('span', 'jp-OrchLogPane-note');
     this._note.setAttribute('aria-live', 'polite');
     bar.append(
@@ -65,11 +64,14 @@ export class LogPane extends Widget {
       end,
       this._note
     );
-    this._body = h('div', 'jp-OrchLogPane-body');
-    this._body.tabIndex = 0;
-    this._body.setAttribute('role', 'log');
-    this._body.setAttribute('aria-label', 'Run log');
-    this._body.addEventListener('scroll', this._onScroll);
+    this._lines = new LogBody({
+      prefix: 'jp-OrchLogPane',
+      noteClass: 'jp-OrchLogPane-dropped',
+      dropped: count =>
+        `${count} earlier lines are not shown (Download has them all).`,
+      renderText: (node, text) => highlight(node, text, this._search.value)
+    });
+    this._body = this._lines.node;
     this.node.append(bar, this._body);
     this._log.changed.connect(this._onLog, this);
     this._onLog(this._log, { reset: true, added: [] });
@@ -85,7 +87,7 @@ export class LogPane extends Widget {
       return;
     }
     Signal.disconnectReceiver(this);
-    this._body.removeEventListener('scroll', this._onScroll);
+    this._lines.dispose();
     this._search.removeEventListener('input', this._onSearch);
     this._search.removeEventListener('keydown', this._onSearchKey);
     super.dispose();
@@ -104,50 +106,17 @@ export class LogPane extends Widget {
   }
 
   private _onLog(log: LogModel, change: ILogChange): void {
-    if (change.reset) {
-      this._body.replaceChildren();
-      this._stick = true;
-      if (log.dropped > 0) {
-        this._body.appendChild(
-          h(
-            'div',
-            'jp-OrchLogPane-dropped',
-            `${log.dropped} earlier lines are not shown (Download has them all).`
-          )
-        );
-      }
-      this._append(log.lines);
-    } else {
-      this._append(change.added);
-    }
+    this._lines.show(log, change);
     if (log.state === 'ended' && log.lines.length === 0) {
-      this._body.replaceChildren(
-        h('div', 'jp-OrchLogPane-dropped', '(no output)')
-      );
+      this._body.replaceChildren();
+      this._lines.note('(no output)');
     }
     if (log.state === 'error') {
       this._say(`log unavailable: ${log.error}`);
     }
     this._stderr.disabled = !log.lines.some(l => l.stream === 'stderr');
     this._countMatches();
-    if (this._stick) {
-      this._body.scrollTop = this._body.scrollHeight;
-    }
-  }
-
-  private _append(lines: readonly ILogLine[]): void {
-    const fragment = document.createDocumentFragment();
-    const query = this._search.value;
-    for (const line of lines) {
-      const node = h('div', 'jp-OrchLogPane-line');
-      node.dataset.stream = line.stream;
-      node.dataset.n = String(line.n);
-      const text = h('span', 'jp-OrchLogPane-text');
-      highlight(text, line.text, query);
-      node.append(h('span', 'jp-OrchLogPane-time', clockTime(line.time)), text);
-      fragment.appendChild(node);
-    }
-    this._body.appendChild(fragment);
+    this._lines.toEnd();
   }
 
   /** Highlight the matches again in every line. */
@@ -187,7 +156,7 @@ export class LogPane extends Widget {
     this._current = (this._current + step + marks.length) % marks.length;
     const mark = marks[this._current];
     mark.classList.add('jp-mod-current');
-    this._stick = false;
+    this._lines.stick = false;
     mark.scrollIntoView({ block: 'center' });
     this._count.textContent = `${this._current + 1} of ${marks.length}`;
   }
@@ -207,7 +176,7 @@ export class LogPane extends Widget {
       '.jp-OrchLogPane-line[data-stream="stderr"]'
     );
     if (first) {
-      this._stick = false;
+      this._lines.stick = false;
       first.scrollIntoView({ block: 'center' });
       first.classList.add('jp-mod-flash');
       setTimeout(() => first.classList.remove('jp-mod-flash'), 1500);
@@ -236,11 +205,6 @@ export class LogPane extends Widget {
     this._note.textContent = text;
   }
 
-  private _onScroll = (): void => {
-    const body = this._body;
-    this._stick = body.scrollTop + body.clientHeight >= body.scrollHeight - 8;
-  };
-
   private _log: LogModel;
   private _download: () => Promise<{ name: string; text: string }>;
   private _search: HTMLInputElement;
@@ -248,8 +212,8 @@ export class LogPane extends Widget {
   private _wrap: HTMLButtonElement;
   private _stderr: HTMLButtonElement;
   private _note: HTMLSpanElement;
+  private _lines: LogBody;
   private _body: HTMLDivElement;
-  private _stick = true;
   private _current = -1;
 }
 

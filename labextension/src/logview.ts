@@ -5,7 +5,7 @@ import { Widget } from '@lumino/widgets';
 import { CommandIDs } from './commandids';
 import { badge, h } from './dom';
 import { duration, when } from './format';
-import { clockTime, ILogLine } from './logline';
+import { LogBody } from './logbody';
 import { ILogChange, LogModel } from './logmodel';
 import { OrchModel } from './model';
 
@@ -31,11 +31,15 @@ export class LogView extends Widget {
     this._output.hidden = true;
     this._output.addEventListener('click', this._onOutput);
     this._header.append(this._status, this._output);
-    this._body = h('div', 'jp-OrchLogView-body');
-    this._body.tabIndex = 0;
-    this._body.setAttribute('role', 'log');
-    this._body.setAttribute('aria-label', 'Run log');
-    this._body.addEventListener('scroll', this._onScroll);
+    this._lines = new LogBody({
+      prefix: 'jp-OrchLogView',
+      noteClass: 'jp-OrchLogView-note',
+      dropped: count => `${count} earlier lines are not shown.`,
+      onScroll: () => {
+        this._jump.hidden = this._lines.stick;
+      }
+    });
+    this._body = this._lines.node;
     this._jump = h('button', 'jp-OrchLogView-jump jp-mod-styled', 'Follow ↓');
     this._jump.type = 'button';
     this._jump.title = 'Scroll to the newest line and keep following';
@@ -58,7 +62,7 @@ export class LogView extends Widget {
 
   /** Whether the view keeps to the newest line. */
   get following(): boolean {
-    return this._stick;
+    return this._lines.stick;
   }
 
   override dispose(): void {
@@ -67,51 +71,17 @@ export class LogView extends Widget {
     }
     Signal.disconnectReceiver(this);
     clearInterval(this._ticker);
-    this._body.removeEventListener('scroll', this._onScroll);
+    this._lines.dispose();
     this._jump.removeEventListener('click', this._onJump);
     this._output.removeEventListener('click', this._onOutput);
     super.dispose();
   }
 
   private _onLog(log: LogModel, change: ILogChange): void {
-    if (change.reset) {
-      this._body.replaceChildren();
-      this._stick = true;
-      if (log.dropped > 0) {
-        this._body.appendChild(
-          h(
-            'div',
-            'jp-OrchLogView-note',
-            `${log.dropped} earlier lines are not shown.`
-          )
-        );
-      }
-      this._append(log.lines);
-    } else {
-      this._append(change.added);
-    }
+    this._lines.show(log, change);
     this._renderHeader();
-    if (this._stick) {
-      this._body.scrollTop = this._body.scrollHeight;
-    }
-    this._jump.hidden = this._stick;
-  }
-
-  private _append(lines: readonly ILogLine[]): void {
-    if (lines.length === 0) {
-      return;
-    }
-    const fragment = document.createDocumentFragment();
-    for (const line of lines) {
-      const node = h('div', 'jp-OrchLogView-line');
-      node.dataset.stream = line.stream;
-      node.append(
-        h('span', 'jp-OrchLogView-time', clockTime(line.time)),
-        h('span', 'jp-OrchLogView-text', line.text)
-      );
-      fragment.appendChild(node);
-    }
-    this._body.appendChild(fragment);
+    this._lines.toEnd();
+    this._jump.hidden = this._lines.stick;
   }
 
   private _renderHeader(): void {
@@ -166,12 +136,6 @@ export class LogView extends Widget {
     });
   }
 
-  private _onScroll = (): void => {
-    const body = this._body;
-    this._stick = body.scrollTop + body.clientHeight >= body.scrollHeight - 8;
-    this._jump.hidden = this._stick;
-  };
-
   private _onOutput = (): void => {
     const output = this._model.runOutput();
     if (output) {
@@ -181,9 +145,8 @@ export class LogView extends Widget {
   };
 
   private _onJump = (): void => {
-    this._stick = true;
     this._jump.hidden = true;
-    this._body.scrollTop = this._body.scrollHeight;
+    this._lines.toEnd(true);
     this._body.focus();
   };
 
@@ -192,8 +155,8 @@ export class LogView extends Widget {
   private _header: HTMLDivElement;
   private _status: HTMLSpanElement;
   private _output: HTMLButtonElement;
+  private _lines: LogBody;
   private _body: HTMLDivElement;
   private _jump: HTMLButtonElement;
-  private _stick = true;
   private _ticker: ReturnType<typeof setInterval>;
 }
