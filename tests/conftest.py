@@ -125,6 +125,12 @@ class Api:
         assert response.code == status, (response.code, response.body)
         return json.loads(response.body)
 
+    async def refused(self, path: str, body: Any, status: int) -> str:
+        """POST expecting the error `status`; the error's message."""
+        answer = await self.ok(path, body, status)
+        message: str = answer["message"]
+        return message
+
     async def upload_raw(
         self, zip_bytes: bytes, metadata: str = '{"workspace_id": 1}', **kwargs: Any
     ) -> HTTPResponse:

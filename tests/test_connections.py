@@ -24,14 +24,6 @@ async def create(api: Api, name: str, details: Any = None, kind: str = "ODBC") -
     return conn_id
 
 
-async def message(api: Api, path: str, body: Any, status: int) -> str:
-    """The error message of a request expected to fail with `status`."""
-    response = await api.call(path, body)
-    assert response.code == status, (response.code, response.body)
-    text: str = json.loads(response.body)["message"]
-    return text
-
-
 async def test_create_get_list_link_and_delete(api: Api) -> None:
     conn_id = await create(api, "warehouse")
     got = await api.ok("connections/get", {"name": "warehouse"})
@@ -56,30 +48,30 @@ async def test_create_get_list_link_and_delete(api: Api) -> None:
     assert [c["id"] for c in in_default] == [conn_id]
     assert await api.ok("connections/remove_from_workspace", again) == {}
     assert (await api.ok("connections/list", {"workspace_id": 1}))["connections"] == []
-    await message(api, "connections/remove_from_workspace", again, 404)
+    await api.refused("connections/remove_from_workspace", again, 404)
 
     assert await api.ok("connections/delete", {"name": "warehouse"}) == {}
-    await message(api, "connections/get", {"name": "warehouse"}, 404)
-    await message(api, "connections/get_by_id", {"id": conn_id}, 404)
+    await api.refused("connections/get", {"name": "warehouse"}, 404)
+    await api.refused("connections/get_by_id", {"id": conn_id}, 404)
     assert (await api.ok("connections/list", {}))["connections"] == []
 
 
 async def test_mistakes_are_4xx_naming_what_is_wrong(api: Api) -> None:
     conn_id = await create(api, "api")
-    assert "already exists" in await message(
-        api, "connections/create", {"name": "api", "type": "HTTP", "details": DETAILS}, 409
+    assert "already exists" in await api.refused(
+        "connections/create", {"name": "api", "type": "HTTP", "details": DETAILS}, 409
     )
-    assert "type: is required" in await message(api, "connections/create", {"name": "x"}, 400)
-    assert "details: must be a JSON object" in await message(
-        api, "connections/create", {"name": "x", "type": "HTTP", "details": [SECRET]}, 400
+    assert "type: is required" in await api.refused("connections/create", {"name": "x"}, 400)
+    assert "details: must be a JSON object" in await api.refused(
+        "connections/create", {"name": "x", "type": "HTTP", "details": [SECRET]}, 400
     )
-    assert "name: must not be empty" in await message(
-        api, "connections/create", {"name": " ", "type": "HTTP"}, 400
+    assert "name: must not be empty" in await api.refused(
+        "connections/create", {"name": " ", "type": "HTTP"}, 400
     )
     link = {"workspace_id": 99, "connection_id": conn_id}
-    assert "workspace 99 not found" in await message(api, "connections/add_to_workspace", link, 404)
-    assert "connection_id" in await message(
-        api, "connections/add_to_workspace", {"workspace_id": 1, "connection_id": "x"}, 400
+    assert "workspace 99 not found" in await api.refused("connections/add_to_workspace", link, 404)
+    assert "connection_id" in await api.refused(
+        "connections/add_to_workspace", {"workspace_id": 1, "connection_id": "x"}, 400
     )
     # No details given: an empty object.
     await api.ok("connections/create", {"name": "bare", "type": "HTTP"})

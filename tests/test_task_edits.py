@@ -4,7 +4,6 @@ and the schedule preview, against the real server."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -46,14 +45,6 @@ async def run_ended(api: Api, task_id: str, run_id: str, timeout: float = 60) ->
             return run
         assert time.monotonic() < deadline, f"run {run_id} still {run['status']}"
         await asyncio.sleep(0.1)
-
-
-async def error(api: Api, path: str, body: Any, code: int) -> str:
-    """Call, expect `code`; the error message."""
-    response = await api.call(path, body)
-    assert response.code == code, (response.code, response.body)
-    message: str = json.loads(response.body)["message"]
-    return message
 
 
 async def test_a_new_schedule_and_zone_show_their_next_fires_at_once(api: Api) -> None:
@@ -106,12 +97,12 @@ async def test_every_change_is_in_the_history_after_the_creation(api: Api) -> No
     await api.ok("task/kill", {"id": task_id}, status=202)
     body = {"orchestrations": [orch_id], "confirm_delete": True}
     assert (await api.ok("orchestration/delete_orchestrations", body))["deleted"] is True
-    await error(api, "task/history", {"id": task_id}, 404)
+    await api.refused("task/history", {"id": task_id}, 404)
 
 
 async def test_wrong_updates_are_refused_naming_the_field(api: Api, tmp_path: Path) -> None:
     task_id = await api.run_once(await api.upload(ARGS))
-    message = await error(api, "task/update", {"id": task_id, "schedule": "* * * * *"}, 400)
+    message = await api.refused("task/update", {"id": task_id, "schedule": "* * * * *"}, 400)
     assert message.startswith("schedule:") and "run-once" in message
     sched = await scheduled(api, ARGS)
     for field, value in [
@@ -124,12 +115,12 @@ async def test_wrong_updates_are_refused_naming_the_field(api: Api, tmp_path: Pa
         ("keep_runs", 0),
         ("cron", "* * * * *"),
     ]:
-        message = await error(api, "task/update", {"id": sched, field: value}, 400)
+        message = await api.refused("task/update", {"id": sched, field: value}, 400)
         assert message.startswith(f"{field}:"), message
     unknown = "00000000-0000-4000-8000-000000000000"
-    await error(api, "task/update", {"id": unknown, "name": "x"}, 404)
+    await api.refused("task/update", {"id": unknown, "name": "x"}, 404)
     await api.ok("task/kill", {"id": sched}, status=202)
-    assert "killed" in await error(api, "task/update", {"id": sched, "name": "x"}, 409)
+    assert "killed" in await api.refused("task/update", {"id": sched, "name": "x"}, 409)
     # Nothing half-written: the refused changes left no history.
     assert len((await api.ok("task/history", {"id": sched}))["changes"]) == 1
 
@@ -185,12 +176,12 @@ async def test_rerun_refuses_a_killed_task_and_a_busy_continuous_one(
     while not task["last_runs"]:
         task = await api.ok("task/get_by_id", {"id": task_id})
     run_id = task["last_runs"][0]["run_id"]
-    message = await error(api, "task/rerun", {"run_id": run_id}, 409)
+    message = await api.refused("task/rerun", {"run_id": run_id}, 409)
     assert "one run at a time" in message
     await api.ok("task/kill", {"id": task_id}, status=202)
-    assert "killed" in await error(api, "task/rerun", {"run_id": run_id}, 409)
+    assert "killed" in await api.refused("task/rerun", {"run_id": run_id}, 409)
     unknown = "00000000-0000-4000-8000-000000000000"
-    await error(api, "task/rerun", {"run_id": unknown}, 404)
+    await api.refused("task/rerun", {"run_id": unknown}, 404)
 
 
 async def test_schedule_preview_lists_fires_in_the_zone_and_names_problems(api: Api) -> None:
@@ -206,15 +197,15 @@ async def test_schedule_preview_lists_fires_in_the_zone_and_names_problems(api: 
     assert answer["description"] == "At 09:00"
     default = await api.ok("schedule/preview", {"schedule": "*/2 * * * * *"})
     assert len(default["fires"]) == 3 and default["description"] == "Every 2 seconds"
-    assert (await error(api, "schedule/preview", {"schedule": "61 * * * *"}, 400)).startswith(
+    assert (await api.refused("schedule/preview", {"schedule": "61 * * * *"}, 400)).startswith(
         "schedule:"
     )
-    message = await error(
-        api, "schedule/preview", {"schedule": "@daily", "timezone": "Nowhere"}, 400
+    message = await api.refused(
+        "schedule/preview", {"schedule": "@daily", "timezone": "Nowhere"}, 400
     )
     assert message.startswith("timezone:")
     assert (
-        await error(api, "schedule/preview", {"schedule": "@daily", "count": 0}, 400)
+        await api.refused("schedule/preview", {"schedule": "@daily", "count": 0}, 400)
     ).startswith("count:")
 
 
@@ -241,10 +232,10 @@ async def test_new_code_for_a_task_runs_from_its_next_run(api: Api) -> None:
     elsewhere = (await api.ok("workspaces/create", {"workspace_name": "other"}))["workspace_id"]
     foreign = await api.upload(ARGS, workspace_id=elsewhere)
     await api.wait_orch(foreign, {"ready"})
-    message = await error(api, "task/update", {"id": task_id, "orch_id": foreign}, 400)
+    message = await api.refused("task/update", {"id": task_id, "orch_id": foreign}, 400)
     assert message.startswith("orch_id:") and "workspace" in message
     missing = "00000000-0000-4000-8000-000000000000"
-    await error(api, "task/update", {"id": task_id, "orch_id": missing}, 404)
+    await api.refused("task/update", {"id": task_id, "orch_id": missing}, 404)
 
 
 async def test_deleting_old_code_stops_its_run_going_and_the_task_stays(
